@@ -1,0 +1,19 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/split.smk"
+include: "rules/shuffle.smk"
+include: "rules/gather.smk"
+
+
+rule all:
+    input:
+        OUTPUT,
+        SUMMARY,
+    default_target: True

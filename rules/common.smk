@@ -1,0 +1,84 @@
+import os
+import sys
+
+sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
+
+from snakeshuf.config import check_config
+from snakeshuf.plan import ConfigError, encode_segments, make_plan, scratch_dir
+
+
+def fail(error):
+    """Stop before any job runs, with the message alone (no traceback)."""
+    print(f"snakeshuf: error: {error}", file=sys.stderr)
+    sys.exit(1)
+
+
+def literal(path):
+    """A path used inside a Snakemake pattern: braces are not wildcards."""
+    return path.replace("{", "{{").replace("}", "}}")
+
+
+try:
+    check_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
+    PLAN = make_plan(
+        config["inputs"], config["output"], config["memory_mb"], config["chunk_mb"]
+    )
+except ConfigError as error:
+    fail(error)
+
+PYTHON = sys.executable
+SCRIPTS = os.path.join(workflow.basedir, "scripts")
+SCRATCH = literal(scratch_dir(config["scratch"], config["output"]))
+RUN_NAME = os.path.basename(SCRATCH)
+OUTPUT = literal(config["output"])
+SUMMARY = literal(config["output"] + ".summary.json")
+CHUNKS = range(len(PLAN.chunks))
+BUCKETS = range(PLAN.buckets)
+SEPARATOR = ord("\n")
+
+
+wildcard_constraints:
+    chunk=r"\d+",
+    bucket=r"\d+",
+
+
+def log_path(rule_name, wildcard=""):
+    return os.path.join("logs", RUN_NAME, rule_name, f"{wildcard}.log")
+
+
+def benchmark_path(rule_name, wildcard=""):
+    return os.path.join("benchmarks", RUN_NAME, rule_name, f"{wildcard}.tsv")
+
+
+def get_mem_mb(wildcards, attempt):
+    """A retry gets more memory; the output never depends on it."""
+    return config["memory_mb"] * attempt
+
+
+def get_chunk_files(wildcards):
+    return [f.path for f in PLAN.chunk_files(int(wildcards.chunk))]
+
+
+def get_chunk_segments(wildcards):
+    segments = PLAN.chunks[int(wildcards.chunk)]
+    return ",".join(
+        f"{s.file_index}:{s.start}:{s.end}:{PLAN.files[s.file_index].size}"
+        for s in segments
+    )
+
+
+def run_files():
+    return expand(f"{SCRATCH}/runs/{{chunk}}.run", chunk=CHUNKS)
+
+
+def index_files():
+    return expand(f"{SCRATCH}/runs/{{chunk}}.index.npy", chunk=CHUNKS)
+
+
+def get_run_pairs(wildcards, input):
+    """Run file and index, interleaved, as shuffle_bucket.py takes them."""
+    return [path for pair in zip(input.runs, input.indexes) for path in pair]
+
+
+def get_bucket_pairs(wildcards, input):
+    return [path for pair in zip(input.buckets, input.stats) for path in pair]

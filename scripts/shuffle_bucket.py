@@ -1,0 +1,136 @@
+"""Rule shuffle_bucket: read one bucket's sections from every run file, order the
+records by key and write the bucket.
+
+Usage (from rules/shuffle.smk):
+  shuffle_bucket.py --bucket J --buckets K --memory-mb M --out DATA --stats JSON
+                    [--separator BYTE] -- RUN INDEX [RUN INDEX ...]
+"""
+
+import argparse
+import zlib
+
+import numpy as np
+
+from snakeshuf import jobs
+from snakeshuf import keys as keylib
+from snakeshuf import runfile
+from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
+from snakeshuf.records import separator_ends
+
+
+class BucketWriter:
+    """Writes records to the bucket file, keeping count, size and checksum."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.records = self.nbytes = self.checksum = self.key_sum = 0
+
+    def write_sorted(self, keys, data, separator, where):
+        """Write the records of `data` in the order of their `keys`."""
+        ends = separator_ends(data, separator)
+        if len(ends) != len(keys) or (len(ends) and ends[-1] != len(data)):
+            raise runfile.IntegrityError(
+                f"{where}: {len(keys)} keys but {len(ends)} records; a run file is corrupt"
+            )
+        order = np.argsort(keys, kind="stable")
+        step = max(1, len(keys) * OUTPUT_SLICE_BYTES // max(1, len(data)))
+        for lo in range(0, len(order), step):
+            piece = runfile.reorder(data, ends, order[lo : lo + step])
+            self.handle.write(piece)
+            self.checksum = zlib.crc32(piece, self.checksum)
+        self.records += len(keys)
+        self.nbytes += len(data)
+        self.key_sum = (self.key_sum + keylib.key_checksum(keys)) & keylib.MASK64
+
+
+def bucket_sections(runs, bucket):
+    """(run path, index rows) of this bucket, in chunk order."""
+    return [(run, runfile.bucket_rows(runfile.load_index(index), bucket)) for run, index in runs]
+
+
+def load_whole(sections):
+    """All keys and records of the bucket, read straight into two arrays."""
+    rows = [row for _, rs in sections for row in rs]
+    records = sum(int(r[runfile.RECORDS]) for r in rows)
+    nbytes = sum(int(r[runfile.NBYTES]) for r in rows)
+    keys, data = np.empty(records, np.uint64), np.empty(nbytes, np.uint8)
+    k = d = 0
+    for run, run_rows in sections:
+        with open(run, "rb", buffering=0) as handle:
+            for row in run_rows:
+                n, b = int(row[runfile.RECORDS]), int(row[runfile.NBYTES])
+                runfile.read_section(handle, run, row, keys[k : k + n], data[d : d + b])
+                k, d = k + n, d + b
+    return keys, data
+
+
+def load_part(sections, buckets, parts, part, separator):
+    """The keys and records of one key sub-range of the bucket (several-pass mode)."""
+    key_pieces, data_pieces = [], []
+    for run, run_rows in sections:
+        with open(run, "rb", buffering=0) as handle:
+            for row in run_rows:
+                keys, data = runfile.read_section(handle, run, row)
+                chosen = np.flatnonzero(keylib.sub_range_of(keys, buckets, parts) == part)
+                if len(chosen):
+                    key_pieces.append(keys[chosen])
+                    ends = separator_ends(data, separator)
+                    data_pieces.append(np.frombuffer(runfile.reorder(data, ends, chosen), np.uint8).copy())
+    if not key_pieces:
+        return np.empty(0, np.uint64), np.empty(0, np.uint8)
+    return np.concatenate(key_pieces), np.concatenate(data_pieces)
+
+
+def expected_totals(sections):
+    rows = [rs for _, rs in sections if len(rs)]
+    if not rows:
+        return 0, 0, 0
+    rows = np.concatenate(rows)
+    key_sum = int(rows[:, runfile.KEY_SUM].sum(dtype=np.uint64))
+    return int(rows[:, runfile.RECORDS].sum()), int(rows[:, runfile.NBYTES].sum()), key_sum
+
+
+def shuffle_bucket(runs, bucket, buckets, separator, memory, out_path, stats_path):
+    sections = bucket_sections(runs, bucket)
+    records, nbytes, key_sum = expected_totals(sections)
+    passes = memory.shuffle_passes(records, nbytes)
+    where = f"bucket {bucket}"
+    with jobs.atomic_write(out_path) as handle:
+        writer = BucketWriter(handle)
+        if passes == 1:
+            writer.write_sorted(*load_whole(sections), separator, where)
+        for part in range(passes if passes > 1 else 0):
+            keys, data = load_part(sections, buckets, passes, part, separator)
+            writer.write_sorted(keys, data, separator, where)
+            del keys, data
+    if (writer.records, writer.nbytes, writer.key_sum) != (records, nbytes, key_sum):
+        raise runfile.IntegrityError(
+            f"{where}: wrote {writer.records} records / {writer.nbytes} bytes but the run "
+            f"indexes list {records} / {nbytes} (or the key checksums differ)"
+        )
+    stats = jobs.report(
+        "shuffle", bucket=bucket, records=records, bytes=nbytes, key_sum=key_sum,
+        checksum=writer.checksum, passes=passes,
+    )
+    jobs.save_json(stats_path, stats)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bucket", type=int, required=True)
+    parser.add_argument("--buckets", type=int, required=True)
+    parser.add_argument("--memory-mb", type=int, required=True)
+    parser.add_argument("--separator", type=int, default=ord("\n"))
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--stats", required=True)
+    parser.add_argument("runs", nargs="+", help="run file and index, in pairs")
+    args = parser.parse_args(argv)
+    runs = list(zip(args.runs[0::2], args.runs[1::2]))
+    shuffle_bucket(
+        runs, args.bucket, args.buckets, args.separator, MemoryModel(args.memory_mb),
+        args.out, args.stats,
+    )
+
+
+if __name__ == "__main__":
+    jobs.run(main)

@@ -1,0 +1,32 @@
+"""Checking the configuration against config/schema.yaml, with messages for humans."""
+
+import jsonschema
+import yaml
+from snakemake.utils import validate
+
+from snakeshuf.plan import ConfigError
+
+
+def describe(error, schema):
+    """One line for one schema violation, naming the config key."""
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(schema["properties"]))
+        known = ", ".join(schema["properties"])
+        return f"unknown config key(s) {', '.join(map(repr, unknown))}; the keys are: {known}"
+    key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    if error.validator == "required":
+        return f"config key {error.message}: say which files to shuffle"
+    if error.validator == "oneOf":
+        return f"config key '{key}': {error.instance!r} is neither a positive integer nor 'auto'"
+    return f"config key '{key}': {error.message}"
+
+
+def check_config(config, schema_path):
+    """Validate `config` and fill in defaults; raise ConfigError listing every problem."""
+    with open(schema_path) as handle:
+        schema = yaml.safe_load(handle)
+    problems = [describe(e, schema) for e in jsonschema.Draft202012Validator(schema).iter_errors(config)]
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    validate(config, schema_path, set_default=True)
+    return config

@@ -1,0 +1,69 @@
+"""The memory model: how a job's budget (memory_mb) is shared out.
+
+Every job is one Python process with NumPy and PyArrow loaded (BASE_MB,
+measured with bench/measure_base.py). What remains is the usable part:
+
+* a split job holds one read buffer, the same bytes regrouped by bucket, and
+  per-record arrays for at most `batch_records` records;
+* a shuffle job holds its bucket's bytes plus SHUFFLE_BYTES_PER_RECORD of
+  arrays per record, and writes its output in small slices. A bucket that
+  would not fit (short records, skew) is done in several passes over key
+  sub-ranges, never loaded whole.
+"""
+
+import math
+from dataclasses import dataclass
+
+MB = 1 << 20
+BASE_MB = 80
+MIN_MEMORY_MB = 128
+# Arrays per record: split keeps ends, keys, bucket ids, order and the regrouped
+# keys; shuffle keeps keys, record offsets, the sort order and sort scratch.
+SPLIT_BYTES_PER_RECORD = 64
+SHUFFLE_BYTES_PER_RECORD = 48
+# The plan sizes buckets for records of this many bytes on average; shorter
+# records make a shuffle job take extra passes, not extra memory.
+PLANNED_RECORD_BYTES = 128
+OUTPUT_SLICE_BYTES = 4 * MB
+MULTI_PASS_FACTOR = 2.5
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    memory_mb: int
+
+    @property
+    def usable_bytes(self):
+        return (self.memory_mb - BASE_MB) * MB
+
+    @property
+    def block_bytes(self):
+        """A split job's read buffer, which is also the longest record allowed."""
+        return self.usable_bytes // 4
+
+    @property
+    def batch_records(self):
+        return max(1, self.usable_bytes // 4 // SPLIT_BYTES_PER_RECORD)
+
+    @property
+    def shuffle_bytes(self):
+        return self.usable_bytes - 2 * OUTPUT_SLICE_BYTES
+
+    @property
+    def bucket_bytes(self):
+        """Bucket size the plan aims at: a full bucket of average records fits."""
+        per_byte = 1 + SHUFFLE_BYTES_PER_RECORD / PLANNED_RECORD_BYTES
+        return int(self.shuffle_bytes / per_byte)
+
+    def shuffle_passes(self, records, nbytes):
+        """Key sub-ranges a shuffle job needs so that each fits in memory."""
+        need = nbytes + records * SHUFFLE_BYTES_PER_RECORD
+        if need <= self.shuffle_bytes:
+            return 1
+        # A pass collects pieces and then joins them (twice its size), and key
+        # sub-ranges are only about equal: leave room for both.
+        return math.ceil(need * MULTI_PASS_FACTOR / self.shuffle_bytes)
+
+    def memory_for_record(self, record_bytes):
+        """The smallest memory_mb whose split buffer holds a record this long."""
+        return max(MIN_MEMORY_MB, BASE_MB + math.ceil((record_bytes + 1) * 4 / MB))

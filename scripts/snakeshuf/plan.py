@@ -1,0 +1,182 @@
+"""The plan: which input bytes each split job reads and how many buckets there are.
+
+Planning runs every time the Snakefile is parsed (on a cluster, in every job),
+so it only calls stat(): it never reads the data.
+"""
+
+import glob
+import hashlib
+import math
+import os
+import stat
+from dataclasses import dataclass
+
+from snakeshuf.memory import MB, MIN_MEMORY_MB, MemoryModel
+
+AUTO_CHUNK_MIN_BYTES = 256 * MB
+AUTO_CHUNK_TARGET_COUNT = 128
+
+
+class ConfigError(Exception):
+    """A configuration or input problem found before any job runs."""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    index: int
+    path: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Bytes [start, end) of input file `file_index`; owns the records starting there."""
+
+    file_index: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: tuple
+    chunks: tuple  # of tuples of Segments
+    buckets: int
+    memory: MemoryModel
+    chunk_bytes: int
+
+    @property
+    def total_bytes(self):
+        return sum(f.size for f in self.files)
+
+    def chunk_files(self, chunk):
+        return [self.files[s.file_index] for s in self.chunks[chunk]]
+
+
+def has_glob(pattern):
+    return glob.has_magic(pattern)
+
+
+def expand_inputs(patterns):
+    """Paths in the order given; each glob expands sorted and must match something."""
+    if not patterns:
+        raise ConfigError("config key 'inputs' lists no files: name at least one input file")
+    paths = []
+    for pattern in patterns:
+        if has_glob(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                raise ConfigError(f"input pattern '{pattern}' (config key 'inputs') matches no file")
+            paths.extend(matches)
+        else:
+            paths.append(pattern)
+    return paths
+
+
+def stat_input(path):
+    """Size of an input that must be a readable regular file."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigError(f"input '{path}' does not exist (config key 'inputs')") from None
+    except OSError as error:
+        raise ConfigError(f"input '{path}' cannot be used: {error.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(
+            f"input '{path}' is a directory; list its files or use a glob such as '{path}/*.txt'"
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"input '{path}' is not a regular file (a pipe or device cannot be split)")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"input '{path}' is not readable: check its permissions")
+    return info
+
+
+def same_file(a, b):
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def check_output(output, infos):
+    if os.path.isdir(output):
+        raise ConfigError(f"output '{output}' is a directory; give a file path (config key 'output')")
+    try:
+        out_info = os.stat(output)
+    except OSError:
+        return
+    for path, info in infos:
+        if same_file(info, out_info):
+            raise ConfigError(
+                f"output '{output}' is also an input ('{path}'); choose another output path"
+            )
+
+
+def load_inputs(patterns, output):
+    paths = expand_inputs(patterns)
+    infos = [(path, stat_input(path)) for path in paths]
+    seen = {}
+    for path, info in infos:
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            raise ConfigError(
+                f"input '{path}' is the same file as '{seen[key]}'; each input may be listed once "
+                "(remove the duplicate from 'inputs' or narrow the glob)"
+            )
+        seen[key] = path
+    check_output(output, infos)
+    return tuple(InputFile(i, path, info.st_size) for i, (path, info) in enumerate(infos))
+
+
+def auto_chunk_bytes(total_bytes):
+    """Chunks grow with the input so that their number stays bounded."""
+    return max(AUTO_CHUNK_MIN_BYTES, math.ceil(total_bytes / AUTO_CHUNK_TARGET_COUNT))
+
+
+def cut_chunks(files, chunk_bytes):
+    """Cut the inputs into chunks of about chunk_bytes; small files share a chunk."""
+    chunks, current, room = [], [], chunk_bytes
+    for f in files:
+        pos = 0
+        while pos < f.size:
+            take = min(room, f.size - pos)
+            current.append(Segment(f.index, pos, pos + take))
+            pos += take
+            room -= take
+            if room == 0:
+                chunks.append(tuple(current))
+                current, room = [], chunk_bytes
+    if current:
+        chunks.append(tuple(current))
+    return tuple(chunks)
+
+
+def bucket_count(total_bytes, memory):
+    return max(1, math.ceil(total_bytes / memory.bucket_bytes))
+
+
+def make_plan(inputs, output, memory_mb, chunk_mb="auto"):
+    if memory_mb < MIN_MEMORY_MB:
+        raise ConfigError(
+            f"memory_mb is {memory_mb}, below the minimum of {MIN_MEMORY_MB} "
+            "(a job's Python, NumPy and PyArrow alone take ~80 MB); set memory_mb >= "
+            f"{MIN_MEMORY_MB}"
+        )
+    files = load_inputs(inputs, output)
+    total = sum(f.size for f in files)
+    chunk_bytes = auto_chunk_bytes(total) if chunk_mb == "auto" else int(chunk_mb * MB)
+    memory = MemoryModel(memory_mb)
+    return Plan(files, cut_chunks(files, chunk_bytes), bucket_count(total, memory), memory, chunk_bytes)
+
+
+def scratch_dir(scratch, output):
+    """Intermediates of one output live apart from those of any other output."""
+    digest = hashlib.sha1(os.path.abspath(output).encode("utf-8", "surrogateescape")).hexdigest()
+    return os.path.join(scratch, f"{os.path.basename(output)}-{digest[:8]}")
+
+
+def encode_segments(segments):
+    """A chunk's segments as a compact string param: 'file:start:end,...'."""
+    return ",".join(f"{s.file_index}:{s.start}:{s.end}" for s in segments)
+
+
+def decode_segments(text):
+    return [Segment(*map(int, part.split(":"))) for part in text.split(",") if part]

@@ -1,0 +1,136 @@
+"""Reading the records of a byte range of an input file, in bounded memory.
+
+A record is the bytes up to and including a separator byte. A byte range
+[start, end) owns the records that *start* inside it (as Hadoop's input splits
+do), so consecutive ranges of one file own every record exactly once. Bytes
+are never decoded.
+"""
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+SCAN_PIECE = 1 << 20
+
+
+class InputError(Exception):
+    """Input that cannot be shuffled as planned; the message says what to do."""
+
+
+@dataclass
+class Batch:
+    """Consecutive records of one input: `data` holds them back to back."""
+
+    data: np.ndarray  # uint8; every record ends with the separator
+    ends: np.ndarray  # int64, exclusive end of each record within data
+    offset: int  # input byte offset of data[0]
+
+    @property
+    def starts(self):
+        return np.concatenate(([0], self.ends[:-1]))
+
+
+def separator_ends(data, sep, max_records=None):
+    """End positions (one past each separator) in `data`, scanned in small pieces
+    so that the temporary arrays stay small; stops after `max_records`."""
+    found, count = [], 0
+    for lo in range(0, len(data), SCAN_PIECE):
+        hits = np.flatnonzero(data[lo : lo + SCAN_PIECE] == sep)
+        found.append(hits + (lo + 1))
+        count += len(hits)
+        if max_records is not None and count >= max_records:
+            break
+    ends = np.concatenate(found) if found else np.empty(0, np.int64)
+    return ends[:max_records] if max_records is not None else ends
+
+
+def check_unchanged(handle, path, planned_size):
+    size = os.fstat(handle.fileno()).st_size
+    if size != planned_size:
+        raise InputError(
+            f"input '{path}' changed size since the run was planned "
+            f"({planned_size} -> {size} bytes); run the same command again to re-plan"
+        )
+
+
+def first_record_start(handle, start, end, sep, buf):
+    """Offset of the first record that starts in [start, end), or None."""
+    if start == 0:
+        return 0
+    handle.seek(start - 1)
+    pos = start - 1
+    while pos < end:
+        got = handle.readinto(buf)
+        if not got:
+            return None
+        hits = np.flatnonzero(buf[:got] == sep)
+        if len(hits):
+            first = pos + int(hits[0]) + 1
+            return first if first < end else None
+        pos += got
+    return None
+
+
+class RecordTooLarge(InputError):
+    def __init__(self, message, length=0, limit=0):
+        super().__init__(message)
+        self.length, self.limit = length, limit
+
+
+def record_length(handle, offset, sep, buf):
+    """Length of the record starting at `offset`, found by scanning forward."""
+    handle.seek(offset)
+    length = 0
+    while got := handle.readinto(buf):
+        hits = np.flatnonzero(buf[:got] == sep)
+        if len(hits):
+            return length + int(hits[0]) + 1
+        length += got
+    return length
+
+
+def record_too_large(handle, path, offset, sep, buf):
+    length = record_length(handle, offset, sep, buf)
+    return RecordTooLarge(
+        f"the record at byte offset {offset} of '{path}' is {length} bytes long", length, len(buf) - 1
+    )
+
+
+def read_batches(path, start, end, size, sep, buf, max_records):
+    """Yield Batches of the records of `path` that start in [start, end).
+
+    `buf` (uint8) is reused for every batch, so a batch is valid only until the
+    next one is requested; its length minus one is the longest record allowed
+    (one byte is kept free to terminate a last record that lacks a separator).
+    """
+    with open(path, "rb", buffering=0) as handle:
+        check_unchanged(handle, path, size)
+        pos = first_record_start(handle, start, end, sep, buf)
+        if pos is None:
+            return
+        handle.seek(pos)
+        capacity, filled, at_eof = len(buf) - 1, 0, False
+        while pos < end:
+            if not at_eof and filled < capacity:
+                got = handle.readinto(memoryview(buf)[filled:capacity])
+                at_eof = got == 0
+                filled += got
+            ends = separator_ends(buf[:filled], sep, max_records)
+            if len(ends) == 0:
+                if not at_eof:
+                    if filled == capacity:
+                        raise record_too_large(handle, path, pos, sep, buf)
+                    continue
+                if filled == 0:
+                    return
+                buf[filled] = sep  # the last record lacks its separator: add it
+                filled += 1
+                ends = np.array([filled], np.int64)
+            owned = int(np.searchsorted(ends, end - pos, side="left")) + 1
+            ends = ends[:owned]
+            used = int(ends[-1])
+            yield Batch(buf[:used], ends, pos)
+            buf[: filled - used] = buf[used:filled].copy()
+            filled -= used
+            pos += used

@@ -1,0 +1,125 @@
+"""Run files: what a split job hands to the shuffle jobs.
+
+A split job writes ONE data file and ONE index. The data file is a sequence of
+spills; a spill holds, for every bucket in order, that bucket's record keys
+(uint64) and then its records, each group in input order. The index (a .npy
+array, one row per non-empty section, sorted by bucket then spill) lets a
+shuffle job find and verify its sections without reading anyone else's.
+"""
+
+import os
+import zlib
+
+import numpy as np
+import pyarrow as pa
+
+from snakeshuf import keys as keylib
+
+COLUMNS = ("bucket", "key_offset", "data_offset", "records", "nbytes", "checksum", "key_sum")
+BUCKET, KEY_OFFSET, DATA_OFFSET, RECORDS, NBYTES, CHECKSUM, KEY_SUM = range(len(COLUMNS))
+
+
+class IntegrityError(Exception):
+    """An intermediate file does not match what its writer recorded."""
+
+
+def reorder(data, ends, order):
+    """The records of `data` (ending at `ends`) in the order `order`, as one buffer."""
+    offsets = np.concatenate(([0], ends)).astype(np.int64, copy=False)
+    records = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    taken = records.take(pa.array(order))
+    _, taken_offsets, taken_data = taken.buffers()
+    nbytes = int(np.frombuffer(taken_offsets, np.int64)[len(taken)])
+    return memoryview(taken_data)[:nbytes] if nbytes else memoryview(b"")
+
+
+def section_checksum(key_bytes, data_bytes):
+    return zlib.crc32(data_bytes, zlib.crc32(key_bytes))
+
+
+class RunWriter:
+    """Appends spills to an open run file and remembers their index rows."""
+
+    def __init__(self, handle, buckets):
+        self.handle = handle
+        self.buckets = buckets
+        self.position = 0
+        self.rows = []
+
+    def write_spill(self, keys, data, counts, byte_counts):
+        """Write one spill: `keys` and `data` already grouped by bucket."""
+        key_bytes = keys.view(np.uint8)
+        key_ends = np.cumsum(counts) * 8
+        data_ends = np.cumsum(byte_counts)
+        key_base = self.position
+        data_base = key_base + len(key_bytes)
+        self.handle.write(key_bytes)
+        self.handle.write(data)
+        self.position = data_base + len(data)
+        record_ends = np.cumsum(counts)
+        for bucket in np.flatnonzero(counts):
+            k0, k1 = key_ends[bucket] - counts[bucket] * 8, key_ends[bucket]
+            d0, d1 = data_ends[bucket] - byte_counts[bucket], data_ends[bucket]
+            r0 = record_ends[bucket] - counts[bucket]
+            self.rows.append(
+                (
+                    bucket,
+                    key_base + k0,
+                    data_base + d0,
+                    counts[bucket],
+                    d1 - d0,
+                    section_checksum(key_bytes[k0:k1], data[d0:d1]),
+                    keylib.key_checksum(keys[r0 : record_ends[bucket]]),
+                )
+            )
+
+    def index(self):
+        rows = np.array(self.rows, dtype=np.uint64).reshape(-1, len(COLUMNS))
+        return rows[np.argsort(rows[:, BUCKET], kind="stable")]
+
+
+def bucket_rows(index, bucket):
+    """The rows of one bucket in an index (sorted by bucket)."""
+    column = index[:, BUCKET]
+    lo = np.searchsorted(column, bucket, side="left")
+    hi = np.searchsorted(column, bucket, side="right")
+    return np.array(index[lo:hi])
+
+
+def read_section(handle, path, row, keys=None, data=None):
+    """Keys and bytes of one section, checked against its index row; read into
+    `keys` and `data` when given (views of the right length)."""
+    records, nbytes = int(row[RECORDS]), int(row[NBYTES])
+    keys = np.empty(records, np.uint64) if keys is None else keys
+    data = np.empty(nbytes, np.uint8) if data is None else data
+    handle.seek(int(row[KEY_OFFSET]))
+    got = handle.readinto(keys)
+    handle.seek(int(row[DATA_OFFSET]))
+    got += handle.readinto(data)
+    if got != records * 8 + nbytes:
+        raise IntegrityError(f"run file '{path}' is truncated: a section of bucket {row[BUCKET]} is short")
+    if section_checksum(keys.view(np.uint8), data) != int(row[CHECKSUM]):
+        raise IntegrityError(
+            f"run file '{path}' is corrupt: checksum mismatch in a section of bucket {row[BUCKET]}"
+        )
+    return keys, data
+
+
+def load_index(path):
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise IntegrityError(f"index '{path}' cannot be read: {error}") from None
+
+
+def check_run_size(path, index):
+    """A run file must be exactly as long as its index says."""
+    if len(index) == 0:
+        return
+    last = index[np.argmax(index[:, DATA_OFFSET] + index[:, NBYTES])]
+    expected = int(last[DATA_OFFSET] + last[NBYTES])
+    actual = os.path.getsize(path)
+    if actual < expected:
+        raise IntegrityError(f"run file '{path}' is truncated: {actual} bytes, index needs {expected}")

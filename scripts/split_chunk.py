@@ -1,0 +1,76 @@
+"""Rule split_chunk: give every record of a chunk its key and sort it into buckets.
+
+Usage (from rules/split.smk):
+  split_chunk.py --segments SPEC --seed S --buckets K --memory-mb M
+                 --run RUN --index INDEX [--separator BYTE] -- FILE...
+SPEC lists 'file_index:start:end:size' per FILE, comma-separated.
+"""
+
+import argparse
+
+import numpy as np
+
+from snakeshuf import jobs
+from snakeshuf import keys as keylib
+from snakeshuf.memory import MemoryModel
+from snakeshuf.records import RecordTooLarge, read_batches
+from snakeshuf.runfile import RunWriter, reorder
+
+
+def group_by_bucket(batch, seed, file_index, buckets):
+    """The batch's keys and records regrouped by bucket (input order within a bucket)."""
+    keys = keylib.record_keys(seed, file_index, batch.offset + batch.starts)
+    bucket = keylib.bucket_of(keys, buckets).astype(np.uint16 if buckets <= 1 << 16 else np.uint32)
+    order = np.argsort(bucket, kind="stable")
+    counts = np.bincount(bucket, minlength=buckets)
+    lengths = np.diff(batch.ends, prepend=0)
+    byte_counts = np.bincount(bucket, weights=lengths, minlength=buckets).astype(np.int64)
+    return keys[order], reorder(batch.data, batch.ends, order), counts, byte_counts
+
+
+def split_chunk(paths, segments, seed, buckets, separator, memory, run_path, index_path):
+    buffer = np.empty(memory.block_bytes + 1, np.uint8)
+    records = nbytes = 0
+    with jobs.atomic_write(run_path) as handle:
+        writer = RunWriter(handle, buckets)
+        for path, (file_index, start, end, size) in zip(paths, segments):
+            batches = read_batches(path, start, end, size, separator, buffer, memory.batch_records)
+            for batch in batches:
+                writer.write_spill(*group_by_bucket(batch, seed, file_index, buckets))
+                records += len(batch.ends)
+                nbytes += len(batch.data)
+    index = writer.index()
+    with jobs.atomic_write(index_path) as handle:
+        np.save(handle, index)
+    return jobs.report("split", records=records, bytes=nbytes, spills=len(index))
+
+
+def parse_segments(text):
+    return [tuple(map(int, part.split(":"))) for part in text.split(",")]
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--segments", type=parse_segments, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--buckets", type=int, required=True)
+    parser.add_argument("--memory-mb", type=int, required=True)
+    parser.add_argument("--separator", type=int, default=ord("\n"))
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--index", required=True)
+    parser.add_argument("files", nargs="+")
+    args = parser.parse_args(argv)
+    memory = MemoryModel(args.memory_mb)
+    try:
+        split_chunk(
+            args.files, args.segments, args.seed, args.buckets, args.separator,
+            memory, args.run, args.index,
+        )
+    except RecordTooLarge as error:
+        raise RecordTooLarge(
+            f"{error} (with memory_mb={memory.memory_mb} the longest is {error.limit} bytes); "
+            f"set memory_mb to at least {memory.memory_for_record(error.length)}"
+        ) from None
+
+if __name__ == "__main__":
+    jobs.run(main)
