@@ -13,7 +13,7 @@ include: "rules/gather.smk"
 
 
 rule all:
+    default_target: True
     input:
         OUTPUT,
         SUMMARY,
-    default_target: True

@@ -1,4 +1,5 @@
 import os
+import shlex
 import sys
 
 sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
@@ -26,7 +27,6 @@ try:
 except ConfigError as error:
     fail(error)
 
-PYTHON = sys.executable
 SCRIPTS = os.path.join(workflow.basedir, "scripts")
 SCRATCH = literal(scratch_dir(config["scratch"], config["output"]))
 RUN_NAME = os.path.basename(SCRATCH)
@@ -42,12 +42,27 @@ wildcard_constraints:
     bucket=r"\d+",
 
 
+def python_for_jobs():
+    """The interpreter running Snakemake has snakeshuf's packages; with
+    --software-deployment-method conda, the rule's environment's python does."""
+    methods = getattr(workflow.deployment_settings, "deployment_method", ())
+    return (
+        "python" if any("conda" in str(m).lower() for m in methods) else sys.executable
+    )
+
+
+def script_command(name):
+    """Shell words that run scripts/<name>.py, as a literal shell-rule prefix."""
+    words = [python_for_jobs(), os.path.join(SCRIPTS, f"{name}.py")]
+    return literal(shlex.join(words))
+
+
 def log_path(rule_name, wildcard=""):
-    return os.path.join("logs", RUN_NAME, rule_name, f"{wildcard}.log")
+    return os.path.join("logs", RUN_NAME, rule_name, f"{wildcard or rule_name}.log")
 
 
 def benchmark_path(rule_name, wildcard=""):
-    return os.path.join("benchmarks", RUN_NAME, rule_name, f"{wildcard}.tsv")
+    return os.path.join("benchmarks", RUN_NAME, rule_name, f"{wildcard or rule_name}.tsv")
 
 
 def get_mem_mb(wildcards, attempt):

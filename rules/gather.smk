@@ -7,18 +7,21 @@ rule gather:
     output:
         data=OUTPUT,
         summary=SUMMARY,
-    params:
-        seed=config["seed"],
-        separator=SEPARATOR,
-        buckets=get_bucket_pairs,
-    resources:
-        mem_mb=get_mem_mb,
     log:
         log_path("gather"),
     benchmark:
         benchmark_path("gather")
+    conda:
+        "../envs/snakeshuf.yaml"
+    resources:
+        mem_mb=get_mem_mb,
+    params:
+        seed=config["seed"],
+        separator=SEPARATOR,
+        buckets=get_bucket_pairs,
     shell:
-        "{PYTHON:q} {SCRIPTS:q}/gather.py --out {output.data:q} --summary {output.summary:q}"
+        f"{script_command('gather')} "
+        "--out {output.data:q} --summary {output.summary:q}"
         " --seed {params.seed} --separator {params.separator}"
         " --inputs {input.inputs:q} --indexes {input.indexes:q}"
         " --buckets {params.buckets:q} > {log:q} 2>&1"

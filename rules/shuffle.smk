@@ -5,18 +5,21 @@ rule shuffle_bucket:
     output:
         data=temp(f"{SCRATCH}/buckets/{{bucket}}.data"),
         stats=temp(f"{SCRATCH}/buckets/{{bucket}}.json"),
-    params:
-        buckets=PLAN.buckets,
-        separator=SEPARATOR,
-        runs=get_run_pairs,
-    resources:
-        mem_mb=get_mem_mb,
     log:
         log_path("shuffle_bucket", "{bucket}"),
     benchmark:
         benchmark_path("shuffle_bucket", "{bucket}")
+    conda:
+        "../envs/snakeshuf.yaml"
+    resources:
+        mem_mb=get_mem_mb,
+    params:
+        buckets=PLAN.buckets,
+        separator=SEPARATOR,
+        runs=get_run_pairs,
     shell:
-        "{PYTHON:q} {SCRIPTS:q}/shuffle_bucket.py --bucket {wildcards.bucket}"
+        f"{script_command('shuffle_bucket')} "
+        "--bucket {wildcards.bucket}"
         " --buckets {params.buckets} --separator {params.separator}"
         " --memory-mb {resources.mem_mb} --out {output.data:q} --stats {output.stats:q}"
         " -- {params.runs:q} > {log:q} 2>&1"

@@ -4,19 +4,22 @@ rule split_chunk:
     output:
         run=temp(f"{SCRATCH}/runs/{{chunk}}.run"),
         index=temp(f"{SCRATCH}/runs/{{chunk}}.index.npy"),
+    log:
+        log_path("split_chunk", "{chunk}"),
+    benchmark:
+        benchmark_path("split_chunk", "{chunk}")
+    conda:
+        "../envs/snakeshuf.yaml"
+    resources:
+        mem_mb=get_mem_mb,
     params:
         segments=get_chunk_segments,
         seed=config["seed"],
         buckets=PLAN.buckets,
         separator=SEPARATOR,
-    resources:
-        mem_mb=get_mem_mb,
-    log:
-        log_path("split_chunk", "{chunk}"),
-    benchmark:
-        benchmark_path("split_chunk", "{chunk}")
     shell:
-        "{PYTHON:q} {SCRIPTS:q}/split_chunk.py --segments {params.segments}"
+        f"{script_command('split_chunk')} "
+        "--segments {params.segments}"
         " --seed {params.seed} --buckets {params.buckets} --separator {params.separator}"
         " --memory-mb {resources.mem_mb} --run {output.run:q} --index {output.index:q}"
         " -- {input.files:q} > {log:q} 2>&1"

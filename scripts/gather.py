@@ -9,33 +9,37 @@ Usage (from rules/gather.smk):
 import argparse
 import json
 import os
-import zlib
 
 import numpy as np
 
 from snakeshuf import jobs, runfile
+from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 
 COPY_BYTES = 8 << 20
 
 
 def copy_verified(source, stats, out, buffer):
     """Append bucket `source` to `out`; its size, checksum and record count must
-    match what its shuffle job recorded. Returns the records copied."""
-    checksum = records = size = 0
+    match what its shuffle job recorded."""
+    checksum = size = 0
     with open(source, "rb", buffering=0) as handle:
         while got := handle.readinto(buffer):
             piece = memoryview(buffer)[:got]
             out.write(piece)
-            checksum = zlib.crc32(piece, checksum)
-            records += int(np.count_nonzero(buffer[:got] == stats["separator"]))
+            checksum = (checksum + word_sum(piece, size)) & MASK64
             size += got
-    if (size, checksum, records) != (stats["bytes"], stats["checksum"], stats["records"]):
-        raise runfile.IntegrityError(
-            f"bucket file '{source}' does not match its stats ({size} bytes, {records} records, "
-            f"crc {checksum} vs {stats['bytes']}, {stats['records']}, {stats['checksum']}): "
-            "it was changed or corrupted after it was written; delete it and run again"
+    if (size, checksum) != (stats["bytes"], stats["checksum"]):
+        raise IntegrityError(
+            f"bucket file '{source}' does not match what its shuffle job recorded "
+            f"({size} bytes, checksum {checksum}; expected {stats['bytes']} bytes, checksum "
+            f"{stats['checksum']}): it was changed or corrupted after it was written; "
+            "delete it and run the same command again"
         )
-    return records
+
+
+def load_json(path):
+    with open(path) as handle:
+        return json.load(handle)
 
 
 def input_totals(paths, separator):
@@ -59,7 +63,7 @@ def split_totals(indexes):
         records += int(index[:, runfile.RECORDS].sum())
         nbytes += int(index[:, runfile.NBYTES].sum())
         key_sum += int(index[:, runfile.KEY_SUM].sum(dtype=np.uint64))
-    return records, nbytes, key_sum & ((1 << 64) - 1)
+    return records, nbytes, key_sum & MASK64
 
 
 def check_totals(stage_totals):
@@ -68,17 +72,19 @@ def check_totals(stage_totals):
     for name, totals in rest:
         for field in first.keys() & totals.keys():
             if first[field] != totals[field]:
-                raise runfile.IntegrityError(
+                raise IntegrityError(
                     f"{field} differ between {first_name} ({first[field]}) and {name} "
                     f"({totals[field]}): records were lost or duplicated; the output was not written"
                 )
 
 
 def gather(out_path, summary_path, seed, separator, inputs, indexes, buckets):
-    stats = [dict(json.load(open(path)), separator=separator) for _, path in buckets]
+    stats = [load_json(path) for _, path in buckets]
     buffer = np.empty(COPY_BYTES, np.uint8)
     with jobs.atomic_write(out_path) as out:
-        output_records = sum(copy_verified(data, s, out, buffer) for (data, _), s in zip(buckets, stats))
+        for (data, _), bucket_stats in zip(buckets, stats):
+            copy_verified(data, bucket_stats, out, buffer)
+        output_records = sum(s["records"] for s in stats)
         split_records, split_bytes, split_keys = split_totals(indexes)
         check_totals(
             {
@@ -87,9 +93,9 @@ def gather(out_path, summary_path, seed, separator, inputs, indexes, buckets):
                 "the buckets": {
                     "records": sum(s["records"] for s in stats),
                     "bytes": sum(s["bytes"] for s in stats),
-                    "key_sum": sum(s["key_sum"] for s in stats) & ((1 << 64) - 1),
+                    "key_sum": sum(s["key_sum"] for s in stats) & MASK64,
                 },
-                "the output": {"records": output_records, "bytes": out.tell()},
+                "the output": {"bytes": out.tell()},
             }
         )
     summary = jobs.report(

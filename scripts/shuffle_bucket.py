@@ -7,13 +7,13 @@ Usage (from rules/shuffle.smk):
 """
 
 import argparse
-import zlib
 
 import numpy as np
 
 from snakeshuf import jobs
 from snakeshuf import keys as keylib
 from snakeshuf import runfile
+from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
 from snakeshuf.records import separator_ends
 
@@ -29,18 +29,20 @@ class BucketWriter:
         """Write the records of `data` in the order of their `keys`."""
         ends = separator_ends(data, separator)
         if len(ends) != len(keys) or (len(ends) and ends[-1] != len(data)):
-            raise runfile.IntegrityError(
+            raise IntegrityError(
                 f"{where}: {len(keys)} keys but {len(ends)} records; a run file is corrupt"
             )
         order = np.argsort(keys, kind="stable")
         step = max(1, len(keys) * OUTPUT_SLICE_BYTES // max(1, len(data)))
+        written = 0
         for lo in range(0, len(order), step):
             piece = runfile.reorder(data, ends, order[lo : lo + step])
             self.handle.write(piece)
-            self.checksum = zlib.crc32(piece, self.checksum)
+            self.checksum = (self.checksum + word_sum(piece, self.nbytes + written)) & MASK64
+            written += len(piece)
         self.records += len(keys)
         self.nbytes += len(data)
-        self.key_sum = (self.key_sum + keylib.key_checksum(keys)) & keylib.MASK64
+        self.key_sum = (self.key_sum + keylib.key_checksum(keys)) & MASK64
 
 
 def bucket_sections(runs, bucket):
@@ -104,7 +106,7 @@ def shuffle_bucket(runs, bucket, buckets, separator, memory, out_path, stats_pat
             writer.write_sorted(keys, data, separator, where)
             del keys, data
     if (writer.records, writer.nbytes, writer.key_sum) != (records, nbytes, key_sum):
-        raise runfile.IntegrityError(
+        raise IntegrityError(
             f"{where}: wrote {writer.records} records / {writer.nbytes} bytes but the run "
             f"indexes list {records} / {nbytes} (or the key checksums differ)"
         )

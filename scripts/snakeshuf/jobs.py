@@ -9,7 +9,7 @@ import time
 from contextlib import contextmanager
 
 from snakeshuf.records import InputError
-from snakeshuf.runfile import IntegrityError
+from snakeshuf.integrity import IntegrityError
 
 STARTED = time.monotonic()
 
