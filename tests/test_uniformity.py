@@ -1,0 +1,153 @@
+"""Is the output a uniformly random permutation? Chi-square tests on the real
+workflow's output, which three known-wrong shufflers must fail.
+
+Each check is a chi-square test of independence. The threshold ALPHA = 1e-4
+and the sizes (about a million records, 10 bins) are chosen so that the wrong
+shufflers give p-values below 1e-50 while a uniform shuffle passes with
+probability 1 - 1e-4 per check; the seeds are fixed, so the suite is
+repeatable.
+"""
+
+import numpy as np
+import pytest
+from scipy.stats import chi2_contingency, chisquare
+
+from conftest import run_workflow
+from snakeshuf import keys as keylib
+
+ALPHA = 1e-4
+BINS = 10
+RECORDS = 1_000_000
+WIDTH = 40  # bytes per line: 40 MB of input gives several buckets at 128 MB
+
+
+# --- the checks -----------------------------------------------------------
+
+def contingency_pvalue(rows, cols, classes):
+    table = np.zeros((classes, classes))
+    np.add.at(table, (rows, cols), 1)
+    return chi2_contingency(table).pvalue
+
+
+def position_vs_origin(origins):
+    """Does where a record ends up depend on where it started?"""
+    n = len(origins)
+    return contingency_pvalue(origins * BINS // n, np.arange(n) * BINS // n, BINS)
+
+
+def neighbour_origins(origins):
+    """Do neighbours in the output come from related places in the input?"""
+    blocks = origins * BINS // len(origins)
+    return contingency_pvalue(blocks[:-1], blocks[1:], BINS)
+
+
+def neighbour_values(values, classes):
+    """Are equal lines kept together?"""
+    return contingency_pvalue(values[:-1], values[1:], classes)
+
+
+# --- three wrong shufflers, as permutations of input positions ------------
+
+def shuffle_within_chunks(n, rng, chunks=BINS):
+    return np.concatenate([rng.permutation(part) for part in np.array_split(np.arange(n), chunks)])
+
+
+def round_robin_chunks(n, rng, chunks=BINS):
+    """Shuffle chunks locally, then deal one record from each chunk in turn."""
+    parts = [rng.permutation(part) for part in np.array_split(np.arange(n), chunks)]
+    width = max(len(p) for p in parts)
+    grid = np.full((width, chunks), -1)
+    for c, part in enumerate(parts):
+        grid[: len(part), c] = part
+    dealt = grid.ravel()
+    return dealt[dealt >= 0]
+
+
+def sort_random_groups(values, rng):
+    """`sort -R`: order by a random hash of the line, so equal lines stay together."""
+    salt = rng.permutation(values.max() + 1)
+    return np.argsort(salt[values], kind="stable")
+
+
+# --- the real workflow ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def unique_lines(tmp_path_factory):
+    """RECORDS distinct lines; a line's first 9 digits are its input position."""
+    d = tmp_path_factory.mktemp("unique")
+    numbers = np.char.zfill(np.arange(RECORDS).astype(str), 9).astype(bytes)
+    lines = b"".join(n + b" " + b"." * (WIDTH - 11) + b"\n" for n in numbers)
+    half = len(lines) // 2 // WIDTH * WIDTH
+    (d / "a.txt").write_bytes(lines[:half])
+    (d / "b.txt").write_bytes(lines[half:])
+    return [str(d / "a.txt"), str(d / "b.txt")]
+
+
+@pytest.fixture(scope="module")
+def workflow_origins(tmp_path_factory, unique_lines):
+    d = tmp_path_factory.mktemp("run-unique")
+    config = {"inputs": unique_lines, "output": "out.txt", "memory_mb": 128, "chunk_mb": 4, "seed": 11}
+    run_workflow(d, config)
+    data = np.frombuffer((d / "out.txt").read_bytes(), np.uint8).reshape(-1, WIDTH)
+    digits = data[:, :9].astype(np.int64) - ord("0")
+    return digits @ (10 ** np.arange(8, -1, -1))
+
+
+def duplicate_values():
+    return np.arange(200_000) % 50
+
+
+@pytest.fixture(scope="module")
+def workflow_values(tmp_path_factory):
+    d = tmp_path_factory.mktemp("run-duplicates")
+    (d / "dup.txt").write_bytes(b"".join(b"value %02d\n" % v for v in duplicate_values()))
+    run_workflow(d, {"inputs": ["dup.txt"], "output": "out.txt", "seed": 5})
+    return np.array([int(line[6:]) for line in (d / "out.txt").read_bytes().splitlines()])
+
+
+def test_workflow_output_is_a_permutation_of_positions(workflow_origins):
+    assert np.array_equal(np.sort(workflow_origins), np.arange(RECORDS))
+
+
+def test_workflow_position_is_independent_of_origin(workflow_origins):
+    assert position_vs_origin(workflow_origins) > ALPHA
+
+
+def test_workflow_neighbours_are_independent(workflow_origins):
+    assert neighbour_origins(workflow_origins) > ALPHA
+
+
+def test_workflow_does_not_group_equal_lines(workflow_values):
+    assert np.array_equal(np.sort(workflow_values), np.sort(duplicate_values()))
+    assert neighbour_values(workflow_values, 50) > ALPHA
+
+
+def test_shuffling_within_chunks_is_caught():
+    origins = shuffle_within_chunks(RECORDS, np.random.default_rng(1))
+    assert position_vs_origin(origins) < ALPHA
+
+
+def test_round_robin_of_shuffled_chunks_is_caught():
+    origins = round_robin_chunks(RECORDS, np.random.default_rng(2))
+    assert position_vs_origin(origins) > ALPHA, "position by position it looks uniform"
+    assert neighbour_origins(origins) < ALPHA
+
+
+def test_sort_r_grouping_is_caught():
+    values = duplicate_values()
+    grouped = values[sort_random_groups(values, np.random.default_rng(3))]
+    assert neighbour_values(grouped, 50) < ALPHA
+
+
+# --- every permutation equally likely (the key function itself) -----------
+
+def test_all_permutations_of_five_records_are_equally_likely():
+    """Across 60,000 seeds, each of the 120 orders of 5 records appears ~500 times."""
+    offsets = np.array([0, 17, 40, 41, 99])
+    seen = np.zeros(120, np.int64)
+    codes = {}
+    for seed in range(60_000):
+        order = tuple(np.argsort(keylib.record_keys(seed, 0, offsets), kind="stable"))
+        seen[codes.setdefault(order, len(codes))] += 1
+    assert len(codes) == 120
+    assert chisquare(seen).pvalue > ALPHA

@@ -1,0 +1,100 @@
+"""The whole workflow on real files: nothing lost, nothing altered, and an order
+that depends on the inputs and the seed only."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import job_reports, records_of, run_workflow
+from make_corpus import generate
+
+
+def write(path, data):
+    path.write_bytes(data)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def corpus_60mb(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    with open(path, "wb") as out:
+        generate(out, 60 << 20, seed=9, fmt="text")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def awkward_inputs(tmp_path_factory, corpus_60mb):
+    """Inputs that break naive line handling, plus a generated corpus."""
+    d = tmp_path_factory.mktemp("awkward")
+    return [
+        write(d / "empty.txt", b""),
+        write(d / "no-final-newline.txt", b"first\nsecond\nlast without newline"),
+        write(d / "crlf.txt", b"windows line\r\n" * 50 + b"\r\n\r\n"),
+        write(d / "nul.bin", b"nul\x00inside\n\x00\n" * 40 + b"\x00\x00\x00\n"),
+        write(d / "latin1.txt", "caf\xe9 na\xefve\n".encode("latin-1") * 30 + b"\xff\xfe\x80\n"),
+        write(d / "duplicates.txt", b"same line\n" * 5000 + b"\n" * 3000),
+        write(d / "huge-line.txt", b"short\n" + b"x" * (3 << 20) + b"\nshort again\n"),
+        corpus_60mb,
+    ]
+
+
+def expected_records(paths):
+    records = Counter()
+    for path in paths:
+        records.update(records_of(path))
+    return records
+
+
+def test_output_is_a_permutation_of_the_input_records(workdir, awkward_inputs):
+    config = {"inputs": awkward_inputs, "output": "out/shuffled.txt", "memory_mb": 128, "chunk_mb": 7}
+    run_workflow(workdir, config)
+    output = records_of(workdir / "out/shuffled.txt")
+    assert Counter(output) == expected_records(awkward_inputs)
+    summary = json.loads((workdir / "out/shuffled.txt.summary.json").read_text())
+    assert summary["records"] == len(output)
+    assert summary["buckets"] > 1, "the test must exercise several buckets"
+    assert output != [r for p in awkward_inputs for r in records_of(p)], "output is in input order"
+
+
+def test_intermediates_are_removed_after_success(workdir, awkward_inputs):
+    config = {"inputs": awkward_inputs[:3], "output": "shuffled.txt", "scratch": "tmp-scratch"}
+    run_workflow(workdir, config)
+    leftovers = [p for p in (workdir / "tmp-scratch").rglob("*") if p.is_file()]
+    assert leftovers == []
+
+
+def shuffled_bytes(workdir, inputs, cores=2, **config):
+    config = {"inputs": inputs, "output": "shuffled.txt", **config}
+    run_workflow(workdir, config, cores=cores)
+    summary = json.loads((Path(workdir) / "shuffled.txt.summary.json").read_text())
+    return (Path(workdir) / "shuffled.txt").read_bytes(), summary
+
+
+def test_order_depends_only_on_inputs_and_seed(tmp_path, corpus_60mb):
+    inputs = [corpus_60mb]
+    variants = {
+        "128 MB": dict(memory_mb=128, chunk_mb=8),
+        "160 MB": dict(memory_mb=160, chunk_mb=8),
+        "256 MB": dict(memory_mb=256, chunk_mb=8),
+        "other chunks": dict(memory_mb=128, chunk_mb=23),
+        "one core": dict(memory_mb=128, chunk_mb=8, cores=1),
+    }
+    results = {
+        name: shuffled_bytes(tmp_path / name.replace(" ", "-"), inputs, seed=3, **options)
+        for name, options in variants.items()
+    }
+    bucket_counts = {name: summary["buckets"] for name, (_, summary) in results.items()}
+    assert len({bucket_counts[n] for n in ("128 MB", "160 MB", "256 MB")}) == 3, bucket_counts
+    reference = results["128 MB"][0]
+    for name, (data, _) in results.items():
+        assert data == reference, f"output with {name} differs from 128 MB"
+    other_seed, _ = shuffled_bytes(tmp_path / "seed-4", inputs, seed=4, memory_mb=128, chunk_mb=8)
+    assert other_seed != reference
+    assert sorted(records_of_bytes(other_seed)) == sorted(records_of_bytes(reference))
+
+
+def records_of_bytes(data):
+    return data.split(b"\n")
+
