@@ -33,10 +33,12 @@ class BucketWriter:
                 f"{where}: {len(keys)} keys but {len(ends)} records; a run file is corrupt"
             )
         order = np.argsort(keys, kind="stable")
+        records = runfile.as_records(data, ends)
+        del ends
         step = max(1, len(keys) * OUTPUT_SLICE_BYTES // max(1, len(data)))
         written = 0
         for lo in range(0, len(order), step):
-            piece = runfile.reorder(data, ends, order[lo : lo + step])
+            piece = runfile.take(records, order[lo : lo + step])
             self.handle.write(piece)
             self.checksum = (self.checksum + word_sum(piece, self.nbytes + written)) & MASK64
             written += len(piece)
@@ -76,8 +78,8 @@ def load_part(sections, buckets, parts, part, separator):
                 chosen = np.flatnonzero(keylib.sub_range_of(keys, buckets, parts) == part)
                 if len(chosen):
                     key_pieces.append(keys[chosen])
-                    ends = separator_ends(data, separator)
-                    data_pieces.append(np.frombuffer(runfile.reorder(data, ends, chosen), np.uint8).copy())
+                    records = runfile.as_records(data, separator_ends(data, separator))
+                    data_pieces.append(np.frombuffer(runfile.take(records, chosen), np.uint8).copy())
     if not key_pieces:
         return np.empty(0, np.uint64), np.empty(0, np.uint8)
     return np.concatenate(key_pieces), np.concatenate(data_pieces)

@@ -14,7 +14,7 @@ from snakeshuf import jobs
 from snakeshuf import keys as keylib
 from snakeshuf.memory import MemoryModel
 from snakeshuf.records import RecordTooLarge, read_batches
-from snakeshuf.runfile import RunWriter, reorder
+from snakeshuf.runfile import RunWriter, as_records, take
 
 
 def group_by_bucket(batch, seed, file_index, buckets):
@@ -25,7 +25,7 @@ def group_by_bucket(batch, seed, file_index, buckets):
     counts = np.bincount(bucket, minlength=buckets)
     lengths = np.diff(batch.ends, prepend=0)
     byte_counts = np.bincount(bucket, weights=lengths, minlength=buckets).astype(np.int64)
-    return keys[order], reorder(batch.data, batch.ends, order), counts, byte_counts
+    return keys[order], take(as_records(batch.data, batch.ends), order), counts, byte_counts
 
 
 def split_chunk(paths, segments, seed, buckets, separator, memory, run_path, index_path):

@@ -1,7 +1,8 @@
 """The memory model: how a job's budget (memory_mb) is shared out.
 
-Every job is one Python process with NumPy and PyArrow loaded (BASE_MB,
-measured with bench/measure_base.py). What remains is the usable part:
+Every job is one Python process with NumPy and PyArrow loaded, whose first
+Arrow kernel call also sets up pools and buffers: BASE_MB covers that (about
+75 MB measured) with a margin. What remains is the usable part:
 
 * a split job holds one read buffer, the same bytes regrouped by bucket, and
   per-record arrays for at most `batch_records` records;
@@ -15,7 +16,7 @@ import math
 from dataclasses import dataclass
 
 MB = 1 << 20
-BASE_MB = 80
+BASE_MB = 96
 MIN_MEMORY_MB = 128
 # Arrays per record: split keeps ends, keys, bucket ids, order and the regrouped
 # keys; shuffle keeps keys, record offsets, the sort order and sort scratch.

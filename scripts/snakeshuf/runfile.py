@@ -19,12 +19,16 @@ COLUMNS = ("bucket", "key_offset", "data_offset", "records", "nbytes", "checksum
 BUCKET, KEY_OFFSET, DATA_OFFSET, RECORDS, NBYTES, CHECKSUM, KEY_SUM = range(len(COLUMNS))
 
 
-def reorder(data, ends, order):
-    """The records of `data` (ending at `ends`) in the order `order`, as one buffer."""
+def as_records(data, ends):
+    """The records of `data` (the i-th ends at ends[i]) as an Arrow array, without copying."""
     offsets = np.concatenate(([0], ends)).astype(np.int64, copy=False)
-    records = pa.LargeBinaryArray.from_buffers(
+    return pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
+
+
+def take(records, order):
+    """The Arrow `records` in the order `order`, as one buffer (Arrow's C++ gather)."""
     order = np.ascontiguousarray(order, dtype=np.int64)
     # from_buffers, not pa.array(): the latter costs ~50 MB of RSS on first use.
     indices = pa.Array.from_buffers(pa.int64(), len(order), [None, pa.py_buffer(order)])

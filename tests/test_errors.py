@@ -1,0 +1,73 @@
+"""Bad input and bad configuration: a specific message, a non-zero exit, no job
+started and no output written."""
+
+import os
+
+import pytest
+
+from conftest import run_workflow
+
+
+@pytest.fixture
+def good_input(workdir):
+    (workdir / "data").mkdir()
+    (workdir / "data" / "a.txt").write_bytes(b"one\ntwo\nthree\n")
+    return "data/a.txt"
+
+
+def assert_refused(workdir, config, *expected):
+    result = run_workflow(workdir, config, check=False)
+    assert result.returncode != 0
+    message = result.stderr
+    for text in expected:
+        assert text in message, f"{text!r} not in:\n{message}"
+    assert "snakeshuf: error:" in message
+    assert not (workdir / "logs").exists(), "a job ran"
+    assert not (workdir / "out.txt").exists()
+    assert (workdir / "data" / "a.txt").read_bytes() == b"one\ntwo\nthree\n"
+    return message
+
+
+CASES = {
+    "missing input": (
+        {"inputs": ["data/a.txt", "data/missing.txt"]},
+        ["input 'data/missing.txt' does not exist"],
+    ),
+    "glob matching nothing": ({"inputs": ["data/*.jsonl"]}, ["'data/*.jsonl'", "matches no file"]),
+    "directory as input": ({"inputs": ["data"]}, ["input 'data' is a directory"]),
+    "output equal to an input": (
+        {"inputs": ["data/a.txt"], "output": "data/../data/a.txt"},
+        ["is also an input ('data/a.txt')"],
+    ),
+    "unknown key": ({"inputs": ["data/a.txt"], "sede": 3}, ["unknown config key(s) 'sede'"]),
+    "wrong type": ({"inputs": ["data/a.txt"], "seed": "abc"}, ["config key 'seed'", "'abc'", "integer"]),
+    "memory below minimum": ({"inputs": ["data/a.txt"], "memory_mb": 64}, ["memory_mb is 64", "minimum of 128"]),
+    "bad chunk size": ({"inputs": ["data/a.txt"], "chunk_mb": "big"}, ["config key 'chunk_mb'", "'auto'"]),
+    "no inputs": ({"inputs": []}, ["config key 'inputs'"]),
+    "same file twice": (
+        {"inputs": ["data/a.txt", "data/*.txt"]},
+        ["input 'data/a.txt' is the same file as 'data/a.txt'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_configuration_is_refused_before_any_job(workdir, good_input, case):
+    config, expected = CASES[case]
+    config = {"output": "out.txt", **config}
+    assert_refused(workdir, config, *expected)
+
+
+def test_input_that_is_not_a_regular_file(workdir, good_input):
+    os.mkfifo(workdir / "data" / "pipe")
+    assert_refused(workdir, {"inputs": ["data/pipe"], "output": "out.txt"}, "not a regular file")
+
+
+def test_record_larger_than_the_budget_names_file_offset_and_size(workdir):
+    (workdir / "big.txt").write_bytes(b"small\n" * 10 + b"y" * (50 << 20) + b"\nend\n")
+    result = run_workflow(workdir, {"inputs": ["big.txt"], "output": "out.txt", "memory_mb": 128}, check=False)
+    assert result.returncode != 0
+    assert "the record at byte offset 60 of 'big.txt' is 52428801 bytes long" in result.stderr
+    assert "set memory_mb to at least" in result.stderr
+    assert not (workdir / "out.txt").exists()
+    assert not list(workdir.rglob("*.partial"))
