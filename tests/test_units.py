@@ -1,0 +1,111 @@
+"""The pieces the workflow is made of, checked against plain-Python references."""
+
+import numpy as np
+import pytest
+
+from snakeshuf import keys as keylib
+from snakeshuf.integrity import word_sum
+from snakeshuf.plan import ConfigError, InputFile, cut_chunks, make_plan
+from snakeshuf.records import RecordTooLarge, read_batches
+
+
+def records_from_ranges(path, size, cuts, buffer_bytes, max_records=None, sep=10):
+    """(offset, record) of every record read range by range."""
+    buf = np.empty(buffer_bytes, np.uint8)
+    found = []
+    for start, end in zip(cuts, cuts[1:]):
+        for batch in read_batches(path, start, end, size, sep, buf, max_records):
+            for s, e in zip(batch.starts, batch.ends):
+                found.append((batch.offset + int(s), batch.data[s:e].tobytes()))
+    return found
+
+
+def reference_records(data, sep=b"\n"):
+    out, pos = [], 0
+    while pos < len(data):
+        end = data.find(sep, pos)
+        end = len(data) if end < 0 else end + 1
+        record = data[pos:end]
+        out.append((pos, record if record.endswith(sep) else record + sep))
+        pos = end
+    return out
+
+
+@pytest.mark.parametrize("trial", range(40))
+def test_byte_ranges_own_every_record_exactly_once(tmp_path, trial):
+    rng = np.random.default_rng(trial)
+    lengths = rng.integers(0, 60, rng.integers(1, 300))
+    data = b"".join(b"r" * int(n) + b"\n" for n in lengths)
+    if trial % 3 == 0:
+        data = data[:-1]  # no final separator
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    cuts = sorted({0, len(data), *rng.integers(0, len(data) + 1, rng.integers(0, 12)).tolist()})
+    got = records_from_ranges(str(path), len(data), cuts, buffer_bytes=int(lengths.max()) + 2 + trial,
+                              max_records=int(rng.integers(1, 50)))
+    assert got == reference_records(data)
+
+
+def test_nul_separator(tmp_path):
+    data = b"a\nb\x00c\x00\x00d"
+    (tmp_path / "f").write_bytes(data)
+    got = records_from_ranges(str(tmp_path / "f"), len(data), [0, 3, len(data)], 16, sep=0)
+    assert got == reference_records(data, b"\x00")
+
+
+def test_record_longer_than_the_buffer_is_reported(tmp_path):
+    (tmp_path / "f").write_bytes(b"ok\n" + b"z" * 100 + b"\n")
+    with pytest.raises(RecordTooLarge, match=r"byte offset 3 of '.*f' is 101 bytes long"):
+        records_from_ranges(str(tmp_path / "f"), 104, [0, 104], 50)
+
+
+def test_changed_input_is_detected(tmp_path):
+    (tmp_path / "f").write_bytes(b"a\nb\n")
+    with pytest.raises(Exception, match="changed size since the run was planned"):
+        records_from_ranges(str(tmp_path / "f"), 3, [0, 3], 16)
+
+
+def test_keys_depend_on_seed_file_and_offset():
+    positions = np.arange(1000)
+    a = keylib.record_keys(1, 0, positions)
+    assert len(set(a.tolist())) == 1000
+    assert not np.array_equal(a, keylib.record_keys(2, 0, positions))
+    assert not np.array_equal(a, keylib.record_keys(1, 1, positions))
+    assert np.array_equal(a[500:], keylib.record_keys(1, 0, positions[500:]))
+
+
+def test_buckets_are_contiguous_key_ranges():
+    keys = np.sort(keylib.record_keys(7, 0, np.arange(100_000)))
+    for k in (1, 3, 17, 1000):
+        buckets = keylib.bucket_of(keys, k)
+        assert np.all(np.diff(buckets.astype(np.int64)) >= 0) and buckets.max() < k
+        parts = keylib.sub_range_of(keys[buckets == 0], k, 5)
+        assert np.all(np.diff(parts.astype(np.int64)) >= 0) and parts.max() < 5
+
+
+def test_word_sum_adds_over_any_slicing():
+    data = np.random.default_rng(1).bytes(10_007)
+    cuts = [0, 1, 9, 16, 5000, 5003, 10_007]
+    parts = sum(word_sum(data[a:b], a) for a, b in zip(cuts, cuts[1:])) % (1 << 64)
+    assert parts == word_sum(data)
+    flipped = bytearray(data)
+    flipped[777] ^= 0x10
+    assert word_sum(bytes(flipped)) != word_sum(data)
+
+
+def test_small_files_share_chunks_and_large_ones_are_cut():
+    files = [InputFile(0, "a", 10), InputFile(1, "b", 0), InputFile(2, "c", 25), InputFile(3, "d", 3)]
+    chunks = cut_chunks(files, 12)
+    covered = [(s.file_index, s.start, s.end) for chunk in chunks for s in chunk]
+    assert covered == [(0, 0, 10), (2, 0, 2), (2, 2, 14), (2, 14, 25), (3, 0, 1), (3, 1, 3)]
+    assert all(sum(s.end - s.start for s in chunk) <= 12 for chunk in chunks)
+
+
+def test_plan_follows_memory(tmp_path):
+    big = tmp_path / "big"
+    with open(big, "wb") as handle:
+        handle.truncate(10 << 30)  # sparse: planning only stats
+    small, large = (make_plan([str(big)], str(tmp_path / "o"), m) for m in (256, 1024))
+    assert small.buckets > large.buckets > 1
+    with pytest.raises(ConfigError, match="minimum"):
+        make_plan([str(big)], str(tmp_path / "o"), 100)
