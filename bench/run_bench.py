@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Benchmark snakeshuf against GNU shuf and sort -R, side by side.
+
+Generates (or reuses) a corpus of the requested size, then runs every tool on
+it in turn, `--runs` rounds, interleaved so that all tools see the same
+machine state. Prints per tool the median wall time, MB/s, the largest
+process's peak RSS (GNU time's %M) and the ratio to shuf; also the I/O floor,
+twice the time of `cp corpus copy && sync`, and snakeshuf's time per stage.
+
+  python bench/run_bench.py --size 4G --memory-mb 512 --cores 2 --runs 3
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from make_corpus import generate, parse_size
+
+REPO = Path(__file__).resolve().parent.parent
+TIME = "/usr/bin/time"
+
+
+def timed(command, **kwargs):
+    """(wall seconds, peak RSS in MB of the largest process) of a command."""
+    start = time.perf_counter()
+    result = subprocess.run([TIME, "-f", "%M", *command], capture_output=True, text=True, **kwargs)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"benchmark command failed: {' '.join(command)}\n{result.stderr[-3000:]}")
+    peak_kb = int(result.stderr.strip().splitlines()[-1])
+    return wall, peak_kb / 1024
+
+
+def snakeshuf(corpus, out_dir, args):
+    workdir = out_dir / "snakeshuf"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir()
+    for leftover in out_dir.glob("snakeshuf.out*"):
+        leftover.unlink()
+    config = {
+        "inputs": [str(corpus)], "output": str(out_dir / "snakeshuf.out"),
+        "memory_mb": args.memory_mb, "seed": 1, "scratch": str(workdir / "scratch"),
+    }
+    (workdir / "config.yaml").write_text(json.dumps(config))
+    snakemake = Path(sys.executable).parent / "snakemake"
+    command = [
+        str(snakemake), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(workdir / "config.yaml"), "--cores", str(args.cores), "--quiet",
+    ]
+    return timed(command)
+
+
+def stage_seconds(out_dir):
+    """Wall-clock-free view of the last snakeshuf run: summed job seconds per stage."""
+    totals = {}
+    for log in (out_dir / "snakeshuf" / "logs").rglob("*.log"):
+        for line in log.read_text().splitlines():
+            if line.startswith("{"):
+                report = json.loads(line)
+                totals.setdefault(report["stage"], []).append(report["seconds"])
+    return {stage: (len(times), sum(times)) for stage, times in totals.items()}
+
+
+def io_floor(corpus, out_dir):
+    copy = out_dir / "copy"
+    start = time.perf_counter()
+    subprocess.run(["cp", str(corpus), str(copy)], check=True)
+    os.sync()
+    wall = time.perf_counter() - start
+    copy.unlink()
+    return 2 * wall, 0.0
+
+
+TOOLS = {
+    "snakeshuf": snakeshuf,
+    "shuf": lambda corpus, out_dir, args: timed(["shuf", str(corpus), "-o", str(out_dir / "shuf.out")]),
+    "sort -R": lambda corpus, out_dir, args: timed(
+        ["sort", "-R", str(corpus), "-o", str(out_dir / "sort.out")], env={**os.environ, "LC_ALL": "C"}
+    ),
+    "I/O floor": lambda corpus, out_dir, args: io_floor(corpus, out_dir),
+}
+
+
+def table(results, size, rounds):
+    shuf_wall = statistics.median(w for w, _ in results["shuf"]) if "shuf" in results else None
+    lines = [
+        f"corpus {size / 2**30:.2f} GiB, {rounds} interleaved rounds, medians",
+        f"| tool | runs | wall (s) | MB/s | peak RSS (MB) | wall / shuf |",
+        f"|---|---|---|---|---|---|",
+    ]
+    for tool, runs in results.items():
+        wall = statistics.median(w for w, _ in runs)
+        rss = max(r for _, r in runs)
+        ratio = f"{wall / shuf_wall:.2f}" if shuf_wall else "-"
+        rss_text = f"{rss:.0f}" if rss else "-"
+        lines.append(f"| {tool} | {len(runs)} | {wall:.1f} | {size / 1e6 / wall:.0f} | {rss_text} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=parse_size, default=parse_size("1G"))
+    parser.add_argument("--corpus", type=Path, help="use this file instead of generating one")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "snakeshuf-bench")
+    parser.add_argument("--memory-mb", type=int, default=512)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--slow-runs", type=int, default=None,
+                        help="rounds that include sort -R (default: all; it is slow)")
+    parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, from: {', '.join(TOOLS)}")
+    args = parser.parse_args(argv)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    corpus = args.corpus or args.workdir / f"corpus-{args.size}.txt"
+    if not corpus.exists():
+        print(f"generating {corpus} ...", flush=True)
+        with open(corpus, "wb") as out:
+            generate(out, args.size, seed=1, fmt="text")
+    size = corpus.stat().st_size
+    tools = args.tools.split(",")
+    results = {tool: [] for tool in tools}
+    for round_index in range(args.runs):
+        for tool in tools:
+            if tool == "sort -R" and args.slow_runs is not None and round_index >= args.slow_runs:
+                continue
+            wall, rss = TOOLS[tool](corpus, args.workdir, args)
+            results[tool].append((wall, rss))
+            print(f"round {round_index + 1}: {tool}: {wall:.1f} s, {rss:.0f} MB", flush=True)
+    for name in ("snakeshuf.out", "shuf.out", "sort.out"):
+        (args.workdir / name).unlink(missing_ok=True)
+    print()
+    print(table({t: r for t, r in results.items() if r}, size, args.runs))
+    if "snakeshuf" in tools:
+        print("\nsnakeshuf, last run, summed job time per stage:")
+        for stage, (jobs, seconds) in stage_seconds(args.workdir).items():
+            print(f"  {stage}: {jobs} jobs, {seconds:.1f} s, {size / 1e6 / seconds:.0f} MB/s per core")
+
+
+if __name__ == "__main__":
+    main()
