@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
 
 from snakeshuf.config import check_config
-from snakeshuf.plan import ConfigError, encode_segments, make_plan, scratch_dir
+from snakeshuf.plan import ConfigError, make_plan, scratch_dir
 
 
 def fail(error):
@@ -62,7 +62,9 @@ def log_path(rule_name, wildcard=""):
 
 
 def benchmark_path(rule_name, wildcard=""):
-    return os.path.join("benchmarks", RUN_NAME, rule_name, f"{wildcard or rule_name}.tsv")
+    return os.path.join(
+        "benchmarks", RUN_NAME, rule_name, f"{wildcard or rule_name}.tsv"
+    )
 
 
 def get_mem_mb(wildcards, attempt):

@@ -172,11 +172,3 @@ def scratch_dir(scratch, output):
     digest = hashlib.sha1(os.path.abspath(output).encode("utf-8", "surrogateescape")).hexdigest()
     return os.path.join(scratch, f"{os.path.basename(output)}-{digest[:8]}")
 
-
-def encode_segments(segments):
-    """A chunk's segments as a compact string param: 'file:start:end,...'."""
-    return ",".join(f"{s.file_index}:{s.start}:{s.end}" for s in segments)
-
-
-def decode_segments(text):
-    return [Segment(*map(int, part.split(":"))) for part in text.split(",") if part]
