@@ -18,4 +18,3 @@ rule all:
     default_target: True
     input:
         OUTPUT,
-        SUMMARY,

@@ -31,7 +31,10 @@ SCRIPTS = os.path.join(workflow.basedir, "scripts")
 SCRATCH = literal(scratch_dir(config["scratch"], config["output"]))
 RUN_NAME = os.path.basename(SCRATCH)
 OUTPUT = literal(config["output"])
-SUMMARY = literal(config["output"] + ".summary.json")
+# The summary is written just before the output appears; it is not a rule output.
+SUMMARY = config["output"] + ".summary.json"
+# The bucket jobs write the output here, each into its own region.
+TARGET = config["output"] + ".partial"
 CHUNKS = range(len(PLAN.chunks))
 BUCKETS = range(PLAN.buckets)
 SEPARATOR = ord("\n")
@@ -95,7 +98,3 @@ def index_files():
 def get_run_pairs(wildcards, input):
     """Run file and index, interleaved, as shuffle_bucket.py takes them."""
     return [path for pair in zip(input.runs, input.indexes) for path in pair]
-
-
-def get_bucket_pairs(wildcards, input):
-    return [path for pair in zip(input.buckets, input.stats) for path in pair]

@@ -2,11 +2,9 @@ rule gather:
     input:
         inputs=[f.path for f in PLAN.files],
         indexes=index_files(),
-        buckets=expand(f"{SCRATCH}/buckets/{{bucket}}.data", bucket=BUCKETS),
         stats=expand(f"{SCRATCH}/buckets/{{bucket}}.json", bucket=BUCKETS),
     output:
         data=OUTPUT,
-        summary=SUMMARY,
     log:
         log_path("gather"),
     benchmark:
@@ -18,10 +16,11 @@ rule gather:
     params:
         seed=config["seed"],
         separator=SEPARATOR,
-        buckets=get_bucket_pairs,
+        target=TARGET,
+        summary=SUMMARY,
     shell:
         f"{script_command('gather')} "
-        "--out {output.data:q} --summary {output.summary:q}"
+        "--target {params.target:q} --out {output.data:q} --summary {params.summary:q}"
         " --seed {params.seed} --separator {params.separator}"
         " --inputs {input.inputs:q} --indexes {input.indexes:q}"
-        " --buckets {params.buckets:q} > {log:q} 2>&1"
+        " --stats {input.stats:q} > {log:q} 2>&1"

@@ -3,7 +3,6 @@ rule shuffle_bucket:
         runs=run_files(),
         indexes=index_files(),
     output:
-        data=temp(f"{SCRATCH}/buckets/{{bucket}}.data"),
         stats=temp(f"{SCRATCH}/buckets/{{bucket}}.json"),
     log:
         log_path("shuffle_bucket", "{bucket}"),
@@ -16,10 +15,10 @@ rule shuffle_bucket:
     params:
         buckets=PLAN.buckets,
         separator=SEPARATOR,
+        target=TARGET,
         runs=get_run_pairs,
     shell:
         f"{script_command('shuffle_bucket')} "
-        "--bucket {wildcards.bucket}"
-        " --buckets {params.buckets} --separator {params.separator}"
-        " --memory-mb {resources.mem_mb} --out {output.data:q} --stats {output.stats:q}"
+        "--bucket {wildcards.bucket} --buckets {params.buckets} --separator {params.separator}"
+        " --memory-mb {resources.mem_mb} --target {params.target:q} --stats {output.stats:q}"
         " -- {params.runs:q} > {log:q} 2>&1"

@@ -1,9 +1,15 @@
-"""Rule gather: concatenate the buckets in order into the output, verifying each
-bucket on the way and the totals against the input, and write the summary.
+"""Rule gather: verify the output the bucket jobs wrote in place, check the
+totals of every stage against each other and the inputs, write the summary and
+rename the output into place (the last step, so a final name always means a
+complete, verified output).
+
+A region that does not match what its bucket job recorded (a damaged or
+deleted target file) has its bucket's stats removed, so that running the same
+command again redoes exactly those buckets.
 
 Usage (from rules/gather.smk):
-  gather.py --out OUTPUT --summary JSON --seed S [--separator BYTE]
-            --inputs FILE... --indexes INDEX... --buckets DATA STATS [DATA STATS ...]
+  gather.py --target TARGET --out OUTPUT --summary JSON --seed S [--separator BYTE]
+            --inputs FILE... --indexes INDEX... --stats JSON...
 """
 
 import argparse
@@ -15,26 +21,31 @@ import numpy as np
 from snakeshuf import jobs, runfile
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 
-COPY_BYTES = 8 << 20
+READ_BYTES = 8 << 20
 
 
-def copy_verified(source, stats, out, buffer):
-    """Append bucket `source` to `out`; its size, checksum and record count must
-    match what its shuffle job recorded."""
-    checksum = size = 0
-    with open(source, "rb", buffering=0) as handle:
-        while got := handle.readinto(buffer):
-            piece = memoryview(buffer)[:got]
-            out.write(piece)
-            checksum = (checksum + word_sum(piece, size)) & MASK64
-            size += got
-    if (size, checksum) != (stats["bytes"], stats["checksum"]):
-        raise IntegrityError(
-            f"bucket file '{source}' does not match what its shuffle job recorded "
-            f"({size} bytes, checksum {checksum}; expected {stats['bytes']} bytes, checksum "
-            f"{stats['checksum']}): it was changed or corrupted after it was written; "
-            "delete it and run the same command again"
-        )
+def region_checksum(fd, offset, size, buffer):
+    """word_sum of bytes [offset, offset + size) of an open file."""
+    checksum = done = 0
+    while done < size:
+        got = os.preadv(fd, [memoryview(buffer)[: min(len(buffer), size - done)]], offset + done)
+        if not got:
+            break
+        checksum = (checksum + word_sum(memoryview(buffer)[:got], done)) & MASK64
+        done += got
+    return checksum if done == size else None
+
+
+def damaged_buckets(target, stats):
+    """Stats of the buckets whose region of `target` is missing or altered."""
+    if not os.path.exists(target):
+        return stats
+    buffer = np.empty(READ_BYTES, np.uint8)
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        return [s for s in stats if region_checksum(fd, s["offset"], s["bytes"], buffer) != s["checksum"]]
+    finally:
+        os.close(fd)
 
 
 def load_json(path):
@@ -42,7 +53,7 @@ def load_json(path):
         return json.load(handle)
 
 
-def input_totals(paths, separator):
+def input_bytes(paths, separator):
     """Bytes the output must have: the inputs plus a separator for each input
     whose last record lacks one."""
     total = 0
@@ -63,7 +74,7 @@ def split_totals(indexes):
         records += int(index[:, runfile.RECORDS].sum())
         nbytes += int(index[:, runfile.NBYTES].sum())
         key_sum += int(index[:, runfile.KEY_SUM].sum(dtype=np.uint64))
-    return records, nbytes, key_sum & MASK64
+    return {"records": records, "bytes": nbytes, "key_sum": key_sum & MASK64}
 
 
 def check_totals(stage_totals):
@@ -78,45 +89,61 @@ def check_totals(stage_totals):
                 )
 
 
-def gather(out_path, summary_path, seed, separator, inputs, indexes, buckets):
-    stats = [load_json(path) for _, path in buckets]
-    buffer = np.empty(COPY_BYTES, np.uint8)
-    with jobs.atomic_write(out_path) as out:
-        for (data, _), bucket_stats in zip(buckets, stats):
-            copy_verified(data, bucket_stats, out, buffer)
-        output_records = sum(s["records"] for s in stats)
-        split_records, split_bytes, split_keys = split_totals(indexes)
-        check_totals(
-            {
-                "the inputs": {"bytes": input_totals(inputs, separator)},
-                "the split jobs": {"records": split_records, "bytes": split_bytes, "key_sum": split_keys},
-                "the buckets": {
-                    "records": sum(s["records"] for s in stats),
-                    "bytes": sum(s["bytes"] for s in stats),
-                    "key_sum": sum(s["key_sum"] for s in stats) & MASK64,
-                },
-                "the output": {"bytes": out.tell()},
-            }
+def redo_damaged(target, stats_paths, stats):
+    bad = damaged_buckets(target, stats)
+    damaged = [path for path, s in zip(stats_paths, stats) if s in bad]
+    for path in damaged:
+        os.remove(path)
+    if damaged:
+        raise IntegrityError(
+            f"{len(damaged)} bucket region(s) of '{target}' are missing or do not match what "
+            "their bucket jobs recorded (the file was changed or removed); their records were "
+            "not published. Run the same command again: it redoes exactly those buckets."
         )
+
+
+def gather(target, out_path, summary_path, seed, separator, inputs, indexes, stats_paths):
+    stats = [load_json(path) for path in stats_paths]
+    total = sum(s["bytes"] for s in stats)
+    redo_damaged(target, stats_paths, stats)
+    split = split_totals(indexes)
+    check_totals(
+        {
+            "the inputs": {"bytes": input_bytes(inputs, separator)},
+            "the split jobs": split,
+            "the bucket jobs": {
+                "records": sum(s["records"] for s in stats),
+                "bytes": total,
+                "key_sum": sum(s["key_sum"] for s in stats) & MASK64,
+            },
+        }
+    )
+    with open(target, "r+b") as handle:
+        handle.truncate(total)
+        os.fsync(handle.fileno())
     summary = jobs.report(
-        "gather", output=out_path, records=output_records, bytes=split_bytes, seed=seed,
-        buckets=len(buckets), inputs=len(inputs), key_sum=split_keys,
+        "gather", output=out_path, records=split["records"], bytes=total, seed=seed,
+        buckets=len(stats), inputs=len(inputs), key_sum=split["key_sum"],
     )
     jobs.save_json(summary_path, summary)
+    os.replace(target, out_path)
 
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--target", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--summary", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--separator", type=int, default=ord("\n"))
     parser.add_argument("--inputs", nargs="*", default=[])
-    parser.add_argument("--indexes", nargs="+", required=True)
-    parser.add_argument("--buckets", nargs="+", required=True)
+    parser.add_argument("--indexes", nargs="*", default=[])
+    parser.add_argument("--stats", nargs="+", required=True)
     args = parser.parse_args(argv)
-    buckets = list(zip(args.buckets[0::2], args.buckets[1::2]))
-    gather(args.out, args.summary, args.seed, args.separator, args.inputs, args.indexes, buckets)
+    gather(
+        args.target, args.out, args.summary, args.seed, args.separator,
+        args.inputs, args.indexes, args.stats,
+    )
 
 
 if __name__ == "__main__":

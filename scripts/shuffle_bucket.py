@@ -1,12 +1,19 @@
 """Rule shuffle_bucket: read one bucket's sections from every run file, order the
-records by key and write the bucket.
+records by key and write them into the bucket's region of the output.
+
+The buckets' sizes are known from the run indexes, so bucket j's records go
+straight to their final place: bytes [sum of sizes of buckets < j, ...) of the
+shared file TARGET (the output under a temporary name), written with pwrite.
+No bucket file is written and gather copies nothing; it verifies every
+region against the stats this job records and renames TARGET into place.
 
 Usage (from rules/shuffle.smk):
-  shuffle_bucket.py --bucket J --buckets K --memory-mb M --out DATA --stats JSON
+  shuffle_bucket.py --bucket J --buckets K --memory-mb M --target TARGET --stats JSON
                     [--separator BYTE] -- RUN INDEX [RUN INDEX ...]
 """
 
 import argparse
+import os
 
 import numpy as np
 
@@ -18,12 +25,20 @@ from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
 from snakeshuf.records import separator_ends
 
 
-class BucketWriter:
-    """Writes records to the bucket file, keeping count, size and checksum."""
+class RegionWriter:
+    """Writes records into the bucket's region of the target file, keeping
+    count, size and checksum."""
 
-    def __init__(self, handle):
-        self.handle = handle
+    def __init__(self, fd, offset):
+        self.fd, self.offset = fd, offset
         self.records = self.nbytes = self.checksum = self.key_sum = 0
+
+    def write(self, piece):
+        written = 0
+        while written < len(piece):
+            written += os.pwrite(self.fd, piece[written:], self.offset + self.nbytes + written)
+        self.checksum = (self.checksum + word_sum(piece, self.nbytes)) & MASK64
+        self.nbytes += len(piece)
 
     def write_sorted(self, keys, data, separator, where):
         """Write the records of `data` in the order of their `keys`."""
@@ -36,20 +51,10 @@ class BucketWriter:
         records = runfile.as_records(data, ends)
         del ends
         step = max(1, len(keys) * OUTPUT_SLICE_BYTES // max(1, len(data)))
-        written = 0
         for lo in range(0, len(order), step):
-            piece = runfile.take(records, order[lo : lo + step])
-            self.handle.write(piece)
-            self.checksum = (self.checksum + word_sum(piece, self.nbytes + written)) & MASK64
-            written += len(piece)
+            self.write(runfile.take(records, order[lo : lo + step]))
         self.records += len(keys)
-        self.nbytes += len(data)
         self.key_sum = (self.key_sum + keylib.key_checksum(keys)) & MASK64
-
-
-def bucket_sections(runs, bucket):
-    """(run path, index rows) of this bucket, in chunk order."""
-    return [(run, runfile.bucket_rows(runfile.load_index(index), bucket)) for run, index in runs]
 
 
 def load_whole(sections):
@@ -94,27 +99,47 @@ def expected_totals(sections):
     return int(rows[:, runfile.RECORDS].sum()), int(rows[:, runfile.NBYTES].sum()), key_sum
 
 
-def shuffle_bucket(runs, bucket, buckets, separator, memory, out_path, stats_path):
-    sections = bucket_sections(runs, bucket)
+def region_offsets(indexes, buckets):
+    """Where each bucket's region of the output starts, and the output's size."""
+    sizes = np.zeros(buckets, np.int64)
+    for index in indexes:
+        np.add.at(sizes, index[:, runfile.BUCKET].astype(np.int64), index[:, runfile.NBYTES].astype(np.int64))
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    return starts[:-1], int(starts[-1])
+
+
+def open_target(path):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+
+
+def shuffle_bucket(runs, bucket, buckets, separator, memory, target, stats_path):
+    indexes = [runfile.load_index(index) for _, index in runs]
+    sections = [(run, runfile.bucket_rows(index, bucket)) for (run, _), index in zip(runs, indexes)]
+    offsets, total = region_offsets(indexes, buckets)
     records, nbytes, key_sum = expected_totals(sections)
     passes = memory.shuffle_passes(records, nbytes)
     where = f"bucket {bucket}"
-    with jobs.atomic_write(out_path) as handle:
-        writer = BucketWriter(handle)
+    fd = open_target(target)
+    try:
+        writer = RegionWriter(fd, int(offsets[bucket]))
         if passes == 1:
             writer.write_sorted(*load_whole(sections), separator, where)
         for part in range(passes if passes > 1 else 0):
             keys, data = load_part(sections, buckets, passes, part, separator)
             writer.write_sorted(keys, data, separator, where)
             del keys, data
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     if (writer.records, writer.nbytes, writer.key_sum) != (records, nbytes, key_sum):
         raise IntegrityError(
             f"{where}: wrote {writer.records} records / {writer.nbytes} bytes but the run "
             f"indexes list {records} / {nbytes} (or the key checksums differ)"
         )
     stats = jobs.report(
-        "shuffle", bucket=bucket, records=records, bytes=nbytes, key_sum=key_sum,
-        checksum=writer.checksum, passes=passes,
+        "shuffle", bucket=bucket, offset=writer.offset, records=records, bytes=nbytes,
+        key_sum=key_sum, checksum=writer.checksum, passes=passes, output_bytes=total,
     )
     jobs.save_json(stats_path, stats)
 
@@ -125,14 +150,14 @@ def main(argv):
     parser.add_argument("--buckets", type=int, required=True)
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--separator", type=int, default=ord("\n"))
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--target", required=True)
     parser.add_argument("--stats", required=True)
-    parser.add_argument("runs", nargs="+", help="run file and index, in pairs")
+    parser.add_argument("runs", nargs="*", help="run file and index, in pairs")
     args = parser.parse_args(argv)
     runs = list(zip(args.runs[0::2], args.runs[1::2]))
     shuffle_bucket(
         runs, args.bucket, args.buckets, args.separator, MemoryModel(args.memory_mb),
-        args.out, args.stats,
+        args.target, args.stats,
     )
 
 
