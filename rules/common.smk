@@ -55,8 +55,10 @@ def python_for_jobs():
 
 
 def script_command(name):
-    """Shell words that run scripts/<name>.py, as a literal shell-rule prefix."""
-    words = [python_for_jobs(), os.path.join(SCRIPTS, f"{name}.py")]
+    """Shell words that run scripts/<name>.py, as a literal shell-rule prefix.
+    Jobs are single-threaded: OpenBLAS's idle thread pool only costs memory."""
+    words = ["env", "OPENBLAS_NUM_THREADS=1", python_for_jobs()]
+    words.append(os.path.join(SCRIPTS, f"{name}.py"))
     return literal(shlex.join(words))
 
 

@@ -19,16 +19,17 @@ import os
 import numpy as np
 
 from snakeshuf import jobs, runfile
+from snakeshuf.directio import DirectReader
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 
 READ_BYTES = 8 << 20
 
 
-def region_checksum(fd, offset, size, buffer):
-    """word_sum of bytes [offset, offset + size) of an open file."""
+def region_checksum(reader, offset, size, buffer):
+    """word_sum of bytes [offset, offset + size) of a file."""
     checksum = done = 0
     while done < size:
-        got = os.preadv(fd, [memoryview(buffer)[: min(len(buffer), size - done)]], offset + done)
+        got = reader.read_into(offset + done, buffer[: min(len(buffer), size - done)])
         if not got:
             break
         checksum = (checksum + word_sum(memoryview(buffer)[:got], done)) & MASK64
@@ -41,11 +42,8 @@ def damaged_buckets(target, stats):
     if not os.path.exists(target):
         return stats
     buffer = np.empty(READ_BYTES, np.uint8)
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        return [s for s in stats if region_checksum(fd, s["offset"], s["bytes"], buffer) != s["checksum"]]
-    finally:
-        os.close(fd)
+    with DirectReader(target) as reader:
+        return [s for s in stats if region_checksum(reader, s["offset"], s["bytes"], buffer) != s["checksum"]]
 
 
 def load_json(path):

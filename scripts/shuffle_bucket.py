@@ -20,23 +20,22 @@ import numpy as np
 from snakeshuf import jobs
 from snakeshuf import keys as keylib
 from snakeshuf import runfile
+from snakeshuf.directio import DirectReader, RegionWriter
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
 from snakeshuf.records import separator_ends
 
 
-class RegionWriter:
+class BucketOutput:
     """Writes records into the bucket's region of the target file, keeping
     count, size and checksum."""
 
-    def __init__(self, fd, offset):
-        self.fd, self.offset = fd, offset
+    def __init__(self, region):
+        self.region = region
         self.records = self.nbytes = self.checksum = self.key_sum = 0
 
     def write(self, piece):
-        written = 0
-        while written < len(piece):
-            written += os.pwrite(self.fd, piece[written:], self.offset + self.nbytes + written)
+        self.region.write(piece)
         self.checksum = (self.checksum + word_sum(piece, self.nbytes)) & MASK64
         self.nbytes += len(piece)
 
@@ -65,10 +64,10 @@ def load_whole(sections):
     keys, data = np.empty(records, np.uint64), np.empty(nbytes, np.uint8)
     k = d = 0
     for run, run_rows in sections:
-        with open(run, "rb", buffering=0) as handle:
+        with DirectReader(run) as reader:
             for row in run_rows:
                 n, b = int(row[runfile.RECORDS]), int(row[runfile.NBYTES])
-                runfile.read_section(handle, run, row, keys[k : k + n], data[d : d + b])
+                runfile.read_section(reader, row, keys[k : k + n], data[d : d + b])
                 k, d = k + n, d + b
     return keys, data
 
@@ -77,9 +76,9 @@ def load_part(sections, buckets, parts, part, separator):
     """The keys and records of one key sub-range of the bucket (several-pass mode)."""
     key_pieces, data_pieces = [], []
     for run, run_rows in sections:
-        with open(run, "rb", buffering=0) as handle:
+        with DirectReader(run) as reader:
             for row in run_rows:
-                keys, data = runfile.read_section(handle, run, row)
+                keys, data = runfile.read_section(reader, row)
                 chosen = np.flatnonzero(keylib.sub_range_of(keys, buckets, parts) == part)
                 if len(chosen):
                     key_pieces.append(keys[chosen])
@@ -108,11 +107,6 @@ def region_offsets(indexes, buckets):
     return starts[:-1], int(starts[-1])
 
 
-def open_target(path):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-
-
 def shuffle_bucket(runs, bucket, buckets, separator, memory, target, stats_path):
     indexes = [runfile.load_index(index) for _, index in runs]
     sections = [(run, runfile.bucket_rows(index, bucket)) for (run, _), index in zip(runs, indexes)]
@@ -120,25 +114,22 @@ def shuffle_bucket(runs, bucket, buckets, separator, memory, target, stats_path)
     records, nbytes, key_sum = expected_totals(sections)
     passes = memory.shuffle_passes(records, nbytes)
     where = f"bucket {bucket}"
-    fd = open_target(target)
-    try:
-        writer = RegionWriter(fd, int(offsets[bucket]))
-        if passes == 1:
-            writer.write_sorted(*load_whole(sections), separator, where)
-        for part in range(passes if passes > 1 else 0):
-            keys, data = load_part(sections, buckets, passes, part, separator)
-            writer.write_sorted(keys, data, separator, where)
-            del keys, data
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    writer = BucketOutput(RegionWriter(target, int(offsets[bucket])))
+    if passes == 1:
+        writer.write_sorted(*load_whole(sections), separator, where)
+    for part in range(passes if passes > 1 else 0):
+        keys, data = load_part(sections, buckets, passes, part, separator)
+        writer.write_sorted(keys, data, separator, where)
+        del keys, data
+    writer.region.close()
     if (writer.records, writer.nbytes, writer.key_sum) != (records, nbytes, key_sum):
         raise IntegrityError(
             f"{where}: wrote {writer.records} records / {writer.nbytes} bytes but the run "
             f"indexes list {records} / {nbytes} (or the key checksums differ)"
         )
     stats = jobs.report(
-        "shuffle", bucket=bucket, offset=writer.offset, records=records, bytes=nbytes,
+        "shuffle", bucket=bucket, offset=int(offsets[bucket]), records=records, bytes=nbytes,
         key_sum=key_sum, checksum=writer.checksum, passes=passes, output_bytes=total,
     )
     jobs.save_json(stats_path, stats)

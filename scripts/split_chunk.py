@@ -31,7 +31,7 @@ def group_by_bucket(batch, seed, file_index, buckets):
 def split_chunk(paths, segments, seed, buckets, separator, memory, run_path, index_path):
     buffer = np.empty(memory.block_bytes + 1, np.uint8)
     records = nbytes = 0
-    with jobs.atomic_write(run_path) as handle:
+    with jobs.atomic_write(run_path, direct=True) as handle:
         writer = RunWriter(handle, buckets)
         for path, (file_index, start, end, size) in zip(paths, segments):
             batches = read_batches(path, start, end, size, separator, buffer, memory.batch_records)

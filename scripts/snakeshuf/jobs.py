@@ -9,6 +9,7 @@ import time
 from contextlib import contextmanager
 
 from snakeshuf.records import InputError
+from snakeshuf.directio import DirectWriter
 from snakeshuf.integrity import IntegrityError
 
 STARTED = time.monotonic()
@@ -20,15 +21,21 @@ def peak_rss_mb():
 
 
 @contextmanager
-def atomic_write(path):
+def atomic_write(path, direct=False):
     """Write `path` under a temporary name and rename it only on success, so a
-    killed job never leaves a plausible-looking partial file."""
+    killed job never leaves a plausible-looking partial file. `direct` writes
+    through a DirectWriter (around the page cache)."""
     partial = f"{path}.partial"
     try:
-        with open(partial, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        if direct:
+            writer = DirectWriter(partial)
+            yield writer
+            writer.close()
+        else:
+            with open(partial, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(partial, path)
     except BaseException:
         if os.path.exists(partial):

@@ -94,16 +94,15 @@ def bucket_rows(index, bucket):
     return np.array(index[lo:hi])
 
 
-def read_section(handle, path, row, keys=None, data=None):
+def read_section(reader, row, keys=None, data=None):
     """Keys and bytes of one section, checked against its index row; read into
     `keys` and `data` when given (views of the right length)."""
     records, nbytes = int(row[RECORDS]), int(row[NBYTES])
     keys = np.empty(records, np.uint64) if keys is None else keys
     data = np.empty(nbytes, np.uint8) if data is None else data
-    handle.seek(int(row[KEY_OFFSET]))
-    got = handle.readinto(keys)
-    handle.seek(int(row[DATA_OFFSET]))
-    got += handle.readinto(data)
+    got = reader.read_into(int(row[KEY_OFFSET]), keys.view(np.uint8))
+    got += reader.read_into(int(row[DATA_OFFSET]), data)
+    path = reader.path
     if got != records * 8 + nbytes:
         raise IntegrityError(f"run file '{path}' is truncated: a section of bucket {row[BUCKET]} is short")
     if section_checksum(keys.view(np.uint8), data) != int(row[CHECKSUM]):
