@@ -15,6 +15,7 @@ Usage (from rules/gather.smk):
 import argparse
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from snakeshuf.directio import DirectReader
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 
 READ_BYTES = 8 << 20
+VERIFY_THREADS = 3
 
 
 def region_checksum(reader, offset, size, buffer):
@@ -37,13 +39,20 @@ def region_checksum(reader, offset, size, buffer):
     return checksum if done == size else None
 
 
-def damaged_buckets(target, stats):
-    """Stats of the buckets whose region of `target` is missing or altered."""
-    if not os.path.exists(target):
-        return stats
+def region_matches(target, stats):
     buffer = np.empty(READ_BYTES, np.uint8)
     with DirectReader(target) as reader:
-        return [s for s in stats if region_checksum(reader, s["offset"], s["bytes"], buffer) != s["checksum"]]
+        return region_checksum(reader, stats["offset"], stats["bytes"], buffer) == stats["checksum"]
+
+
+def damaged_buckets(target, stats):
+    """Stats of the buckets whose region of `target` is missing or altered.
+    Regions are read by a few threads at once: the reads wait on the disk."""
+    if not os.path.exists(target):
+        return stats
+    with ThreadPoolExecutor(VERIFY_THREADS) as pool:
+        matches = list(pool.map(lambda s: region_matches(target, s), stats))
+    return [s for s, ok in zip(stats, matches) if not ok]
 
 
 def load_json(path):

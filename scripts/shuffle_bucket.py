@@ -46,7 +46,7 @@ class BucketOutput:
             raise IntegrityError(
                 f"{where}: {len(keys)} keys but {len(ends)} records; a run file is corrupt"
             )
-        order = np.argsort(keys, kind="stable")
+        order = keylib.order_by_key(keys)
         records = runfile.as_records(data, ends)
         del ends
         step = max(1, len(keys) * OUTPUT_SLICE_BYTES // max(1, len(data)))

@@ -109,3 +109,11 @@ def test_plan_follows_memory(tmp_path):
     assert small.buckets > large.buckets > 1
     with pytest.raises(ConfigError, match="minimum"):
         make_plan([str(big)], str(tmp_path / "o"), 100)
+
+
+def test_order_by_key_breaks_ties_by_input_position():
+    rng = np.random.default_rng(4)
+    keys = rng.integers(0, 50, 10_000).astype(np.uint64)  # many ties
+    assert np.array_equal(keylib.order_by_key(keys), np.argsort(keys, kind="stable"))
+    unique = keylib.record_keys(1, 0, np.arange(10_000))
+    assert np.array_equal(keylib.order_by_key(unique), np.argsort(unique, kind="stable"))

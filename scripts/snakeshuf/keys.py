@@ -62,3 +62,19 @@ def key_checksum(keys):
     """Order-independent fingerprint of a set of records' identities (sum of mixed keys)."""
     with np.errstate(over="ignore"):
         return int(mix64(keys).sum(dtype=np.uint64))
+
+
+def order_by_key(keys):
+    """The stable sorting order of `keys` (equal keys keep their input order),
+    computed with the faster unstable sort plus a repair of the rare ties."""
+    order = np.argsort(keys, kind="quicksort")
+    ranked = keys[order]
+    tied = np.flatnonzero(ranked[1:] == ranked[:-1])
+    if len(tied):
+        starts = tied[np.concatenate(([True], np.diff(tied) > 1))]
+        for start in starts.tolist():
+            end = start + 1
+            while end < len(ranked) and ranked[end] == ranked[start]:
+                end += 1
+            order[start:end] = np.sort(order[start:end])
+    return order

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from snakeshuf.memory import MB, MIN_MEMORY_MB, MemoryModel
 
-AUTO_CHUNK_MIN_BYTES = 256 * MB
+AUTO_CHUNK_MIN_BYTES = 512 * MB
 AUTO_CHUNK_TARGET_COUNT = 128
 
 
