@@ -18,3 +18,15 @@ rule all:
     default_target: True
     input:
         OUTPUT,
+
+
+onstart:
+    print("snakeshuf plan:\n  " + "\n  ".join(plan_lines()), file=sys.stderr)
+    preflight()
+
+
+onsuccess:
+    if os.path.exists(config["output"]):
+        print_summary()
+        if not workflow.storage_settings.notemp:
+            remove_leftovers(SCRATCH, config["output"], SUMMARY)

@@ -1,3 +1,4 @@
+import json
 import os
 import shlex
 import sys
@@ -6,6 +7,8 @@ sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
 
 from snakeshuf.config import check_config
 from snakeshuf.plan import ConfigError, make_plan, scratch_dir
+from snakeshuf.disk import check_writable, shortfalls
+from snakeshuf.resume import clear_stale_incomplete_marker, remove_leftovers
 
 
 def fail(error):
@@ -38,6 +41,12 @@ TARGET = config["output"] + ".partial"
 CHUNKS = range(len(PLAN.chunks))
 BUCKETS = range(PLAN.buckets)
 SEPARATOR = ord("\n")
+
+
+if workflow.is_main_process and clear_stale_incomplete_marker(
+    config["output"], SUMMARY
+):
+    remove_leftovers(SCRATCH, config["output"], SUMMARY)
 
 
 wildcard_constraints:
@@ -100,3 +109,38 @@ def index_files():
 def get_run_pairs(wildcards, input):
     """Run file and index, interleaved, as shuffle_bucket.py takes them."""
     return [path for pair in zip(input.runs, input.indexes) for path in pair]
+
+
+def plan_lines():
+    memory = PLAN.memory
+    return [
+        f"inputs:   {len(PLAN.files)} file(s), {PLAN.total_bytes / 2**20:,.1f} MiB",
+        f"chunks:   {len(PLAN.chunks)} split job(s) of up to {PLAN.chunk_bytes / 2**20:,.0f} MiB",
+        f"buckets:  {PLAN.buckets} shuffle job(s) of ~{PLAN.total_bytes / PLAN.buckets / 2**20:,.1f} MiB",
+        f"memory:   {memory.memory_mb} MB per job (longest record {memory.block_bytes / 2**20:,.0f} MiB)",
+        f"scratch:  {SCRATCH}",
+        f"disk:     ~{PLAN.total_bytes * 2.06 / 2**30:,.2f} GiB at peak (run files + output)",
+        f"output:   {config['output']} (seed {config['seed']})",
+    ]
+
+
+def preflight():
+    """Checks that need the filesystem as it is when the run starts."""
+    problem = check_writable(config["scratch"], config["output"])
+    if problem:
+        fail(problem)
+    if config["check_disk_space"]:
+        problems = shortfalls(PLAN.total_bytes, SCRATCH, config["output"])
+        if problems:
+            fail("\n  ".join(problems))
+
+
+def print_summary():
+    with open(SUMMARY) as handle:
+        summary = json.load(handle)
+    print(
+        f"snakeshuf: {summary['records']:,} records, {summary['bytes']:,} bytes "
+        f"-> {config['output']} (seed {summary['seed']}, {summary['buckets']} buckets); "
+        f"summary: {SUMMARY}",
+        file=sys.stderr,
+    )

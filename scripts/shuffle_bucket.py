@@ -145,6 +145,7 @@ def main(argv):
     parser.add_argument("--stats", required=True)
     parser.add_argument("runs", nargs="*", help="run file and index, in pairs")
     args = parser.parse_args(argv)
+    jobs.inject_faults(bucket=args.bucket, memory_mb=args.memory_mb)
     runs = list(zip(args.runs[0::2], args.runs[1::2]))
     shuffle_bucket(
         runs, args.bucket, args.buckets, args.separator, MemoryModel(args.memory_mb),

@@ -60,6 +60,7 @@ def main(argv):
     parser.add_argument("--index", required=True)
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
+    jobs.inject_faults(memory_mb=args.memory_mb)
     memory = MemoryModel(args.memory_mb)
     try:
         split_chunk(

@@ -4,6 +4,7 @@ import errno
 import json
 import os
 import resource
+import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -59,6 +60,27 @@ def report(stage, **stats):
     return stats
 
 
+def listed(variable):
+    return {int(part) for part in os.environ.get(variable, "").split(",") if part.strip()}
+
+
+def inject_faults(bucket=None, memory_mb=None):
+    """Test hooks, set through the environment so that they never change what
+    Snakemake sees of a job (params, config): SNAKESHUF_FAIL_BUCKETS=3,7 makes
+    those shuffle jobs fail; SNAKESHUF_OOM_BELOW_MB=N makes any job given less
+    than N MB die the way the out-of-memory killer ends it (SIGKILL)."""
+    if bucket is not None and bucket in listed("SNAKESHUF_FAIL_BUCKETS"):
+        raise InjectedFault(f"bucket {bucket}: failure injected by SNAKESHUF_FAIL_BUCKETS")
+    oom_below = int(os.environ.get("SNAKESHUF_OOM_BELOW_MB", 0))
+    if memory_mb is not None and memory_mb < oom_below:
+        print(f"simulated out-of-memory kill: {memory_mb} MB < SNAKESHUF_OOM_BELOW_MB", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class InjectedFault(Exception):
+    pass
+
+
 def disk_full_message(error):
     where = f" writing '{error.filename}'" if error.filename else ""
     return (
@@ -71,7 +93,7 @@ def run(main, argv=None):
     """Run a rule script's main(); known failures become one clear line and exit 1."""
     try:
         main(sys.argv[1:] if argv is None else argv)
-    except (InputError, IntegrityError) as error:
+    except (InputError, IntegrityError, InjectedFault) as error:
         sys.exit(f"snakeshuf: error: {error}")
     except OSError as error:
         if error.errno == errno.ENOSPC:

@@ -1,0 +1,149 @@
+"""Failures are non-events: the same command run again finishes the job, redoes
+only what was lost, and gives the bytes an undisturbed run gives."""
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_workflow, snakemake_command
+from make_corpus import generate
+
+SEED = 17
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """300 MB: enough for 16+ buckets at memory_mb=128 (a 20 MB corpus, tiled)."""
+    d = tmp_path_factory.mktemp("faults")
+    with open(d / "block.txt", "wb") as out:
+        generate(out, 20 << 20, seed=3, fmt="text")
+    block = (d / "block.txt").read_bytes()
+    with open(d / "corpus.txt", "wb") as out:
+        for _ in range(15):
+            out.write(block)
+    return str(d / "corpus.txt")
+
+
+def config_for(corpus, **extra):
+    return {"inputs": [corpus], "output": "out.txt", "seed": SEED, "memory_mb": 128, **extra}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, corpus):
+    d = tmp_path_factory.mktemp("reference")
+    run_workflow(d, config_for(corpus))
+    return (d / "out.txt").read_bytes()
+
+
+def job_stats(dry_run_output):
+    """Rule -> job count from the 'Job stats' table of a dry run."""
+    table = dry_run_output.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+def bucket_logs(workdir):
+    return {int(p.stem): p for p in Path(workdir).glob("logs/*/shuffle_bucket/*.log")}
+
+
+def test_only_failed_buckets_are_redone(tmp_path, corpus, reference):
+    config = config_for(corpus)
+    env = {**os.environ, "SNAKESHUF_FAIL_BUCKETS": "2,9"}
+    failed = run_workflow(tmp_path, config, env=env, check=False)
+    assert failed.returncode != 0 and "failure injected by SNAKESHUF_FAIL_BUCKETS" in failed.stderr
+    assert not (tmp_path / "out.txt").exists()
+    stats = {int(p.stem): json.loads(p.read_text()) for p in tmp_path.glob("scratch/*/buckets/*.json")}
+    assert len(stats) >= 14 and 2 not in stats and 9 not in stats
+    partial = (tmp_path / "out.txt.partial").read_bytes()
+    logs_before = {b: p.stat().st_mtime_ns for b, p in bucket_logs(tmp_path).items()}
+
+    dry = run_workflow(tmp_path, config, "--dry-run")
+    assert job_stats(dry.stdout) == {"shuffle_bucket": 2, "gather": 1, "all": 1}
+
+    run_workflow(tmp_path, config)
+    assert (tmp_path / "out.txt").read_bytes() == reference
+    rerun = {b for b, p in bucket_logs(tmp_path).items() if p.stat().st_mtime_ns != logs_before[b]}
+    assert rerun == {2, 9}
+    for s in stats.values():
+        region = slice(s["offset"], s["offset"] + s["bytes"])
+        assert partial[region] == reference[region], f"bucket {s['bucket']} was rewritten"
+
+
+def run_and_kill(workdir, config, should_kill, timeout=120):
+    """Start snakemake in its own process group and SIGKILL the whole group as
+    soon as should_kill(workdir) is true. Returns whether it was killed."""
+    process = subprocess.Popen(
+        snakemake_command(workdir, config), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if should_kill(workdir):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.02)
+    process.wait()
+    return False
+
+
+def recover(workdir, config):
+    """The recovery documented in the README: unlock once, then the same command."""
+    run_workflow(workdir, config, "--unlock")
+    run_workflow(workdir, config)
+
+
+def final_names_are_complete_or_absent(workdir, reference):
+    out = Path(workdir) / "out.txt"
+    return not out.exists() or out.read_bytes() == reference
+
+
+def logs_exist(rule):
+    return lambda workdir: any(Path(workdir).glob(f"logs/*/{rule}/*.log"))
+
+
+MOMENTS = {
+    "split_chunk": logs_exist("split_chunk"),
+    "shuffle_bucket": logs_exist("shuffle_bucket"),
+    "gather": logs_exist("gather"),
+    # the output renamed into place, Snakemake not yet told the job is done
+    "publish": lambda workdir: (Path(workdir) / "out.txt").exists(),
+}
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_sigkill_during_each_stage(tmp_path, corpus, reference, moment):
+    config = config_for(corpus)
+    assert run_and_kill(tmp_path, config, MOMENTS[moment]), f"the run ended before {moment}"
+    assert final_names_are_complete_or_absent(tmp_path, reference)
+    recover(tmp_path, config)
+    assert (tmp_path / "out.txt").read_bytes() == reference
+    assert not [p for p in tmp_path.glob("scratch/**/*") if p.is_file()], "intermediates left behind"
+
+
+def test_sigkill_at_ten_random_moments(tmp_path, corpus, reference):
+    rng = random.Random(5)
+    started = time.monotonic()
+    run_workflow(tmp_path / "timing", config_for(corpus))
+    duration = time.monotonic() - started
+    for attempt in range(10):
+        workdir = tmp_path / f"run{attempt}"
+        config = config_for(corpus)
+        moment = time.monotonic() + rng.uniform(0.2, duration)
+        run_and_kill(workdir, config, lambda _: time.monotonic() >= moment)
+        assert final_names_are_complete_or_absent(workdir, reference)
+        recover(workdir, config)
+        assert (workdir / "out.txt").read_bytes() == reference, f"attempt {attempt}"
+
+
+def test_a_job_killed_for_memory_succeeds_on_retry_with_more(tmp_path, corpus, reference):
+    env = {**os.environ, "SNAKESHUF_OOM_BELOW_MB": "200"}
+    result = run_workflow(tmp_path, config_for(corpus), env=env)
+    assert "mem_mb=256" in result.stderr, "no job was retried with twice the memory"
+    assert (tmp_path / "out.txt").read_bytes() == reference
