@@ -29,10 +29,18 @@ def open_direct(path, flags):
         return os.open(path, flags, 0o644), False
 
 
-def write_all(fd, view):
+def write_all(fd, view, path, offset=None):
+    """Write all of `view` (at `offset`, else at the file position); an error
+    such as a full disk names `path`."""
     done = 0
-    while done < len(view):
-        done += os.write(fd, view[done:])
+    try:
+        while done < len(view):
+            if offset is None:
+                done += os.write(fd, view[done:])
+            else:
+                done += os.pwrite(fd, view[done:], offset + done)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, path) from None
 
 
 class DirectWriter:
@@ -40,6 +48,7 @@ class DirectWriter:
     whole aligned blocks; close() pads the last block and truncates the pad."""
 
     def __init__(self, path):
+        self.path = path
         self.fd, self.direct = open_direct(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         self.buffer = aligned_buffer(STAGING_BYTES)
         self.filled = 0
@@ -58,7 +67,7 @@ class DirectWriter:
         self.position += len(data)
 
     def _flush(self, nbytes):
-        write_all(self.fd, memoryview(self.buffer)[:nbytes])
+        write_all(self.fd, memoryview(self.buffer)[:nbytes], self.path)
         self.filled = 0
 
     def tell(self):
@@ -118,6 +127,7 @@ class RegionWriter:
     that a neighbour shares."""
 
     def __init__(self, path, offset):
+        self.path = path
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         self.direct_fd, self.direct = open_direct(path, os.O_WRONLY)
         self.buffer = aligned_buffer(STAGING_BYTES)
@@ -139,10 +149,7 @@ class RegionWriter:
                 self._flush(final=False)
 
     def _pwrite(self, fd, lo, hi):
-        view = memoryview(self.buffer)[lo - self.base : hi - self.base]
-        done = 0
-        while done < len(view):
-            done += os.pwrite(fd, view[done:], lo + done)
+        write_all(fd, memoryview(self.buffer)[lo - self.base : hi - self.base], self.path, lo)
 
     def _flush(self, final):
         lo, hi = max(self.base, self.offset), self.end

@@ -38,9 +38,11 @@ def atomic_write(path, direct=False):
                 handle.flush()
                 os.fsync(handle.fileno())
         os.replace(partial, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(partial):
             os.remove(partial)
+        if isinstance(error, OSError) and not error.filename:
+            raise OSError(error.errno, error.strerror, partial) from None
         raise
 
 

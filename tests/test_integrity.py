@@ -1,0 +1,79 @@
+"""Corrupted or truncated intermediates are caught, named, and never published."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_workflow
+from make_corpus import generate
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("integrity") / "corpus.txt"
+    with open(path, "wb") as out:
+        generate(out, 40 << 20, seed=8, fmt="text")
+    return str(path)
+
+
+def config_for(corpus):
+    return {"inputs": [corpus], "output": "out.txt", "memory_mb": 128, "chunk_mb": 16, "seed": 2}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, corpus):
+    d = tmp_path_factory.mktemp("reference")
+    run_workflow(d, config_for(corpus))
+    return (d / "out.txt").read_bytes()
+
+
+def flip_byte(path, offset):
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0x20]))
+
+
+def run_file(workdir):
+    return sorted(Path(workdir).glob("scratch/*/runs/1.run"))[0]
+
+
+def test_flipped_byte_in_a_run_file_is_named(tmp_path, corpus):
+    config = config_for(corpus)
+    run_workflow(tmp_path, config, "--until", "split_chunk", "--notemp")
+    target = run_file(tmp_path)
+    flip_byte(target, target.stat().st_size // 2)
+    result = run_workflow(tmp_path, config, check=False)
+    assert result.returncode != 0
+    assert f"run file '{target.relative_to(tmp_path)}' is corrupt" in result.stderr
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_truncated_run_file_is_named(tmp_path, corpus):
+    config = config_for(corpus)
+    run_workflow(tmp_path, config, "--until", "split_chunk", "--notemp")
+    target = run_file(tmp_path)
+    with open(target, "r+b") as handle:
+        handle.truncate(target.stat().st_size - 1000)
+    result = run_workflow(tmp_path, config, check=False)
+    assert result.returncode != 0
+    assert f"run file '{target.relative_to(tmp_path)}' is truncated" in result.stderr
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_flipped_byte_in_a_bucket_before_gather_is_caught_and_redone(tmp_path, corpus, reference):
+    config = config_for(corpus)
+    run_workflow(tmp_path, config, "--until", "shuffle_bucket", "--notemp")
+    stats = [json.loads(p.read_text()) for p in tmp_path.glob("scratch/*/buckets/*.json")]
+    victim = max(stats, key=lambda s: s["bytes"])
+    flip_byte(tmp_path / "out.txt.partial", victim["offset"] + victim["bytes"] // 3)
+    result = run_workflow(tmp_path, config, check=False)
+    assert result.returncode != 0
+    assert "1 bucket region(s) of 'out.txt.partial' are missing or do not match" in result.stderr
+    assert not (tmp_path / "out.txt").exists()
+    dry = run_workflow(tmp_path, config, "--dry-run")
+    assert f"bucket={victim['bucket']}" in dry.stdout and dry.stdout.count("rule shuffle_bucket") == 1
+    run_workflow(tmp_path, config)
+    assert (tmp_path / "out.txt").read_bytes() == reference
