@@ -65,8 +65,9 @@ def python_for_jobs():
 
 def script_command(name):
     """Shell words that run scripts/<name>.py, as a literal shell-rule prefix.
-    Jobs are single-threaded: OpenBLAS's idle thread pool only costs memory."""
-    words = ["env", "OPENBLAS_NUM_THREADS=1", python_for_jobs()]
+    `exec` leaves no shell behind to count against the memory budget; jobs are
+    single-threaded, and OpenBLAS's idle thread pool only costs memory."""
+    words = ["exec", "env", "OPENBLAS_NUM_THREADS=1", python_for_jobs()]
     words.append(os.path.join(SCRIPTS, f"{name}.py"))
     return literal(shlex.join(words))
 
@@ -138,9 +139,10 @@ def preflight():
 def print_summary():
     with open(SUMMARY) as handle:
         summary = json.load(handle)
+    stages = ", ".join(f"{k} {v} s" for k, v in summary["stage_seconds"].items())
     print(
         f"snakeshuf: {summary['records']:,} records, {summary['bytes']:,} bytes "
-        f"-> {config['output']} (seed {summary['seed']}, {summary['buckets']} buckets); "
-        f"summary: {SUMMARY}",
+        f"-> {config['output']} (seed {summary['seed']}, {summary['buckets']} buckets)\n"
+        f"snakeshuf: wall time per stage: {stages}; summary: {SUMMARY}",
         file=sys.stderr,
     )

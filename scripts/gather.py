@@ -23,8 +23,8 @@ from snakeshuf import jobs, runfile
 from snakeshuf.directio import DirectReader
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 
-READ_BYTES = 8 << 20
-VERIFY_THREADS = 3
+READ_BYTES = 4 << 20
+VERIFY_THREADS = 2
 
 
 def region_checksum(reader, offset, size, buffer):
@@ -41,7 +41,7 @@ def region_checksum(reader, offset, size, buffer):
 
 def region_matches(target, stats):
     buffer = np.empty(READ_BYTES, np.uint8)
-    with DirectReader(target) as reader:
+    with DirectReader(target, READ_BYTES) as reader:
         return region_checksum(reader, stats["offset"], stats["bytes"], buffer) == stats["checksum"]
 
 
@@ -53,6 +53,25 @@ def damaged_buckets(target, stats):
     with ThreadPoolExecutor(VERIFY_THREADS) as pool:
         matches = list(pool.map(lambda s: region_matches(target, s), stats))
     return [s for s, ok in zip(stats, matches) if not ok]
+
+
+def last_report(log_path):
+    """The JSON report line a job wrote at the end of its log, if any."""
+    try:
+        with open(log_path) as handle:
+            lines = [line for line in handle if line.startswith("{")]
+        return json.loads(lines[-1]) if lines else None
+    except OSError:
+        return None
+
+
+def stage_wall_seconds(reports):
+    """First job start to last job end, from the jobs' own reports."""
+    reports = [r for r in reports if r]
+    if not reports:
+        return None
+    start = min(r["finished_at"] - r["seconds"] for r in reports)
+    return round(max(r["finished_at"] for r in reports) - start, 2)
 
 
 def load_json(path):
@@ -109,7 +128,7 @@ def redo_damaged(target, stats_paths, stats):
         )
 
 
-def gather(target, out_path, summary_path, seed, separator, inputs, indexes, stats_paths):
+def gather(target, out_path, summary_path, seed, separator, inputs, indexes, stats_paths, split_logs):
     stats = [load_json(path) for path in stats_paths]
     total = sum(s["bytes"] for s in stats)
     redo_damaged(target, stats_paths, stats)
@@ -128,10 +147,16 @@ def gather(target, out_path, summary_path, seed, separator, inputs, indexes, sta
     with open(target, "r+b") as handle:
         handle.truncate(total)
         os.fsync(handle.fileno())
+    stage_seconds = {
+        "split": stage_wall_seconds([last_report(path) for path in split_logs]),
+        "shuffle": stage_wall_seconds(stats),
+    }
     summary = jobs.report(
         "gather", output=out_path, records=split["records"], bytes=total, seed=seed,
-        buckets=len(stats), inputs=len(inputs), key_sum=split["key_sum"],
+        buckets=len(stats), chunks=len(indexes), inputs=len(inputs), key_sum=split["key_sum"],
+        stage_seconds=stage_seconds,
     )
+    summary["stage_seconds"]["gather"] = summary["seconds"]
     jobs.save_json(summary_path, summary)
     os.replace(target, out_path)
 
@@ -146,10 +171,11 @@ def main(argv):
     parser.add_argument("--inputs", nargs="*", default=[])
     parser.add_argument("--indexes", nargs="*", default=[])
     parser.add_argument("--stats", nargs="+", required=True)
+    parser.add_argument("--split-logs", nargs="*", default=[])
     args = parser.parse_args(argv)
     gather(
         args.target, args.out, args.summary, args.seed, args.separator,
-        args.inputs, args.indexes, args.stats,
+        args.inputs, args.indexes, args.stats, args.split_logs,
     )
 
 

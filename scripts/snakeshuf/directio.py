@@ -87,10 +87,10 @@ class DirectReader:
     """Reads byte ranges at any offset; aligned O_DIRECT reads are staged in an
     aligned buffer and copied out."""
 
-    def __init__(self, path):
+    def __init__(self, path, staging_bytes=STAGING_BYTES):
         self.path = path
         self.fd, self.direct = open_direct(path, os.O_RDONLY)
-        self.buffer = aligned_buffer(STAGING_BYTES) if self.direct else None
+        self.buffer = aligned_buffer(staging_bytes) if self.direct else None
 
     def read_into(self, offset, out):
         """Fill `out` (a uint8 array) from `offset`; returns the bytes read."""

@@ -56,6 +56,7 @@ def report(stage, **stats):
     stats.update(
         stage=stage,
         seconds=round(time.monotonic() - STARTED, 3),
+        finished_at=round(time.time(), 3),
         peak_rss_mb=round(peak_rss_mb(), 1),
     )
     print(json.dumps(stats), flush=True)
