@@ -18,10 +18,12 @@ rule gather:
         separator=SEPARATOR,
         target=TARGET,
         summary=SUMMARY,
+        verify=config["verify_output"],
         split_logs=[log_path("split_chunk", str(chunk)) for chunk in CHUNKS],
     shell:
         f"{script_command('gather')} "
         "--target {params.target:q} --out {output.data:q} --summary {params.summary:q}"
         " --seed {params.seed} --separator {params.separator}"
         " --inputs {input.inputs:q} --indexes {input.indexes:q}"
-        " --stats {input.stats:q} --split-logs {params.split_logs:q} > {log:q} 2>&1"
+        " --stats {input.stats:q} --split-logs {params.split_logs:q}"
+        " --verify {params.verify} > {log:q} 2>&1"

@@ -115,7 +115,22 @@ def check_totals(stage_totals):
                 )
 
 
-def redo_damaged(target, stats_paths, stats):
+def untouched_since_written(target, stats):
+    """Whether nothing wrote to `target` after the last bucket job finished: each
+    bucket job records the file's mtime after its own last write, so the
+    largest of them is the file's mtime unless something changed it later."""
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        return False
+    return info.st_mtime_ns <= max(s["target_mtime_ns"] for s in stats) and info.st_size >= max(
+        s["output_bytes"] for s in stats
+    )
+
+
+def redo_damaged(target, stats_paths, stats, verify):
+    if verify == "changed" and untouched_since_written(target, stats):
+        return
     bad = damaged_buckets(target, stats)
     damaged = [path for path, s in zip(stats_paths, stats) if s in bad]
     for path in damaged:
@@ -128,10 +143,10 @@ def redo_damaged(target, stats_paths, stats):
         )
 
 
-def gather(target, out_path, summary_path, seed, separator, inputs, indexes, stats_paths, split_logs):
+def gather(target, out_path, summary_path, seed, separator, inputs, indexes, stats_paths, split_logs, verify):
     stats = [load_json(path) for path in stats_paths]
     total = sum(s["bytes"] for s in stats)
-    redo_damaged(target, stats_paths, stats)
+    redo_damaged(target, stats_paths, stats, verify)
     split = split_totals(indexes)
     check_totals(
         {
@@ -172,10 +187,11 @@ def main(argv):
     parser.add_argument("--indexes", nargs="*", default=[])
     parser.add_argument("--stats", nargs="+", required=True)
     parser.add_argument("--split-logs", nargs="*", default=[])
+    parser.add_argument("--verify", choices=("always", "changed"), default="always")
     args = parser.parse_args(argv)
     gather(
         args.target, args.out, args.summary, args.seed, args.separator,
-        args.inputs, args.indexes, args.stats, args.split_logs,
+        args.inputs, args.indexes, args.stats, args.split_logs, args.verify,
     )
 
 

@@ -131,6 +131,7 @@ def shuffle_bucket(runs, bucket, buckets, separator, memory, target, stats_path)
     stats = jobs.report(
         "shuffle", bucket=bucket, offset=int(offsets[bucket]), records=records, bytes=nbytes,
         key_sum=key_sum, checksum=writer.checksum, passes=passes, output_bytes=total,
+        target_mtime_ns=os.stat(target).st_mtime_ns,
     )
     jobs.save_json(stats_path, stats)
 

@@ -63,8 +63,9 @@ def test_truncated_run_file_is_named(tmp_path, corpus):
     assert not (tmp_path / "out.txt").exists()
 
 
-def test_flipped_byte_in_a_bucket_before_gather_is_caught_and_redone(tmp_path, corpus, reference):
-    config = config_for(corpus)
+@pytest.mark.parametrize("verify", ["changed", "always"])
+def test_flipped_byte_in_a_bucket_before_gather_is_caught_and_redone(tmp_path, corpus, reference, verify):
+    config = {**config_for(corpus), "verify_output": verify}
     run_workflow(tmp_path, config, "--until", "shuffle_bucket", "--notemp")
     stats = [json.loads(p.read_text()) for p in tmp_path.glob("scratch/*/buckets/*.json")]
     victim = max(stats, key=lambda s: s["bytes"])

@@ -1,7 +1,7 @@
 """Every job's peak memory stays within memory_mb, for inputs far larger than it.
 
 Each job reports the kernel's high-water mark of its resident memory
-(getrusage ru_maxrss, exact); Snakemake's benchmark files sample the whole job
+(VmHWM, exact); Snakemake's benchmark files sample the whole job
 process tree (every 0.5 s at first). Both must stay within the budget.
 """
 

@@ -17,7 +17,16 @@ STARTED = time.monotonic()
 
 
 def peak_rss_mb():
-    """The kernel's high-water mark of this process's resident memory."""
+    """The kernel's high-water mark of this program's resident memory (VmHWM).
+    Not getrusage's ru_maxrss: that survives exec, so a job forked from the
+    Snakemake process would report Snakemake's size."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
