@@ -54,17 +54,28 @@ def snakeshuf(corpus, out_dir, args):
         str(snakemake), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
         "--configfile", str(workdir / "config.yaml"), "--cores", str(args.cores), "--quiet",
     ]
-    return timed(command)
+    wall, _ = timed(command)
+    return wall, largest_job_peak(workdir)
+
+
+def job_reports(workdir):
+    for log in (workdir / "logs").rglob("*.log"):
+        for line in log.read_text().splitlines():
+            if line.startswith("{"):
+                yield json.loads(line)
+
+
+def largest_job_peak(workdir):
+    """The largest job's own peak RSS (VmHWM). GNU time's %M would report a
+    forked job's ru_maxrss, which includes Snakemake's size at the fork."""
+    return max(report["peak_rss_mb"] for report in job_reports(workdir))
 
 
 def stage_seconds(out_dir):
     """Wall-clock-free view of the last snakeshuf run: summed job seconds per stage."""
     totals = {}
-    for log in (out_dir / "snakeshuf" / "logs").rglob("*.log"):
-        for line in log.read_text().splitlines():
-            if line.startswith("{"):
-                report = json.loads(line)
-                totals.setdefault(report["stage"], []).append(report["seconds"])
+    for report in job_reports(out_dir / "snakeshuf"):
+        totals.setdefault(report["stage"], []).append(report["seconds"])
     return {stage: (len(times), sum(times)) for stage, times in totals.items()}
 
 
