@@ -103,8 +103,8 @@ def table(results, size, rounds):
     shuf_wall = statistics.median(w for w, _ in results["shuf"]) if "shuf" in results else None
     lines = [
         f"corpus {size / 2**30:.2f} GiB, {rounds} interleaved rounds, medians",
-        f"| tool | runs | wall (s) | MB/s | peak RSS (MB) | wall / shuf |",
-        f"|---|---|---|---|---|---|",
+        "| tool | runs | wall (s) | MB/s | peak RSS (MB) | wall / shuf |",
+        "|---|---|---|---|---|---|",
     ]
     for tool, runs in results.items():
         wall = statistics.median(w for w, _ in runs)

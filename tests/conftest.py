@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from make_corpus import generate  # noqa: E402  (bench/ is on the path just above)
+
 
 def snakemake_command(workdir, config, *args, cores=2):
     Path(workdir).mkdir(parents=True, exist_ok=True)
@@ -57,6 +59,13 @@ def records_of(path, separator=b"\n"):
     if parts[-1]:
         records.append(parts[-1] + separator)
     return records
+
+
+def corpus_file(path, size, seed):
+    """Write a generated corpus of `size` bytes to `path`; return its name."""
+    with open(path, "wb") as out:
+        generate(out, size, seed=seed, fmt="text")
+    return str(path)
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_workflow, snakemake_command
-from make_corpus import generate
+from conftest import corpus_file, run_workflow, snakemake_command
 
 SEED = 17
 
@@ -22,8 +21,7 @@ SEED = 17
 def corpus(tmp_path_factory):
     """300 MB: enough for 16+ buckets at memory_mb=128 (a 20 MB corpus, tiled)."""
     d = tmp_path_factory.mktemp("faults")
-    with open(d / "block.txt", "wb") as out:
-        generate(out, 20 << 20, seed=3, fmt="text")
+    corpus_file(d / "block.txt", 20 << 20, seed=3)
     block = (d / "block.txt").read_bytes()
     with open(d / "corpus.txt", "wb") as out:
         for _ in range(15):

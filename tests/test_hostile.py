@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import records_of, run_workflow, snakemake_command
-from make_corpus import generate
+from conftest import corpus_file, records_of, run_workflow, snakemake_command
 
 IS_ROOT = os.geteuid() == 0
 
@@ -94,8 +93,7 @@ def small_disk():
 
 
 def test_full_disk_is_reported_and_the_same_command_finishes_later(workdir, small_disk):
-    with open(workdir / "corpus.txt", "wb") as out:
-        generate(out, 30 << 20, seed=4, fmt="text")
+    corpus_file(workdir / "corpus.txt", 30 << 20, seed=4)
     config = {"inputs": ["corpus.txt"], "output": "out.txt", "scratch": str(small_disk), "memory_mb": 128}
 
     preflight = run_workflow(workdir, config, check=False)

@@ -5,16 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_workflow
-from make_corpus import generate
+from conftest import corpus_file, run_workflow
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("integrity") / "corpus.txt"
-    with open(path, "wb") as out:
-        generate(out, 40 << 20, seed=8, fmt="text")
-    return str(path)
+    return corpus_file(tmp_path_factory.mktemp("integrity") / "corpus.txt", 40 << 20, seed=8)
 
 
 def config_for(corpus):

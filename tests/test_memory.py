@@ -12,8 +12,7 @@ from collections import Counter
 
 import numpy as np
 
-from conftest import job_reports, run_workflow
-from make_corpus import generate
+from conftest import corpus_file, job_reports, run_workflow
 
 BUDGET_MB = 128
 
@@ -40,8 +39,7 @@ def assert_within_budget(workdir):
 def test_input_twenty_times_the_budget(tmp_path):
     """2.6 GB of realistic lines (a 64 MB corpus, tiled) through 128 MB jobs."""
     block = tmp_path / "block.txt"
-    with open(block, "wb") as out:
-        generate(out, 64 << 20, seed=21, fmt="text")
+    corpus_file(block, 64 << 20, seed=21)
     data = block.read_bytes()
     size = 20 * BUDGET_MB << 20
     with open(tmp_path / "big.txt", "wb") as out:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import job_reports, records_of, run_workflow
-from make_corpus import generate
+from conftest import corpus_file, records_of, run_workflow
 
 
 def write(path, data):
@@ -18,10 +17,7 @@ def write(path, data):
 
 @pytest.fixture(scope="module")
 def corpus_60mb(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
-    with open(path, "wb") as out:
-        generate(out, 60 << 20, seed=9, fmt="text")
-    return str(path)
+    return corpus_file(tmp_path_factory.mktemp("corpus") / "corpus.txt", 60 << 20, seed=9)
 
 
 @pytest.fixture(scope="module")
