@@ -41,7 +41,7 @@ CASES = {
     ),
     "unknown key": ({"inputs": ["data/a.txt"], "sede": 3}, ["unknown config key(s) 'sede'"]),
     "wrong type": ({"inputs": ["data/a.txt"], "seed": "abc"}, ["config key 'seed'", "'abc'", "integer"]),
-    "memory below minimum": ({"inputs": ["data/a.txt"], "memory_mb": 64}, ["memory_mb is 64", "minimum of 128"]),
+    "memory below minimum": ({"inputs": ["data/a.txt"], "memory_mb": 64}, ["memory_mb is 64", "minimum of 160"]),
     "bad chunk size": ({"inputs": ["data/a.txt"], "chunk_mb": "big"}, ["config key 'chunk_mb'", "'auto'"]),
     "no inputs": ({"inputs": []}, ["config key 'inputs'"]),
     "same file twice": (
@@ -65,7 +65,7 @@ def test_input_that_is_not_a_regular_file(workdir, good_input):
 
 def test_record_larger_than_the_budget_names_file_offset_and_size(workdir):
     (workdir / "big.txt").write_bytes(b"small\n" * 10 + b"y" * (50 << 20) + b"\nend\n")
-    result = run_workflow(workdir, {"inputs": ["big.txt"], "output": "out.txt", "memory_mb": 128}, check=False)
+    result = run_workflow(workdir, {"inputs": ["big.txt"], "output": "out.txt", "memory_mb": 160}, check=False)
     assert result.returncode != 0
     assert "the record at byte offset 60 of 'big.txt' is 52428801 bytes long" in result.stderr
     assert "set memory_mb to at least" in result.stderr

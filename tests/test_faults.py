@@ -19,7 +19,7 @@ SEED = 17
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """300 MB: enough for 16+ buckets at memory_mb=128 (a 20 MB corpus, tiled)."""
+    """300 MB: enough for 16+ buckets at memory_mb=160 (a 20 MB corpus, tiled)."""
     d = tmp_path_factory.mktemp("faults")
     corpus_file(d / "block.txt", 20 << 20, seed=3)
     block = (d / "block.txt").read_bytes()
@@ -30,7 +30,7 @@ def corpus(tmp_path_factory):
 
 
 def config_for(corpus, **extra):
-    return {"inputs": [corpus], "output": "out.txt", "seed": SEED, "memory_mb": 128, **extra}
+    return {"inputs": [corpus], "output": "out.txt", "seed": SEED, "memory_mb": 160, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -143,5 +143,5 @@ def test_sigkill_at_ten_random_moments(tmp_path, corpus, reference):
 def test_a_job_killed_for_memory_succeeds_on_retry_with_more(tmp_path, corpus, reference):
     env = {**os.environ, "SNAKESHUF_OOM_BELOW_MB": "200"}
     result = run_workflow(tmp_path, config_for(corpus), env=env)
-    assert "mem_mb=256" in result.stderr, "no job was retried with twice the memory"
+    assert "mem_mb=320" in result.stderr, "no job was retried with twice the memory"
     assert (tmp_path / "out.txt").read_bytes() == reference

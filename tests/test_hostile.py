@@ -94,7 +94,7 @@ def small_disk():
 
 def test_full_disk_is_reported_and_the_same_command_finishes_later(workdir, small_disk):
     corpus_file(workdir / "corpus.txt", 30 << 20, seed=4)
-    config = {"inputs": ["corpus.txt"], "output": "out.txt", "scratch": str(small_disk), "memory_mb": 128}
+    config = {"inputs": ["corpus.txt"], "output": "out.txt", "scratch": str(small_disk), "memory_mb": 160}
 
     preflight = run_workflow(workdir, config, check=False)
     assert preflight.returncode != 0

@@ -14,7 +14,7 @@ def corpus(tmp_path_factory):
 
 
 def config_for(corpus):
-    return {"inputs": [corpus], "output": "out.txt", "memory_mb": 128, "chunk_mb": 16, "seed": 2}
+    return {"inputs": [corpus], "output": "out.txt", "memory_mb": 160, "chunk_mb": 16, "seed": 2}
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 
 from conftest import corpus_file, job_reports, run_workflow
 
-BUDGET_MB = 128
+BUDGET_MB = 160
 
 
 def benchmark_peaks(workdir):
@@ -37,7 +37,7 @@ def assert_within_budget(workdir):
 
 
 def test_input_twenty_times_the_budget(tmp_path):
-    """2.6 GB of realistic lines (a 64 MB corpus, tiled) through 128 MB jobs."""
+    """3.2 GB of realistic lines (a 64 MB corpus, tiled) through 160 MB jobs."""
     block = tmp_path / "block.txt"
     corpus_file(block, 64 << 20, seed=21)
     data = block.read_bytes()

@@ -18,7 +18,7 @@ from snakeshuf import keys as keylib
 ALPHA = 1e-4
 BINS = 10
 RECORDS = 1_000_000
-WIDTH = 40  # bytes per line: 40 MB of input gives several buckets at 128 MB
+WIDTH = 40  # bytes per line: 40 MB of input gives several buckets at 160 MB
 
 
 # --- the checks -----------------------------------------------------------
@@ -86,7 +86,7 @@ def unique_lines(tmp_path_factory):
 @pytest.fixture(scope="module")
 def workflow_origins(tmp_path_factory, unique_lines):
     d = tmp_path_factory.mktemp("run-unique")
-    config = {"inputs": unique_lines, "output": "out.txt", "memory_mb": 128, "chunk_mb": 4, "seed": 11}
+    config = {"inputs": unique_lines, "output": "out.txt", "memory_mb": 160, "chunk_mb": 4, "seed": 11}
     run_workflow(d, config)
     data = np.frombuffer((d / "out.txt").read_bytes(), np.uint8).reshape(-1, WIDTH)
     digits = data[:, :9].astype(np.int64) - ord("0")

@@ -44,7 +44,7 @@ def expected_records(paths):
 
 
 def test_output_is_a_permutation_of_the_input_records(workdir, awkward_inputs):
-    config = {"inputs": awkward_inputs, "output": "out/shuffled.txt", "memory_mb": 128, "chunk_mb": 7}
+    config = {"inputs": awkward_inputs, "output": "out/shuffled.txt", "memory_mb": 160, "chunk_mb": 7}
     run_workflow(workdir, config)
     output = records_of(workdir / "out/shuffled.txt")
     assert Counter(output) == expected_records(awkward_inputs)
@@ -71,22 +71,22 @@ def shuffled_bytes(workdir, inputs, cores=2, **config):
 def test_order_depends_only_on_inputs_and_seed(tmp_path, corpus_60mb):
     inputs = [corpus_60mb]
     variants = {
-        "128 MB": dict(memory_mb=128, chunk_mb=8),
         "160 MB": dict(memory_mb=160, chunk_mb=8),
-        "256 MB": dict(memory_mb=256, chunk_mb=8),
-        "other chunks": dict(memory_mb=128, chunk_mb=23),
-        "one core": dict(memory_mb=128, chunk_mb=8, cores=1),
+        "192 MB": dict(memory_mb=192, chunk_mb=8),
+        "288 MB": dict(memory_mb=288, chunk_mb=8),
+        "other chunks": dict(memory_mb=160, chunk_mb=23),
+        "one core": dict(memory_mb=160, chunk_mb=8, cores=1),
     }
     results = {
         name: shuffled_bytes(tmp_path / name.replace(" ", "-"), inputs, seed=3, **options)
         for name, options in variants.items()
     }
     bucket_counts = {name: summary["buckets"] for name, (_, summary) in results.items()}
-    assert len({bucket_counts[n] for n in ("128 MB", "160 MB", "256 MB")}) == 3, bucket_counts
-    reference = results["128 MB"][0]
+    assert len({bucket_counts[n] for n in ("160 MB", "192 MB", "288 MB")}) == 3, bucket_counts
+    reference = results["160 MB"][0]
     for name, (data, _) in results.items():
-        assert data == reference, f"output with {name} differs from 128 MB"
-    other_seed, _ = shuffled_bytes(tmp_path / "seed-4", inputs, seed=4, memory_mb=128, chunk_mb=8)
+        assert data == reference, f"output with {name} differs from 160 MB"
+    other_seed, _ = shuffled_bytes(tmp_path / "seed-4", inputs, seed=4, memory_mb=160, chunk_mb=8)
     assert other_seed != reference
     assert sorted(records_of_bytes(other_seed)) == sorted(records_of_bytes(reference))
 

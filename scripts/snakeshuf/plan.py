@@ -157,7 +157,7 @@ def make_plan(inputs, output, memory_mb, chunk_mb="auto"):
     if memory_mb < MIN_MEMORY_MB:
         raise ConfigError(
             f"memory_mb is {memory_mb}, below the minimum of {MIN_MEMORY_MB} "
-            "(a job's Python, NumPy and PyArrow alone take ~75 MB); set memory_mb >= "
+            "(a job's Python, NumPy and PyArrow alone take up to ~100 MB); set memory_mb >= "
             f"{MIN_MEMORY_MB}"
         )
     files = load_inputs(inputs, output)
