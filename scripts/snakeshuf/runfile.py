@@ -7,7 +7,6 @@ array, one row per non-empty section, sorted by bucket then spill) lets a
 shuffle job find and verify its sections without reading anyone else's.
 """
 
-import os
 
 import numpy as np
 import pyarrow as pa
@@ -118,13 +117,3 @@ def load_index(path):
     except (OSError, ValueError) as error:
         raise IntegrityError(f"index '{path}' cannot be read: {error}") from None
 
-
-def check_run_size(path, index):
-    """A run file must be exactly as long as its index says."""
-    if len(index) == 0:
-        return
-    last = index[np.argmax(index[:, DATA_OFFSET] + index[:, NBYTES])]
-    expected = int(last[DATA_OFFSET] + last[NBYTES])
-    actual = os.path.getsize(path)
-    if actual < expected:
-        raise IntegrityError(f"run file '{path}' is truncated: {actual} bytes, index needs {expected}")
