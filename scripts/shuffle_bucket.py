@@ -56,11 +56,8 @@ class BucketOutput:
         self.key_sum = (self.key_sum + keylib.key_checksum(keys)) & MASK64
 
 
-def load_whole(sections):
+def load_whole(sections, records, nbytes):
     """All keys and records of the bucket, read straight into two arrays."""
-    rows = [row for _, rs in sections for row in rs]
-    records = sum(int(r[runfile.RECORDS]) for r in rows)
-    nbytes = sum(int(r[runfile.NBYTES]) for r in rows)
     keys, data = np.empty(records, np.uint64), np.empty(nbytes, np.uint8)
     k = d = 0
     for run, run_rows in sections:
@@ -117,7 +114,7 @@ def shuffle_bucket(runs, bucket, buckets, separator, memory, target, stats_path)
     os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
     writer = BucketOutput(RegionWriter(target, int(offsets[bucket])))
     if passes == 1:
-        writer.write_sorted(*load_whole(sections), separator, where)
+        writer.write_sorted(*load_whole(sections, records, nbytes), separator, where)
     for part in range(passes if passes > 1 else 0):
         keys, data = load_part(sections, buckets, passes, part, separator)
         writer.write_sorted(keys, data, separator, where)

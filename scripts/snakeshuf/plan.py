@@ -53,17 +53,13 @@ class Plan:
         return [self.files[s.file_index] for s in self.chunks[chunk]]
 
 
-def has_glob(pattern):
-    return glob.has_magic(pattern)
-
-
 def expand_inputs(patterns):
     """Paths in the order given; each glob expands sorted and must match something."""
     if not patterns:
         raise ConfigError("config key 'inputs' lists no files: name at least one input file")
     paths = []
     for pattern in patterns:
-        if has_glob(pattern):
+        if glob.has_magic(pattern):
             matches = sorted(glob.glob(pattern, recursive=True))
             if not matches:
                 raise ConfigError(f"input pattern '{pattern}' (config key 'inputs') matches no file")
