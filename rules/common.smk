@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import shlex
 import sys
@@ -7,6 +8,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
 
 from snakeshuf.config import check_config
 from snakeshuf.plan import ConfigError, make_plan, scratch_dir
+from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB
 from snakeshuf.disk import check_writable, shortfalls
 from snakeshuf.resume import clear_stale_incomplete_marker, remove_leftovers
 
@@ -41,6 +43,10 @@ TARGET = config["output"] + ".partial"
 CHUNKS = range(len(PLAN.chunks))
 BUCKETS = range(PLAN.buckets)
 SEPARATOR = ord("\n")
+# Cluster run times assume a tenth of the slowest stage's speed measured here
+# (~150 MB/s per core): shared filesystems and busy nodes are slower.
+SLOWEST_EXPECTED_MB_PER_S = 15
+RUNTIME_MARGIN_MINUTES = 10
 
 
 if workflow.is_main_process and clear_stale_incomplete_marker(
@@ -82,9 +88,26 @@ def benchmark_path(rule_name, wildcard=""):
     )
 
 
-def get_mem_mb(wildcards, attempt):
-    """A retry gets more memory; the output never depends on it."""
+def get_budget_mb(wildcards, attempt):
+    """The job's own memory budget. A retry gets more; the output never depends on it."""
     return config["memory_mb"] * attempt
+
+
+def get_mem_mb(wildcards, attempt):
+    """What the scheduler is asked for: the budget and, on a cluster, Snakemake's
+    own processes that run in the job (see CLUSTER_JOB_OVERHEAD_MB)."""
+    overhead = CLUSTER_JOB_OVERHEAD_MB if workflow.non_local_exec else 0
+    return get_budget_mb(wildcards, attempt) + overhead
+
+
+def runtime_for(nbytes):
+    """Minutes to ask a cluster for a job that handles `nbytes` (and more on a retry)."""
+
+    def get_runtime(wildcards, attempt):
+        seconds = nbytes / 2**20 / SLOWEST_EXPECTED_MB_PER_S
+        return attempt * (RUNTIME_MARGIN_MINUTES + math.ceil(seconds / 60))
+
+    return get_runtime
 
 
 def get_chunk_files(wildcards):

@@ -11,8 +11,10 @@ rule gather:
         benchmark_path("gather")
     conda:
         "../envs/snakeshuf.yaml"
+    threads: 1
     resources:
         mem_mb=get_mem_mb,
+        runtime=runtime_for(PLAN.total_bytes),
     params:
         seed=config["seed"],
         separator=SEPARATOR,

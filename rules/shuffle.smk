@@ -10,8 +10,11 @@ rule shuffle_bucket:
         benchmark_path("shuffle_bucket", "{bucket}")
     conda:
         "../envs/snakeshuf.yaml"
+    threads: 1
     resources:
         mem_mb=get_mem_mb,
+        budget_mb=get_budget_mb,
+        runtime=runtime_for(PLAN.total_bytes / PLAN.buckets),
     params:
         buckets=PLAN.buckets,
         separator=SEPARATOR,
@@ -20,5 +23,5 @@ rule shuffle_bucket:
     shell:
         f"{script_command('shuffle_bucket')} "
         "--bucket {wildcards.bucket} --buckets {params.buckets} --separator {params.separator}"
-        " --memory-mb {resources.mem_mb} --target {params.target:q} --stats {output.stats:q}"
+        " --memory-mb {resources.budget_mb} --target {params.target:q} --stats {output.stats:q}"
         " -- {params.runs:q} > {log:q} 2>&1"

@@ -10,8 +10,11 @@ rule split_chunk:
         benchmark_path("split_chunk", "{chunk}")
     conda:
         "../envs/snakeshuf.yaml"
+    threads: 1
     resources:
         mem_mb=get_mem_mb,
+        budget_mb=get_budget_mb,
+        runtime=runtime_for(PLAN.chunk_bytes),
     params:
         segments=get_chunk_segments,
         seed=config["seed"],
@@ -21,5 +24,5 @@ rule split_chunk:
         f"{script_command('split_chunk')} "
         "--segments {params.segments}"
         " --seed {params.seed} --buckets {params.buckets} --separator {params.separator}"
-        " --memory-mb {resources.mem_mb} --run {output.run:q} --index {output.index:q}"
+        " --memory-mb {resources.budget_mb} --run {output.run:q} --index {output.index:q}"
         " -- {input.files:q} > {log:q} 2>&1"

@@ -1,0 +1,364 @@
+"""Bring up (or take down) a real single-node SLURM cluster on this host for the tests.
+
+    python tests/slurm/cluster.py start [--timeout 120]
+    python tests/slurm/cluster.py stop
+    python tests/slurm/cluster.py status
+
+`start` installs Debian's munge, slurmctld, slurmd, slurm-client, slurmdbd and
+mariadb-server when they are missing, writes a configuration for this host, starts
+whatever is not running yet and waits until the node is idle. Memory is enforced
+with cgroups, so a job that outgrows its request ends OUT_OF_MEMORY as on a real
+cluster, and accounting goes through slurmdbd, so `sacct` (which the Snakemake
+executor polls) works. The daemons are started directly: these machines have no
+systemd. Every daemon this script starts is recorded with its process start time;
+`stop` stops exactly those and nothing else. Needs root.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PACKAGES = ["munge", "slurmctld", "slurmd", "slurm-client", "slurmdbd", "mariadb-server"]
+STATE = Path("/run/snakeshuf-slurm")
+SLURM_ETC = Path("/etc/slurm")
+MARKER = "# written by snakeshuf tests/slurm/cluster.py"
+CLUSTER = "snakeshuf"
+PARTITION = "debug"
+ACCOUNT = "snakeshuf"
+DB = {"name": "slurm_acct_db", "user": "slurm", "password": "local-test-only"}
+# Stopped last to first.
+DAEMONS = ["munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd"]
+
+
+class ClusterError(Exception):
+    pass
+
+
+def say(message):
+    print(f"[slurm-cluster] {message}", flush=True)
+
+
+def sh(*command, check=True, **kwargs):
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise ClusterError(f"`{' '.join(command)}` failed: {result.stderr.strip()}")
+    return result
+
+
+def log_tail(path, lines=15):
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return f"\n--- last lines of {path} ---\n" + "\n".join(text)
+
+
+def wait_until(seconds, what, probe, log=None):
+    deadline = time.monotonic() + seconds
+    while not probe():
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{what} not ready after {seconds} s" + (log_tail(log) if log else ""))
+        time.sleep(0.5)
+
+
+def succeeds(*command):
+    return lambda: subprocess.run(command, capture_output=True).returncode == 0
+
+
+# ---------------------------------------------------------------- processes
+
+
+def start_time(pid):
+    """Field 22 of /proc/PID/stat, or None if the process is gone or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def running_pids(name):
+    result = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
+    return [int(p) for p in result.stdout.split() if start_time(p)]
+
+
+def record(name, pid_file, log):
+    """Remember the daemon we just started, from the pid file it writes."""
+    def started():
+        try:
+            return start_time(int(Path(pid_file).read_text().split()[0])) is not None
+        except (OSError, ValueError, IndexError):
+            return False
+
+    wait_until(20, f"{name} (pid file {pid_file})", started, log)
+    pid = int(Path(pid_file).read_text().split()[0])
+    (STATE / f"{name}.pid").write_text(f"{pid} {start_time(pid)}\n")
+    say(f"started {name} (pid {pid})")
+
+
+def start_daemon(name, command, pid_file, log, foreground=False):
+    if running_pids(name):
+        say(f"{name} already running")
+        return
+    Path(pid_file).unlink(missing_ok=True)
+    if foreground:
+        subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    else:
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ClusterError(f"{name} failed to start: {result.stderr.strip()}" + log_tail(log))
+    record(name, pid_file, log)
+
+
+def stop_recorded(name, timeout=30):
+    path = STATE / f"{name}.pid"
+    if not path.exists():
+        return
+    pid, recorded_start = path.read_text().split()
+    path.unlink()
+    if start_time(pid) != recorded_start:
+        return  # exited already, or the pid now belongs to another process
+    say(f"stopping {name} (pid {pid})")
+    os.kill(int(pid), signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while start_time(pid) == recorded_start and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if start_time(pid) == recorded_start:
+        os.kill(int(pid), signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def install_missing():
+    missing = [p for p in PACKAGES if sh("dpkg", "-s", p, check=False).returncode != 0]
+    if not missing:
+        return
+    say(f"installing {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    if sh(*install, check=False, env=env).returncode != 0:
+        sh("apt-get", "update", env=env)
+        sh(*install, env=env)
+
+
+def write_if_changed(path, text, owner=None, mode=0o644):
+    """Write a config file of ours; refuse to overwrite one somebody else wrote."""
+    path = Path(path)
+    if path.exists() and not path.read_text().startswith(MARKER):
+        raise ClusterError(f"{path} exists and was not written by this script; "
+                           "move it away to let the tests configure their own cluster")
+    changed = not path.exists() or path.read_text() != text
+    if changed:
+        path.write_text(text)
+    os.chmod(path, mode)
+    if owner:
+        shutil.chown(path, owner, owner)
+    return changed
+
+
+def node_line():
+    hardware = dict(item.split("=", 1) for item in sh("slurmd", "-C").stdout.splitlines()[0].split())
+    memory = int(hardware["RealMemory"])
+    hardware["RealMemory"] = str(memory - max(memory // 20, 512))  # or slurmctld drains the node
+    hardware.pop("NodeName", None)
+    fields = " ".join(f"{key}={value}" for key, value in hardware.items())
+    return f"NodeName={socket.gethostname()} NodeAddr=127.0.0.1 {fields} State=UNKNOWN"
+
+
+def slurm_conf():
+    host = socket.gethostname()
+    return f"""{MARKER}
+ClusterName={CLUSTER}
+SlurmctldHost={host}(127.0.0.1)
+SlurmUser=slurm
+AuthType=auth/munge
+MpiDefault=none
+ProctrackType=proctrack/cgroup
+TaskPlugin=task/cgroup
+ReturnToService=2
+SlurmctldPidFile=/run/slurm/slurmctld.pid
+SlurmdPidFile=/run/slurm/slurmd.pid
+StateSaveLocation=/var/spool/slurmctld
+SlurmdSpoolDir=/var/spool/slurmd
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+SlurmdLogFile=/var/log/slurm/slurmd.log
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=512
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+# sacct shows the executor's comment (rule and wildcards) for each job
+AccountingStoreFlags=job_comment
+JobAcctGatherType=jobacct_gather/cgroup
+JobAcctGatherFrequency=2
+# finished jobs stay visible to squeue long enough for the executor's status checks
+MinJobAge=600
+KillWait=5
+InactiveLimit=0
+{node_line()}
+PartitionName={PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+CGROUP_CONF = f"""{MARKER}
+CgroupPlugin=autodetect
+ConstrainCores=yes
+ConstrainRAMSpace=yes
+ConstrainSwapSpace=yes
+AllowedSwapSpace=0
+"""
+
+SLURMDBD_CONF = f"""{MARKER}
+AuthType=auth/munge
+DbdHost=localhost
+SlurmUser=slurm
+LogFile=/var/log/slurm/slurmdbd.log
+PidFile=/run/slurm/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageLoc={DB["name"]}
+StorageUser={DB["user"]}
+StoragePass={DB["password"]}
+"""
+
+
+def make_dirs():
+    for path, owner, mode in [
+        ("/etc/munge", "munge", 0o700), ("/var/lib/munge", "munge", 0o711),
+        ("/var/log/munge", "munge", 0o700), ("/run/munge", "munge", 0o755),
+        ("/run/mysqld", "mysql", 0o755), ("/var/log/mysql", "mysql", 0o750),
+        ("/run/slurm", "slurm", 0o755), ("/var/spool/slurmctld", "slurm", 0o755),
+        ("/var/log/slurm", "slurm", 0o755), ("/var/spool/slurmd", "root", 0o755),
+        (str(SLURM_ETC), "root", 0o755), (str(STATE), "root", 0o755),
+    ]:
+        os.makedirs(path, exist_ok=True)
+        shutil.chown(path, owner)
+        os.chmod(path, mode)
+
+
+# ---------------------------------------------------------------- daemons
+
+
+def start_munge():
+    key = Path("/etc/munge/munge.key")
+    if not key.exists() or key.stat().st_size == 0:
+        sh("mungekey", "--create", f"--keyfile={key}", "--force")
+        shutil.chown(key, "munge", "munge")
+        key.chmod(0o600)
+    if not running_pids("munged"):
+        for stale in Path("/run/munge").glob("munge.socket.2*"):
+            stale.unlink()
+    start_daemon("munged", ["runuser", "-u", "munge", "--", "/usr/sbin/munged"],
+                 "/run/munge/munged.pid", "/var/log/munge/munged.log")
+    wait_until(10, "munge", succeeds("sh", "-c", "munge -n | unmunge"), "/var/log/munge/munged.log")
+
+
+def start_accounting():
+    if not Path("/var/lib/mysql/mysql").is_dir():
+        sh("mariadb-install-db", "--user=mysql", "--datadir=/var/lib/mysql")
+    start_daemon("mariadbd", ["/usr/sbin/mariadbd", "--user=mysql", "--pid-file=/run/mysqld/mysqld.pid",
+                              "--socket=/run/mysqld/mysqld.sock", "--bind-address=127.0.0.1",
+                              "--log-error=/var/log/mysql/error.log"],
+                 "/run/mysqld/mysqld.pid", "/var/log/mysql/error.log", foreground=True)
+    wait_until(60, "MariaDB", succeeds("mariadb-admin", "ping"), "/var/log/mysql/error.log")
+    sh("mariadb", "-e", f"""
+        CREATE DATABASE IF NOT EXISTS {DB['name']};
+        CREATE USER IF NOT EXISTS '{DB['user']}'@'localhost' IDENTIFIED BY '{DB['password']}';
+        GRANT ALL ON {DB['name']}.* TO '{DB['user']}'@'localhost';""")
+    write_if_changed(SLURM_ETC / "slurmdbd.conf", SLURMDBD_CONF, owner="slurm", mode=0o600)
+    start_daemon("slurmdbd", ["slurmdbd"], "/run/slurm/slurmdbd.pid", "/var/log/slurm/slurmdbd.log")
+    wait_until(30, "slurmdbd", succeeds("sacctmgr", "-n", "list", "cluster"), "/var/log/slurm/slurmdbd.log")
+    if CLUSTER not in sh("sacctmgr", "-n", "-P", "list", "cluster", "format=cluster").stdout.split():
+        sh("sacctmgr", "-i", "add", "cluster", CLUSTER)
+
+
+def write_slurm_config():
+    """slurm.conf first: every SLURM command, sacctmgr included, reads it."""
+    changed = write_if_changed(SLURM_ETC / "slurm.conf", slurm_conf())
+    changed |= write_if_changed(SLURM_ETC / "cgroup.conf", CGROUP_CONF)
+    if changed:
+        for name in ("slurmd", "slurmctld"):
+            stop_recorded(name)
+            if running_pids(name):
+                raise ClusterError(f"the configuration changed but {name} was not started by this "
+                                   "script; stop it, then run this again")
+
+
+def start_slurm():
+    start_daemon("slurmctld", ["slurmctld"], "/run/slurm/slurmctld.pid", "/var/log/slurm/slurmctld.log")
+    wait_until(30, "slurmctld", lambda: "is UP" in sh("scontrol", "ping", check=False).stdout,
+               "/var/log/slurm/slurmctld.log")
+    start_daemon("slurmd", ["slurmd"], "/run/slurm/slurmd.pid", "/var/log/slurm/slurmd.log")
+
+
+def add_account():
+    if not sh("sacctmgr", "-n", "-P", "list", "account", ACCOUNT, "format=account").stdout.strip():
+        sh("sacctmgr", "-i", "add", "account", ACCOUNT, "Description=snakeshuf tests", "Organization=local")
+    for user in {"root", os.environ.get("SUDO_USER") or "root"}:
+        if not sh("sacctmgr", "-n", "-P", "list", "assoc", f"user={user}", f"account={ACCOUNT}",
+                  "format=user").stdout.strip():
+            sh("sacctmgr", "-i", "add", "user", user, f"Account={ACCOUNT}", f"DefaultAccount={ACCOUNT}")
+
+
+def wait_for_idle_node(timeout):
+    host = socket.gethostname()
+
+    def idle():
+        state = sh("sinfo", "-h", "-n", host, "-o", "%T", check=False).stdout.strip()
+        if "drain" in state or state.startswith(("down", "fail")):
+            sh("scontrol", "update", f"NodeName={host}", "State=RESUME", check=False)
+        return state in ("idle", "mixed", "allocated")
+
+    wait_until(timeout, f"node {host}", idle, "/var/log/slurm/slurmd.log")
+
+
+def start(timeout):
+    install_missing()
+    make_dirs()
+    write_slurm_config()
+    start_munge()
+    start_accounting()
+    start_slurm()
+    add_account()
+    wait_for_idle_node(timeout)
+    say(f"up: partition {PARTITION}, account {ACCOUNT}, memory enforced by cgroups")
+
+
+def stop():
+    if (STATE / "slurmctld.pid").exists():
+        jobs = sh("squeue", "-h", "-o", "%i", check=False, timeout=10).stdout.split()
+        if jobs:
+            sh("scancel", *jobs, check=False, timeout=10)
+    for name in reversed(DAEMONS):
+        stop_recorded(name)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("--timeout", type=int, default=120, help="seconds to wait for an idle node")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("slurm-cluster: needs root (daemons, /etc/slurm, /etc/munge)")
+    try:
+        if args.action == "start":
+            start(args.timeout)
+        elif args.action == "stop":
+            stop()
+        else:
+            print(sh("sinfo", check=False).stdout or "no cluster answering")
+    except ClusterError as error:
+        sys.exit(f"slurm-cluster: error: {error}")
+
+
+if __name__ == "__main__":
+    main()

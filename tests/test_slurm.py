@@ -1,0 +1,113 @@
+"""The workflow on a real SLURM cluster, through profiles/slurm.
+
+The cluster is the one tests/slurm/cluster.py starts (`make test` does it):
+jobs go through sbatch and srun, sacct reads slurmdbd, and memory is enforced
+by cgroups, so a job that outgrows its request really is killed.
+"""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, corpus_file, run_workflow, snakemake_command
+from slurm_acceptance import rule_of, sacct_jobs
+from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB
+
+pytestmark = pytest.mark.slurm
+
+SEED = 5
+MEMORY_MB = 160
+# Every cluster run is bounded: a Snakemake that lost track of its jobs would
+# otherwise wait forever (and it ignores SIGTERM then, hence -k).
+RUN_TIMEOUT = ["timeout", "-k", "10", "900"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm_cluster():
+    state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    if state.returncode != 0 or not state.stdout.strip():
+        message = "no SLURM cluster answers; start one: sudo python tests/slurm/cluster.py start"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A ~24 MB corpus and its local shuffle: several chunks, several buckets."""
+    root = tmp_path_factory.mktemp("slurm-reference")
+    corpus = corpus_file(root / "corpus.txt", 24 << 20, seed=SEED)
+    config = {"inputs": [corpus], "output": "out.txt", "seed": SEED, "memory_mb": MEMORY_MB, "chunk_mb": 8}
+    run_workflow(root / "local", config)
+    return config, (root / "local" / "out.txt").read_bytes()
+
+
+def run_on_slurm(workdir, config, *args, env_extra=None, check=True):
+    command = snakemake_command(
+        workdir, config,
+        "--workflow-profile", str(REPO / "profiles" / "slurm"),
+        "--slurm-init-seconds-before-status-checks", "2",
+        *args,
+    )
+    env = dict(os.environ, **(env_extra or {}))
+    result = subprocess.run(RUN_TIMEOUT + command, capture_output=True, text=True, env=env)
+    assert result.returncode != 124, "the SLURM run timed out"
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stderr[-6000:]}")
+    return result
+
+
+def test_slurm_run_matches_the_local_run_and_asks_for_the_planned_memory(tmp_path, reference):
+    config, expected = reference
+    run_on_slurm(tmp_path, config)
+    assert (tmp_path / "out.txt").read_bytes() == expected
+
+    jobs = sacct_jobs(tmp_path)
+    rules = sorted(rule_of(job) for job in jobs)
+    assert rules.count("gather") == 1
+    assert rules.count("split_chunk") == 3 and rules.count("shuffle_bucket") > 1, rules
+    assert {(job.state, job.step_state) for job in jobs} == {("COMPLETED", "COMPLETED")}
+    assert {job.mem_mb for job in jobs} == {MEMORY_MB + CLUSTER_JOB_OVERHEAD_MB}
+
+
+def test_rerun_after_a_failed_bucket_submits_only_that_bucket_and_gather(tmp_path, reference):
+    config, expected = reference
+    failed = run_on_slurm(tmp_path, config, "--retries", "0",
+                          env_extra={"SNAKESHUF_FAIL_BUCKETS": "1"}, check=False)
+    assert failed.returncode != 0
+    assert not (tmp_path / "out.txt").exists()
+    first_run = len(sacct_jobs(tmp_path))
+
+    run_on_slurm(tmp_path, config)
+    rerun = [job.comment for job in sacct_jobs(tmp_path)[first_run:]]
+    assert sorted(rerun) == ["rule_gather", "rule_shuffle_bucket_wildcards_1"]
+    assert (tmp_path / "out.txt").read_bytes() == expected
+
+
+def test_a_job_killed_for_memory_is_retried_with_more_and_succeeds(tmp_path, reference):
+    config, expected = reference
+    config = {**config, "memory_mb": 200}
+    # Each split/shuffle job holds 300 MB beyond its model: more than attempt 1
+    # asks for (200 + overhead), less than attempt 2 (400 + overhead).
+    run_on_slurm(tmp_path, config, env_extra={"SNAKESHUF_EXTRA_MEMORY_MB": "300"})
+    assert (tmp_path / "out.txt").read_bytes() == expected
+
+    jobs = sacct_jobs(tmp_path)
+    killed = [job for job in jobs if job.step_state == "OUT_OF_MEMORY"]
+    retried = [job for job in jobs if rule_of(job) != "gather" and job.step_state == "COMPLETED"]
+    assert killed and len(killed) == len(retried), jobs
+    assert {job.mem_mb for job in killed} == {200 + CLUSTER_JOB_OVERHEAD_MB}
+    assert {job.mem_mb for job in retried} == {400 + CLUSTER_JOB_OVERHEAD_MB}
+
+
+def test_bucket_jobs_as_a_slurm_array_give_the_same_bytes(tmp_path, reference):
+    config, expected = reference
+    run_on_slurm(tmp_path, config, "--slurm-array-jobs", "shuffle_bucket")
+    assert (tmp_path / "out.txt").read_bytes() == expected
+    jobs = sacct_jobs(tmp_path)
+    assert {job.state for job in jobs} == {"COMPLETED"}
+    buckets = len(list((tmp_path / "logs").glob("*/shuffle_bucket/*.log")))
+    array_tasks = [job for job in jobs if "_" in job.id]
+    assert len(array_tasks) == buckets > 1 and len(jobs) == 3 + buckets + 1, jobs
