@@ -9,6 +9,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
 from snakeshuf.config import check_config
 from snakeshuf.plan import ConfigError, make_plan, scratch_dir
 from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB
+from snakeshuf import layout
 from snakeshuf.disk import check_writable, shortfalls
 from snakeshuf.resume import clear_stale_incomplete_marker, remove_leftovers
 
@@ -33,8 +34,16 @@ except ConfigError as error:
     fail(error)
 
 SCRIPTS = os.path.join(workflow.basedir, "scripts")
-SCRATCH = literal(scratch_dir(config["scratch"], config["output"]))
+SCRATCH = scratch_dir(config["scratch"], config["output"])
 RUN_NAME = os.path.basename(SCRATCH)
+RUNS_DIR = os.path.join(SCRATCH, "runs")
+STATS_DIR = os.path.join(SCRATCH, "buckets")
+RUN_PATTERN = os.path.join(literal(RUNS_DIR), layout.RUN)
+INDEX_PATTERN = os.path.join(literal(RUNS_DIR), layout.INDEX)
+STATS_PATTERN = os.path.join(literal(STATS_DIR), layout.STATS)
+# Every bucket job needs every run file: one flag file stands for them all, so
+# that the DAG has one edge per bucket job instead of two per chunk.
+RUNS_READY = os.path.join(literal(RUNS_DIR), "all-chunks-split")
 OUTPUT = literal(config["output"])
 # The summary is written just before the output appears; it is not a rule output.
 SUMMARY = config["output"] + ".summary.json"
@@ -78,13 +87,20 @@ def script_command(name):
     return literal(shlex.join(words))
 
 
+def log_dir(rule_name):
+    return os.path.join("logs", RUN_NAME, rule_name)
+
+
 def log_path(rule_name, wildcard=""):
-    return os.path.join("logs", RUN_NAME, rule_name, f"{wildcard or rule_name}.log")
+    """A log's pattern: `wildcard` is e.g. "{bucket}" (the rule's own name if none)."""
+    return os.path.join(
+        literal(log_dir(rule_name)), layout.LOG.format(name=wildcard or rule_name)
+    )
 
 
 def benchmark_path(rule_name, wildcard=""):
     return os.path.join(
-        "benchmarks", RUN_NAME, rule_name, f"{wildcard or rule_name}.tsv"
+        "benchmarks", literal(RUN_NAME), rule_name, f"{wildcard or rule_name}.tsv"
     )
 
 
@@ -122,17 +138,17 @@ def get_chunk_segments(wildcards):
     )
 
 
+def get_runs_dir(wildcards, input):
+    """The run files sit beside the flag that stands for them (RUNS_READY)."""
+    return os.path.dirname(input.runs)
+
+
+def get_stats_dir(wildcards, input):
+    return os.path.dirname(input.stats[0])
+
+
 def run_files():
-    return expand(f"{SCRATCH}/runs/{{chunk}}.run", chunk=CHUNKS)
-
-
-def index_files():
-    return expand(f"{SCRATCH}/runs/{{chunk}}.index.npy", chunk=CHUNKS)
-
-
-def get_run_pairs(wildcards, input):
-    """Run file and index, interleaved, as shuffle_bucket.py takes them."""
-    return [path for pair in zip(input.runs, input.indexes) for path in pair]
+    return expand(RUN_PATTERN, chunk=CHUNKS) + expand(INDEX_PATTERN, chunk=CHUNKS)
 
 
 def plan_lines():

@@ -1,8 +1,8 @@
 rule gather:
     input:
         inputs=[f.path for f in PLAN.files],
-        indexes=index_files(),
-        stats=expand(f"{SCRATCH}/buckets/{{bucket}}.json", bucket=BUCKETS),
+        runs=RUNS_READY,
+        stats=expand(STATS_PATTERN, bucket=BUCKETS),
     output:
         data=OUTPUT,
     log:
@@ -21,11 +21,15 @@ rule gather:
         target=TARGET,
         summary=SUMMARY,
         verify=config["verify_output"],
-        split_logs=[log_path("split_chunk", str(chunk)) for chunk in CHUNKS],
+        runs_dir=get_runs_dir,
+        chunks=len(CHUNKS),
+        stats_dir=get_stats_dir,
+        buckets=PLAN.buckets,
+        split_logs_dir=log_dir("split_chunk"),
     shell:
         f"{script_command('gather')} "
         "--target {params.target:q} --out {output.data:q} --summary {params.summary:q}"
-        " --seed {params.seed} --separator {params.separator}"
-        " --inputs {input.inputs:q} --indexes {input.indexes:q}"
-        " --stats {input.stats:q} --split-logs {params.split_logs:q}"
-        " --verify {params.verify} > {log:q} 2>&1"
+        " --seed {params.seed} --separator {params.separator} --inputs {input.inputs:q}"
+        " --runs-dir {params.runs_dir:q} --chunks {params.chunks}"
+        " --stats-dir {params.stats_dir:q} --buckets {params.buckets}"
+        " --split-logs-dir {params.split_logs_dir:q} --verify {params.verify} > {log:q} 2>&1"

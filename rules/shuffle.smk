@@ -1,9 +1,8 @@
 rule shuffle_bucket:
     input:
-        runs=run_files(),
-        indexes=index_files(),
+        runs=RUNS_READY,
     output:
-        stats=temp(f"{SCRATCH}/buckets/{{bucket}}.json"),
+        stats=temp(STATS_PATTERN),
     log:
         log_path("shuffle_bucket", "{bucket}"),
     benchmark:
@@ -17,11 +16,12 @@ rule shuffle_bucket:
         runtime=runtime_for(PLAN.total_bytes / PLAN.buckets),
     params:
         buckets=PLAN.buckets,
+        chunks=len(CHUNKS),
+        runs_dir=get_runs_dir,
         separator=SEPARATOR,
         target=TARGET,
-        runs=get_run_pairs,
     shell:
         f"{script_command('shuffle_bucket')} "
         "--bucket {wildcards.bucket} --buckets {params.buckets} --separator {params.separator}"
         " --memory-mb {resources.budget_mb} --target {params.target:q} --stats {output.stats:q}"
-        " -- {params.runs:q} > {log:q} 2>&1"
+        " --runs-dir {params.runs_dir:q} --chunks {params.chunks} > {log:q} 2>&1"

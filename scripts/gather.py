@@ -9,7 +9,7 @@ command again redoes exactly those buckets.
 
 Usage (from rules/gather.smk):
   gather.py --target TARGET --out OUTPUT --summary JSON --seed S [--separator BYTE]
-            --inputs FILE... --indexes INDEX... --stats JSON...
+            --inputs FILE... --runs-dir DIR --chunks N --stats-dir DIR --buckets N
 """
 
 import argparse
@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from snakeshuf import jobs, runfile
+from snakeshuf import jobs, layout, runfile
 from snakeshuf.directio import DirectReader
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 
@@ -184,14 +184,19 @@ def main(argv):
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--separator", type=int, default=ord("\n"))
     parser.add_argument("--inputs", nargs="*", default=[])
-    parser.add_argument("--indexes", nargs="*", default=[])
-    parser.add_argument("--stats", nargs="+", required=True)
-    parser.add_argument("--split-logs", nargs="*", default=[])
+    parser.add_argument("--runs-dir", required=True, help="the split jobs' run files and indexes")
+    parser.add_argument("--chunks", type=int, required=True)
+    parser.add_argument("--stats-dir", required=True, help="the bucket jobs' statistics")
+    parser.add_argument("--buckets", type=int, required=True)
+    parser.add_argument("--split-logs-dir", required=True)
     parser.add_argument("--verify", choices=("always", "changed"), default="always")
     args = parser.parse_args(argv)
     gather(
-        args.target, args.out, args.summary, args.seed, args.separator,
-        args.inputs, args.indexes, args.stats, args.split_logs, args.verify,
+        args.target, args.out, args.summary, args.seed, args.separator, args.inputs,
+        [index for _, index in layout.run_pairs(args.runs_dir, args.chunks)],
+        layout.stats_files(args.stats_dir, args.buckets),
+        layout.log_files(args.split_logs_dir, args.chunks),
+        args.verify,
     )
 
 

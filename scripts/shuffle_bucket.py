@@ -9,7 +9,7 @@ region against the stats this job records and renames TARGET into place.
 
 Usage (from rules/shuffle.smk):
   shuffle_bucket.py --bucket J --buckets K --memory-mb M --target TARGET --stats JSON
-                    [--separator BYTE] -- RUN INDEX [RUN INDEX ...]
+                    [--separator BYTE] --runs-dir DIR --chunks N
 """
 
 import argparse
@@ -19,7 +19,7 @@ import numpy as np
 
 from snakeshuf import jobs
 from snakeshuf import keys as keylib
-from snakeshuf import runfile
+from snakeshuf import layout, runfile
 from snakeshuf.directio import DirectReader, RegionWriter
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
@@ -141,12 +141,12 @@ def main(argv):
     parser.add_argument("--separator", type=int, default=ord("\n"))
     parser.add_argument("--target", required=True)
     parser.add_argument("--stats", required=True)
-    parser.add_argument("runs", nargs="*", help="run file and index, in pairs")
+    parser.add_argument("--runs-dir", required=True, help="the split jobs' run files and indexes")
+    parser.add_argument("--chunks", type=int, required=True)
     args = parser.parse_args(argv)
     jobs.inject_faults(bucket=args.bucket, memory_mb=args.memory_mb)
-    runs = list(zip(args.runs[0::2], args.runs[1::2]))
     shuffle_bucket(
-        runs, args.bucket, args.buckets, args.separator, MemoryModel(args.memory_mb),
+        layout.run_pairs(args.runs_dir, args.chunks), args.bucket, args.buckets, args.separator, MemoryModel(args.memory_mb),
         args.target, args.stats,
     )
 
