@@ -1,11 +1,17 @@
 """The pieces the workflow is made of, checked against plain-Python references."""
 
+import re
+
 import numpy as np
 import pytest
 
 from snakeshuf import keys as keylib
 from snakeshuf.integrity import word_sum
-from snakeshuf.plan import ConfigError, InputFile, cut_chunks, make_plan
+from snakeshuf.memory import INDEX_ROW_BYTES, INDEX_SHARE
+from snakeshuf.plan import AUTO_CHUNK_TARGET_COUNT, MAX_BUCKETS, ConfigError, InputFile, cut_chunks, make_plan
+from snakeshuf.runfile import (
+    BUCKET, CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_SUM, NBYTES, RECORDS, section_checksum, spill_rows,
+)
 from snakeshuf.records import RecordTooLarge, read_batches
 
 
@@ -109,6 +115,49 @@ def test_plan_follows_memory(tmp_path):
     assert small.buckets > large.buckets > 1
     with pytest.raises(ConfigError, match="minimum"):
         make_plan([str(big)], str(tmp_path / "o"), 100)
+
+
+def sparse_files(directory, count, size):
+    for i in range(count):
+        with open(directory / f"f{i:04}.txt", "wb") as handle:
+            handle.truncate(size)  # sparse: planning only stats
+    return [str(directory / "f*.txt")]
+
+
+def test_a_10_tb_plan_bounds_buckets_and_each_split_jobs_index(tmp_path):
+    inputs = sparse_files(tmp_path, 1000, 10 << 30)
+    plan = make_plan(inputs, str(tmp_path / "out"), 1024)
+    memory = plan.memory
+    spills_per_chunk = -(-plan.chunk_bytes // memory.block_bytes)
+    assert spills_per_chunk * plan.buckets * INDEX_ROW_BYTES <= memory.usable_bytes * INDEX_SHARE
+    assert 1 < plan.buckets <= MAX_BUCKETS
+    assert len(plan.chunks) > AUTO_CHUNK_TARGET_COUNT  # the index bound, not the default, cut them
+    with pytest.raises(ConfigError, match=r"set memory_mb to at least (\d+)") as refused:
+        make_plan(inputs, str(tmp_path / "out"), 512)
+    enough = int(re.search(r"at least (\d+)", str(refused.value)).group(1))
+    assert make_plan(inputs, str(tmp_path / "out"), enough).buckets <= MAX_BUCKETS
+    with pytest.raises(ConfigError, match="chunk_mb is 100000"):
+        make_plan(inputs, str(tmp_path / "out"), 1024, chunk_mb=100_000)
+
+
+def test_index_rows_match_the_checksums_the_shuffle_verifies():
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 4, 50)
+    byte_counts = counts * rng.integers(1, 40, 50)
+    keys = rng.integers(0, 2**63, counts.sum(), dtype=np.uint64)
+    data = rng.integers(0, 256, byte_counts.sum(), dtype=np.uint8)
+    rows = spill_rows(keys, data, counts, byte_counts, key_base=100, data_base=100 + keys.nbytes)
+    assert list(rows[:, BUCKET]) == list(np.flatnonzero(counts))
+    key_start, data_start = 0, 0
+    for row in rows:
+        records, nbytes = int(row[RECORDS]), int(row[NBYTES])
+        section_keys = keys[key_start : key_start + records]
+        section_data = data[data_start : data_start + nbytes]
+        assert int(row[KEY_OFFSET]) == 100 + key_start * 8
+        assert int(row[DATA_OFFSET]) == 100 + keys.nbytes + data_start
+        assert int(row[CHECKSUM]) == section_checksum(section_keys.view(np.uint8), section_data)
+        assert int(row[KEY_SUM]) == keylib.key_checksum(section_keys)
+        key_start, data_start = key_start + records, data_start + nbytes
 
 
 def test_order_by_key_breaks_ties_by_input_position():

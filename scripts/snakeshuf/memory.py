@@ -6,8 +6,9 @@ measured at 61 to 98 MB for the same imports: shared libraries that were
 written recently sit in the page cache as large folios, and mapping them
 counts whole folios as resident. What remains is the usable part:
 
-* a split job holds one read buffer, the same bytes regrouped by bucket, and
-  per-record arrays for at most `batch_records` records;
+* a split job holds one read buffer, the same bytes regrouped by bucket,
+  per-record arrays for at most `batch_records` records, and the index rows
+  of the spills written so far (chunks are cut small enough to bound them);
 * a shuffle job holds its bucket's bytes plus SHUFFLE_BYTES_PER_RECORD of
   arrays per record, and writes its output in small slices. A bucket that
   would not fit (short records, skew) is done in several passes over key
@@ -34,6 +35,10 @@ OUTPUT_SLICE_BYTES = 4 * MB
 # rss+mapped_file of the job, polled). A cluster job asks for memory_mb plus this.
 CLUSTER_JOB_OVERHEAD_MB = 256
 MULTI_PASS_FACTOR = 2.5
+# A split job keeps one index row (7 uint64 columns) per bucket per spill until
+# it writes the index; they may take this share of its usable memory.
+INDEX_ROW_BYTES = 56
+INDEX_SHARE = 1 / 16
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,12 @@ class MemoryModel:
         """Bucket size the plan aims at: a full bucket of average records fits."""
         per_byte = 1 + SHUFFLE_BYTES_PER_RECORD / PLANNED_RECORD_BYTES
         return int(self.shuffle_bytes / per_byte)
+
+    def max_chunk_bytes(self, buckets):
+        """The largest chunk whose index rows fit a split job's share: a spill of
+        average records adds one row per bucket."""
+        spills = int(self.usable_bytes * INDEX_SHARE) // (buckets * INDEX_ROW_BYTES)
+        return max(1, spills) * self.block_bytes
 
     def shuffle_passes(self, records, nbytes):
         """Key sub-ranges a shuffle job needs so that each fits in memory."""

@@ -15,6 +15,9 @@ from snakeshuf.memory import MB, MIN_MEMORY_MB, MemoryModel
 
 AUTO_CHUNK_MIN_BYTES = 512 * MB
 AUTO_CHUNK_TARGET_COUNT = 128
+# A 10 TB plan of 15,856 buckets dry-runs in 31 s here; much beyond this,
+# building Snakemake's DAG alone takes minutes.
+MAX_BUCKETS = 20_000
 
 
 class ConfigError(Exception):
@@ -149,6 +152,38 @@ def bucket_count(total_bytes, memory):
     return max(1, math.ceil(total_bytes / memory.bucket_bytes))
 
 
+def smallest_memory_for(total_bytes, buckets):
+    """The smallest memory_mb (in steps of 64) whose plan has at most `buckets` buckets."""
+    memory_mb = MIN_MEMORY_MB
+    while bucket_count(total_bytes, MemoryModel(memory_mb)) > buckets:
+        memory_mb += 64
+    return memory_mb
+
+
+def check_scale(total_bytes, buckets):
+    if buckets > MAX_BUCKETS:
+        raise ConfigError(
+            f"the plan has {buckets:,} buckets, more than the {MAX_BUCKETS:,} jobs Snakemake "
+            f"schedules well; set memory_mb to at least {smallest_memory_for(total_bytes, MAX_BUCKETS)} "
+            "(each bucket job then takes a larger share of the input)"
+        )
+
+
+def chunk_size(total_bytes, chunk_mb, memory, buckets):
+    """Bytes per split job: auto grows with the input, both are capped so that
+    a split job's index rows stay within its memory."""
+    limit = memory.max_chunk_bytes(buckets)
+    if chunk_mb == "auto":
+        return min(auto_chunk_bytes(total_bytes), limit)
+    if chunk_mb * MB > limit:
+        raise ConfigError(
+            f"chunk_mb is {chunk_mb}, but with memory_mb={memory.memory_mb} and {buckets:,} buckets "
+            f"a split job's index fits chunks of at most {limit // MB:,} MiB; lower chunk_mb, "
+            "raise memory_mb, or set chunk_mb: auto"
+        )
+    return int(chunk_mb * MB)
+
+
 def make_plan(inputs, output, memory_mb, chunk_mb="auto"):
     if memory_mb < MIN_MEMORY_MB:
         raise ConfigError(
@@ -158,9 +193,11 @@ def make_plan(inputs, output, memory_mb, chunk_mb="auto"):
         )
     files = load_inputs(inputs, output)
     total = sum(f.size for f in files)
-    chunk_bytes = auto_chunk_bytes(total) if chunk_mb == "auto" else int(chunk_mb * MB)
     memory = MemoryModel(memory_mb)
-    return Plan(files, cut_chunks(files, chunk_bytes), bucket_count(total, memory), memory, chunk_bytes)
+    buckets = bucket_count(total, memory)
+    check_scale(total, buckets)
+    chunk_bytes = chunk_size(total, chunk_mb, memory, buckets)
+    return Plan(files, cut_chunks(files, chunk_bytes), buckets, memory, chunk_bytes)
 
 
 def scratch_dir(scratch, output):

@@ -45,7 +45,8 @@ def section_checksum(key_bytes, data_bytes):
 
 
 class RunWriter:
-    """Appends spills to an open run file and remembers their index rows."""
+    """Appends spills to an open run file and keeps their index rows, 8 bytes
+    a column (ROW_BYTES a row: the memory model counts them)."""
 
     def __init__(self, handle, buckets):
         self.handle = handle
@@ -56,33 +57,41 @@ class RunWriter:
     def write_spill(self, keys, data, counts, byte_counts):
         """Write one spill: `keys` and `data` already grouped by bucket."""
         key_bytes = keys.view(np.uint8)
-        key_ends = np.cumsum(counts) * 8
-        data_ends = np.cumsum(byte_counts)
         key_base = self.position
         data_base = key_base + len(key_bytes)
         self.handle.write(key_bytes)
         self.handle.write(data)
         self.position = data_base + len(data)
-        record_ends = np.cumsum(counts)
-        for bucket in np.flatnonzero(counts):
-            k0, k1 = key_ends[bucket] - counts[bucket] * 8, key_ends[bucket]
-            d0, d1 = data_ends[bucket] - byte_counts[bucket], data_ends[bucket]
-            r0 = record_ends[bucket] - counts[bucket]
-            self.rows.append(
-                (
-                    bucket,
-                    key_base + k0,
-                    data_base + d0,
-                    counts[bucket],
-                    d1 - d0,
-                    section_checksum(key_bytes[k0:k1], data[d0:d1]),
-                    keylib.key_checksum(keys[r0 : record_ends[bucket]]),
-                )
-            )
+        self.rows.append(spill_rows(keys, data, counts, byte_counts, key_base, data_base))
 
     def index(self):
-        rows = np.array(self.rows, dtype=np.uint64).reshape(-1, len(COLUMNS))
+        if not self.rows:
+            return np.empty((0, len(COLUMNS)), np.uint64)
+        rows = np.concatenate(self.rows)
+        self.rows = []
         return rows[np.argsort(rows[:, BUCKET], kind="stable")]
+
+
+def spill_rows(keys, data, counts, byte_counts, key_base, data_base):
+    """One index row per non-empty bucket of a spill."""
+    buckets = np.flatnonzero(counts)
+    first_records = (np.cumsum(counts) - counts)[buckets]
+    data_starts = (np.cumsum(byte_counts) - byte_counts)[buckets]
+    sizes = byte_counts[buckets]
+    rows = np.empty((len(buckets), len(COLUMNS)), np.uint64)
+    rows[:, BUCKET] = buckets
+    rows[:, KEY_OFFSET] = key_base + first_records * 8
+    rows[:, DATA_OFFSET] = data_base + data_starts
+    rows[:, RECORDS] = counts[buckets]
+    rows[:, NBYTES] = sizes
+    if len(buckets):
+        with np.errstate(over="ignore"):
+            rows[:, KEY_SUM] = np.add.reduceat(keylib.mix64(keys), first_records)
+            # The key bytes' word sum is the sum of the keys (little-endian words).
+            key_words = np.add.reduceat(keys.astype("<u8", copy=False), first_records)
+            data_words = [word_sum(data[start : start + size]) for start, size in zip(data_starts, sizes)]
+            rows[:, CHECKSUM] = key_words + np.array(data_words, np.uint64)
+    return rows
 
 
 def bucket_rows(index, bucket):
