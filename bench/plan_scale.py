@@ -8,6 +8,7 @@ time and the Snakemake process's peak RSS.
 """
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -30,9 +31,10 @@ def sparse_corpus(directory, total_bytes):
 def dry_run(directory, memory_mb):
     command = [
         "/usr/bin/time", "-f", "peak_rss_kb=%M", str(Path(sys.executable).parent / "snakemake"), "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(directory), "-n", "--cores", "2",
-        "--config", "inputs=[\"f*.txt\"]", "output=out.txt", "check_disk_space=false", f"memory_mb={memory_mb}",
+        "--directory", str(directory), "-n", "--cores", "2", "--configfile", str(directory / "plan.yaml"),
     ]
+    config = {"inputs": ["f*.txt"], "output": "out.txt", "check_disk_space": False, "memory_mb": memory_mb}
+    (directory / "plan.yaml").write_text(json.dumps(config))
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     seconds = time.monotonic() - started
