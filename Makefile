@@ -1,29 +1,29 @@
 # The two quick-start commands: `make run` and `make test` (see README.md).
 VENV ?= .venv
+# The tests' environment also has the SLURM executor plugin, which makes every
+# Snakemake start ask SLURM for its configuration (~9 s when no controller
+# answers), so it is kept apart from the environment `make run` uses.
+TEST_VENV ?= .venv-test
 CORES ?= 2
 PYTHON ?= python3
-BIN = $(VENV)/bin
 
-.PHONY: run test test-local lint setup setup-slurm cluster
+.PHONY: run test test-local setup cluster
 setup: $(VENV)/.installed
-setup-slurm: $(VENV)/.installed-slurm
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-slurm: $(VENV)/.installed requirements-slurm.txt
-	$(BIN)/pip install --quiet -r requirements-slurm.txt
+$(TEST_VENV)/.installed: requirements.txt requirements-slurm.txt
+	$(PYTHON) -m venv $(TEST_VENV)
+	$(TEST_VENV)/bin/pip install --quiet --upgrade pip
+	$(TEST_VENV)/bin/pip install --quiet -r requirements-slurm.txt
 	touch $@
 
 run: setup
-	$(BIN)/snakemake --cores $(CORES)
-
-lint: setup
-	$(BIN)/snakemake --lint
-	$(BIN)/snakefmt --check .
+	$(VENV)/bin/snakemake --cores $(CORES)
 
 # A local single-node SLURM cluster for the tests (needs root; installs the
 # Debian packages when missing). Stop it with: python3 tests/slurm/cluster.py stop
@@ -31,9 +31,13 @@ cluster:
 	timeout -k 10 300 $(PYTHON) tests/slurm/cluster.py start
 
 # Everything, the SLURM tests included: what CI runs.
-test: lint setup-slurm cluster
-	$(BIN)/pytest
+test: $(TEST_VENV)/.installed cluster
+	$(TEST_VENV)/bin/snakemake --lint
+	$(TEST_VENV)/bin/snakefmt --check .
+	$(TEST_VENV)/bin/pytest
 
 # Without root: everything but the SLURM tests.
-test-local: lint
-	$(BIN)/pytest -m "not slurm"
+test-local: setup
+	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakefmt --check .
+	$(VENV)/bin/pytest -m "not slurm"
