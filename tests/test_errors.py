@@ -71,3 +71,11 @@ def test_record_larger_than_the_budget_names_file_offset_and_size(workdir):
     assert "set memory_mb to at least" in result.stderr
     assert not (workdir / "out.txt").exists()
     assert not list(workdir.rglob("*.partial"))
+
+
+def test_booleans_given_on_the_command_line_are_read_as_booleans(workdir, good_input):
+    config = {"inputs": [good_input], "output": "out.txt"}
+    run_workflow(workdir, config, "--config", "check_disk_space=False")
+    assert (workdir / "out.txt").exists()
+    result = run_workflow(workdir / "again", config, "--config", "check_disk_space=maybe", check=False)
+    assert result.returncode != 0 and "config key 'check_disk_space': 'maybe'" in result.stderr

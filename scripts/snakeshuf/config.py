@@ -21,10 +21,21 @@ def describe(error, schema):
     return f"config key '{key}': {error.message}"
 
 
+def read_command_line_booleans(config, schema):
+    """`--config check_disk_space=false` arrives as the string 'false':
+    Snakemake's --config does not parse booleans."""
+    words = {"true": True, "false": False}
+    for key, spec in schema["properties"].items():
+        value = config.get(key)
+        if spec.get("type") == "boolean" and isinstance(value, str) and value.lower() in words:
+            config[key] = words[value.lower()]
+
+
 def check_config(config, schema_path):
     """Validate `config` and fill in defaults; raise ConfigError listing every problem."""
     with open(schema_path) as handle:
         schema = yaml.safe_load(handle)
+    read_command_line_booleans(config, schema)
     problems = [describe(e, schema) for e in jsonschema.Draft202012Validator(schema).iter_errors(config)]
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
