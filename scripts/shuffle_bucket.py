@@ -129,6 +129,7 @@ def shuffle_bucket(runs, bucket, buckets, separator, memory, target, stats_path)
         "shuffle", bucket=bucket, offset=int(offsets[bucket]), records=records, bytes=nbytes,
         key_sum=key_sum, checksum=writer.checksum, passes=passes, output_bytes=total,
         target_mtime_ns=os.stat(target).st_mtime_ns,
+        memory_mb=memory.memory_mb,
     )
     jobs.save_json(stats_path, stats)
 
@@ -145,9 +146,9 @@ def main(argv):
     parser.add_argument("--chunks", type=int, required=True)
     args = parser.parse_args(argv)
     jobs.inject_faults(bucket=args.bucket, memory_mb=args.memory_mb)
+    runs = layout.run_pairs(args.runs_dir, args.chunks)
     shuffle_bucket(
-        layout.run_pairs(args.runs_dir, args.chunks), args.bucket, args.buckets, args.separator, MemoryModel(args.memory_mb),
-        args.target, args.stats,
+        runs, args.bucket, args.buckets, args.separator, MemoryModel(args.memory_mb), args.target, args.stats,
     )
 
 

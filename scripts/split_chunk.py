@@ -32,7 +32,7 @@ def split_chunk(paths, segments, seed, buckets, separator, memory, run_path, ind
     buffer = np.empty(memory.block_bytes + 1, np.uint8)
     records = nbytes = 0
     with jobs.atomic_write(run_path, direct=True) as handle:
-        writer = RunWriter(handle, buckets)
+        writer = RunWriter(handle)
         for path, (file_index, start, end, size) in zip(paths, segments):
             batches = read_batches(path, start, end, size, separator, buffer, memory.batch_records)
             for batch in batches:
@@ -42,7 +42,10 @@ def split_chunk(paths, segments, seed, buckets, separator, memory, run_path, ind
     index = writer.index()
     with jobs.atomic_write(index_path) as handle:
         np.save(handle, index)
-    return jobs.report("split", records=records, bytes=nbytes, spills=len(index))
+    return jobs.report(
+        "split", records=records, bytes=nbytes, spills=writer.spills, sections=len(index),
+        memory_mb=memory.memory_mb,
+    )
 
 
 def parse_segments(text):

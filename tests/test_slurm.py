@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, corpus_file, run_workflow, snakemake_command
+from conftest import REPO, corpus_file, job_reports, run_workflow, snakemake_command
 from slurm_acceptance import rule_of, sacct_jobs
 from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB
 
@@ -70,6 +70,9 @@ def test_slurm_run_matches_the_local_run_and_asks_for_the_planned_memory(tmp_pat
     assert rules.count("split_chunk") == 3 and rules.count("shuffle_bucket") > 1, rules
     assert {(job.state, job.step_state) for job in jobs} == {("COMPLETED", "COMPLETED")}
     assert {job.mem_mb for job in jobs} == {MEMORY_MB + CLUSTER_JOB_OVERHEAD_MB}
+    # SLURM gets the overhead on top; the job itself keeps to memory_mb.
+    budgets = {report["memory_mb"] for report in job_reports(tmp_path) if "memory_mb" in report}
+    assert budgets == {MEMORY_MB}
 
 
 def test_rerun_after_a_failed_bucket_submits_only_that_bucket_and_gather(tmp_path, reference):

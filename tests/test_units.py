@@ -147,6 +147,7 @@ def test_index_rows_match_the_checksums_the_shuffle_verifies():
     keys = rng.integers(0, 2**63, counts.sum(), dtype=np.uint64)
     data = rng.integers(0, 256, byte_counts.sum(), dtype=np.uint8)
     rows = spill_rows(keys, data, counts, byte_counts, key_base=100, data_base=100 + keys.nbytes)
+    assert rows.shape[1] * rows.itemsize == INDEX_ROW_BYTES  # what the memory model counts
     assert list(rows[:, BUCKET]) == list(np.flatnonzero(counts))
     key_start, data_start = 0, 0
     for row in rows:

@@ -45,13 +45,13 @@ def section_checksum(key_bytes, data_bytes):
 
 
 class RunWriter:
-    """Appends spills to an open run file and keeps their index rows, 8 bytes
-    a column (ROW_BYTES a row: the memory model counts them)."""
+    """Appends spills to an open run file and keeps their index rows as uint64
+    arrays (memory.INDEX_ROW_BYTES a row: the memory model counts them)."""
 
-    def __init__(self, handle, buckets):
+    def __init__(self, handle):
         self.handle = handle
-        self.buckets = buckets
         self.position = 0
+        self.spills = 0
         self.rows = []
 
     def write_spill(self, keys, data, counts, byte_counts):
@@ -63,6 +63,7 @@ class RunWriter:
         self.handle.write(data)
         self.position = data_base + len(data)
         self.rows.append(spill_rows(keys, data, counts, byte_counts, key_base, data_base))
+        self.spills += 1
 
     def index(self):
         if not self.rows:
