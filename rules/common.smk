@@ -41,9 +41,9 @@ STATS_DIR = os.path.join(SCRATCH, "buckets")
 RUN_PATTERN = os.path.join(literal(RUNS_DIR), layout.RUN)
 INDEX_PATTERN = os.path.join(literal(RUNS_DIR), layout.INDEX)
 STATS_PATTERN = os.path.join(literal(STATS_DIR), layout.STATS)
-# Every bucket job needs every run file: one flag file stands for them all, so
-# that the DAG has one edge per bucket job instead of two per chunk.
-RUNS_READY = os.path.join(literal(RUNS_DIR), "all-chunks-split")
+# Every bucket job needs every run file: the bucket table stands for them all,
+# so that the DAG has one edge per bucket job instead of two per chunk.
+BUCKET_TABLE = os.path.join(literal(RUNS_DIR), layout.TABLE)
 OUTPUT = literal(config["output"])
 # The summary is written just before the output appears; it is not a rule output.
 SUMMARY = config["output"] + ".summary.json"
@@ -139,8 +139,7 @@ def get_chunk_segments(wildcards):
 
 
 def get_runs_dir(wildcards, input):
-    """The run files sit beside the flag that stands for them (RUNS_READY)."""
-    return os.path.dirname(input.runs)
+    return os.path.dirname(input[0])
 
 
 def get_stats_dir(wildcards, input):

@@ -1,7 +1,7 @@
 rule gather:
     input:
         inputs=[f.path for f in PLAN.files],
-        runs=RUNS_READY,
+        table=BUCKET_TABLE,
         stats=expand(STATS_PATTERN, bucket=BUCKETS),
     output:
         data=OUTPUT,
@@ -21,7 +21,6 @@ rule gather:
         target=TARGET,
         summary=SUMMARY,
         verify=config["verify_output"],
-        runs_dir=get_runs_dir,
         chunks=len(CHUNKS),
         stats_dir=get_stats_dir,
         buckets=PLAN.buckets,
@@ -30,6 +29,6 @@ rule gather:
         f"{script_command('gather')} "
         "--target {params.target:q} --out {output.data:q} --summary {params.summary:q}"
         " --seed {params.seed} --separator {params.separator} --inputs {input.inputs:q}"
-        " --runs-dir {params.runs_dir:q} --chunks {params.chunks}"
+        " --table {input.table:q} --chunks {params.chunks}"
         " --stats-dir {params.stats_dir:q} --buckets {params.buckets}"
         " --split-logs-dir {params.split_logs_dir:q} --verify {params.verify} > {log:q} 2>&1"

@@ -1,6 +1,6 @@
 rule shuffle_bucket:
     input:
-        runs=RUNS_READY,
+        table=BUCKET_TABLE,
     output:
         stats=temp(STATS_PATTERN),
     log:
@@ -17,11 +17,10 @@ rule shuffle_bucket:
     params:
         buckets=PLAN.buckets,
         chunks=len(CHUNKS),
-        runs_dir=get_runs_dir,
         separator=SEPARATOR,
         target=TARGET,
     shell:
         f"{script_command('shuffle_bucket')} "
         "--bucket {wildcards.bucket} --buckets {params.buckets} --separator {params.separator}"
         " --memory-mb {resources.budget_mb} --target {params.target:q} --stats {output.stats:q}"
-        " --runs-dir {params.runs_dir:q} --chunks {params.chunks} > {log:q} 2>&1"
+        " --table {input.table:q} --chunks {params.chunks} > {log:q} 2>&1"

@@ -2,8 +2,8 @@ rule split_chunk:
     input:
         files=get_chunk_files,
     output:
-        # Not temp(): their only consumer is split_all, and the bucket jobs read
-        # them after it; the scratch directory is removed once the output is done.
+        # Not temp(): the bucket jobs read them after tally_buckets, whose
+        # table stands for them all; the scratch directory is removed once the output is done.
         run=RUN_PATTERN,
         index=INDEX_PATTERN,
     log:
@@ -30,16 +30,28 @@ rule split_chunk:
         " -- {input.files:q} > {log:q} 2>&1"
 
 
-rule split_all:
-    """Stands for every run file, so that each bucket job has one input edge."""
+rule tally_buckets:
+    """Reads every index once; the bucket jobs then read one row of its table."""
     input:
         run_files(),
     output:
-        temp(RUNS_READY),
+        table=temp(BUCKET_TABLE),
     log:
-        log_path("split_all"),
-    localrule: True
+        log_path("tally_buckets"),
+    benchmark:
+        benchmark_path("tally_buckets")
     conda:
         "../envs/snakeshuf.yaml"
+    threads: 1
+    resources:
+        mem_mb=get_mem_mb,
+        budget_mb=get_budget_mb,
+        runtime=runtime_for(PLAN.index_bytes),
+    params:
+        runs_dir=get_runs_dir,
+        chunks=len(CHUNKS),
+        buckets=PLAN.buckets,
     shell:
-        "touch {output:q} > {log:q} 2>&1"
+        f"{script_command('tally_buckets')} "
+        "--runs-dir {params.runs_dir:q} --chunks {params.chunks} --buckets {params.buckets}"
+        " --memory-mb {resources.budget_mb} --table {output.table:q} > {log:q} 2>&1"

@@ -9,7 +9,7 @@ command again redoes exactly those buckets.
 
 Usage (from rules/gather.smk):
   gather.py --target TARGET --out OUTPUT --summary JSON --seed S [--separator BYTE]
-            --inputs FILE... --runs-dir DIR --chunks N --stats-dir DIR --buckets N
+            --inputs FILE... --table TABLE --chunks N --stats-dir DIR --buckets N
 """
 
 import argparse
@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from snakeshuf import jobs, layout, runfile
+from snakeshuf import jobs, layout, tally
 from snakeshuf.directio import DirectReader
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 
@@ -93,16 +93,6 @@ def input_bytes(paths, separator):
     return total
 
 
-def split_totals(indexes):
-    records = nbytes = key_sum = 0
-    for path in indexes:
-        index = runfile.load_index(path)
-        records += int(index[:, runfile.RECORDS].sum())
-        nbytes += int(index[:, runfile.NBYTES].sum())
-        key_sum += int(index[:, runfile.KEY_SUM].sum(dtype=np.uint64))
-    return {"records": records, "bytes": nbytes, "key_sum": key_sum & MASK64}
-
-
 def check_totals(stage_totals):
     """Every stage must account for the same records, bytes and key checksum."""
     (first_name, first), *rest = stage_totals.items()
@@ -143,11 +133,11 @@ def redo_damaged(target, stats_paths, stats, verify):
         )
 
 
-def gather(target, out_path, summary_path, seed, separator, inputs, indexes, stats_paths, split_logs, verify):
+def gather(target, out_path, summary_path, seed, separator, inputs, table_path, stats_paths, split_logs, verify):
     stats = [load_json(path) for path in stats_paths]
     total = sum(s["bytes"] for s in stats)
     redo_damaged(target, stats_paths, stats, verify)
-    split = split_totals(indexes)
+    split = tally.totals(tally.load(table_path))
     check_totals(
         {
             "the inputs": {"bytes": input_bytes(inputs, separator)},
@@ -168,7 +158,7 @@ def gather(target, out_path, summary_path, seed, separator, inputs, indexes, sta
     }
     summary = jobs.report(
         "gather", output=out_path, records=split["records"], bytes=total, seed=seed,
-        buckets=len(stats), chunks=len(indexes), inputs=len(inputs), key_sum=split["key_sum"],
+        buckets=len(stats), chunks=len(split_logs), inputs=len(inputs), key_sum=split["key_sum"],
         stage_seconds=stage_seconds,
     )
     summary["stage_seconds"]["gather"] = summary["seconds"]
@@ -184,7 +174,7 @@ def main(argv):
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--separator", type=int, default=ord("\n"))
     parser.add_argument("--inputs", nargs="*", default=[])
-    parser.add_argument("--runs-dir", required=True, help="the split jobs' run files and indexes")
+    parser.add_argument("--table", required=True, help="the bucket table (rule tally_buckets)")
     parser.add_argument("--chunks", type=int, required=True)
     parser.add_argument("--stats-dir", required=True, help="the bucket jobs' statistics")
     parser.add_argument("--buckets", type=int, required=True)
@@ -193,7 +183,7 @@ def main(argv):
     args = parser.parse_args(argv)
     gather(
         args.target, args.out, args.summary, args.seed, args.separator, args.inputs,
-        [index for _, index in layout.run_pairs(args.runs_dir, args.chunks)],
+        args.table,
         layout.stats_files(args.stats_dir, args.buckets),
         layout.log_files(args.split_logs_dir, args.chunks),
         args.verify,

@@ -2,14 +2,15 @@
 records by key and write them into the bucket's region of the output.
 
 The buckets' sizes are known from the run indexes, so bucket j's records go
-straight to their final place: bytes [sum of sizes of buckets < j, ...) of the
-shared file TARGET (the output under a temporary name), written with pwrite.
-No bucket file is written and gather copies nothing; it verifies every
+straight to their final place: the region of the shared file TARGET (the output
+under a temporary name) that the bucket table gives, written with pwrite. No
+bucket file is written and gather copies nothing; it verifies every
 region against the stats this job records and renames TARGET into place.
 
 Usage (from rules/shuffle.smk):
   shuffle_bucket.py --bucket J --buckets K --memory-mb M --target TARGET --stats JSON
-                    [--separator BYTE] --runs-dir DIR --chunks N
+                    [--separator BYTE] --table TABLE --chunks N
+The run files and indexes sit beside TABLE.
 """
 
 import argparse
@@ -19,7 +20,7 @@ import numpy as np
 
 from snakeshuf import jobs
 from snakeshuf import keys as keylib
-from snakeshuf import layout, runfile
+from snakeshuf import layout, runfile, tally
 from snakeshuf.directio import DirectReader, RegionWriter
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
@@ -95,24 +96,24 @@ def expected_totals(sections):
     return int(rows[:, runfile.RECORDS].sum()), int(rows[:, runfile.NBYTES].sum()), key_sum
 
 
-def region_offsets(indexes, buckets):
-    """Where each bucket's region of the output starts, and the output's size."""
-    sizes = np.zeros(buckets, np.int64)
-    for index in indexes:
-        np.add.at(sizes, index[:, runfile.BUCKET].astype(np.int64), index[:, runfile.NBYTES].astype(np.int64))
-    starts = np.concatenate(([0], np.cumsum(sizes)))
-    return starts[:-1], int(starts[-1])
+def check_against_table(row, records, nbytes, key_sum, where):
+    if (row["records"], row["bytes"], row["key_sum"]) != (records, nbytes, key_sum):
+        raise IntegrityError(
+            f"{where}: the run indexes list {records} records / {nbytes} bytes but the bucket "
+            f"table {row['records']} / {row['bytes']} (or the key checksums differ): an index "
+            "changed after the table was made; delete the scratch directory and run again"
+        )
 
 
-def shuffle_bucket(runs, bucket, buckets, separator, memory, target, stats_path):
-    indexes = [runfile.load_index(index) for _, index in runs]
-    sections = [(run, runfile.bucket_rows(index, bucket)) for (run, _), index in zip(runs, indexes)]
-    offsets, total = region_offsets(indexes, buckets)
+def shuffle_bucket(runs, table_path, bucket, buckets, separator, memory, target, stats_path):
+    sections = [(run, runfile.bucket_rows(runfile.load_index(index), bucket)) for run, index in runs]
     records, nbytes, key_sum = expected_totals(sections)
-    passes = memory.shuffle_passes(records, nbytes)
     where = f"bucket {bucket}"
+    row = tally.bucket_row(table_path, bucket)
+    check_against_table(row, records, nbytes, key_sum, where)
+    passes = memory.shuffle_passes(records, nbytes)
     os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-    writer = BucketOutput(RegionWriter(target, int(offsets[bucket])))
+    writer = BucketOutput(RegionWriter(target, row["offset"]))
     if passes == 1:
         writer.write_sorted(*load_whole(sections, records, nbytes), separator, where)
     for part in range(passes if passes > 1 else 0):
@@ -126,8 +127,9 @@ def shuffle_bucket(runs, bucket, buckets, separator, memory, target, stats_path)
             f"indexes list {records} / {nbytes} (or the key checksums differ)"
         )
     stats = jobs.report(
-        "shuffle", bucket=bucket, offset=int(offsets[bucket]), records=records, bytes=nbytes,
-        key_sum=key_sum, checksum=writer.checksum, passes=passes, output_bytes=total,
+        "shuffle", bucket=bucket, offset=row["offset"], records=records, bytes=nbytes,
+        key_sum=key_sum, checksum=writer.checksum, passes=passes,
+        output_bytes=tally.output_bytes(table_path),
         target_mtime_ns=os.stat(target).st_mtime_ns,
         memory_mb=memory.memory_mb,
     )
@@ -142,13 +144,13 @@ def main(argv):
     parser.add_argument("--separator", type=int, default=ord("\n"))
     parser.add_argument("--target", required=True)
     parser.add_argument("--stats", required=True)
-    parser.add_argument("--runs-dir", required=True, help="the split jobs' run files and indexes")
+    parser.add_argument("--table", required=True, help="the bucket table (rule tally_buckets)")
     parser.add_argument("--chunks", type=int, required=True)
     args = parser.parse_args(argv)
     jobs.inject_faults(bucket=args.bucket, memory_mb=args.memory_mb)
-    runs = layout.run_pairs(args.runs_dir, args.chunks)
+    runs = layout.run_pairs(os.path.dirname(args.table), args.chunks)
     shuffle_bucket(
-        runs, args.bucket, args.buckets, args.separator, MemoryModel(args.memory_mb), args.target, args.stats,
+        runs, args.table, args.bucket, args.buckets, args.separator, MemoryModel(args.memory_mb), args.target, args.stats,
     )
 
 

@@ -27,7 +27,7 @@ def benchmark_peaks(workdir):
 
 def assert_within_budget(workdir):
     reports = job_reports(workdir)
-    assert {r["stage"] for r in reports} == {"split", "shuffle", "gather"}
+    assert {r["stage"] for r in reports} == {"split", "tally", "shuffle", "gather"}
     worst = max(reports, key=lambda r: r["peak_rss_mb"])
     assert worst["peak_rss_mb"] <= BUDGET_MB, worst
     sampled = benchmark_peaks(workdir)

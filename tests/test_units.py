@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from snakeshuf import keys as keylib
+from snakeshuf import tally
 from snakeshuf.integrity import word_sum
 from snakeshuf.memory import INDEX_ROW_BYTES, INDEX_SHARE
 from snakeshuf.plan import AUTO_CHUNK_TARGET_COUNT, MAX_BUCKETS, ConfigError, InputFile, cut_chunks, make_plan
@@ -167,3 +168,28 @@ def test_order_by_key_breaks_ties_by_input_position():
     assert np.array_equal(keylib.order_by_key(keys), np.argsort(keys, kind="stable"))
     unique = keylib.record_keys(1, 0, np.arange(10_000))
     assert np.array_equal(keylib.order_by_key(unique), np.argsort(unique, kind="stable"))
+
+
+def test_bucket_table_sums_every_index_and_places_buckets_back_to_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(tally, "ROWS_PER_STEP", 7)  # several blocks per index
+    rng = np.random.default_rng(4)
+    buckets = 5
+    expected = [[0, 0, 0] for _ in range(buckets)]
+    paths = []
+    for chunk in range(3):
+        index = np.zeros((int(rng.integers(0, 40)), 7), np.uint64)
+        index[:, BUCKET] = np.sort(rng.integers(0, buckets, len(index)))
+        index[:, RECORDS] = rng.integers(1, 100, len(index))
+        index[:, NBYTES] = rng.integers(1, 10_000, len(index))
+        index[:, KEY_SUM] = rng.integers(0, 2**64, len(index), dtype=np.uint64)
+        for row in index.tolist():
+            totals = expected[row[BUCKET]]
+            for column, field in enumerate((RECORDS, NBYTES, KEY_SUM)):
+                totals[column] += row[field]
+        paths.append(tmp_path / f"{chunk}.npy")
+        np.save(paths[-1], index)
+    table = tally.tally(paths, buckets)
+    offset = first = 0
+    for bucket, (records, nbytes, key_sum) in enumerate(expected):
+        assert table[bucket].tolist() == [records, nbytes, key_sum % 2**64, offset, first]
+        offset, first = offset + nbytes, first + records

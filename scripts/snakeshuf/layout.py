@@ -8,6 +8,7 @@ import os
 
 RUN = "{chunk}.run"
 INDEX = "{chunk}.index.npy"
+TABLE = "buckets.npy"
 STATS = "{bucket}.json"
 LOG = "{name}.log"
 

@@ -11,7 +11,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from snakeshuf.memory import MB, MIN_MEMORY_MB, MemoryModel
+from snakeshuf.memory import INDEX_ROW_BYTES, MB, MIN_MEMORY_MB, MemoryModel
 
 AUTO_CHUNK_MIN_BYTES = 512 * MB
 AUTO_CHUNK_TARGET_COUNT = 128
@@ -51,6 +51,12 @@ class Plan:
     @property
     def total_bytes(self):
         return sum(f.size for f in self.files)
+
+    @property
+    def index_bytes(self):
+        """About how much index the split jobs write: a row per bucket per spill."""
+        spills = self.total_bytes / self.memory.block_bytes + len(self.chunks)
+        return int(spills * self.buckets * INDEX_ROW_BYTES)
 
     def chunk_files(self, chunk):
         return [self.files[s.file_index] for s in self.chunks[chunk]]

@@ -1,0 +1,68 @@
+"""The bucket table: per bucket, what every split job put in it, and where its
+records go in the output. One job (rule tally_buckets) reads every run index
+once and writes it; each bucket job then reads one row instead of every index
+(at 10 TB, ~40 GB of index rows per bucket job otherwise).
+"""
+
+import numpy as np
+
+from snakeshuf import runfile
+from snakeshuf.integrity import IntegrityError
+
+COLUMNS = ("records", "bytes", "key_sum", "offset", "first_record")
+RECORDS, BYTES, KEY_SUM, OFFSET, FIRST_RECORD = range(len(COLUMNS))
+# 3.5 MB of rows at a time: within the smallest budget's margin.
+ROWS_PER_STEP = 1 << 16
+
+
+def add_index(table, index):
+    """Add an index's rows to the per-bucket counts, a block of rows at a time
+    (an index is memory-mapped: a block's pages are all it keeps resident)."""
+    with np.errstate(over="ignore"):
+        for lo in range(0, len(index), ROWS_PER_STEP):
+            rows = np.array(index[lo : lo + ROWS_PER_STEP])
+            bucket = rows[:, runfile.BUCKET].astype(np.intp)
+            np.add.at(table[:, RECORDS], bucket, rows[:, runfile.RECORDS])
+            np.add.at(table[:, BYTES], bucket, rows[:, runfile.NBYTES])
+            np.add.at(table[:, KEY_SUM], bucket, rows[:, runfile.KEY_SUM])
+
+
+def place(table):
+    """Fill in where each bucket's bytes and records start in the output."""
+    for column, start in ((BYTES, OFFSET), (RECORDS, FIRST_RECORD)):
+        table[1:, start] = np.cumsum(table[:-1, column])
+        table[0, start] = 0
+
+
+def tally(index_paths, buckets):
+    table = np.zeros((buckets, len(COLUMNS)), np.uint64)
+    for path in index_paths:
+        index = runfile.load_index(path)
+        if len(index) and int(index[-1, runfile.BUCKET]) >= buckets:
+            raise IntegrityError(f"index '{path}' names bucket {index[-1, runfile.BUCKET]} of {buckets}")
+        add_index(table, index)
+        del index
+    place(table)
+    return table
+
+
+def totals(table):
+    """Records, bytes and key checksum of everything the split jobs wrote."""
+    with np.errstate(over="ignore"):
+        key_sum = int(table[:, KEY_SUM].sum(dtype=np.uint64))
+    return {"records": int(table[:, RECORDS].sum()), "bytes": int(table[:, BYTES].sum()), "key_sum": key_sum}
+
+
+def load(path):
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise IntegrityError(f"bucket table '{path}' cannot be read: {error}") from None
+
+
+def output_bytes(path):
+    return int(load(path)[:, BYTES].sum())
+
+
+def bucket_row(path, bucket):
+    return {name: int(value) for name, value in zip(COLUMNS, load(path)[bucket])}
