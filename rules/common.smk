@@ -6,10 +6,12 @@ import sys
 
 sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
 
-from snakeshuf.config import check_config
-from snakeshuf.plan import ConfigError, make_plan, scratch_dir
+from snakeshuf.config import check_config, separator_byte
+from snakeshuf.plan import ConfigError, make_plan, plan_file_name, plan_file_text, scratch_dir
 from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB
 from snakeshuf import layout
+from snakeshuf.sheet import read_sample_sheet
+from snakeshuf.jobs import atomic_write
 from snakeshuf.disk import check_writable, shortfalls
 from snakeshuf.resume import clear_stale_incomplete_marker, remove_leftovers
 
@@ -25,10 +27,17 @@ def literal(path):
     return path.replace("{", "{{").replace("}", "}}")
 
 
+SHEET_SCHEMA = os.path.join(workflow.basedir, "config", "sample_sheet.schema.yaml")
+
 try:
     check_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
+    SHEET = config["sample_sheet"]
     PLAN = make_plan(
-        config["inputs"], config["output"], config["memory_mb"], config["chunk_mb"]
+        read_sample_sheet(SHEET, SHEET_SCHEMA) if SHEET else config["inputs"],
+        config["output"],
+        config["memory_mb"],
+        config["chunk_mb"],
+        sheet=SHEET,
     )
 except ConfigError as error:
     fail(error)
@@ -38,6 +47,9 @@ SCRATCH = scratch_dir(config["scratch"], config["output"])
 RUN_NAME = os.path.basename(SCRATCH)
 RUNS_DIR = os.path.join(SCRATCH, "runs")
 STATS_DIR = os.path.join(SCRATCH, "buckets")
+PLAN_TEXT = plan_file_text(PLAN)
+PLAN_PATH = os.path.join(SCRATCH, plan_file_name(PLAN_TEXT))
+PLAN_FILE = literal(PLAN_PATH)
 RUN_PATTERN = os.path.join(literal(RUNS_DIR), layout.RUN)
 INDEX_PATTERN = os.path.join(literal(RUNS_DIR), layout.INDEX)
 STATS_PATTERN = os.path.join(literal(STATS_DIR), layout.STATS)
@@ -51,7 +63,7 @@ SUMMARY = config["output"] + ".summary.json"
 TARGET = config["output"] + ".partial"
 CHUNKS = range(len(PLAN.chunks))
 BUCKETS = range(PLAN.buckets)
-SEPARATOR = ord("\n")
+SEPARATOR = separator_byte(config)
 # Cluster run times assume a tenth of the slowest stage's speed measured here
 # (~150 MB/s per core): shared filesystems and busy nodes are slower.
 SLOWEST_EXPECTED_MB_PER_S = 15
@@ -130,12 +142,21 @@ def get_chunk_files(wildcards):
     return [f.path for f in PLAN.chunk_files(int(wildcards.chunk))]
 
 
-def get_chunk_segments(wildcards):
-    segments = PLAN.chunks[int(wildcards.chunk)]
-    return ",".join(
-        f"{s.file_index}:{s.start}:{s.end}:{PLAN.files[s.file_index].size}"
-        for s in segments
-    )
+def write_plan_file(path):
+    """Written when the main process parses the workflow, before any job runs
+    (jobs on a cluster read it from the shared scratch directory)."""
+    if os.path.exists(path):
+        return
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with atomic_write(path) as handle:
+            handle.write(PLAN_TEXT.encode())
+    except OSError as error:
+        fail(check_writable(config["scratch"], config["output"]) or f"cannot write '{path}': {error}")
+
+
+if workflow.is_main_process:
+    write_plan_file(PLAN_PATH)
 
 
 def get_runs_dir(wildcards, input):
@@ -150,10 +171,16 @@ def run_files():
     return expand(RUN_PATTERN, chunk=CHUNKS) + expand(INDEX_PATTERN, chunk=CHUNKS)
 
 
+def compressed_note():
+    compressed = sum(f.codec is not None for f in PLAN.files)
+    return f" ({compressed} compressed: size estimated)" if compressed else ""
+
+
 def plan_lines():
     memory = PLAN.memory
     return [
-        f"inputs:   {len(PLAN.files)} file(s), {PLAN.total_bytes / 2**20:,.1f} MiB",
+        f"inputs:   {len(PLAN.files)} file(s){compressed_note()}, {PLAN.total_bytes / 2**20:,.1f} MiB"
+        + (f", listed in {SHEET} ('inputs' not used)" if SHEET else ""),
         f"chunks:   {len(PLAN.chunks)} split job(s) of up to {PLAN.chunk_bytes / 2**20:,.0f} MiB",
         f"buckets:  {PLAN.buckets} shuffle job(s) of ~{PLAN.total_bytes / PLAN.buckets / 2**20:,.1f} MiB",
         f"memory:   {memory.memory_mb} MB per job (longest record {memory.block_bytes / 2**20:,.0f} MiB)",

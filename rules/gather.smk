@@ -1,6 +1,7 @@
 rule gather:
     input:
         inputs=[f.path for f in PLAN.files],
+        plan=PLAN_FILE,
         table=BUCKET_TABLE,
         stats=expand(STATS_PATTERN, bucket=BUCKETS),
     output:
@@ -28,7 +29,7 @@ rule gather:
     shell:
         f"{script_command('gather')} "
         "--target {params.target:q} --out {output.data:q} --summary {params.summary:q}"
-        " --seed {params.seed} --separator {params.separator} --inputs {input.inputs:q}"
+        " --seed {params.seed} --separator {params.separator} --plan {input.plan:q}"
         " --table {input.table:q} --chunks {params.chunks}"
         " --stats-dir {params.stats_dir:q} --buckets {params.buckets}"
         " --split-logs-dir {params.split_logs_dir:q} --verify {params.verify} > {log:q} 2>&1"

@@ -1,6 +1,7 @@
 rule split_chunk:
     input:
         files=get_chunk_files,
+        plan=PLAN_FILE,
     output:
         # Not temp(): the bucket jobs read them after tally_buckets, whose
         # table stands for them all; the scratch directory is removed once the output is done.
@@ -18,16 +19,15 @@ rule split_chunk:
         budget_mb=get_budget_mb,
         runtime=runtime_for(PLAN.chunk_bytes),
     params:
-        segments=get_chunk_segments,
         seed=config["seed"],
         buckets=PLAN.buckets,
         separator=SEPARATOR,
     shell:
         f"{script_command('split_chunk')} "
-        "--segments {params.segments}"
+        "--plan {input.plan:q} --chunk {wildcards.chunk}"
         " --seed {params.seed} --buckets {params.buckets} --separator {params.separator}"
         " --memory-mb {resources.budget_mb} --run {output.run:q} --index {output.index:q}"
-        " -- {input.files:q} > {log:q} 2>&1"
+        " > {log:q} 2>&1"
 
 
 rule tally_buckets:

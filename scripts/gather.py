@@ -9,7 +9,7 @@ command again redoes exactly those buckets.
 
 Usage (from rules/gather.smk):
   gather.py --target TARGET --out OUTPUT --summary JSON --seed S [--separator BYTE]
-            --inputs FILE... --table TABLE --chunks N --stats-dir DIR --buckets N
+            --plan PLAN --table TABLE --chunks N --stats-dir DIR --buckets N
 """
 
 import argparse
@@ -19,9 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from snakeshuf import jobs, layout, tally
+from snakeshuf import codecs, jobs, layout, tally
 from snakeshuf.directio import DirectReader
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
+from snakeshuf.plan import read_plan_file
 
 READ_BYTES = 4 << 20
 VERIFY_THREADS = 2
@@ -79,15 +80,18 @@ def load_json(path):
         return json.load(handle)
 
 
-def input_bytes(paths, separator):
+def input_bytes(files, separator):
     """Bytes the output must have: the inputs plus a separator for each input
-    whose last record lacks one."""
+    whose last record lacks one. Unknown (None) if an input is compressed: the
+    decompressors check those streams against their own checksums."""
+    if any(f.codec is not codecs.PLAIN for f in files):
+        return None
     total = 0
-    for path in paths:
-        size = os.path.getsize(path)
+    for f in files:
+        size = os.path.getsize(f.path)
         total += size
         if size:
-            with open(path, "rb") as handle:
+            with open(f.path, "rb") as handle:
                 handle.seek(size - 1)
                 total += handle.read(1)[0] != separator
     return total
@@ -133,22 +137,23 @@ def redo_damaged(target, stats_paths, stats, verify):
         )
 
 
-def gather(target, out_path, summary_path, seed, separator, inputs, table_path, stats_paths, split_logs, verify):
+def gather(target, out_path, summary_path, seed, separator, files, table_path, stats_paths, split_logs, verify):
     stats = [load_json(path) for path in stats_paths]
     total = sum(s["bytes"] for s in stats)
     redo_damaged(target, stats_paths, stats, verify)
     split = tally.totals(tally.load(table_path))
-    check_totals(
-        {
-            "the inputs": {"bytes": input_bytes(inputs, separator)},
-            "the split jobs": split,
-            "the bucket jobs": {
-                "records": sum(s["records"] for s in stats),
-                "bytes": total,
-                "key_sum": sum(s["key_sum"] for s in stats) & MASK64,
-            },
-        }
-    )
+    stages = {
+        "the split jobs": split,
+        "the bucket jobs": {
+            "records": sum(s["records"] for s in stats),
+            "bytes": total,
+            "key_sum": sum(s["key_sum"] for s in stats) & MASK64,
+        },
+    }
+    from_inputs = input_bytes(files, separator)
+    if from_inputs is not None:
+        stages["the inputs"] = {"bytes": from_inputs}
+    check_totals(stages)
     with open(target, "r+b") as handle:
         handle.truncate(total)
         os.fsync(handle.fileno())
@@ -158,7 +163,7 @@ def gather(target, out_path, summary_path, seed, separator, inputs, table_path, 
     }
     summary = jobs.report(
         "gather", output=out_path, records=split["records"], bytes=total, seed=seed,
-        buckets=len(stats), chunks=len(split_logs), inputs=len(inputs), key_sum=split["key_sum"],
+        buckets=len(stats), chunks=len(split_logs), inputs=len(files), key_sum=split["key_sum"],
         stage_seconds=stage_seconds,
     )
     summary["stage_seconds"]["gather"] = summary["seconds"]
@@ -173,7 +178,7 @@ def main(argv):
     parser.add_argument("--summary", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--separator", type=int, default=ord("\n"))
-    parser.add_argument("--inputs", nargs="*", default=[])
+    parser.add_argument("--plan", required=True, help="the plan file (rule write_plan)")
     parser.add_argument("--table", required=True, help="the bucket table (rule tally_buckets)")
     parser.add_argument("--chunks", type=int, required=True)
     parser.add_argument("--stats-dir", required=True, help="the bucket jobs' statistics")
@@ -182,7 +187,7 @@ def main(argv):
     parser.add_argument("--verify", choices=("always", "changed"), default="always")
     args = parser.parse_args(argv)
     gather(
-        args.target, args.out, args.summary, args.seed, args.separator, args.inputs,
+        args.target, args.out, args.summary, args.seed, args.separator, read_plan_file(args.plan)[0],
         args.table,
         layout.stats_files(args.stats_dir, args.buckets),
         layout.log_files(args.split_logs_dir, args.chunks),

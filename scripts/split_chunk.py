@@ -1,9 +1,9 @@
 """Rule split_chunk: give every record of a chunk its key and sort it into buckets.
 
 Usage (from rules/split.smk):
-  split_chunk.py --segments SPEC --seed S --buckets K --memory-mb M
-                 --run RUN --index INDEX [--separator BYTE] -- FILE...
-SPEC lists 'file_index:start:end:size' per FILE, comma-separated.
+  split_chunk.py --plan PLAN --chunk C --seed S --buckets K --memory-mb M
+                 --run RUN --index INDEX [--separator BYTE]
+PLAN is the plan file (snakeshuf.plan.plan_file_text): chunk C's byte ranges.
 """
 
 import argparse
@@ -13,6 +13,7 @@ import numpy as np
 from snakeshuf import jobs
 from snakeshuf import keys as keylib
 from snakeshuf.memory import MemoryModel
+from snakeshuf.plan import read_plan_file
 from snakeshuf.records import RecordTooLarge, read_batches
 from snakeshuf.runfile import RunWriter, as_records, take
 
@@ -28,15 +29,18 @@ def group_by_bucket(batch, seed, file_index, buckets):
     return keys[order], take(as_records(batch.data, batch.ends), order), counts, byte_counts
 
 
-def split_chunk(paths, segments, seed, buckets, separator, memory, run_path, index_path):
+def split_chunk(files, segments, seed, buckets, separator, memory, run_path, index_path):
     buffer = np.empty(memory.block_bytes + 1, np.uint8)
     records = nbytes = 0
     with jobs.atomic_write(run_path, direct=True) as handle:
         writer = RunWriter(handle)
-        for path, (file_index, start, end, size) in zip(paths, segments):
-            batches = read_batches(path, start, end, size, separator, buffer, memory.batch_records)
+        for segment in segments:
+            f = files[segment.file_index]
+            batches = read_batches(
+                f.path, segment.start, segment.end, f.size, separator, buffer, memory.batch_records, f.codec
+            )
             for batch in batches:
-                writer.write_spill(*group_by_bucket(batch, seed, file_index, buckets))
+                writer.write_spill(*group_by_bucket(batch, seed, f.index, buckets))
                 records += len(batch.ends)
                 nbytes += len(batch.data)
     index = writer.index()
@@ -48,26 +52,23 @@ def split_chunk(paths, segments, seed, buckets, separator, memory, run_path, ind
     )
 
 
-def parse_segments(text):
-    return [tuple(map(int, part.split(":"))) for part in text.split(",")]
-
-
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--segments", type=parse_segments, required=True)
+    parser.add_argument("--plan", required=True)
+    parser.add_argument("--chunk", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--buckets", type=int, required=True)
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--separator", type=int, default=ord("\n"))
     parser.add_argument("--run", required=True)
     parser.add_argument("--index", required=True)
-    parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     jobs.inject_faults(memory_mb=args.memory_mb)
     memory = MemoryModel(args.memory_mb)
+    files, chunks = read_plan_file(args.plan)
     try:
         split_chunk(
-            args.files, args.segments, args.seed, args.buckets, args.separator,
+            files, chunks[args.chunk], args.seed, args.buckets, args.separator,
             memory, args.run, args.index,
         )
     except RecordTooLarge as error:

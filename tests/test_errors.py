@@ -12,7 +12,16 @@ from conftest import run_workflow
 def good_input(workdir):
     (workdir / "data").mkdir()
     (workdir / "data" / "a.txt").write_bytes(b"one\ntwo\nthree\n")
+    for name, text in SHEETS.items():
+        (workdir / "data" / name).write_text(text)
     return "data/a.txt"
+
+
+SHEETS = {
+    "no-path.tsv": "file\tsource\ndata/a.txt\tweb\n",
+    "empty-cell.tsv": "path\tsource\ndata/a.txt\tweb\n\tbooks\n",
+    "lists-missing.csv": "source,path\nweb,data/a.txt\nweb,data/b.txt\n",
+}
 
 
 def assert_refused(workdir, config, *expected):
@@ -44,6 +53,23 @@ CASES = {
     "memory below minimum": ({"inputs": ["data/a.txt"], "memory_mb": 64}, ["memory_mb is 64", "minimum of 160"]),
     "bad chunk size": ({"inputs": ["data/a.txt"], "chunk_mb": "big"}, ["config key 'chunk_mb'", "'auto'"]),
     "no inputs": ({"inputs": []}, ["config key 'inputs'"]),
+    "sample sheet missing": (
+        {"sample_sheet": "data/none.tsv"},
+        ["sample sheet 'data/none.tsv' (config key 'sample_sheet') does not exist"],
+    ),
+    "sample sheet without a path column": (
+        {"sample_sheet": "data/no-path.tsv"},
+        ["sample sheet 'data/no-path.tsv'", "has no column 'path'", "'file', 'source'"],
+    ),
+    "sample sheet with an empty path": (
+        {"sample_sheet": "data/empty-cell.tsv"},
+        ["sample sheet 'data/empty-cell.tsv' (config key 'sample_sheet'), line 3: '' should be non-empty"],
+    ),
+    "sample sheet listing a missing file": (
+        {"sample_sheet": "data/lists-missing.csv"},
+        ["input 'data/b.txt' does not exist (listed in sample sheet 'data/lists-missing.csv')"],
+    ),
+    "unknown separator": ({"inputs": ["data/a.txt"], "separator": "tab"}, ["config key 'separator'", "'tab'"]),
     "same file twice": (
         {"inputs": ["data/a.txt", "data/*.txt"]},
         ["input 'data/a.txt' is the same file as 'data/a.txt'"],

@@ -21,6 +21,13 @@ def describe(error, schema):
     return f"config key '{key}': {error.message}"
 
 
+SEPARATOR_BYTES = {"newline": 10, "nul": 0, "\n": 10, "\0": 0}
+
+
+def separator_byte(config):
+    return SEPARATOR_BYTES[config["separator"]]
+
+
 def read_command_line_booleans(config, schema):
     """`--config check_disk_space=false` arrives as the string 'false':
     Snakemake's --config does not parse booleans."""

@@ -6,11 +6,13 @@ so it only calls stat(): it never reads the data.
 
 import glob
 import hashlib
+import json
 import math
 import os
 import stat
 from dataclasses import dataclass
 
+from snakeshuf import codecs
 from snakeshuf.memory import INDEX_ROW_BYTES, MB, MIN_MEMORY_MB, MemoryModel
 
 AUTO_CHUNK_MIN_BYTES = 512 * MB
@@ -18,6 +20,10 @@ AUTO_CHUNK_TARGET_COUNT = 128
 # A 10 TB plan of 15,856 buckets dry-runs in 31 s here; much beyond this,
 # building Snakemake's DAG alone takes minutes.
 MAX_BUCKETS = 20_000
+# Planning assumes compressed text holds this many times its size (gzip and
+# zstd reach 3-5x on web text). A wrong guess changes the number of jobs,
+# never their memory (a bucket that is too large is done in several passes).
+COMPRESSED_EXPANSION = 4
 
 
 class ConfigError(Exception):
@@ -29,6 +35,12 @@ class InputFile:
     index: int
     path: str
     size: int
+    codec: str = codecs.PLAIN
+
+    @property
+    def data_bytes(self):
+        """The bytes of records it holds (for a compressed file, an estimate)."""
+        return self.size if self.codec is codecs.PLAIN else self.size * COMPRESSED_EXPANSION
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,7 @@ class Plan:
 
     @property
     def total_bytes(self):
-        return sum(f.size for f in self.files)
+        return sum(f.data_bytes for f in self.files)
 
     @property
     def index_bytes(self):
@@ -78,12 +90,12 @@ def expand_inputs(patterns):
     return paths
 
 
-def stat_input(path):
+def stat_input(path, source):
     """Size of an input that must be a readable regular file."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise ConfigError(f"input '{path}' does not exist (config key 'inputs')") from None
+        raise ConfigError(f"input '{path}' does not exist ({source})") from None
     except OSError as error:
         raise ConfigError(f"input '{path}' cannot be used: {error.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
@@ -115,9 +127,8 @@ def check_output(output, infos):
             )
 
 
-def load_inputs(patterns, output):
-    paths = expand_inputs(patterns)
-    infos = [(path, stat_input(path)) for path in paths]
+def load_inputs(paths, output, source):
+    infos = [(path, stat_input(path, source)) for path in paths]
     seen = {}
     for path, info in infos:
         key = (info.st_dev, info.st_ino)
@@ -128,7 +139,10 @@ def load_inputs(patterns, output):
             )
         seen[key] = path
     check_output(output, infos)
-    return tuple(InputFile(i, path, info.st_size) for i, (path, info) in enumerate(infos))
+    return tuple(
+        InputFile(i, path, info.st_size, codecs.detect(path) if info.st_size else codecs.PLAIN)
+        for i, (path, info) in enumerate(infos)
+    )
 
 
 def auto_chunk_bytes(total_bytes):
@@ -137,16 +151,17 @@ def auto_chunk_bytes(total_bytes):
 
 
 def cut_chunks(files, chunk_bytes):
-    """Cut the inputs into chunks of about chunk_bytes; small files share a chunk."""
+    """Cut the inputs into chunks of about chunk_bytes; small files share a
+    chunk, and a compressed file is never cut (it can only be read from its start)."""
     chunks, current, room = [], [], chunk_bytes
     for f in files:
         pos = 0
         while pos < f.size:
-            take = min(room, f.size - pos)
+            take = min(room, f.size - pos) if f.codec is codecs.PLAIN else f.size
             current.append(Segment(f.index, pos, pos + take))
             pos += take
-            room -= take
-            if room == 0:
+            room -= take if f.codec is codecs.PLAIN else f.data_bytes
+            if room <= 0:
                 chunks.append(tuple(current))
                 current, room = [], chunk_bytes
     if current:
@@ -190,20 +205,61 @@ def chunk_size(total_bytes, chunk_mb, memory, buckets):
     return int(chunk_mb * MB)
 
 
-def make_plan(inputs, output, memory_mb, chunk_mb="auto"):
+def make_plan(inputs, output, memory_mb, chunk_mb="auto", sheet=None):
+    """`inputs`: patterns as config key 'inputs' gives them, or the paths that
+    the sample sheet `sheet` lists (taken literally)."""
     if memory_mb < MIN_MEMORY_MB:
         raise ConfigError(
             f"memory_mb is {memory_mb}, below the minimum of {MIN_MEMORY_MB} "
             "(a job's Python, NumPy and PyArrow alone take up to ~100 MB); set memory_mb >= "
             f"{MIN_MEMORY_MB}"
         )
-    files = load_inputs(inputs, output)
-    total = sum(f.size for f in files)
+    if sheet:
+        files = load_inputs(inputs, output, f"listed in sample sheet '{sheet}'")
+    else:
+        files = load_inputs(expand_inputs(inputs), output, "config key 'inputs'")
+    total = sum(f.data_bytes for f in files)
     memory = MemoryModel(memory_mb)
     buckets = bucket_count(total, memory)
     check_scale(total, buckets)
     chunk_bytes = chunk_size(total, chunk_mb, memory, buckets)
+    check_compressed_sizes(files, memory, buckets)
     return Plan(files, cut_chunks(files, chunk_bytes), buckets, memory, chunk_bytes)
+
+
+def check_compressed_sizes(files, memory, buckets):
+    """A compressed file is read by one split job, whose index must fit."""
+    limit = memory.max_chunk_bytes(buckets)
+    for f in files:
+        if f.codec is not codecs.PLAIN and f.data_bytes > limit:
+            raise ConfigError(
+                f"compressed input '{f.path}' holds ~{f.data_bytes / 2**30:,.1f} GiB (estimated), "
+                f"more than one split job can index with memory_mb={memory.memory_mb} "
+                f"({limit / 2**30:,.1f} GiB); raise memory_mb or recompress it as several files"
+            )
+
+
+def plan_file_text(plan):
+    """What a split job needs to know of the plan (files and chunks), as JSON:
+    too long for a command line when there are thousands of inputs."""
+    return json.dumps({
+        "files": [[f.path, f.size, f.codec] for f in plan.files],
+        "chunks": [[[s.file_index, s.start, s.end] for s in chunk] for chunk in plan.chunks],
+    })
+
+
+def plan_file_name(text):
+    """Named by its content, so that a changed plan is a new input to the jobs."""
+    return f"plan-{hashlib.sha1(text.encode()).hexdigest()[:12]}.json"
+
+
+def read_plan_file(path):
+    """(files, chunks) as written by plan_file_text."""
+    with open(path) as handle:
+        data = json.load(handle)
+    files = tuple(InputFile(i, path, size, codec) for i, (path, size, codec) in enumerate(data["files"]))
+    chunks = tuple(tuple(Segment(*segment) for segment in chunk) for chunk in data["chunks"])
+    return files, chunks
 
 
 def scratch_dir(scratch, output):

@@ -6,10 +6,13 @@ do), so consecutive ranges of one file own every record exactly once. Bytes
 are never decoded.
 """
 
+import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from snakeshuf import codecs
 
 SCAN_PIECE = 1 << 20
 
@@ -78,59 +81,70 @@ class RecordTooLarge(InputError):
         self.length, self.limit = length, limit
 
 
-def record_length(handle, offset, sep, buf):
-    """Length of the record starting at `offset`, found by scanning forward."""
-    handle.seek(offset)
-    length = 0
-    while got := handle.readinto(buf):
+def record_too_large(stream, path, offset, sep, buf):
+    """The error for a record that fills `buf`: its length is found by reading
+    on from where the stream stands (just past the buffer's bytes)."""
+    length = len(buf) - 1
+    while got := stream.readinto(buf):
         hits = np.flatnonzero(buf[:got] == sep)
         if len(hits):
-            return length + int(hits[0]) + 1
+            length += int(hits[0]) + 1
+            break
         length += got
-    return length
-
-
-def record_too_large(handle, path, offset, sep, buf):
-    length = record_length(handle, offset, sep, buf)
     return RecordTooLarge(
         f"the record at byte offset {offset} of '{path}' is {length} bytes long", length, len(buf) - 1
     )
 
 
-def read_batches(path, start, end, size, sep, buf, max_records):
-    """Yield Batches of the records of `path` that start in [start, end).
+def read_batches(path, start, end, size, sep, buf, max_records, codec=codecs.PLAIN):
+    """Yield Batches of the records of `path` that start in [start, end); a
+    compressed input is read whole (offsets count decompressed bytes).
 
     `buf` (uint8) is reused for every batch, so a batch is valid only until the
     next one is requested; its length minus one is the longest record allowed
     (one byte is kept free to terminate a last record that lacks a separator).
     """
-    with open(path, "rb", buffering=0) as handle:
-        check_unchanged(handle, path, size)
-        pos = first_record_start(handle, start, end, sep, buf)
-        if pos is None:
+    with open(path, "rb", buffering=0) as raw:
+        check_unchanged(raw, path, size)
+        if codec is codecs.PLAIN:
+            pos = first_record_start(raw, start, end, sep, buf)
+            if pos is not None:
+                raw.seek(pos)
+                yield from stream_batches(raw, path, pos, end, sep, buf, max_records)
             return
-        handle.seek(pos)
-        capacity, filled, at_eof = len(buf) - 1, 0, False
-        while pos < end:
-            if not at_eof and filled < capacity:
-                got = handle.readinto(memoryview(buf)[filled:capacity])
-                at_eof = got == 0
-                filled += got
-            ends = separator_ends(buf[:filled], sep, max_records)
-            if len(ends) == 0:
-                if not at_eof:
-                    if filled == capacity:
-                        raise record_too_large(handle, path, pos, sep, buf)
-                    continue
-                if filled == 0:
-                    return
-                buf[filled] = sep  # the last record lacks its separator: add it
-                filled += 1
-                ends = np.array([filled], np.int64)
-            owned = int(np.searchsorted(ends, end - pos, side="left")) + 1
-            ends = ends[:owned]
-            used = int(ends[-1])
-            yield Batch(buf[:used], ends, pos)
-            buf[: filled - used] = buf[used:filled].copy()
-            filled -= used
-            pos += used
+        try:
+            with codecs.open_stream(raw, codec) as stream:
+                yield from stream_batches(stream, path, 0, math.inf, sep, buf, max_records)
+        except (codecs.CorruptStream, *codecs.ERRORS) as error:
+            raise InputError(
+                f"input '{path}' is not a valid {codec} file ({error or type(error).__name__}); "
+                "it may be truncated or corrupt: fetch or compress it again"
+            ) from None
+
+
+def stream_batches(stream, path, pos, end, sep, buf, max_records):
+    """Batches of the records starting in [pos, end), read on from `pos`."""
+    capacity, filled, at_eof = len(buf) - 1, 0, False
+    while pos < end:
+        if not at_eof and filled < capacity:
+            got = stream.readinto(memoryview(buf)[filled:capacity])
+            at_eof = got == 0
+            filled += got
+        ends = separator_ends(buf[:filled], sep, max_records)
+        if len(ends) == 0:
+            if not at_eof:
+                if filled == capacity:
+                    raise record_too_large(stream, path, pos, sep, buf)
+                continue
+            if filled == 0:
+                return
+            buf[filled] = sep  # the last record lacks its separator: add it
+            filled += 1
+            ends = np.array([filled], np.int64)
+        owned = int(np.searchsorted(ends, end - pos, side="left")) + 1
+        ends = ends[:owned]
+        used = int(ends[-1])
+        yield Batch(buf[:used], ends, pos)
+        buf[: filled - used] = buf[used:filled].copy()
+        filled -= used
+        pos += used

@@ -1,0 +1,122 @@
+"""Real corpora in: compressed files (recognised by their bytes), NUL-separated
+records, sample sheets and thousands of files."""
+
+import bz2
+import gzip
+import lzma
+from collections import Counter
+
+import pytest
+import zstandard
+
+from conftest import corpus_file, records_of, run_workflow
+
+
+def zstd_two_frames(data):
+    """A zstd file of two frames, as parallel compressors write them."""
+    cut = data.index(b"\n", len(data) // 2) + 1
+    compressor = zstandard.ZstdCompressor(write_checksum=True)
+    return compressor.compress(data[:cut]) + compressor.compress(data[cut:])
+
+
+# Names that do not say what the files are: the codec is read from their bytes.
+CODECS = {
+    "gzip": ("part.a", gzip.compress),
+    "bzip2": ("part.b", bz2.compress),
+    "xz": ("part.c", lzma.compress),
+    "zstd": ("part.d", zstd_two_frames),
+}
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    """A corpus cut into five pieces; the last has no final newline."""
+    d = tmp_path_factory.mktemp("parts")
+    data = open(corpus_file(d / "corpus.txt", 3 << 20, seed=9), "rb").read()
+    cuts = [0, *(data.index(b"\n", len(data) * i // 5) + 1 for i in range(1, 5)), len(data) - 1]
+    return [data[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
+def write_inputs(workdir, parts, compress):
+    """parts[0] stays plain; the others are written as `compress` says."""
+    (workdir / "in").mkdir(parents=True)
+    paths = []
+    for i, (part, codec) in enumerate(zip(parts, [None, *compress])):
+        name, compressor = CODECS[codec] if codec else ("plain.txt", bytes)
+        path = workdir / "in" / f"{i}-{name}"
+        path.write_bytes(compressor(part))
+        paths.append(f"in/{path.name}")
+    return paths
+
+
+def shuffled(workdir, inputs, **config):
+    run_workflow(workdir, {"inputs": inputs, "output": "out.txt", "memory_mb": 160, "chunk_mb": 1, **config})
+    return (workdir / "out.txt").read_bytes()
+
+
+def test_compressed_inputs_give_the_same_bytes_as_the_plain_ones(tmp_path, parts):
+    plain = shuffled(tmp_path / "plain", write_inputs(tmp_path / "plain", parts, [None] * 4))
+    packed = shuffled(tmp_path / "packed", write_inputs(tmp_path / "packed", parts, list(CODECS)))
+    assert packed == plain
+    assert Counter(records_of(tmp_path / "packed" / "out.txt")) == Counter(
+        records_of(tmp_path / "plain" / "out.txt")
+    )
+    assert plain != b"".join(parts) + b"\n"
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte"])
+def test_damaged_compressed_input_is_named_and_nothing_is_published(tmp_path, parts, codec, damage):
+    name, compressor = CODECS[codec]
+    data = bytearray(compressor(parts[1]))
+    if damage == "truncated":
+        data = data[: len(data) * 2 // 3]
+    else:
+        data[len(data) // 2] ^= 0x55
+    (tmp_path / name).write_bytes(bytes(data))
+    result = run_workflow(
+        tmp_path, {"inputs": [name], "output": "out.txt", "memory_mb": 160}, "--retries", "0", check=False
+    )
+    assert result.returncode != 0
+    assert f"input '{name}' is not a valid {codec} file" in result.stderr
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_nul_separated_records_keep_their_newlines(tmp_path):
+    records = [b"line %d\nof record %d\x00" % (i, i) for i in range(5000)]
+    (tmp_path / "z.bin").write_bytes(b"".join(records))
+    out = shuffled(tmp_path, ["z.bin"], separator="nul")
+    assert Counter(records_of(tmp_path / "out.txt", b"\x00")) == Counter(records)
+    assert out != b"".join(records)
+
+
+def write_sheet(path, rows, sep="\t"):
+    path.write_text(sep.join(["source", "path"]) + "\n" + "".join(f"web{sep}{row}\n" for row in rows))
+
+
+def test_two_thousand_compressed_files_from_a_sample_sheet(tmp_path):
+    """2,000 small gzip files plus a zstd and a plain one, listed in a sheet."""
+    (tmp_path / "d").mkdir()
+    names, expected = [], Counter()
+    for i in range(2002):
+        lines = [b'{"file": %d, "line": %d}\n' % (i, j) for j in range(20)]
+        expected.update(lines)
+        name = f"d/part-{i:04d}.jsonl" + (".gz" if i < 2000 else ".zst" if i == 2000 else "")
+        data = b"".join(lines)
+        compress = zstandard.ZstdCompressor().compress if i == 2000 else gzip.compress if i < 2000 else bytes
+        (tmp_path / name).write_bytes(compress(data))
+        names.append(name)
+    write_sheet(tmp_path / "files.tsv", names)
+    result = run_workflow(tmp_path, {"sample_sheet": "files.tsv", "output": "out.txt", "memory_mb": 160})
+    assert "2002 file(s) (2001 compressed" in result.stderr
+    assert Counter(records_of(tmp_path / "out.txt")) == expected
+
+
+def test_csv_sample_sheet_lists_files_in_its_order(tmp_path):
+    for name in ("b.txt", "a.txt"):
+        (tmp_path / name).write_bytes(b"".join(b"%s %d\n" % (name.encode(), i) for i in range(100)))
+    paths = [str(tmp_path / "b.txt"), str(tmp_path / "a.txt")]
+    write_sheet(tmp_path / "files.csv", paths, sep=",")
+    from_sheet = shuffled(tmp_path / "sheet", [], sample_sheet=str(tmp_path / "files.csv"))
+    assert from_sheet == shuffled(tmp_path / "listed", paths)
+    assert from_sheet != shuffled(tmp_path / "reversed", paths[::-1])
