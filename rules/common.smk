@@ -11,6 +11,7 @@ from snakeshuf.plan import ConfigError, make_plan, plan_file_name, plan_file_tex
 from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB
 from snakeshuf import layout
 from snakeshuf.sheet import read_sample_sheet
+from snakeshuf.records import InputError, common_header
 from snakeshuf.jobs import atomic_write
 from snakeshuf.disk import check_writable, shortfalls
 from snakeshuf.resume import clear_stale_incomplete_marker, remove_leftovers
@@ -27,6 +28,10 @@ def literal(path):
     return path.replace("{", "{{").replace("}", "}}")
 
 
+def first_header(plan, lines, separator):
+    return common_header(plan.files[:1], lines, separator) if lines else b""
+
+
 SHEET_SCHEMA = os.path.join(workflow.basedir, "config", "sample_sheet.schema.yaml")
 
 try:
@@ -39,7 +44,11 @@ try:
         config["chunk_mb"],
         sheet=SHEET,
     )
-except ConfigError as error:
+    HEADER_LINES = config["header_lines"]
+    # Every process reads the first input's header (its length goes on the job
+    # command lines); the main process checks all the others before any job.
+    HEADER = first_header(PLAN, HEADER_LINES, separator_byte(config))
+except (ConfigError, InputError) as error:
     fail(error)
 
 SCRIPTS = os.path.join(workflow.basedir, "scripts")
@@ -195,6 +204,11 @@ def preflight():
     problem = check_writable(config["scratch"], config["output"])
     if problem:
         fail(problem)
+    if HEADER_LINES:
+        try:
+            common_header(PLAN.files, HEADER_LINES, SEPARATOR)
+        except InputError as error:
+            fail(error)
     if config["check_disk_space"]:
         problems = shortfalls(PLAN.total_bytes, SCRATCH, config["output"])
         if problems:

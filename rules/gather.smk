@@ -19,6 +19,7 @@ rule gather:
     params:
         seed=config["seed"],
         separator=SEPARATOR,
+        header_lines=HEADER_LINES,
         target=TARGET,
         summary=SUMMARY,
         verify=config["verify_output"],
@@ -29,7 +30,7 @@ rule gather:
     shell:
         f"{script_command('gather')} "
         "--target {params.target:q} --out {output.data:q} --summary {params.summary:q}"
-        " --seed {params.seed} --separator {params.separator} --plan {input.plan:q}"
+        " --seed {params.seed} --separator {params.separator} --header-lines {params.header_lines} --plan {input.plan:q}"
         " --table {input.table:q} --chunks {params.chunks}"
         " --stats-dir {params.stats_dir:q} --buckets {params.buckets}"
         " --split-logs-dir {params.split_logs_dir:q} --verify {params.verify} > {log:q} 2>&1"

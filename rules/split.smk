@@ -22,10 +22,12 @@ rule split_chunk:
         seed=config["seed"],
         buckets=PLAN.buckets,
         separator=SEPARATOR,
+        header_bytes=len(HEADER),
     shell:
         f"{script_command('split_chunk')} "
         "--plan {input.plan:q} --chunk {wildcards.chunk}"
         " --seed {params.seed} --buckets {params.buckets} --separator {params.separator}"
+        " --header-bytes {params.header_bytes}"
         " --memory-mb {resources.budget_mb} --run {output.run:q} --index {output.index:q}"
         " > {log:q} 2>&1"
 
@@ -51,7 +53,8 @@ rule tally_buckets:
         runs_dir=get_runs_dir,
         chunks=len(CHUNKS),
         buckets=PLAN.buckets,
+        header_bytes=len(HEADER),
     shell:
         f"{script_command('tally_buckets')} "
         "--runs-dir {params.runs_dir:q} --chunks {params.chunks} --buckets {params.buckets}"
-        " --memory-mb {resources.budget_mb} --table {output.table:q} > {log:q} 2>&1"
+        " --memory-mb {resources.budget_mb} --header-bytes {params.header_bytes} --table {output.table:q} > {log:q} 2>&1"

@@ -8,7 +8,7 @@ deleted target file) has its bucket's stats removed, so that running the same
 command again redoes exactly those buckets.
 
 Usage (from rules/gather.smk):
-  gather.py --target TARGET --out OUTPUT --summary JSON --seed S [--separator BYTE]
+  gather.py --target TARGET --out OUTPUT --summary JSON --seed S [--separator BYTE] [--header-lines N]
             --plan PLAN --table TABLE --chunks N --stats-dir DIR --buckets N
 """
 
@@ -23,6 +23,7 @@ from snakeshuf import codecs, jobs, layout, tally
 from snakeshuf.directio import DirectReader
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 from snakeshuf.plan import read_plan_file
+from snakeshuf.records import common_header
 
 READ_BYTES = 4 << 20
 VERIFY_THREADS = 2
@@ -137,9 +138,10 @@ def redo_damaged(target, stats_paths, stats, verify):
         )
 
 
-def gather(target, out_path, summary_path, seed, separator, files, table_path, stats_paths, split_logs, verify):
+def gather(target, out_path, summary_path, seed, separator, header_lines, files, table_path, stats_paths, split_logs, verify):
     stats = [load_json(path) for path in stats_paths]
     total = sum(s["bytes"] for s in stats)
+    header = common_header(files[:1], header_lines, separator) if header_lines else b""
     redo_damaged(target, stats_paths, stats, verify)
     split = tally.totals(tally.load(table_path))
     stages = {
@@ -152,17 +154,18 @@ def gather(target, out_path, summary_path, seed, separator, files, table_path, s
     }
     from_inputs = input_bytes(files, separator)
     if from_inputs is not None:
-        stages["the inputs"] = {"bytes": from_inputs}
+        stages["the inputs"] = {"bytes": from_inputs - len(header) * len(files)}
     check_totals(stages)
     with open(target, "r+b") as handle:
-        handle.truncate(total)
+        os.pwrite(handle.fileno(), header, 0)
+        handle.truncate(len(header) + total)
         os.fsync(handle.fileno())
     stage_seconds = {
         "split": stage_wall_seconds([last_report(path) for path in split_logs]),
         "shuffle": stage_wall_seconds(stats),
     }
     summary = jobs.report(
-        "gather", output=out_path, records=split["records"], bytes=total, seed=seed,
+        "gather", output=out_path, records=split["records"], bytes=total, header_bytes=len(header), seed=seed,
         buckets=len(stats), chunks=len(split_logs), inputs=len(files), key_sum=split["key_sum"],
         stage_seconds=stage_seconds,
     )
@@ -178,7 +181,8 @@ def main(argv):
     parser.add_argument("--summary", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--separator", type=int, default=ord("\n"))
-    parser.add_argument("--plan", required=True, help="the plan file (rule write_plan)")
+    parser.add_argument("--plan", required=True, help="the plan file")
+    parser.add_argument("--header-lines", type=int, default=0)
     parser.add_argument("--table", required=True, help="the bucket table (rule tally_buckets)")
     parser.add_argument("--chunks", type=int, required=True)
     parser.add_argument("--stats-dir", required=True, help="the bucket jobs' statistics")
@@ -187,7 +191,7 @@ def main(argv):
     parser.add_argument("--verify", choices=("always", "changed"), default="always")
     args = parser.parse_args(argv)
     gather(
-        args.target, args.out, args.summary, args.seed, args.separator, read_plan_file(args.plan)[0],
+        args.target, args.out, args.summary, args.seed, args.separator, args.header_lines, read_plan_file(args.plan)[0],
         args.table,
         layout.stats_files(args.stats_dir, args.buckets),
         layout.log_files(args.split_logs_dir, args.chunks),

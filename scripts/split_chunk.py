@@ -2,7 +2,7 @@
 
 Usage (from rules/split.smk):
   split_chunk.py --plan PLAN --chunk C --seed S --buckets K --memory-mb M
-                 --run RUN --index INDEX [--separator BYTE]
+                 --run RUN --index INDEX [--separator BYTE] [--header-bytes N]
 PLAN is the plan file (snakeshuf.plan.plan_file_text): chunk C's byte ranges.
 """
 
@@ -29,15 +29,16 @@ def group_by_bucket(batch, seed, file_index, buckets):
     return keys[order], take(as_records(batch.data, batch.ends), order), counts, byte_counts
 
 
-def split_chunk(files, segments, seed, buckets, separator, memory, run_path, index_path):
+def split_chunk(files, segments, seed, buckets, separator, header_bytes, memory, run_path, index_path):
     buffer = np.empty(memory.block_bytes + 1, np.uint8)
     records = nbytes = 0
     with jobs.atomic_write(run_path, direct=True) as handle:
         writer = RunWriter(handle)
         for segment in segments:
             f = files[segment.file_index]
+            start = max(segment.start, header_bytes)  # every input starts with the header
             batches = read_batches(
-                f.path, segment.start, segment.end, f.size, separator, buffer, memory.batch_records, f.codec
+                f.path, start, segment.end, f.size, separator, buffer, memory.batch_records, f.codec
             )
             for batch in batches:
                 writer.write_spill(*group_by_bucket(batch, seed, f.index, buckets))
@@ -60,6 +61,7 @@ def main(argv):
     parser.add_argument("--buckets", type=int, required=True)
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--separator", type=int, default=ord("\n"))
+    parser.add_argument("--header-bytes", type=int, default=0, help="the header's length (left out)")
     parser.add_argument("--run", required=True)
     parser.add_argument("--index", required=True)
     args = parser.parse_args(argv)
@@ -68,7 +70,7 @@ def main(argv):
     files, chunks = read_plan_file(args.plan)
     try:
         split_chunk(
-            files, chunks[args.chunk], args.seed, args.buckets, args.separator,
+            files, chunks[args.chunk], args.seed, args.buckets, args.separator, args.header_bytes,
             memory, args.run, args.index,
         )
     except RecordTooLarge as error:

@@ -12,12 +12,13 @@ from conftest import run_workflow
 def good_input(workdir):
     (workdir / "data").mkdir()
     (workdir / "data" / "a.txt").write_bytes(b"one\ntwo\nthree\n")
-    for name, text in SHEETS.items():
+    for name, text in MORE_FILES.items():
         (workdir / "data" / name).write_text(text)
     return "data/a.txt"
 
 
-SHEETS = {
+MORE_FILES = {
+    "other-header.txt": "uno\ntwo\n",
     "no-path.tsv": "file\tsource\ndata/a.txt\tweb\n",
     "empty-cell.tsv": "path\tsource\ndata/a.txt\tweb\n\tbooks\n",
     "lists-missing.csv": "source,path\nweb,data/a.txt\nweb,data/b.txt\n",
@@ -68,6 +69,14 @@ CASES = {
     "sample sheet listing a missing file": (
         {"sample_sheet": "data/lists-missing.csv"},
         ["input 'data/b.txt' does not exist (listed in sample sheet 'data/lists-missing.csv')"],
+    ),
+    "headers differ": (
+        {"inputs": ["data/a.txt", "data/other-header.txt"], "header_lines": 1},
+        ["inputs 'data/a.txt' and 'data/other-header.txt' start with different headers", "b'one\\n' vs b'uno\\n'"],
+    ),
+    "input shorter than its header": (
+        {"inputs": ["data/a.txt"], "header_lines": 5},
+        ["input 'data/a.txt' has 3 record(s), fewer than header_lines=5"],
     ),
     "unknown separator": ({"inputs": ["data/a.txt"], "separator": "tab"}, ["config key 'separator'", "'tab'"]),
     "same file twice": (

@@ -120,3 +120,18 @@ def test_csv_sample_sheet_lists_files_in_its_order(tmp_path):
     from_sheet = shuffled(tmp_path / "sheet", [], sample_sheet=str(tmp_path / "files.csv"))
     assert from_sheet == shuffled(tmp_path / "listed", paths)
     assert from_sheet != shuffled(tmp_path / "reversed", paths[::-1])
+
+
+def test_header_is_written_once_and_leaves_the_order_of_the_records_alone(tmp_path):
+    header = b"id\ttext\n"
+    bodies = [b"".join(b"%d\t%s %d\n" % (i, name, i) for i in range(4000)) for name in (b"a", b"b")]
+    (tmp_path / "a.tsv").write_bytes(header + bodies[0])
+    (tmp_path / "b.tsv.gz").write_bytes(gzip.compress(header + bodies[1]))
+    inputs = ["../a.tsv", "../b.tsv.gz"]
+    with_header = shuffled(tmp_path / "header", inputs, header_lines=1)
+    as_records = shuffled(tmp_path / "records", inputs)
+    assert with_header.startswith(header) and with_header.count(header) == 1
+    # The header lines are left out; every other record keeps its place in the order.
+    assert with_header[len(header):] == as_records.replace(header, b"")
+    body_records = [record for body in bodies for record in body.splitlines(True)]
+    assert Counter(records_of(tmp_path / "header" / "out.txt")) == Counter([header, *body_records])

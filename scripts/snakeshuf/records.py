@@ -98,14 +98,16 @@ def record_too_large(stream, path, offset, sep, buf):
 
 def read_batches(path, start, end, size, sep, buf, max_records, codec=codecs.PLAIN):
     """Yield Batches of the records of `path` that start in [start, end); a
-    compressed input is read whole (offsets count decompressed bytes).
+    compressed input is read from `start`, a record boundary, to its end
+    (offsets count decompressed bytes).
 
     `buf` (uint8) is reused for every batch, so a batch is valid only until the
     next one is requested; its length minus one is the longest record allowed
     (one byte is kept free to terminate a last record that lacks a separator).
     """
     with open(path, "rb", buffering=0) as raw:
-        check_unchanged(raw, path, size)
+        if size is not None:
+            check_unchanged(raw, path, size)
         if codec is codecs.PLAIN:
             pos = first_record_start(raw, start, end, sep, buf)
             if pos is not None:
@@ -114,12 +116,56 @@ def read_batches(path, start, end, size, sep, buf, max_records, codec=codecs.PLA
             return
         try:
             with codecs.open_stream(raw, codec) as stream:
-                yield from stream_batches(stream, path, 0, math.inf, sep, buf, max_records)
+                skip(stream, start, buf)
+                yield from stream_batches(stream, path, start, math.inf, sep, buf, max_records)
         except (codecs.CorruptStream, *codecs.ERRORS) as error:
             raise InputError(
                 f"input '{path}' is not a valid {codec} file ({error or type(error).__name__}); "
                 "it may be truncated or corrupt: fetch or compress it again"
             ) from None
+
+
+def skip(stream, count, buf):
+    """Read past the first `count` bytes of a stream that cannot seek."""
+    while count > 0:
+        got = stream.readinto(memoryview(buf)[: min(count, len(buf))])
+        if not got:
+            return
+        count -= got
+
+
+HEADER_LIMIT = 1 << 20
+
+
+def read_header(path, codec, lines, sep):
+    """The first `lines` records of an input (at most HEADER_LIMIT bytes)."""
+    buf = np.empty(HEADER_LIMIT + 1, np.uint8)
+    batches = read_batches(path, 0, math.inf, None, sep, buf, lines, codec)
+    first = next(batches, None)
+    found = 0 if first is None else len(first.ends)
+    if found == lines:
+        return first.data[: first.ends[-1]].tobytes()
+    if found == 0 or next(batches, None) is None:
+        raise InputError(
+            f"input '{path}' has {found} record(s), fewer than header_lines={lines}: "
+            "every input must start with the header"
+        )
+    raise InputError(f"the first {lines} lines of '{path}' are longer than {HEADER_LIMIT} bytes; is header_lines right?")
+
+
+def common_header(files, lines, sep):
+    """The header every input starts with; an error names two inputs that differ."""
+    first = files[0]
+    header = read_header(first.path, first.codec, lines, sep)
+    for f in files[1:]:
+        other = read_header(f.path, f.codec, lines, sep)
+        if other != header:
+            raise InputError(
+                f"inputs '{first.path}' and '{f.path}' start with different headers "
+                f"(header_lines={lines}): {header[:100]!r} vs {other[:100]!r}; "
+                "shuffle files with the same header together"
+            )
+    return header
 
 
 def stream_batches(stream, path, pos, end, sep, buf, max_records):

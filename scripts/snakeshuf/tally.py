@@ -27,14 +27,15 @@ def add_index(table, index):
             np.add.at(table[:, KEY_SUM], bucket, rows[:, runfile.KEY_SUM])
 
 
-def place(table):
-    """Fill in where each bucket's bytes and records start in the output."""
-    for column, start in ((BYTES, OFFSET), (RECORDS, FIRST_RECORD)):
+def place(table, header_bytes):
+    """Fill in where each bucket's bytes and records start in the output (after the header)."""
+    for column, start, base in ((BYTES, OFFSET, header_bytes), (RECORDS, FIRST_RECORD, 0)):
         table[1:, start] = np.cumsum(table[:-1, column])
         table[0, start] = 0
+        table[:, start] += np.uint64(base)
 
 
-def tally(index_paths, buckets):
+def tally(index_paths, buckets, header_bytes=0):
     table = np.zeros((buckets, len(COLUMNS)), np.uint64)
     for path in index_paths:
         index = runfile.load_index(path)
@@ -42,7 +43,7 @@ def tally(index_paths, buckets):
             raise IntegrityError(f"index '{path}' names bucket {index[-1, runfile.BUCKET]} of {buckets}")
         add_index(table, index)
         del index
-    place(table)
+    place(table, header_bytes)
     return table
 
 
@@ -61,7 +62,9 @@ def load(path):
 
 
 def output_bytes(path):
-    return int(load(path)[:, BYTES].sum())
+    """The header and every bucket's bytes."""
+    last = load(path)[-1]
+    return int(last[OFFSET] + last[BYTES])
 
 
 def bucket_row(path, bucket):
