@@ -17,7 +17,7 @@ include: "rules/gather.smk"
 rule all:
     default_target: True
     input:
-        OUTPUT,
+        OUTPUTS,
 
 
 onstart:
@@ -26,7 +26,7 @@ onstart:
 
 
 onsuccess:
-    if os.path.exists(config["output"]):
+    if all(os.path.exists(path) for path in OUTPUTS):
         print_summary()
         if not workflow.storage_settings.notemp:
-            remove_leftovers(SCRATCH, config["output"], SUMMARY)
+            remove_leftovers(SCRATCH, OUTPUTS, SUMMARY)

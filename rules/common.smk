@@ -13,6 +13,7 @@ from snakeshuf import layout
 from snakeshuf.sheet import read_sample_sheet
 from snakeshuf.records import InputError, common_header
 from snakeshuf.jobs import atomic_write
+from snakeshuf.parts import layout_spec, output_codec, output_paths, read_layout
 from snakeshuf.disk import check_writable, shortfalls
 from snakeshuf.resume import clear_stale_incomplete_marker, remove_leftovers
 
@@ -48,6 +49,7 @@ try:
     # Every process reads the first input's header (its length goes on the job
     # command lines); the main process checks all the others before any job.
     HEADER = first_header(PLAN, HEADER_LINES, separator_byte(config))
+    LAYOUT = read_layout(config["splits"], config["shards"])
 except (ConfigError, InputError) as error:
     fail(error)
 
@@ -65,7 +67,13 @@ STATS_PATTERN = os.path.join(literal(STATS_DIR), layout.STATS)
 # Every bucket job needs every run file: the bucket table stands for them all,
 # so that the DAG has one edge per bucket job instead of two per chunk.
 BUCKET_TABLE = os.path.join(literal(RUNS_DIR), layout.TABLE)
-OUTPUT = literal(config["output"])
+FILE_BOUNDS = os.path.join(literal(RUNS_DIR), layout.BOUNDS)
+OUTPUTS = output_paths(config["output"], LAYOUT)
+OUTPUT_CODEC = output_codec(config["output"])
+# One plain output file: bucket jobs write their records straight into it.
+# Otherwise they write pieces (compressed if the output is), which gather joins.
+IN_PLACE = len(OUTPUTS) == 1 and OUTPUT_CODEC is None
+PIECES_DIR = os.path.join(SCRATCH, "pieces")
 # The summary is written just before the output appears; it is not a rule output.
 SUMMARY = config["output"] + ".summary.json"
 # The bucket jobs write the output here, each into its own region.
@@ -79,10 +87,8 @@ SLOWEST_EXPECTED_MB_PER_S = 15
 RUNTIME_MARGIN_MINUTES = 10
 
 
-if workflow.is_main_process and clear_stale_incomplete_marker(
-    config["output"], SUMMARY
-):
-    remove_leftovers(SCRATCH, config["output"], SUMMARY)
+if workflow.is_main_process and clear_stale_incomplete_marker(OUTPUTS, SUMMARY):
+    remove_leftovers(SCRATCH, OUTPUTS, SUMMARY)
 
 
 wildcard_constraints:
@@ -168,6 +174,24 @@ if workflow.is_main_process:
     write_plan_file(PLAN_PATH)
 
 
+def pieces_arguments():
+    """shuffle_bucket's options for layouts written as pieces (quoted shell words)."""
+    if IN_PLACE:
+        return ""
+    words = ["--pieces-dir", PIECES_DIR] + (["--codec", OUTPUT_CODEC] if OUTPUT_CODEC else [])
+    return shlex.join(words)
+
+
+LAYOUT_JSON = json.dumps(layout_spec(LAYOUT))
+
+
+def get_output_name(wildcards, output):
+    """The configured output name, from which gather names the files it writes
+    (given with the layout, not as a list: thousands of shards would not fit
+    on a command line)."""
+    return config["output"]
+
+
 def get_runs_dir(wildcards, input):
     return os.path.dirname(input[0])
 
@@ -185,6 +209,12 @@ def compressed_note():
     return f" ({compressed} compressed: size estimated)" if compressed else ""
 
 
+def output_description():
+    if len(OUTPUTS) == 1:
+        return OUTPUTS[0]
+    return f"{len(OUTPUTS)} files, {OUTPUTS[0]} ... {OUTPUTS[-1]}"
+
+
 def plan_lines():
     memory = PLAN.memory
     return [
@@ -194,8 +224,9 @@ def plan_lines():
         f"buckets:  {PLAN.buckets} shuffle job(s) of ~{PLAN.total_bytes / PLAN.buckets / 2**20:,.1f} MiB",
         f"memory:   {memory.memory_mb} MB per job (longest record {memory.block_bytes / 2**20:,.0f} MiB)",
         f"scratch:  {SCRATCH}",
-        f"disk:     ~{PLAN.total_bytes * 2.06 / 2**30:,.2f} GiB at peak (run files + output)",
-        f"output:   {config['output']} (seed {config['seed']})",
+        f"disk:     ~{PLAN.total_bytes * (2.06 if IN_PLACE else 3.06) / 2**30:,.2f} GiB at peak "
+        + ("(run files + output)" if IN_PLACE else "(run files + pieces + output files)"),
+        f"output:   {output_description()} (seed {config['seed']})",
     ]
 
 
@@ -210,7 +241,7 @@ def preflight():
         except InputError as error:
             fail(error)
     if config["check_disk_space"]:
-        problems = shortfalls(PLAN.total_bytes, SCRATCH, config["output"])
+        problems = shortfalls(PLAN.total_bytes, SCRATCH, config["output"], pieces=not IN_PLACE)
         if problems:
             fail("\n  ".join(problems))
 
@@ -221,7 +252,7 @@ def print_summary():
     stages = ", ".join(f"{k} {v} s" for k, v in summary["stage_seconds"].items())
     print(
         f"snakeshuf: {summary['records']:,} records, {summary['bytes']:,} bytes "
-        f"-> {config['output']} (seed {summary['seed']}, {summary['buckets']} buckets)\n"
+        f"-> {output_description()} (seed {summary['seed']}, {summary['buckets']} buckets)\n"
         f"snakeshuf: wall time per stage: {stages}; summary: {SUMMARY}",
         file=sys.stderr,
     )

@@ -3,9 +3,10 @@ rule gather:
         inputs=[f.path for f in PLAN.files],
         plan=PLAN_FILE,
         table=BUCKET_TABLE,
+        bounds=FILE_BOUNDS,
         stats=expand(STATS_PATTERN, bucket=BUCKETS),
     output:
-        data=OUTPUT,
+        data=[literal(path) for path in OUTPUTS],
     log:
         log_path("gather"),
     benchmark:
@@ -20,6 +21,8 @@ rule gather:
         seed=config["seed"],
         separator=SEPARATOR,
         header_lines=HEADER_LINES,
+        output=get_output_name,
+        layout=LAYOUT_JSON,
         target=TARGET,
         summary=SUMMARY,
         verify=config["verify_output"],
@@ -29,7 +32,7 @@ rule gather:
         split_logs_dir=log_dir("split_chunk"),
     shell:
         f"{script_command('gather')} "
-        "--target {params.target:q} --out {output.data:q} --summary {params.summary:q}"
+        "--target {params.target:q} --out {params.output:q} --layout {params.layout:q} --summary {params.summary:q}"
         " --seed {params.seed} --separator {params.separator} --header-lines {params.header_lines} --plan {input.plan:q}"
         " --table {input.table:q} --chunks {params.chunks}"
         " --stats-dir {params.stats_dir:q} --buckets {params.buckets}"

@@ -1,6 +1,7 @@
 rule shuffle_bucket:
     input:
         table=BUCKET_TABLE,
+        bounds=FILE_BOUNDS,
     output:
         stats=temp(STATS_PATTERN),
     log:
@@ -19,8 +20,9 @@ rule shuffle_bucket:
         chunks=len(CHUNKS),
         separator=SEPARATOR,
         target=TARGET,
+        pieces=pieces_arguments(),
     shell:
         f"{script_command('shuffle_bucket')} "
         "--bucket {wildcards.bucket} --buckets {params.buckets} --separator {params.separator}"
         " --memory-mb {resources.budget_mb} --target {params.target:q} --stats {output.stats:q}"
-        " --table {input.table:q} --chunks {params.chunks} > {log:q} 2>&1"
+        " --table {input.table:q} --chunks {params.chunks} {params.pieces} > {log:q} 2>&1"

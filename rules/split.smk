@@ -38,6 +38,7 @@ rule tally_buckets:
         run_files(),
     output:
         table=temp(BUCKET_TABLE),
+        bounds=temp(FILE_BOUNDS),
     log:
         log_path("tally_buckets"),
     benchmark:
@@ -54,7 +55,9 @@ rule tally_buckets:
         chunks=len(CHUNKS),
         buckets=PLAN.buckets,
         header_bytes=len(HEADER),
+        layout=LAYOUT_JSON,
     shell:
         f"{script_command('tally_buckets')} "
         "--runs-dir {params.runs_dir:q} --chunks {params.chunks} --buckets {params.buckets}"
-        " --memory-mb {resources.budget_mb} --header-bytes {params.header_bytes} --table {output.table:q} > {log:q} 2>&1"
+        " --memory-mb {resources.budget_mb} --header-bytes {params.header_bytes}"
+        " --layout {params.layout:q} --table {output.table:q} > {log:q} 2>&1"

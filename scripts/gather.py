@@ -13,13 +13,15 @@ Usage (from rules/gather.smk):
 """
 
 import argparse
+import errno
 import json
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from snakeshuf import codecs, jobs, layout, tally
+from snakeshuf import codecs, jobs, layout, parts, tally
 from snakeshuf.directio import DirectReader
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 from snakeshuf.plan import read_plan_file
@@ -123,22 +125,97 @@ def untouched_since_written(target, stats):
     )
 
 
-def redo_damaged(target, stats_paths, stats, verify):
+def file_checksum(path, size):
+    buffer = np.empty(READ_BYTES, np.uint8)
+    with DirectReader(path, READ_BYTES) as reader:
+        return region_checksum(reader, 0, size, buffer)
+
+
+def piece_intact(piece, verify):
+    """A piece file is as its bucket job wrote it: same size, and the same mtime
+    (verify 'changed') or the same checksum."""
+    try:
+        info = os.stat(piece["path"])
+    except FileNotFoundError:
+        return False
+    if info.st_size != piece["file_bytes"]:
+        return False
+    if verify == "changed" and info.st_mtime_ns == piece["mtime_ns"]:
+        return True
+    return file_checksum(piece["path"], info.st_size) == piece["file_checksum"]
+
+
+def damaged_output(target, stats, verify):
+    """Stats of the buckets whose output (region or pieces) is missing or altered,
+    and what that output is called."""
+    if "pieces" in stats[0]:
+        return [s for s in stats if not all(piece_intact(p, verify) for p in s["pieces"])], "piece files"
     if verify == "changed" and untouched_since_written(target, stats):
-        return
-    bad = damaged_buckets(target, stats)
+        return [], ""
+    return damaged_buckets(target, stats), f"region(s) of '{target}'"
+
+
+def redo_damaged(target, stats_paths, stats, verify):
+    bad, what = damaged_output(target, stats, verify)
     damaged = [path for path, s in zip(stats_paths, stats) if s in bad]
     for path in damaged:
         os.remove(path)
     if damaged:
         raise IntegrityError(
-            f"{len(damaged)} bucket region(s) of '{target}' are missing or do not match what "
+            f"{len(damaged)} bucket {what} are missing or do not match what "
             "their bucket jobs recorded (the file was changed or removed); their records were "
             "not published. Run the same command again: it redoes exactly those buckets."
         )
 
 
-def gather(target, out_path, summary_path, seed, separator, header_lines, files, table_path, stats_paths, split_logs, verify):
+def copy_into(out, path):
+    """Append file `path` to the open file `out`, kernel-side where possible."""
+    with open(path, "rb") as source:
+        size = os.fstat(source.fileno()).st_size
+        done = 0
+        try:
+            while done < size:
+                copied = os.copy_file_range(source.fileno(), out.fileno(), size - done)
+                if not copied:
+                    break
+                done += copied
+        except OSError as error:
+            if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            out.seek(0, os.SEEK_END)
+            source.seek(done)
+            shutil.copyfileobj(source, out, READ_BYTES)
+
+
+def write_single(target, header, total):
+    """The one-file layout: the bucket jobs wrote the records in place."""
+    with open(target, "r+b") as handle:
+        os.pwrite(handle.fileno(), header, 0)
+        handle.truncate(len(header) + total)
+        os.fsync(handle.fileno())
+    return {target: len(header) + total}
+
+
+def write_parts(outputs, stats, header, codec):
+    """Each output file (under a temporary name): the header, then its pieces in bucket order."""
+    by_part = {part: [] for part in range(len(outputs))}
+    for piece in sorted((p for s in stats for p in s["pieces"]), key=lambda p: (p["part"], p["bucket"])):
+        by_part[piece["part"]].append(piece)
+    written = {}
+    for part, path in enumerate(outputs):
+        partial = path + ".partial"
+        os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
+        with open(partial, "wb") as out:
+            out.write(parts.compress(header, codec) if codec else header)
+            out.flush()
+            for piece in by_part[part]:
+                copy_into(out, piece["path"])
+            os.fsync(out.fileno())
+        written[partial] = os.path.getsize(partial)
+    return written
+
+
+def gather(target, out_path, layout, summary_path, seed, separator, header_lines, files, table_path, stats_paths, split_logs, verify):
     stats = [load_json(path) for path in stats_paths]
     total = sum(s["bytes"] for s in stats)
     header = common_header(files[:1], header_lines, separator) if header_lines else b""
@@ -156,28 +233,35 @@ def gather(target, out_path, summary_path, seed, separator, header_lines, files,
     if from_inputs is not None:
         stages["the inputs"] = {"bytes": from_inputs - len(header) * len(files)}
     check_totals(stages)
-    with open(target, "r+b") as handle:
-        os.pwrite(handle.fileno(), header, 0)
-        handle.truncate(len(header) + total)
-        os.fsync(handle.fileno())
+    outputs = parts.output_paths(out_path, parts.layout_from_spec(layout))
+    if "pieces" in stats[0]:
+        written = write_parts(outputs, stats, header, parts.output_codec(out_path))
+    else:
+        written = write_single(target, header, total)
     stage_seconds = {
         "split": stage_wall_seconds([last_report(path) for path in split_logs]),
         "shuffle": stage_wall_seconds(stats),
     }
     summary = jobs.report(
-        "gather", output=out_path, records=split["records"], bytes=total, header_bytes=len(header), seed=seed,
+        "gather", output=out_path, outputs={path: size for path, size in zip(outputs, written.values())},
+        records=split["records"], bytes=total, header_bytes=len(header), seed=seed,
         buckets=len(stats), chunks=len(split_logs), inputs=len(files), key_sum=split["key_sum"],
         stage_seconds=stage_seconds,
     )
     summary["stage_seconds"]["gather"] = summary["seconds"]
     jobs.save_json(summary_path, summary)
-    os.replace(target, out_path)
+    for partial, path in zip(written, outputs):
+        os.replace(partial, path)
+    for s in stats:
+        for piece in s.get("pieces", ()):
+            os.remove(piece["path"])
 
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--target", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--layout", type=json.loads, default=[["", "rest", 1]], help="the output files (parts.layout_spec)")
     parser.add_argument("--summary", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--separator", type=int, default=ord("\n"))
@@ -191,7 +275,7 @@ def main(argv):
     parser.add_argument("--verify", choices=("always", "changed"), default="always")
     args = parser.parse_args(argv)
     gather(
-        args.target, args.out, args.summary, args.seed, args.separator, args.header_lines, read_plan_file(args.plan)[0],
+        args.target, args.out, args.layout, args.summary, args.seed, args.separator, args.header_lines, read_plan_file(args.plan)[0],
         args.table,
         layout.stats_files(args.stats_dir, args.buckets),
         layout.log_files(args.split_logs_dir, args.chunks),

@@ -10,11 +10,13 @@ region against the stats this job records and renames TARGET into place.
 Usage (from rules/shuffle.smk):
   shuffle_bucket.py --bucket J --buckets K --memory-mb M --target TARGET --stats JSON
                     [--separator BYTE] --table TABLE --chunks N
+                    [--pieces-dir DIR [--codec gzip|zstd]]
 The run files and indexes sit beside TABLE.
 """
 
 import argparse
 import os
+import sys
 
 import numpy as np
 
@@ -24,21 +26,38 @@ from snakeshuf import layout, runfile, tally
 from snakeshuf.directio import DirectReader, RegionWriter
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
+from snakeshuf.pieces import PieceSink
 from snakeshuf.records import separator_ends
 
 
-class BucketOutput:
-    """Writes records into the bucket's region of the target file, keeping
-    count, size and checksum."""
+class RegionSink:
+    """The bucket's region of the target file (the one-plain-file layout)."""
 
-    def __init__(self, region):
-        self.region = region
+    def __init__(self, target, offset):
+        self.region = RegionWriter(target, offset)
+
+    def room(self):
+        return sys.maxsize
+
+    def write(self, data, records):
+        self.region.write(data)
+
+    def close(self):
+        self.region.close()
+
+
+class BucketOutput:
+    """Writes records in order into a sink (RegionSink or pieces.PieceSink),
+    keeping count, size and checksum."""
+
+    def __init__(self, sink):
+        self.sink = sink
         self.records = self.nbytes = self.checksum = self.key_sum = 0
 
-    def write(self, piece):
-        self.region.write(piece)
-        self.checksum = (self.checksum + word_sum(piece, self.nbytes)) & MASK64
-        self.nbytes += len(piece)
+    def write(self, data, records):
+        self.sink.write(data, records)
+        self.checksum = (self.checksum + word_sum(data, self.nbytes)) & MASK64
+        self.nbytes += len(data)
 
     def write_sorted(self, keys, data, separator, where):
         """Write the records of `data` in the order of their `keys`."""
@@ -51,8 +70,11 @@ class BucketOutput:
         records = runfile.as_records(data, ends)
         del ends
         step = max(1, len(keys) * OUTPUT_SLICE_BYTES // max(1, len(data)))
-        for lo in range(0, len(order), step):
-            self.write(runfile.take(records, order[lo : lo + step]))
+        lo = 0
+        while lo < len(order):
+            hi = lo + min(step, self.sink.room())
+            self.write(runfile.take(records, order[lo:hi]), hi - lo)
+            lo = hi
         self.records += len(keys)
         self.key_sum = (self.key_sum + keylib.key_checksum(keys)) & MASK64
 
@@ -105,33 +127,48 @@ def check_against_table(row, records, nbytes, key_sum, where):
         )
 
 
-def shuffle_bucket(runs, table_path, bucket, buckets, separator, memory, target, stats_path):
+def open_sink(table_path, row, target, pieces_dir, codec):
+    if pieces_dir is None:
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        return RegionSink(target, row["offset"])
+    os.makedirs(pieces_dir, exist_ok=True)
+    bounds = tally.load_bounds(table_path)
+    return PieceSink(pieces_dir, row["bucket"], bounds, row["first_record"], codec)
+
+
+def where_written(sink, row, table_path, target, checksum):
+    """What gather needs to find and check this bucket's output."""
+    if isinstance(sink, PieceSink):
+        return {"pieces": sink.pieces}
+    return {
+        "offset": row["offset"], "checksum": checksum, "output_bytes": tally.output_bytes(table_path),
+        "target_mtime_ns": os.stat(target).st_mtime_ns,
+    }
+
+
+def shuffle_bucket(runs, table_path, bucket, buckets, separator, memory, target, stats_path, pieces_dir, codec):
     sections = [(run, runfile.bucket_rows(runfile.load_index(index), bucket)) for run, index in runs]
     records, nbytes, key_sum = expected_totals(sections)
     where = f"bucket {bucket}"
     row = tally.bucket_row(table_path, bucket)
     check_against_table(row, records, nbytes, key_sum, where)
     passes = memory.shuffle_passes(records, nbytes)
-    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-    writer = BucketOutput(RegionWriter(target, row["offset"]))
+    writer = BucketOutput(open_sink(table_path, {**row, "bucket": bucket}, target, pieces_dir, codec))
     if passes == 1:
         writer.write_sorted(*load_whole(sections, records, nbytes), separator, where)
     for part in range(passes if passes > 1 else 0):
         keys, data = load_part(sections, buckets, passes, part, separator)
         writer.write_sorted(keys, data, separator, where)
         del keys, data
-    writer.region.close()
+    writer.sink.close()
     if (writer.records, writer.nbytes, writer.key_sum) != (records, nbytes, key_sum):
         raise IntegrityError(
             f"{where}: wrote {writer.records} records / {writer.nbytes} bytes but the run "
             f"indexes list {records} / {nbytes} (or the key checksums differ)"
         )
     stats = jobs.report(
-        "shuffle", bucket=bucket, offset=row["offset"], records=records, bytes=nbytes,
-        key_sum=key_sum, checksum=writer.checksum, passes=passes,
-        output_bytes=tally.output_bytes(table_path),
-        target_mtime_ns=os.stat(target).st_mtime_ns,
-        memory_mb=memory.memory_mb,
+        "shuffle", bucket=bucket, records=records, bytes=nbytes, key_sum=key_sum, passes=passes,
+        memory_mb=memory.memory_mb, **where_written(writer.sink, row, table_path, target, writer.checksum),
     )
     jobs.save_json(stats_path, stats)
 
@@ -146,11 +183,14 @@ def main(argv):
     parser.add_argument("--stats", required=True)
     parser.add_argument("--table", required=True, help="the bucket table (rule tally_buckets)")
     parser.add_argument("--chunks", type=int, required=True)
+    parser.add_argument("--pieces-dir", help="write pieces here instead of a region of TARGET")
+    parser.add_argument("--codec", choices=("gzip", "zstd"), help="compress the pieces")
     args = parser.parse_args(argv)
     jobs.inject_faults(bucket=args.bucket, memory_mb=args.memory_mb)
     runs = layout.run_pairs(os.path.dirname(args.table), args.chunks)
     shuffle_bucket(
         runs, args.table, args.bucket, args.buckets, args.separator, MemoryModel(args.memory_mb), args.target, args.stats,
+        args.pieces_dir, args.codec,
     )
 
 

@@ -20,7 +20,7 @@ from make_corpus import generate  # noqa: E402  (bench/ is on the path just abov
 def snakemake_command(workdir, config, *args, cores=2):
     Path(workdir).mkdir(parents=True, exist_ok=True)
     config_path = Path(workdir) / "test-config.yaml"
-    config_path.write_text(yaml.safe_dump(config))
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))  # splits keep their order
     return [
         str(Path(sys.executable).parent / "snakemake"),
         "--snakefile", str(REPO / "Snakefile"),

@@ -78,6 +78,26 @@ CASES = {
         {"inputs": ["data/a.txt"], "header_lines": 5},
         ["input 'data/a.txt' has 3 record(s), fewer than header_lines=5"],
     ),
+    "shards and splits together": (
+        {"inputs": ["data/a.txt"], "shards": 4, "splits": {"valid": 10, "train": "rest"}},
+        ["config keys 'shards' and 'splits' are both set"],
+    ),
+    "two rest splits": (
+        {"inputs": ["data/a.txt"], "splits": {"a": "rest", "b": "rest"}},
+        ["only one split may be 'rest' (a, b are)"],
+    ),
+    "fractions not adding up to one": (
+        {"inputs": ["data/a.txt"], "splits": {"train": 0.9, "valid": 0.05}},
+        ["without a 'rest' split", "they add up to 0.95"],
+    ),
+    "fraction above one": (
+        {"inputs": ["data/a.txt"], "splits": {"train": 1.5, "valid": "rest"}},
+        ["split 'train': the fraction 1.5 is not in (0, 1]"],
+    ),
+    "split name with a slash": (
+        {"inputs": ["data/a.txt"], "splits": {"a/b": 0.5, "c": "rest"}},
+        ["config key 'splits'", "'a/b'"],
+    ),
     "unknown separator": ({"inputs": ["data/a.txt"], "separator": "tab"}, ["config key 'separator'", "'tab'"]),
     "same file twice": (
         {"inputs": ["data/a.txt", "data/*.txt"]},

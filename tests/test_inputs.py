@@ -94,24 +94,6 @@ def write_sheet(path, rows, sep="\t"):
     path.write_text(sep.join(["source", "path"]) + "\n" + "".join(f"web{sep}{row}\n" for row in rows))
 
 
-def test_two_thousand_compressed_files_from_a_sample_sheet(tmp_path):
-    """2,000 small gzip files plus a zstd and a plain one, listed in a sheet."""
-    (tmp_path / "d").mkdir()
-    names, expected = [], Counter()
-    for i in range(2002):
-        lines = [b'{"file": %d, "line": %d}\n' % (i, j) for j in range(20)]
-        expected.update(lines)
-        name = f"d/part-{i:04d}.jsonl" + (".gz" if i < 2000 else ".zst" if i == 2000 else "")
-        data = b"".join(lines)
-        compress = zstandard.ZstdCompressor().compress if i == 2000 else gzip.compress if i < 2000 else bytes
-        (tmp_path / name).write_bytes(compress(data))
-        names.append(name)
-    write_sheet(tmp_path / "files.tsv", names)
-    result = run_workflow(tmp_path, {"sample_sheet": "files.tsv", "output": "out.txt", "memory_mb": 160})
-    assert "2002 file(s) (2001 compressed" in result.stderr
-    assert Counter(records_of(tmp_path / "out.txt")) == expected
-
-
 def test_csv_sample_sheet_lists_files_in_its_order(tmp_path):
     for name in ("b.txt", "a.txt"):
         (tmp_path / name).write_bytes(b"".join(b"%s %d\n" % (name.encode(), i) for i in range(100)))

@@ -1,12 +1,16 @@
 """The pieces the workflow is made of, checked against plain-Python references."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from snakeshuf import keys as keylib
-from snakeshuf import tally
+from snakeshuf import parts, tally
+from snakeshuf.config import check_config
+from snakeshuf.parts import output_paths, read_layout
 from snakeshuf.integrity import word_sum
 from snakeshuf.memory import INDEX_ROW_BYTES, INDEX_SHARE
 from snakeshuf.plan import AUTO_CHUNK_TARGET_COUNT, MAX_BUCKETS, ConfigError, InputFile, cut_chunks, make_plan
@@ -14,6 +18,9 @@ from snakeshuf.runfile import (
     BUCKET, CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_SUM, NBYTES, RECORDS, section_checksum, spill_rows,
 )
 from snakeshuf.records import RecordTooLarge, read_batches
+
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def records_from_ranges(path, size, cuts, buffer_bytes, max_records=None, sep=10):
@@ -193,3 +200,33 @@ def test_bucket_table_sums_every_index_and_places_buckets_back_to_back(tmp_path,
     for bucket, (records, nbytes, key_sum) in enumerate(expected):
         assert table[bucket].tolist() == [records, nbytes, key_sum % 2**64, offset, first]
         offset, first = offset + nbytes, first + records
+
+
+@pytest.mark.parametrize("example", sorted((REPO / "config" / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_configs_are_valid(example):
+    with open(REPO / "config" / "config.yaml") as handle:
+        config = yaml.safe_load(handle)
+    with open(example) as handle:
+        config.update(yaml.safe_load(handle))
+    check_config(config, str(REPO / "config" / "schema.yaml"))
+    layout = read_layout(config["splits"], config["shards"])
+    assert len(output_paths(config["output"], layout)) > 1
+
+
+def test_record_counts_follow_the_documented_rounding():
+    fractions = read_layout({"train": 0.98, "valid": 0.01, "test": 0.01}, 1)
+    assert parts.record_counts(fractions, 1001) == [981, 10, 10]  # rounding leftovers go to the first
+    counts = read_layout({"valid": 3, "test": 0.5, "train": {"size": "rest", "shards": 3}}, 1)
+    assert parts.record_counts(counts, 11) == [3, 5, 1, 1, 1]
+    assert parts.record_counts(read_layout({}, 4), 10) == [2, 3, 2, 3]
+    with pytest.raises(parts.LayoutError, match="ask for 12 records"):
+        parts.record_counts(read_layout({"a": 12, "b": "rest"}, 1), 11)
+
+
+def test_output_names_keep_the_extension_and_compression_suffix():
+    layout = read_layout({"valid": 10, "train": {"size": "rest", "shards": 2}}, 1)
+    assert output_paths("out/c.jsonl.zst", layout) == [
+        "out/c.valid.jsonl.zst", "out/c.train.00000-of-00002.jsonl.zst", "out/c.train.00001-of-00002.jsonl.zst",
+    ]
+    assert output_paths("out/my.data.txt", read_layout({}, 1)) == ["out/my.data.txt"]
+    assert output_paths("noext", read_layout({}, 2)) == ["noext.00000-of-00002", "noext.00001-of-00002"]

@@ -16,7 +16,7 @@ def describe(error, schema):
     key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
     if error.validator == "required":
         return f"config key {error.message}: say which files to shuffle"
-    if error.validator == "oneOf":
+    if error.validator == "oneOf" and key == "chunk_mb":
         return f"config key '{key}': {error.instance!r} is neither a positive integer nor 'auto'"
     return f"config key '{key}': {error.message}"
 

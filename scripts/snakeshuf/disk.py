@@ -3,7 +3,9 @@
 Peak use, before any intermediate is deleted: the run files (the input plus
 8 bytes of key per record, estimated at PLANNED_RECORD_BYTES per record) in
 scratch, and the output (written once, in place, then renamed) beside the
-output. What a resumed run already wrote is subtracted.
+output. Shards, splits and compressed outputs are first written as pieces in
+scratch (counted at the uncompressed size: compression is not known ahead).
+What a resumed run already wrote is subtracted.
 """
 
 import os
@@ -24,11 +26,12 @@ def already_written(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def disk_needs(total_bytes, scratch, output):
+def disk_needs(total_bytes, scratch, output, pieces=False):
     """{filesystem id: (a path on it, bytes still needed)}."""
     needs = {}
+    in_scratch = total_bytes * (1 + 8 / PLANNED_RECORD_BYTES) + (total_bytes if pieces else 0)
     wanted = {
-        scratch: int(total_bytes * (1 + 8 / PLANNED_RECORD_BYTES)) - already_written(scratch),
+        scratch: int(in_scratch) - already_written(scratch),
         output: total_bytes - already_written(output + ".partial"),
     }
     for path, nbytes in wanted.items():
@@ -39,10 +42,10 @@ def disk_needs(total_bytes, scratch, output):
     return needs
 
 
-def shortfalls(total_bytes, scratch, output):
+def shortfalls(total_bytes, scratch, output, pieces=False):
     """Messages for every filesystem without room for the run."""
     problems = []
-    for where, needed in disk_needs(total_bytes, scratch, output).values():
+    for where, needed in disk_needs(total_bytes, scratch, output, pieces).values():
         stats = os.statvfs(where)
         free = stats.f_bavail * stats.f_frsize
         if needed > free:

@@ -9,6 +9,8 @@ import os
 RUN = "{chunk}.run"
 INDEX = "{chunk}.index.npy"
 TABLE = "buckets.npy"
+# Beside TABLE: the global index of each output file's first record, and the total.
+BOUNDS = "files.npy"
 STATS = "{bucket}.json"
 LOG = "{name}.log"
 

@@ -18,27 +18,30 @@ from base64 import urlsafe_b64encode
 INCOMPLETE_DIR = os.path.join(".snakemake", "incomplete")
 
 
-def output_is_complete(output, summary):
+def output_is_complete(outputs, summary):
+    """Whether the summary lists exactly `outputs`, each with the size it has."""
     try:
         with open(summary) as handle:
-            recorded = json.load(handle)
-        return recorded["output"] == output and os.path.getsize(output) == recorded["bytes"]
+            recorded = json.load(handle)["outputs"]
+        return list(recorded) == list(outputs) and all(os.path.getsize(p) == recorded[p] for p in outputs)
     except (OSError, ValueError, KeyError):
         return False
 
 
-def clear_stale_incomplete_marker(output, summary):
-    """Remove Snakemake's incomplete marker of `output` if the output is
-    complete; return whether it did."""
-    marker = os.path.join(INCOMPLETE_DIR, urlsafe_b64encode(output.encode()).decode())
-    if os.path.exists(marker) and output_is_complete(output, summary):
-        os.remove(marker)
+def clear_stale_incomplete_marker(outputs, summary):
+    """Remove Snakemake's incomplete markers of `outputs` if the output is
+    complete; return whether there were any."""
+    markers = [os.path.join(INCOMPLETE_DIR, urlsafe_b64encode(p.encode()).decode()) for p in outputs]
+    markers = [m for m in markers if os.path.exists(m)]
+    if markers and output_is_complete(outputs, summary):
+        for marker in markers:
+            os.remove(marker)
         return True
     return False
 
 
-def remove_leftovers(scratch, output, summary):
+def remove_leftovers(scratch, outputs, summary):
     """After a run that found its output already complete, delete intermediates
     that Snakemake did not (it deletes temp files only for jobs it ran)."""
-    if os.path.isdir(scratch) and output_is_complete(output, summary):
+    if os.path.isdir(scratch) and output_is_complete(outputs, summary):
         shutil.rmtree(scratch)

@@ -1,0 +1,143 @@
+"""Output layouts: one global order of records, cut into files.
+
+The order never depends on the layout; only the cuts do. A layout is a list
+of splits (one unnamed split for the whole output when `splits` is empty),
+each cut into shards whose record counts differ by at most one. Concatenating
+every file in layout order gives the single-file output for the same seed.
+"""
+
+import gzip
+import math
+import os
+from dataclasses import dataclass
+
+import zstandard
+
+from snakeshuf.plan import ConfigError
+from snakeshuf.records import InputError
+
+REST = "rest"
+COMPRESSED_SUFFIXES = {".gz": "gzip", ".zst": "zstd"}
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 3
+
+
+class LayoutError(InputError):
+    """The layout asks for more records than the inputs hold."""
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str  # "" when there are no splits
+    size: object  # a fraction (float), a record count (int) or REST
+    shards: int
+
+
+def read_layout(splits, shards):
+    """The splits of config keys 'splits' and 'shards', checked."""
+    if not splits:
+        return (Split("", REST, shards),)
+    if shards != 1:
+        raise ConfigError(
+            "config keys 'shards' and 'splits' are both set: with splits, shard each split "
+            "instead, e.g. splits: {train: {size: rest, shards: 16}, valid: 10000}"
+        )
+    layout = tuple(split_from_config(name, value) for name, value in splits.items())
+    rests = [s.name for s in layout if s.size == REST]
+    fractions = [s.size for s in layout if isinstance(s.size, float)]
+    if len(rests) > 1:
+        raise ConfigError(f"config key 'splits': only one split may be 'rest' ({', '.join(rests)} are)")
+    if rests and sum(fractions) > 1 + 1e-9:
+        raise ConfigError(f"config key 'splits': the fractions add up to {sum(fractions):g}, more than 1")
+    if not rests and (len(fractions) < len(layout) or not math.isclose(sum(fractions), 1, abs_tol=1e-9)):
+        raise ConfigError(
+            "config key 'splits': without a 'rest' split, every size must be a fraction and they must "
+            f"add up to 1 (they add up to {sum(fractions):g}); name one split 'rest' to take what is left"
+        )
+    return layout
+
+
+def split_from_config(name, value):
+    size, shards = (value.get("size"), value.get("shards", 1)) if isinstance(value, dict) else (value, 1)
+    where = f"config key 'splits', split '{name}'"
+    if isinstance(size, bool) or not (size == REST or isinstance(size, (int, float))):
+        raise ConfigError(f"{where}: size {size!r} is neither a fraction, a record count nor 'rest'")
+    if isinstance(size, float) and not 0 < size <= 1:
+        raise ConfigError(f"{where}: the fraction {size} is not in (0, 1]")
+    if isinstance(size, int) and size < 0:
+        raise ConfigError(f"{where}: the record count {size} is negative")
+    return Split(name, size, shards)
+
+
+def split_name(output):
+    """(stem, suffix): 'a/shuffled.jsonl.zst' -> ('a/shuffled', '.jsonl.zst')."""
+    stem, last = os.path.splitext(output)
+    if last in COMPRESSED_SUFFIXES:
+        stem, inner = os.path.splitext(stem)
+        return stem, inner + last
+    return stem, last
+
+
+def output_paths(output, layout):
+    """Every output file, in the global order: <stem>[.<split>][.<i>-of-<n>]<suffix>."""
+    stem, suffix = split_name(output)
+    if layout == (Split("", REST, 1),):
+        return [output]
+    paths = []
+    for split in layout:
+        name = f"{stem}.{split.name}" if split.name else stem
+        if split.shards == 1:
+            paths.append(f"{name}{suffix}")
+        else:
+            paths += [f"{name}.{i:05d}-of-{split.shards:05d}{suffix}" for i in range(split.shards)]
+    return paths
+
+
+def split_size(split, total):
+    """Records a split asks for (a 'rest' split asks for none; it takes what is left)."""
+    if split.size == REST:
+        return 0
+    if isinstance(split.size, float):
+        return math.floor(split.size * total)
+    return split.size
+
+
+def record_counts(layout, total):
+    """Records in each output file, in the global order."""
+    sizes = [split_size(split, total) for split in layout]
+    asked = sum(sizes)
+    if asked > total:
+        named = ", ".join(f"{s.name}: {n:,}" for s, n in zip(layout, sizes))
+        raise LayoutError(
+            f"the splits ask for {asked:,} records ({named}) but the inputs hold {total:,}; "
+            "make the record counts smaller"
+        )
+    rest = [i for i, s in enumerate(layout) if s.size == REST]
+    # Without a 'rest' split, what rounding the fractions leaves goes to the first split.
+    sizes[rest[0] if rest else 0] += total - asked
+    counts = []
+    for split, n in zip(layout, sizes):
+        counts += [(i + 1) * n // split.shards - i * n // split.shards for i in range(split.shards)]
+    return counts
+
+
+def layout_spec(layout):
+    """The layout as JSON-ready lists, for the jobs' command lines."""
+    return [[s.name, s.size, s.shards] for s in layout]
+
+
+def layout_from_spec(spec):
+    return tuple(Split(name, size, shards) for name, size, shards in spec)
+
+
+def output_codec(path):
+    return COMPRESSED_SUFFIXES.get(os.path.splitext(path)[1])
+
+
+def compress(data, codec):
+    """One whole gzip member or zstd frame: files made of these, joined, are valid."""
+    if codec == "gzip":
+        return gzip.compress(bytes(data), GZIP_LEVEL, mtime=0)
+    if codec == "zstd":
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress(bytes(data))
+    return bytes(data)

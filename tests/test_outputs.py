@@ -1,0 +1,147 @@
+"""One global order, cut many ways: shards, named splits and compressed outputs
+hold exactly the single-file output, in pieces."""
+
+import gzip
+import io
+import json
+import random
+import shutil
+import subprocess
+from collections import Counter
+
+import numpy as np
+import pytest
+import zstandard
+
+from conftest import corpus_file, records_of, run_workflow
+from test_uniformity import ALPHA, neighbour_origins, position_vs_origin
+
+
+def decompressed(path):
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        return gzip.decompress(data)
+    if path.suffix == ".zst":
+        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
+    return data
+
+
+def assert_tools_accept(paths):
+    """gzip -t / zstd -t, where the tools are installed."""
+    for path in paths:
+        tool = {".gz": "gzip", ".zst": "zstd"}.get(path.suffix)
+        if tool and shutil.which(tool):
+            subprocess.run([tool, "-t", "-q", str(path)], check=True)
+
+
+def outputs_of(workdir, summary_name):
+    summary = json.loads((workdir / summary_name).read_text())
+    return [workdir / path for path in summary["outputs"]], summary
+
+
+def single_file_output(workdir, config):
+    run_workflow(workdir, {**config, "output": "single.txt", "splits": {}, "shards": 1})
+    return (workdir / "single.txt").read_bytes()
+
+
+def record_counts(data_per_file):
+    return [data.count(b"\n") for data in data_per_file]
+
+
+def test_two_thousand_compressed_inputs_into_zstd_shards_and_splits(tmp_path):
+    """The issue's acceptance case: 2,000 gzip inputs, a zstd one and a plain one
+    (from a sample sheet) into 16 .zst train shards plus valid and test."""
+    rng = random.Random(5)
+    (tmp_path / "d").mkdir()
+    names, origin_of = [], {}
+    for i in range(2002):
+        lines = [b'{"file": %d, "line": %d, "text": "%x"}\n' % (i, j, rng.getrandbits(64)) for j in range(40)]
+        origin_of.update((line, len(origin_of)) for line in lines)
+        name = f"d/part-{i:04d}.jsonl" + (".gz" if i < 2000 else ".zst" if i == 2000 else "")
+        compress = gzip.compress if i < 2000 else zstandard.ZstdCompressor().compress if i == 2000 else bytes
+        (tmp_path / name).write_bytes(compress(b"".join(lines)))
+        names.append(name)
+    (tmp_path / "files.tsv").write_text("path\n" + "".join(f"{n}\n" for n in names))
+    config = {
+        "sample_sheet": "files.tsv", "output": "out/corpus.jsonl.zst", "memory_mb": 160,
+        "splits": {"valid": 0.01, "test": 0.01, "train": {"size": "rest", "shards": 16}},
+    }
+    run_workflow(tmp_path, config)
+    paths, summary = outputs_of(tmp_path, "out/corpus.jsonl.zst.summary.json")
+    assert [p.name for p in paths[:3]] == [
+        "corpus.valid.jsonl.zst", "corpus.test.jsonl.zst", "corpus.train.00000-of-00016.jsonl.zst",
+    ] and len(paths) == 18
+    assert_tools_accept(paths)
+    parts = [decompressed(p) for p in paths]
+    total = len(origin_of)
+    counts = record_counts(parts)
+    assert counts[:2] == [total // 100, total // 100]
+    assert max(counts[2:]) - min(counts[2:]) <= 1 and sum(counts) == total
+    joined = b"".join(parts)
+    assert Counter(joined.splitlines(True)) == Counter(list(origin_of))
+    assert joined == single_file_output(tmp_path, config)
+    origins = np.array([origin_of[line] for line in joined.splitlines(True)])
+    assert position_vs_origin(origins) > ALPHA
+    assert neighbour_origins(origins) > ALPHA
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """40 MB: three buckets at memory_mb=160, so files start inside buckets."""
+    return corpus_file(tmp_path_factory.mktemp("outputs") / "corpus.txt", 40 << 20, seed=12)
+
+
+def test_gzip_shards_cut_inside_buckets_and_join_to_the_single_output(tmp_path, corpus):
+    config = {"inputs": [corpus], "output": "shards.txt.gz", "memory_mb": 160, "shards": 7}
+    run_workflow(tmp_path, config)
+    paths, summary = outputs_of(tmp_path, "shards.txt.gz.summary.json")
+    assert summary["buckets"] >= 3 and len(paths) == 7
+    assert paths[0].name == "shards.00000-of-00007.txt.gz"
+    assert_tools_accept(paths)
+    parts = [decompressed(p) for p in paths]
+    counts = record_counts(parts)
+    assert max(counts) - min(counts) <= 1
+    assert b"".join(parts) == single_file_output(tmp_path, config)
+    assert not list(tmp_path.glob("scratch/**/*.piece")), "pieces left behind"
+
+
+def test_every_shard_starts_with_the_header(tmp_path):
+    header = b"id\tword\n"
+    body = b"".join(b"%d\tw%d\n" % (i, i) for i in range(3001))
+    (tmp_path / "t.tsv").write_bytes(header + body)
+    config = {"inputs": ["t.tsv"], "output": "t.tsv", "header_lines": 1, "shards": 3}
+    run_workflow(tmp_path / "run", {**config, "inputs": ["../t.tsv"]})
+    paths = [tmp_path / "run" / f"t.{i:05d}-of-00003.tsv" for i in range(3)]
+    parts = [p.read_bytes() for p in paths]
+    assert all(part.startswith(header) and part.count(header) == 1 for part in parts)
+    assert record_counts(parts) == [1001, 1001, 1002]  # the header line counts once each
+    single = single_file_output(tmp_path / "run", {**config, "inputs": ["../t.tsv"]})
+    assert b"".join(part[len(header):] for part in parts) == single[len(header):]
+
+
+def test_splits_asking_for_more_records_than_there_are_publish_nothing(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"".join(b"%d\n" % i for i in range(100)))
+    config = {"inputs": ["a.txt"], "output": "o.txt", "splits": {"valid": 80, "test": 80, "train": "rest"}}
+    result = run_workflow(tmp_path, config, check=False)
+    assert result.returncode != 0
+    assert "the splits ask for 160 records (valid: 80, test: 80, train: 0) but the inputs hold 100" in result.stderr
+    assert not list(tmp_path.glob("o.*.txt"))
+
+
+def test_a_damaged_piece_is_caught_and_only_its_bucket_redone(tmp_path, corpus):
+    config = {"inputs": [corpus], "output": "p.txt.zst", "memory_mb": 160, "shards": 2}
+    reference = tmp_path / "reference"
+    run_workflow(reference, config)
+    expected = [p.read_bytes() for p in outputs_of(reference, "p.txt.zst.summary.json")[0]]
+    run_workflow(tmp_path, config, "--until", "shuffle_bucket", "--notemp")
+    victim = sorted(tmp_path.glob("scratch/*/pieces/*.piece"))[-1]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    failed = run_workflow(tmp_path, config, check=False)
+    assert failed.returncode != 0 and "1 bucket piece files are missing or do not match" in failed.stderr
+    assert not list(tmp_path.glob("p.*.zst"))
+    dry = run_workflow(tmp_path, config, "--dry-run")
+    assert dry.stdout.count("rule shuffle_bucket") == 1
+    run_workflow(tmp_path, config)
+    assert [p.read_bytes() for p in outputs_of(tmp_path, "p.txt.zst.summary.json")[0]] == expected
