@@ -7,13 +7,13 @@ import sys
 sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
 
 from snakeshuf.config import check_config, separator_byte
-from snakeshuf.plan import ConfigError, make_plan, plan_file_name, plan_file_text, scratch_dir
+from snakeshuf.plan import ConfigError, make_paired_plan, make_plan, plan_file_name, plan_file_text, scratch_dir
 from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB
 from snakeshuf import layout
 from snakeshuf.sheet import read_sample_sheet
 from snakeshuf.records import InputError, common_header
 from snakeshuf.jobs import atomic_write
-from snakeshuf.parts import layout_spec, output_codec, output_paths, read_layout
+from snakeshuf.parts import column_names, layout_spec, output_codec, output_paths, read_layout
 from snakeshuf.disk import check_writable, shortfalls
 from snakeshuf.resume import clear_stale_incomplete_marker, remove_leftovers
 
@@ -33,18 +33,27 @@ def first_header(plan, lines, separator):
     return common_header(plan.files[:1], lines, separator) if lines else b""
 
 
+def make_input_plan(config, sheet):
+    """The plan for aligned files ('paired'), a sample sheet or 'inputs'."""
+    if config["paired"]:
+        if config["header_lines"]:
+            raise ConfigError("config keys 'paired' and 'header_lines' cannot be combined: remove the headers first")
+        return make_paired_plan(config["paired"], config["output"], config["memory_mb"])
+    return make_plan(
+        read_sample_sheet(sheet, SHEET_SCHEMA) if sheet else config["inputs"],
+        config["output"],
+        config["memory_mb"],
+        config["chunk_mb"],
+        sheet=sheet,
+    )
+
+
 SHEET_SCHEMA = os.path.join(workflow.basedir, "config", "sample_sheet.schema.yaml")
 
 try:
     check_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
     SHEET = config["sample_sheet"]
-    PLAN = make_plan(
-        read_sample_sheet(SHEET, SHEET_SCHEMA) if SHEET else config["inputs"],
-        config["output"],
-        config["memory_mb"],
-        config["chunk_mb"],
-        sheet=SHEET,
-    )
+    PLAN = make_input_plan(config, SHEET)
     HEADER_LINES = config["header_lines"]
     # Every process reads the first input's header (its length goes on the job
     # command lines); the main process checks all the others before any job.
@@ -68,11 +77,12 @@ STATS_PATTERN = os.path.join(literal(STATS_DIR), layout.STATS)
 # so that the DAG has one edge per bucket job instead of two per chunk.
 BUCKET_TABLE = os.path.join(literal(RUNS_DIR), layout.TABLE)
 FILE_BOUNDS = os.path.join(literal(RUNS_DIR), layout.BOUNDS)
-OUTPUTS = output_paths(config["output"], LAYOUT)
+COLUMNS = column_names([f.path for f in PLAN.files[: PLAN.width]]) if PLAN.width > 1 else None
+OUTPUTS = output_paths(config["output"], LAYOUT, COLUMNS)
 OUTPUT_CODEC = output_codec(config["output"])
 # One plain output file: bucket jobs write their records straight into it.
 # Otherwise they write pieces (compressed if the output is), which gather joins.
-IN_PLACE = len(OUTPUTS) == 1 and OUTPUT_CODEC is None
+IN_PLACE = len(OUTPUTS) == 1 and OUTPUT_CODEC is None and PLAN.width == 1
 PIECES_DIR = os.path.join(SCRATCH, "pieces")
 # The summary is written just before the output appears; it is not a rule output.
 SUMMARY = config["output"] + ".summary.json"
@@ -178,7 +188,8 @@ def pieces_arguments():
     """shuffle_bucket's options for layouts written as pieces (quoted shell words)."""
     if IN_PLACE:
         return ""
-    words = ["--pieces-dir", PIECES_DIR] + (["--codec", OUTPUT_CODEC] if OUTPUT_CODEC else [])
+    words = ["--pieces-dir", PIECES_DIR, "--lines-per-record", str(PLAN.width)]
+    words += ["--codec", OUTPUT_CODEC] if OUTPUT_CODEC else []
     return shlex.join(words)
 
 

@@ -196,26 +196,27 @@ def write_single(target, header, total):
     return {target: len(header) + total}
 
 
-def write_parts(outputs, stats, header, codec):
+def write_parts(outputs, columns, stats, header, codec):
     """Each output file (under a temporary name): the header, then its pieces in bucket order."""
-    by_part = {part: [] for part in range(len(outputs))}
-    for piece in sorted((p for s in stats for p in s["pieces"]), key=lambda p: (p["part"], p["bucket"])):
-        by_part[piece["part"]].append(piece)
+    by_file = [[] for _ in outputs]
+    for piece in sorted((p for s in stats for p in s["pieces"]), key=lambda p: (p["part"], p["column"], p["bucket"])):
+        by_file[piece["part"] * columns + piece["column"]].append(piece)
     written = {}
-    for part, path in enumerate(outputs):
+    for path, file_pieces in zip(outputs, by_file):
         partial = path + ".partial"
         os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
         with open(partial, "wb") as out:
             out.write(parts.compress(header, codec) if codec else header)
             out.flush()
-            for piece in by_part[part]:
+            for piece in file_pieces:
                 copy_into(out, piece["path"])
             os.fsync(out.fileno())
         written[partial] = os.path.getsize(partial)
     return written
 
 
-def gather(target, out_path, layout, summary_path, seed, separator, header_lines, files, table_path, stats_paths, split_logs, verify):
+def gather(target, out_path, layout, summary_path, seed, separator, header_lines, plan, table_path, stats_paths, split_logs, verify):
+    files, _, width = plan
     stats = [load_json(path) for path in stats_paths]
     total = sum(s["bytes"] for s in stats)
     header = common_header(files[:1], header_lines, separator) if header_lines else b""
@@ -233,9 +234,10 @@ def gather(target, out_path, layout, summary_path, seed, separator, header_lines
     if from_inputs is not None:
         stages["the inputs"] = {"bytes": from_inputs - len(header) * len(files)}
     check_totals(stages)
-    outputs = parts.output_paths(out_path, parts.layout_from_spec(layout))
+    columns = parts.column_names([f.path for f in files[:width]]) if width > 1 else None
+    outputs = parts.output_paths(out_path, parts.layout_from_spec(layout), columns)
     if "pieces" in stats[0]:
-        written = write_parts(outputs, stats, header, parts.output_codec(out_path))
+        written = write_parts(outputs, width, stats, header, parts.output_codec(out_path))
     else:
         written = write_single(target, header, total)
     stage_seconds = {
@@ -275,7 +277,7 @@ def main(argv):
     parser.add_argument("--verify", choices=("always", "changed"), default="always")
     args = parser.parse_args(argv)
     gather(
-        args.target, args.out, args.layout, args.summary, args.seed, args.separator, args.header_lines, read_plan_file(args.plan)[0],
+        args.target, args.out, args.layout, args.summary, args.seed, args.separator, args.header_lines, read_plan_file(args.plan),
         args.table,
         layout.stats_files(args.stats_dir, args.buckets),
         layout.log_files(args.split_logs_dir, args.chunks),

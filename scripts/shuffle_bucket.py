@@ -10,7 +10,7 @@ region against the stats this job records and renames TARGET into place.
 Usage (from rules/shuffle.smk):
   shuffle_bucket.py --bucket J --buckets K --memory-mb M --target TARGET --stats JSON
                     [--separator BYTE] --table TABLE --chunks N
-                    [--pieces-dir DIR [--codec gzip|zstd]]
+                    [--pieces-dir DIR [--codec gzip|zstd] [--lines-per-record N]]
 The run files and indexes sit beside TABLE.
 """
 
@@ -27,7 +27,7 @@ from snakeshuf.directio import DirectReader, RegionWriter
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
 from snakeshuf.pieces import PieceSink
-from snakeshuf.records import separator_ends
+from snakeshuf.records import record_ends
 
 
 class RegionSink:
@@ -50,8 +50,9 @@ class BucketOutput:
     """Writes records in order into a sink (RegionSink or pieces.PieceSink),
     keeping count, size and checksum."""
 
-    def __init__(self, sink):
+    def __init__(self, sink, lines_per_record):
         self.sink = sink
+        self.lines_per_record = lines_per_record
         self.records = self.nbytes = self.checksum = self.key_sum = 0
 
     def write(self, data, records):
@@ -61,7 +62,7 @@ class BucketOutput:
 
     def write_sorted(self, keys, data, separator, where):
         """Write the records of `data` in the order of their `keys`."""
-        ends = separator_ends(data, separator)
+        ends = record_ends(data, separator, self.lines_per_record)
         if len(ends) != len(keys) or (len(ends) and ends[-1] != len(data)):
             raise IntegrityError(
                 f"{where}: {len(keys)} keys but {len(ends)} records; a run file is corrupt"
@@ -92,7 +93,7 @@ def load_whole(sections, records, nbytes):
     return keys, data
 
 
-def load_part(sections, buckets, parts, part, separator):
+def load_part(sections, buckets, parts, part, separator, lines_per_record):
     """The keys and records of one key sub-range of the bucket (several-pass mode)."""
     key_pieces, data_pieces = [], []
     for run, run_rows in sections:
@@ -102,7 +103,7 @@ def load_part(sections, buckets, parts, part, separator):
                 chosen = np.flatnonzero(keylib.sub_range_of(keys, buckets, parts) == part)
                 if len(chosen):
                     key_pieces.append(keys[chosen])
-                    records = runfile.as_records(data, separator_ends(data, separator))
+                    records = runfile.as_records(data, record_ends(data, separator, lines_per_record))
                     data_pieces.append(np.frombuffer(runfile.take(records, chosen), np.uint8).copy())
     if not key_pieces:
         return np.empty(0, np.uint64), np.empty(0, np.uint8)
@@ -127,13 +128,13 @@ def check_against_table(row, records, nbytes, key_sum, where):
         )
 
 
-def open_sink(table_path, row, target, pieces_dir, codec):
+def open_sink(table_path, row, target, pieces_dir, codec, lines_per_record, separator):
     if pieces_dir is None:
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
         return RegionSink(target, row["offset"])
     os.makedirs(pieces_dir, exist_ok=True)
     bounds = tally.load_bounds(table_path)
-    return PieceSink(pieces_dir, row["bucket"], bounds, row["first_record"], codec)
+    return PieceSink(pieces_dir, row["bucket"], bounds, row["first_record"], codec, lines_per_record, separator)
 
 
 def where_written(sink, row, table_path, target, checksum):
@@ -146,18 +147,21 @@ def where_written(sink, row, table_path, target, checksum):
     }
 
 
-def shuffle_bucket(runs, table_path, bucket, buckets, separator, memory, target, stats_path, pieces_dir, codec):
+def shuffle_bucket(
+    runs, table_path, bucket, buckets, separator, memory, target, stats_path, pieces_dir, codec, lines_per_record
+):
     sections = [(run, runfile.bucket_rows(runfile.load_index(index), bucket)) for run, index in runs]
     records, nbytes, key_sum = expected_totals(sections)
     where = f"bucket {bucket}"
     row = tally.bucket_row(table_path, bucket)
     check_against_table(row, records, nbytes, key_sum, where)
     passes = memory.shuffle_passes(records, nbytes)
-    writer = BucketOutput(open_sink(table_path, {**row, "bucket": bucket}, target, pieces_dir, codec))
+    sink = open_sink(table_path, {**row, "bucket": bucket}, target, pieces_dir, codec, lines_per_record, separator)
+    writer = BucketOutput(sink, lines_per_record)
     if passes == 1:
         writer.write_sorted(*load_whole(sections, records, nbytes), separator, where)
     for part in range(passes if passes > 1 else 0):
-        keys, data = load_part(sections, buckets, passes, part, separator)
+        keys, data = load_part(sections, buckets, passes, part, separator, lines_per_record)
         writer.write_sorted(keys, data, separator, where)
         del keys, data
     writer.sink.close()
@@ -185,12 +189,13 @@ def main(argv):
     parser.add_argument("--chunks", type=int, required=True)
     parser.add_argument("--pieces-dir", help="write pieces here instead of a region of TARGET")
     parser.add_argument("--codec", choices=("gzip", "zstd"), help="compress the pieces")
+    parser.add_argument("--lines-per-record", type=int, default=1, help="aligned inputs: lines per record")
     args = parser.parse_args(argv)
     jobs.inject_faults(bucket=args.bucket, memory_mb=args.memory_mb)
     runs = layout.run_pairs(os.path.dirname(args.table), args.chunks)
     shuffle_bucket(
         runs, args.table, args.bucket, args.buckets, args.separator, MemoryModel(args.memory_mb), args.target, args.stats,
-        args.pieces_dir, args.codec,
+        args.pieces_dir, args.codec, args.lines_per_record,
     )
 
 

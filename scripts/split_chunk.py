@@ -12,15 +12,16 @@ import numpy as np
 
 from snakeshuf import jobs
 from snakeshuf import keys as keylib
+from snakeshuf.aligned import aligned_batches
 from snakeshuf.memory import MemoryModel
 from snakeshuf.plan import read_plan_file
 from snakeshuf.records import RecordTooLarge, read_batches
 from snakeshuf.runfile import RunWriter, as_records, take
 
 
-def group_by_bucket(batch, seed, file_index, buckets):
+def group_by_bucket(batch, seed, stream, positions, buckets):
     """The batch's keys and records regrouped by bucket (input order within a bucket)."""
-    keys = keylib.record_keys(seed, file_index, batch.offset + batch.starts)
+    keys = keylib.record_keys(seed, stream, positions)
     bucket = keylib.bucket_of(keys, buckets).astype(np.uint16 if buckets <= 1 << 16 else np.uint32)
     order = np.argsort(bucket, kind="stable")
     counts = np.bincount(bucket, minlength=buckets)
@@ -29,21 +30,34 @@ def group_by_bucket(batch, seed, file_index, buckets):
     return keys[order], take(as_records(batch.data, batch.ends), order), counts, byte_counts
 
 
-def split_chunk(files, segments, seed, buckets, separator, header_bytes, memory, run_path, index_path):
+def keyed_batches(files, segments, width, separator, header_bytes, memory):
+    """(batch, key stream, key positions) for every batch of the chunk's records:
+    a record is keyed by its file and byte offset, or, for aligned files read
+    `width` at a time, by their group and its line index."""
+    if width > 1:
+        for lo in range(0, len(segments), width):
+            group = [files[s.file_index] for s in segments[lo : lo + width]]
+            batches = aligned_batches(group, separator, memory.block_bytes // width, memory.batch_records // width)
+            for batch in batches:
+                yield batch, group[0].index // width, batch.offset + np.arange(len(batch.ends))
+        return
     buffer = np.empty(memory.block_bytes + 1, np.uint8)
+    for segment in segments:
+        f = files[segment.file_index]
+        start = max(segment.start, header_bytes)  # every input starts with the header
+        batches = read_batches(f.path, start, segment.end, f.size, separator, buffer, memory.batch_records, f.codec)
+        for batch in batches:
+            yield batch, f.index, batch.offset + batch.starts
+
+
+def split_chunk(files, segments, width, seed, buckets, separator, header_bytes, memory, run_path, index_path):
     records = nbytes = 0
     with jobs.atomic_write(run_path, direct=True) as handle:
         writer = RunWriter(handle)
-        for segment in segments:
-            f = files[segment.file_index]
-            start = max(segment.start, header_bytes)  # every input starts with the header
-            batches = read_batches(
-                f.path, start, segment.end, f.size, separator, buffer, memory.batch_records, f.codec
-            )
-            for batch in batches:
-                writer.write_spill(*group_by_bucket(batch, seed, f.index, buckets))
-                records += len(batch.ends)
-                nbytes += len(batch.data)
+        for batch, stream, positions in keyed_batches(files, segments, width, separator, header_bytes, memory):
+            writer.write_spill(*group_by_bucket(batch, seed, stream, positions, buckets))
+            records += len(batch.ends)
+            nbytes += len(batch.data)
     index = writer.index()
     with jobs.atomic_write(index_path) as handle:
         np.save(handle, index)
@@ -67,10 +81,10 @@ def main(argv):
     args = parser.parse_args(argv)
     jobs.inject_faults(memory_mb=args.memory_mb)
     memory = MemoryModel(args.memory_mb)
-    files, chunks = read_plan_file(args.plan)
+    files, chunks, width = read_plan_file(args.plan)
     try:
         split_chunk(
-            files, chunks[args.chunk], args.seed, args.buckets, args.separator, args.header_bytes,
+            files, chunks[args.chunk], width, args.seed, args.buckets, args.separator, args.header_bytes,
             memory, args.run, args.index,
         )
     except RecordTooLarge as error:

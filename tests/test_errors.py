@@ -98,6 +98,14 @@ CASES = {
         {"inputs": ["data/a.txt"], "splits": {"a/b": 0.5, "c": "rest"}},
         ["config key 'splits'", "'a/b'"],
     ),
+    "paired groups of different widths": (
+        {"paired": [["data/a.txt", "data/other-header.txt"], ["data/no-path.tsv", "data/empty-cell.tsv", "data/lists-missing.csv"]]},
+        ["config key 'paired': every group must have as many files (they have [2, 3])"],
+    ),
+    "paired with a header": (
+        {"paired": [["data/a.txt", "data/other-header.txt"]], "header_lines": 1},
+        ["config keys 'paired' and 'header_lines' cannot be combined"],
+    ),
     "unknown separator": ({"inputs": ["data/a.txt"], "separator": "tab"}, ["config key 'separator'", "'tab'"]),
     "same file twice": (
         {"inputs": ["data/a.txt", "data/*.txt"]},

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zstandard
 
-from conftest import corpus_file, records_of, run_workflow
+from conftest import corpus_file, job_reports, records_of, run_workflow
 from test_uniformity import ALPHA, neighbour_origins, position_vs_origin
 
 
@@ -145,3 +145,45 @@ def test_a_damaged_piece_is_caught_and_only_its_bucket_redone(tmp_path, corpus):
     assert dry.stdout.count("rule shuffle_bucket") == 1
     run_workflow(tmp_path, config)
     assert [p.read_bytes() for p in outputs_of(tmp_path, "p.txt.zst.summary.json")[0]] == expected
+
+
+def parallel_corpus(directory, pairs, seed):
+    """Two line-aligned files whose line i share the id i; English lines vary in length."""
+    rng = np.random.default_rng(seed)
+    words = rng.integers(1, 40, pairs)
+    (directory / "c.de").write_bytes(b"".join(b"%d de\n" % i for i in range(pairs)))
+    english = b"".join(b"%d en %s\n" % (i, b"w" * int(n)) for i, n in zip(range(pairs), words))
+    (directory / "c.en.gz").write_bytes(gzip.compress(english))
+
+
+def ids(data):
+    return [int(line.split(b" ", 1)[0]) for line in data.splitlines()]
+
+
+def test_a_parallel_corpus_stays_aligned_through_buckets_passes_and_shards(tmp_path):
+    """800,000 pairs at memory_mb=160: several buckets, each in several passes."""
+    parallel_corpus(tmp_path, 800_000, seed=2)
+    config = {"paired": [["c.de", "c.en.gz"]], "output": "out/mt.txt.zst", "memory_mb": 160, "shards": 3}
+    run_workflow(tmp_path, config)
+    paths, summary = outputs_of(tmp_path, "out/mt.txt.zst.summary.json")
+    assert [p.name for p in paths[:2]] == ["mt.00000-of-00003.de.txt.zst", "mt.00000-of-00003.en.txt.zst"]
+    assert summary["buckets"] > 1 and len(paths) == 6
+    german = [decompressed(p) for p in paths[0::2]]
+    english = [decompressed(p) for p in paths[1::2]]
+    for de, en in zip(german, english):
+        assert ids(de) == ids(en)  # line for line
+    order = ids(b"".join(german))
+    assert sorted(order) == list(range(800_000)) and order != sorted(order)
+    passes = [r.get("passes", 1) for r in job_reports(tmp_path) if r["stage"] == "shuffle"]
+    assert max(passes) > 1, "the test must exercise several passes"
+
+
+def test_misaligned_pairs_name_both_files_and_publish_nothing(tmp_path):
+    parallel_corpus(tmp_path, 1000, seed=3)
+    (tmp_path / "short.de").write_bytes(b"".join(b"%d de\n" % i for i in range(999)))
+    (tmp_path / "long.en.gz").write_bytes((tmp_path / "c.en.gz").read_bytes())
+    config = {"paired": [["c.de", "c.en.gz"], ["short.de", "long.en.gz"]], "output": "mt.txt"}
+    result = run_workflow(tmp_path, config, "--retries", "0", check=False)
+    assert result.returncode != 0
+    assert "paired inputs 'short.de' (999 lines) and 'long.en.gz' (1,000 lines) are not aligned" in result.stderr
+    assert not list(tmp_path.glob("mt.*"))

@@ -78,19 +78,35 @@ def split_name(output):
     return stem, last
 
 
-def output_paths(output, layout):
-    """Every output file, in the global order: <stem>[.<split>][.<i>-of-<n>]<suffix>."""
+def output_paths(output, layout, columns=None):
+    """Every output file, in the global order (for aligned inputs, each output
+    file's columns in turn): <stem>[.<split>][.<i>-of-<n>][.<column>]<suffix>."""
     stem, suffix = split_name(output)
-    if layout == (Split("", REST, 1),):
+    if layout == (Split("", REST, 1),) and not columns:
         return [output]
-    paths = []
+    names = []
     for split in layout:
         name = f"{stem}.{split.name}" if split.name else stem
         if split.shards == 1:
-            paths.append(f"{name}{suffix}")
+            names.append(name)
         else:
-            paths += [f"{name}.{i:05d}-of-{split.shards:05d}{suffix}" for i in range(split.shards)]
-    return paths
+            names += [f"{name}.{i:05d}-of-{split.shards:05d}" for i in range(split.shards)]
+    return [f"{name}.{column}{suffix}" if columns else f"{name}{suffix}" for name in names for column in columns or [None]]
+
+
+def column_name(path):
+    """'a.de' and 'a.de.gz' -> 'de'; '' without an extension."""
+    suffix = split_name(os.path.basename(path))[1]
+    return suffix.split(".")[1] if suffix else ""
+
+
+def column_names(paths):
+    """Names for the columns of aligned inputs: the first group's extensions
+    ('a.de', 'a.en' -> de, en) if they tell the columns apart, else 0, 1, ..."""
+    names = [column_name(path) for path in paths]
+    if len(set(names)) == len(names) and all(names):
+        return names
+    return [str(c) for c in range(len(paths))]
 
 
 def split_size(split, total):

@@ -13,13 +13,15 @@ import zstandard
 
 from snakeshuf.integrity import MASK64, word_sum
 from snakeshuf.parts import GZIP_LEVEL, ZSTD_LEVEL
+from snakeshuf.records import separator_ends
+from snakeshuf.runfile import as_records, take
 
-PIECE = "{part}-{bucket}.piece"
+PIECE = "{part}-{column}-{bucket}.piece"
 COPY_BYTES = 1 << 30
 
 
-def piece_path(pieces_dir, part, bucket):
-    return os.path.join(pieces_dir, PIECE.format(part=part, bucket=bucket))
+def piece_path(pieces_dir, part, column, bucket):
+    return os.path.join(pieces_dir, PIECE.format(part=part, column=column, bucket=bucket))
 
 
 class ChecksumFile:
@@ -53,16 +55,57 @@ def compressing(sink, codec):
     return None
 
 
-class PieceSink:
-    """Writes a bucket's records, in order, into one piece per output file
-    they belong to. `bounds[p]` is the global index of output file p's first
-    record; the bucket's first record is `first_record`."""
+def split_columns(data, columns, separator):
+    """Records of `columns` lines each, as one block of lines per column."""
+    if columns == 1:
+        return [data]
+    line_ends = separator_ends(np.frombuffer(data, np.uint8), separator)
+    lines = as_records(np.frombuffer(data, np.uint8), line_ends)
+    return [take(lines, np.arange(c, len(line_ends), columns)) for c in range(columns)]
 
-    def __init__(self, pieces_dir, bucket, bounds, first_record, codec):
+
+class Piece:
+    """One piece file being written: a run of records of one output file (and column)."""
+
+    def __init__(self, pieces_dir, part, column, bucket, codec):
+        self.path = piece_path(pieces_dir, part, column, bucket)
+        self.file = ChecksumFile(self.path + ".partial")
+        self.writer = compressing(self.file, codec) or self.file
+        self.stats = {"part": part, "column": column, "bucket": bucket, "path": self.path, "records": 0, "bytes": 0}
+
+    def write(self, data, records):
+        self.writer.write(data)
+        self.stats["records"] += records
+        self.stats["bytes"] += len(data)
+
+    def close(self, keep=True):
+        if self.writer is not self.file:
+            self.writer.close()
+        self.file.close()
+        if not keep:
+            os.remove(self.path + ".partial")
+            return None
+        os.replace(self.path + ".partial", self.path)
+        self.stats.update(
+            file_bytes=self.file.nbytes, file_checksum=self.file.checksum,
+            mtime_ns=os.stat(self.path).st_mtime_ns,
+        )
+        return self.stats
+
+
+class PieceSink:
+    """Writes a bucket's records, in order, into one piece per output file (and
+    column, for aligned inputs) they belong to. `bounds[p]` is the global
+    index of output file p's first record; the bucket's first record is
+    `first_record`."""
+
+    def __init__(self, pieces_dir, bucket, bounds, first_record, codec, columns=1, separator=10):
         self.pieces_dir, self.bucket, self.codec = pieces_dir, bucket, codec
+        self.columns, self.separator = columns, separator
         self.bounds = np.asarray(bounds, np.int64)
         self.position = first_record
         self.part = None
+        self.open = []
         self.pieces = []
 
     def room(self):
@@ -73,39 +116,24 @@ class PieceSink:
     def write(self, data, records):
         """`records` whole records, all within room()."""
         self._open_if_needed()
-        (self.writer or self.file).write(data)
-        self.piece["records"] += records
-        self.piece["bytes"] += len(data)
+        for piece, column_data in zip(self.open, split_columns(data, self.columns, self.separator)):
+            piece.write(column_data, records)
         self.position += records
         if self.position == self.bounds[self.part + 1]:
-            self._close_piece()
+            self._close_pieces()
 
     def _open_if_needed(self):
-        if self.part is not None:
-            return
-        self.part = int(np.searchsorted(self.bounds, self.position, side="right")) - 1
-        path = piece_path(self.pieces_dir, self.part, self.bucket)
-        self.file = ChecksumFile(path + ".partial")
-        self.writer = compressing(self.file, self.codec)
-        self.piece = {"part": self.part, "bucket": self.bucket, "path": path, "records": 0, "bytes": 0}
+        if self.part is None:
+            self.part = int(np.searchsorted(self.bounds, self.position, side="right")) - 1
+            self.open = [
+                Piece(self.pieces_dir, self.part, c, self.bucket, self.codec) for c in range(self.columns)
+            ]
 
-    def _close_piece(self):
-        if self.writer is not None:
-            self.writer.close()
-        self.file.close()
-        os.replace(self.piece["path"] + ".partial", self.piece["path"])
-        self.piece.update(
-            file_bytes=self.file.nbytes, file_checksum=self.file.checksum,
-            mtime_ns=os.stat(self.piece["path"]).st_mtime_ns,
-        )
-        self.pieces.append(self.piece)
-        self.part = None
+    def _close_pieces(self, keep=True):
+        self.pieces += [stats for piece in self.open if (stats := piece.close(keep))]
+        self.open, self.part = [], None
 
     def close(self):
-        if self.part is None:
-            return
-        if self.piece["records"]:
-            self._close_piece()
-        else:  # opened to ask room(), never written
-            (self.writer or self.file).close()
-            os.remove(self.piece["path"] + ".partial")
+        if self.part is not None:
+            # Opened to ask room() but never written: nothing to keep.
+            self._close_pieces(keep=self.open[0].stats["records"] > 0)

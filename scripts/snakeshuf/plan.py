@@ -59,6 +59,8 @@ class Plan:
     buckets: int
     memory: MemoryModel
     chunk_bytes: int
+    # Files per record: >1 for aligned (paired) inputs, read in groups this wide.
+    width: int = 1
 
     @property
     def total_bytes(self):
@@ -205,15 +207,19 @@ def chunk_size(total_bytes, chunk_mb, memory, buckets):
     return int(chunk_mb * MB)
 
 
-def make_plan(inputs, output, memory_mb, chunk_mb="auto", sheet=None):
-    """`inputs`: patterns as config key 'inputs' gives them, or the paths that
-    the sample sheet `sheet` lists (taken literally)."""
+def check_memory(memory_mb):
     if memory_mb < MIN_MEMORY_MB:
         raise ConfigError(
             f"memory_mb is {memory_mb}, below the minimum of {MIN_MEMORY_MB} "
             "(a job's Python, NumPy and PyArrow alone take up to ~100 MB); set memory_mb >= "
             f"{MIN_MEMORY_MB}"
         )
+
+
+def make_plan(inputs, output, memory_mb, chunk_mb="auto", sheet=None):
+    """`inputs`: patterns as config key 'inputs' gives them, or the paths that
+    the sample sheet `sheet` lists (taken literally)."""
+    check_memory(memory_mb)
     if sheet:
         files = load_inputs(inputs, output, f"listed in sample sheet '{sheet}'")
     else:
@@ -245,6 +251,7 @@ def plan_file_text(plan):
     return json.dumps({
         "files": [[f.path, f.size, f.codec] for f in plan.files],
         "chunks": [[[s.file_index, s.start, s.end] for s in chunk] for chunk in plan.chunks],
+        "width": plan.width,
     })
 
 
@@ -254,12 +261,37 @@ def plan_file_name(text):
 
 
 def read_plan_file(path):
-    """(files, chunks) as written by plan_file_text."""
+    """(files, chunks, width) as written by plan_file_text."""
     with open(path) as handle:
         data = json.load(handle)
     files = tuple(InputFile(i, path, size, codec) for i, (path, size, codec) in enumerate(data["files"]))
     chunks = tuple(tuple(Segment(*segment) for segment in chunk) for chunk in data["chunks"])
-    return files, chunks
+    return files, chunks, data["width"]
+
+
+def check_groups(groups):
+    """Paired inputs: groups of at least two files, all groups as wide."""
+    if not all(isinstance(g, list) and len(g) >= 2 for g in groups):
+        raise ConfigError("config key 'paired': give groups of aligned files, e.g. [[a.de, a.en], [b.de, b.en]]")
+    widths = {len(g) for g in groups}
+    if len(widths) > 1:
+        raise ConfigError(f"config key 'paired': every group must have as many files (they have {sorted(widths)})")
+    return widths.pop()
+
+
+def make_paired_plan(groups, output, memory_mb):
+    """One chunk per group of aligned files, read together line by line."""
+    width = check_groups(groups)
+    check_memory(memory_mb)
+    files = load_inputs([path for group in groups for path in group], output, "config key 'paired'")
+    total = sum(f.data_bytes for f in files)
+    memory = MemoryModel(memory_mb)
+    buckets = bucket_count(total, memory)
+    check_scale(total, buckets)
+    grouped = [files[i : i + width] for i in range(0, len(files), width)]
+    chunks = tuple(tuple(Segment(f.index, 0, f.size) for f in group) for group in grouped)
+    largest = max(sum(f.data_bytes for f in group) for group in grouped)
+    return Plan(files, chunks, buckets, memory, largest, width)
 
 
 def scratch_dir(scratch, output):

@@ -48,6 +48,12 @@ def separator_ends(data, sep, max_records=None):
     return ends[:max_records] if max_records is not None else ends
 
 
+def record_ends(data, sep, lines_per_record=1):
+    """End positions of the records of `data`, each `lines_per_record` separators long."""
+    ends = separator_ends(data, sep)
+    return ends[lines_per_record - 1 :: lines_per_record] if lines_per_record > 1 else ends
+
+
 def check_unchanged(handle, path, planned_size):
     size = os.fstat(handle.fileno()).st_size
     if size != planned_size:
@@ -194,3 +200,4 @@ def stream_batches(stream, path, pos, end, sep, buf, max_records):
         buf[: filled - used] = buf[used:filled].copy()
         filled -= used
         pos += used
+
