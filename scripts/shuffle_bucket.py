@@ -150,7 +150,7 @@ def where_written(sink, row, table_path, target, checksum):
 def shuffle_bucket(
     runs, table_path, bucket, buckets, separator, memory, target, stats_path, pieces_dir, codec, lines_per_record
 ):
-    sections = [(run, runfile.bucket_rows(runfile.load_index(index), bucket)) for run, index in runs]
+    sections = [(run, runfile.bucket_rows(index, bucket)) for run, index in runs]
     records, nbytes, key_sum = expected_totals(sections)
     where = f"bucket {bucket}"
     row = tally.bucket_row(table_path, bucket)

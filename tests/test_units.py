@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from snakeshuf import keys as keylib
-from snakeshuf import parts, tally
+from snakeshuf import parts, runfile, tally
 from snakeshuf.config import check_config
 from snakeshuf.parts import output_paths, read_layout
 from snakeshuf.integrity import word_sum
@@ -230,3 +230,14 @@ def test_output_names_keep_the_extension_and_compression_suffix():
     ]
     assert output_paths("out/my.data.txt", read_layout({}, 1)) == ["out/my.data.txt"]
     assert output_paths("noext", read_layout({}, 2)) == ["noext.00000-of-00002", "noext.00001-of-00002"]
+
+
+def test_bucket_rows_reads_exactly_one_buckets_rows(tmp_path):
+    rng = np.random.default_rng(6)
+    index = np.zeros((5000, 7), np.uint64)
+    index[:, BUCKET] = np.sort(rng.choice([0, 3, 4, 9, 11], 5000))  # buckets 1, 2, 5-8, 10 are empty
+    index[:, RECORDS] = np.arange(5000)
+    np.save(tmp_path / "i.npy", index)
+    for bucket in range(13):
+        got = runfile.bucket_rows(str(tmp_path / "i.npy"), bucket)
+        assert np.array_equal(got, index[index[:, BUCKET] == bucket]), bucket
