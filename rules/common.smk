@@ -7,13 +7,26 @@ import sys
 sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
 
 from snakeshuf.config import check_config, separator_byte
-from snakeshuf.plan import ConfigError, make_paired_plan, make_plan, plan_file_name, plan_file_text, scratch_dir
+from snakeshuf.plan import (
+    ConfigError,
+    make_paired_plan,
+    make_plan,
+    plan_file_name,
+    plan_file_text,
+    scratch_dir,
+)
 from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB
 from snakeshuf import layout
 from snakeshuf.sheet import read_sample_sheet
 from snakeshuf.records import InputError, common_header
 from snakeshuf.jobs import atomic_write
-from snakeshuf.parts import column_names, layout_spec, output_codec, output_paths, read_layout
+from snakeshuf.parts import (
+    column_names,
+    layout_spec,
+    output_codec,
+    output_paths,
+    read_layout,
+)
 from snakeshuf.disk import check_writable, shortfalls
 from snakeshuf.resume import clear_stale_incomplete_marker, remove_leftovers
 
@@ -37,7 +50,9 @@ def make_input_plan(config, sheet):
     """The plan for aligned files ('paired'), a sample sheet or 'inputs'."""
     if config["paired"]:
         if config["header_lines"]:
-            raise ConfigError("config keys 'paired' and 'header_lines' cannot be combined: remove the headers first")
+            raise ConfigError(
+                "config keys 'paired' and 'header_lines' cannot be combined: remove the headers first"
+            )
         return make_paired_plan(config["paired"], config["output"], config["memory_mb"])
     return make_plan(
         read_sample_sheet(sheet, SHEET_SCHEMA) if sheet else config["inputs"],
@@ -77,7 +92,9 @@ STATS_PATTERN = os.path.join(literal(STATS_DIR), layout.STATS)
 # so that the DAG has one edge per bucket job instead of two per chunk.
 BUCKET_TABLE = os.path.join(literal(RUNS_DIR), layout.TABLE)
 FILE_BOUNDS = os.path.join(literal(RUNS_DIR), layout.BOUNDS)
-COLUMNS = column_names([f.path for f in PLAN.files[: PLAN.width]]) if PLAN.width > 1 else None
+COLUMNS = (
+    column_names([f.path for f in PLAN.files[: PLAN.width]]) if PLAN.width > 1 else None
+)
 OUTPUTS = output_paths(config["output"], LAYOUT, COLUMNS)
 OUTPUT_CODEC = output_codec(config["output"])
 # One plain output file: bucket jobs write their records straight into it.
@@ -177,7 +194,10 @@ def write_plan_file(path):
         with atomic_write(path) as handle:
             handle.write(PLAN_TEXT.encode())
     except OSError as error:
-        fail(check_writable(config["scratch"], config["output"]) or f"cannot write '{path}': {error}")
+        fail(
+            check_writable(config["scratch"], config["output"])
+            or f"cannot write '{path}': {error}"
+        )
 
 
 if workflow.is_main_process:
@@ -236,7 +256,11 @@ def plan_lines():
         f"memory:   {memory.memory_mb} MB per job (longest record {memory.block_bytes / 2**20:,.0f} MiB)",
         f"scratch:  {SCRATCH}",
         f"disk:     ~{PLAN.total_bytes * (2.06 if IN_PLACE else 3.06) / 2**30:,.2f} GiB at peak "
-        + ("(run files + output)" if IN_PLACE else "(run files + pieces + output files)"),
+        + (
+            "(run files + output)"
+            if IN_PLACE
+            else "(run files + pieces + output files)"
+        ),
         f"output:   {output_description()} (seed {config['seed']})",
     ]
 
@@ -252,7 +276,9 @@ def preflight():
         except InputError as error:
             fail(error)
     if config["check_disk_space"]:
-        problems = shortfalls(PLAN.total_bytes, SCRATCH, config["output"], pieces=not IN_PLACE)
+        problems = shortfalls(
+            PLAN.total_bytes, SCRATCH, config["output"], pieces=not IN_PLACE
+        )
         if problems:
             fail("\n  ".join(problems))
 
