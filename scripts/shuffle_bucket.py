@@ -128,21 +128,21 @@ def check_against_table(row, records, nbytes, key_sum, where):
         )
 
 
-def open_sink(table_path, row, target, pieces_dir, codec, lines_per_record, separator):
+def open_sink(table_path, bucket, row, target, pieces_dir, codec, lines_per_record, separator):
     if pieces_dir is None:
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
         return RegionSink(target, row["offset"])
     os.makedirs(pieces_dir, exist_ok=True)
     bounds = tally.load_bounds(table_path)
-    return PieceSink(pieces_dir, row["bucket"], bounds, row["first_record"], codec, lines_per_record, separator)
+    return PieceSink(pieces_dir, bucket, bounds, row["first_record"], codec, lines_per_record, separator)
 
 
-def where_written(sink, row, table_path, target, checksum):
+def where_written(sink, row, target, checksum):
     """What gather needs to find and check this bucket's output."""
     if isinstance(sink, PieceSink):
         return {"pieces": sink.pieces}
     return {
-        "offset": row["offset"], "checksum": checksum, "output_bytes": tally.output_bytes(table_path),
+        "offset": row["offset"], "checksum": checksum, "output_bytes": row["output_bytes"],
         "target_mtime_ns": os.stat(target).st_mtime_ns,
     }
 
@@ -156,7 +156,7 @@ def shuffle_bucket(
     row = tally.bucket_row(table_path, bucket)
     check_against_table(row, records, nbytes, key_sum, where)
     passes = memory.shuffle_passes(records, nbytes)
-    sink = open_sink(table_path, {**row, "bucket": bucket}, target, pieces_dir, codec, lines_per_record, separator)
+    sink = open_sink(table_path, bucket, row, target, pieces_dir, codec, lines_per_record, separator)
     writer = BucketOutput(sink, lines_per_record)
     if passes == 1:
         writer.write_sorted(*load_whole(sections, records, nbytes), separator, where)
@@ -172,7 +172,7 @@ def shuffle_bucket(
         )
     stats = jobs.report(
         "shuffle", bucket=bucket, records=records, bytes=nbytes, key_sum=key_sum, passes=passes,
-        memory_mb=memory.memory_mb, **where_written(writer.sink, row, table_path, target, writer.checksum),
+        memory_mb=memory.memory_mb, **where_written(writer.sink, row, target, writer.checksum),
     )
     jobs.save_json(stats_path, stats)
 

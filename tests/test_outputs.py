@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zstandard
 
-from conftest import corpus_file, job_reports, records_of, run_workflow
+from conftest import corpus_file, job_reports, run_workflow
 from test_uniformity import ALPHA, neighbour_origins, position_vs_origin
 
 

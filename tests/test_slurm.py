@@ -7,7 +7,6 @@ by cgroups, so a job that outgrows its request really is killed.
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 

@@ -77,11 +77,9 @@ def load_bounds(table_path):
     return np.load(bounds_path(table_path))
 
 
-def output_bytes(path):
-    """The header and every bucket's bytes."""
-    last = load(path)[-1]
-    return int(last[OFFSET] + last[BYTES])
-
-
 def bucket_row(path, bucket):
-    return {name: int(value) for name, value in zip(COLUMNS, load(path)[bucket])}
+    """One bucket's row, and the size of the whole output (header and every bucket)."""
+    table = load(path)
+    row = {name: int(value) for name, value in zip(COLUMNS, table[bucket])}
+    row["output_bytes"] = int(table[-1, OFFSET] + table[-1, BYTES])
+    return row
