@@ -27,7 +27,6 @@ from snakeshuf.directio import DirectReader, RegionWriter
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
 from snakeshuf.pieces import PieceSink
-from snakeshuf.records import record_ends
 
 
 class RegionSink:
@@ -50,9 +49,8 @@ class BucketOutput:
     """Writes records in order into a sink (RegionSink or pieces.PieceSink),
     keeping count, size and checksum."""
 
-    def __init__(self, sink, lines_per_record):
+    def __init__(self, sink):
         self.sink = sink
-        self.lines_per_record = lines_per_record
         self.records = self.nbytes = self.checksum = self.key_sum = 0
 
     def write(self, data, records):
@@ -60,16 +58,10 @@ class BucketOutput:
         self.checksum = (self.checksum + word_sum(data, self.nbytes)) & MASK64
         self.nbytes += len(data)
 
-    def write_sorted(self, keys, data, separator, where):
-        """Write the records of `data` in the order of their `keys`."""
-        ends = record_ends(data, separator, self.lines_per_record)
-        if len(ends) != len(keys) or (len(ends) and ends[-1] != len(data)):
-            raise IntegrityError(
-                f"{where}: {len(keys)} keys but {len(ends)} records; a run file is corrupt"
-            )
+    def write_sorted(self, keys, lengths, data, separator, where):
+        """Write the records of `data` (of `lengths`) in the order of their `keys`."""
+        records = runfile.records_of_lengths(data, lengths, separator, where)
         order = keylib.order_by_key(keys)
-        records = runfile.as_records(data, ends)
-        del ends
         step = max(1, len(keys) * OUTPUT_SLICE_BYTES // max(1, len(data)))
         lo = 0
         while lo < len(order):
@@ -81,33 +73,33 @@ class BucketOutput:
 
 
 def load_whole(sections, records, nbytes):
-    """All keys and records of the bucket, read straight into two arrays."""
-    keys, data = np.empty(records, np.uint64), np.empty(nbytes, np.uint8)
+    """All keys, record lengths and records of the bucket, read straight into three arrays."""
+    keys, lengths, data = np.empty(records, np.uint64), np.empty(records, np.uint32), np.empty(nbytes, np.uint8)
     k = d = 0
     for run, run_rows in sections:
         with DirectReader(run) as reader:
             for row in run_rows:
                 n, b = int(row[runfile.RECORDS]), int(row[runfile.NBYTES])
-                runfile.read_section(reader, row, keys[k : k + n], data[d : d + b])
+                runfile.read_section(reader, row, keys[k : k + n], lengths[k : k + n], data[d : d + b])
                 k, d = k + n, d + b
-    return keys, data
+    return keys, lengths, data
 
 
-def load_part(sections, buckets, parts, part, separator, lines_per_record):
-    """The keys and records of one key sub-range of the bucket (several-pass mode)."""
-    key_pieces, data_pieces = [], []
+def load_part(sections, buckets, parts, part, separator, where):
+    """The keys, lengths and records of one key sub-range of the bucket (several-pass mode)."""
+    pieces = []
     for run, run_rows in sections:
         with DirectReader(run) as reader:
             for row in run_rows:
-                keys, data = runfile.read_section(reader, row)
+                keys, lengths, data = runfile.read_section(reader, row)
                 chosen = np.flatnonzero(keylib.sub_range_of(keys, buckets, parts) == part)
                 if len(chosen):
-                    key_pieces.append(keys[chosen])
-                    records = runfile.as_records(data, record_ends(data, separator, lines_per_record))
-                    data_pieces.append(np.frombuffer(runfile.take(records, chosen), np.uint8).copy())
-    if not key_pieces:
-        return np.empty(0, np.uint64), np.empty(0, np.uint8)
-    return np.concatenate(key_pieces), np.concatenate(data_pieces)
+                    records = runfile.records_of_lengths(data, lengths, separator, where)
+                    taken = np.frombuffer(runfile.take(records, chosen), np.uint8).copy()
+                    pieces.append((keys[chosen], lengths[chosen], taken))
+    if not pieces:
+        return np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint8)
+    return tuple(np.concatenate(column) for column in zip(*pieces))
 
 
 def expected_totals(sections):
@@ -157,13 +149,11 @@ def shuffle_bucket(
     check_against_table(row, records, nbytes, key_sum, where)
     passes = memory.shuffle_passes(records, nbytes)
     sink = open_sink(table_path, bucket, row, target, pieces_dir, codec, lines_per_record, separator)
-    writer = BucketOutput(sink, lines_per_record)
+    writer = BucketOutput(sink)
     if passes == 1:
         writer.write_sorted(*load_whole(sections, records, nbytes), separator, where)
     for part in range(passes if passes > 1 else 0):
-        keys, data = load_part(sections, buckets, passes, part, separator, lines_per_record)
-        writer.write_sorted(keys, data, separator, where)
-        del keys, data
+        writer.write_sorted(*load_part(sections, buckets, passes, part, separator, where), separator, where)
     writer.sink.close()
     if (writer.records, writer.nbytes, writer.key_sum) != (records, nbytes, key_sum):
         raise IntegrityError(

@@ -20,14 +20,15 @@ from snakeshuf.runfile import RunWriter, as_records, take
 
 
 def group_by_bucket(batch, seed, stream, positions, buckets):
-    """The batch's keys and records regrouped by bucket (input order within a bucket)."""
+    """The batch's keys, record lengths and records regrouped by bucket (input
+    order within a bucket)."""
     keys = keylib.record_keys(seed, stream, positions)
     bucket = keylib.bucket_of(keys, buckets).astype(np.uint16 if buckets <= 1 << 16 else np.uint32)
     order = np.argsort(bucket, kind="stable")
     counts = np.bincount(bucket, minlength=buckets)
-    lengths = np.diff(batch.ends, prepend=0)
+    lengths = np.diff(batch.ends, prepend=0).astype(np.uint32)
     byte_counts = np.bincount(bucket, weights=lengths, minlength=buckets).astype(np.int64)
-    return keys[order], take(as_records(batch.data, batch.ends), order), counts, byte_counts
+    return keys[order], lengths[order], take(as_records(batch.data, batch.ends), order), counts, byte_counts
 
 
 def keyed_batches(files, segments, width, separator, header_bytes, memory):

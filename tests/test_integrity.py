@@ -3,9 +3,11 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import corpus_file, run_workflow
+from snakeshuf.runfile import DATA_OFFSET, KEY_OFFSET, LENGTH_OFFSET
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +38,13 @@ def run_file(workdir):
     return sorted(Path(workdir).glob("scratch/*/runs/1.run"))[0]
 
 
-def test_flipped_byte_in_a_run_file_is_named(tmp_path, corpus):
+@pytest.mark.parametrize("part", [KEY_OFFSET, LENGTH_OFFSET, DATA_OFFSET], ids=["key", "length", "record"])
+def test_flipped_byte_in_a_run_file_is_named(tmp_path, corpus, part):
     config = config_for(corpus)
     run_workflow(tmp_path, config, "--until", "split_chunk", "--notemp")
     target = run_file(tmp_path)
-    flip_byte(target, target.stat().st_size // 2)
+    section = np.load(target.with_suffix(".index.npy"))[-1]
+    flip_byte(target, int(section[part]) + 2)
     result = run_workflow(tmp_path, config, check=False)
     assert result.returncode != 0
     assert f"run file '{target.relative_to(tmp_path)}' is corrupt" in result.stderr

@@ -15,7 +15,7 @@ from snakeshuf.integrity import word_sum
 from snakeshuf.memory import INDEX_ROW_BYTES, INDEX_SHARE
 from snakeshuf.plan import AUTO_CHUNK_TARGET_COUNT, MAX_BUCKETS, ConfigError, InputFile, cut_chunks, make_plan
 from snakeshuf.runfile import (
-    BUCKET, CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_SUM, NBYTES, RECORDS, section_checksum, spill_rows,
+    BUCKET, CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS, section_checksum, spill_rows,
 )
 from snakeshuf.records import RecordTooLarge, read_batches
 
@@ -154,7 +154,8 @@ def test_index_rows_match_the_checksums_the_shuffle_verifies():
     byte_counts = counts * rng.integers(1, 40, 50)
     keys = rng.integers(0, 2**63, counts.sum(), dtype=np.uint64)
     data = rng.integers(0, 256, byte_counts.sum(), dtype=np.uint8)
-    rows = spill_rows(keys, data, counts, byte_counts, key_base=100, data_base=100 + keys.nbytes)
+    length_base = 100 + keys.nbytes
+    rows = spill_rows(keys, data, counts, byte_counts, 100, length_base, length_base + 4 * len(keys))
     assert rows.shape[1] * rows.itemsize == INDEX_ROW_BYTES  # what the memory model counts
     assert list(rows[:, BUCKET]) == list(np.flatnonzero(counts))
     key_start, data_start = 0, 0
@@ -163,7 +164,8 @@ def test_index_rows_match_the_checksums_the_shuffle_verifies():
         section_keys = keys[key_start : key_start + records]
         section_data = data[data_start : data_start + nbytes]
         assert int(row[KEY_OFFSET]) == 100 + key_start * 8
-        assert int(row[DATA_OFFSET]) == 100 + keys.nbytes + data_start
+        assert int(row[LENGTH_OFFSET]) == length_base + key_start * 4
+        assert int(row[DATA_OFFSET]) == length_base + 4 * len(keys) + data_start
         assert int(row[CHECKSUM]) == section_checksum(section_keys.view(np.uint8), section_data)
         assert int(row[KEY_SUM]) == keylib.key_checksum(section_keys)
         key_start, data_start = key_start + records, data_start + nbytes
@@ -184,7 +186,7 @@ def test_bucket_table_sums_every_index_and_places_buckets_back_to_back(tmp_path,
     expected = [[0, 0, 0] for _ in range(buckets)]
     paths = []
     for chunk in range(3):
-        index = np.zeros((int(rng.integers(0, 40)), 7), np.uint64)
+        index = np.zeros((int(rng.integers(0, 40)), len(runfile.COLUMNS)), np.uint64)
         index[:, BUCKET] = np.sort(rng.integers(0, buckets, len(index)))
         index[:, RECORDS] = rng.integers(1, 100, len(index))
         index[:, NBYTES] = rng.integers(1, 10_000, len(index))
@@ -234,7 +236,7 @@ def test_output_names_keep_the_extension_and_compression_suffix():
 
 def test_bucket_rows_reads_exactly_one_buckets_rows(tmp_path):
     rng = np.random.default_rng(6)
-    index = np.zeros((5000, 7), np.uint64)
+    index = np.zeros((5000, len(runfile.COLUMNS)), np.uint64)
     index[:, BUCKET] = np.sort(rng.choice([0, 3, 4, 9, 11], 5000))  # buckets 1, 2, 5-8, 10 are empty
     index[:, RECORDS] = np.arange(5000)
     np.save(tmp_path / "i.npy", index)

@@ -67,6 +67,7 @@ def report(stage, **stats):
     stats.update(
         stage=stage,
         seconds=round(time.monotonic() - STARTED, 3),
+        cpu_seconds=round(time.process_time(), 3),
         finished_at=round(time.time(), 3),
         peak_rss_mb=round(peak_rss_mb(), 1),
     )

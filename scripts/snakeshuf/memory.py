@@ -22,7 +22,8 @@ MB = 1 << 20
 BASE_MB = 128
 MIN_MEMORY_MB = 160
 # Arrays per record: split keeps ends, keys, bucket ids, order and the regrouped
-# keys; shuffle keeps keys, record offsets, the sort order and sort scratch.
+# keys and lengths; shuffle keeps keys, lengths, record offsets, the sort order
+# and sort scratch.
 SPLIT_BYTES_PER_RECORD = 64
 SHUFFLE_BYTES_PER_RECORD = 48
 # The plan sizes buckets for records of this many bytes on average; shorter
@@ -35,9 +36,10 @@ OUTPUT_SLICE_BYTES = 4 * MB
 # rss+mapped_file of the job, polled). A cluster job asks for memory_mb plus this.
 CLUSTER_JOB_OVERHEAD_MB = 256
 MULTI_PASS_FACTOR = 2.5
-# A split job keeps one index row (7 uint64 columns) per bucket per spill until
+# A split job keeps one index row (8 uint64 columns) per bucket per spill until
 # it writes the index; they may take this share of its usable memory.
-INDEX_ROW_BYTES = 56
+INDEX_ROW_BYTES = 64
+MAX_RECORD_BYTES = (1 << 32) - 1
 INDEX_SHARE = 1 / 16
 
 
@@ -51,8 +53,9 @@ class MemoryModel:
 
     @property
     def block_bytes(self):
-        """A split job's read buffer, which is also the longest record allowed."""
-        return self.usable_bytes // 4
+        """A split job's read buffer, which is also the longest record allowed
+        (run files store record lengths as uint32)."""
+        return min(self.usable_bytes // 4, MAX_RECORD_BYTES)
 
     @property
     def batch_records(self):

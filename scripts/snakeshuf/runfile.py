@@ -1,10 +1,12 @@
 """Run files: what a split job hands to the shuffle jobs.
 
 A split job writes ONE data file and ONE index. The data file is a sequence of
-spills; a spill holds, for every bucket in order, that bucket's record keys
-(uint64) and then its records, each group in input order. The index (a .npy
-array, one row per non-empty section, sorted by bucket then spill) lets a
-shuffle job find and verify its sections without reading anyone else's.
+spills; a spill holds the record keys (uint64), then the record lengths
+(uint32), then the records, each grouped by bucket in bucket order and in
+input order within a bucket. The index (a .npy array, one row per non-empty
+section, sorted by bucket then spill) lets a shuffle job find and verify its
+sections without reading anyone else's. The lengths spare the shuffle job a
+scan of every byte for separators.
 """
 
 
@@ -18,16 +20,32 @@ from pyarrow._compute import call_function
 from snakeshuf import keys as keylib
 from snakeshuf.integrity import MASK64, IntegrityError, word_sum
 
-COLUMNS = ("bucket", "key_offset", "data_offset", "records", "nbytes", "checksum", "key_sum")
-BUCKET, KEY_OFFSET, DATA_OFFSET, RECORDS, NBYTES, CHECKSUM, KEY_SUM = range(len(COLUMNS))
+COLUMNS = ("bucket", "key_offset", "length_offset", "data_offset", "records", "nbytes", "checksum", "key_sum")
+BUCKET, KEY_OFFSET, LENGTH_OFFSET, DATA_OFFSET, RECORDS, NBYTES, CHECKSUM, KEY_SUM = range(len(COLUMNS))
 
 
 def as_records(data, ends):
     """The records of `data` (the i-th ends at ends[i]) as an Arrow array, without copying."""
-    offsets = np.concatenate(([0], ends)).astype(np.int64, copy=False)
+    return records_at(data, np.concatenate(([0], ends)).astype(np.int64, copy=False))
+
+
+def records_at(data, offsets):
+    """The records of `data` between consecutive `offsets` (int64, from 0) as an Arrow array."""
     return pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
+
+
+def records_of_lengths(data, lengths, separator, where):
+    """The records of a section (or of sections back to back) from their
+    lengths, checked to end where `data` ends and each at a separator."""
+    offsets = np.empty(len(lengths) + 1, np.int64)
+    offsets[0] = 0
+    np.cumsum(lengths, out=offsets[1:])
+    ends = offsets[1:]
+    if ends[-1:].tolist() not in ([len(data)], []) or (len(ends) and not (data[ends - 1] == separator).all()):
+        raise IntegrityError(f"{where}: record lengths do not match the records; a run file is corrupt")
+    return records_at(data, offsets)
 
 
 def take(records, order):
@@ -57,15 +75,13 @@ class RunWriter:
         self.spills = 0
         self.rows = []
 
-    def write_spill(self, keys, data, counts, byte_counts):
-        """Write one spill: `keys` and `data` already grouped by bucket."""
-        key_bytes = keys.view(np.uint8)
-        key_base = self.position
-        data_base = key_base + len(key_bytes)
-        self.handle.write(key_bytes)
-        self.handle.write(data)
-        self.position = data_base + len(data)
-        self.rows.append(spill_rows(keys, data, counts, byte_counts, key_base, data_base))
+    def write_spill(self, keys, lengths, data, counts, byte_counts):
+        """Write one spill: `keys`, `lengths` (uint32) and `data` already grouped by bucket."""
+        bases = self.position + np.cumsum([0, keys.nbytes, lengths.nbytes])
+        for part in (keys, lengths, data):
+            self.handle.write(part)
+        self.position = int(bases[-1]) + len(data)
+        self.rows.append(spill_rows(keys, data, counts, byte_counts, *bases.tolist()))
         self.spills += 1
 
     def index(self):
@@ -76,8 +92,10 @@ class RunWriter:
         return rows[np.argsort(rows[:, BUCKET], kind="stable")]
 
 
-def spill_rows(keys, data, counts, byte_counts, key_base, data_base):
-    """One index row per non-empty bucket of a spill."""
+def spill_rows(keys, data, counts, byte_counts, key_base, length_base, data_base):
+    """One index row per non-empty bucket of a spill. The checksum covers keys
+    and bytes; the lengths are checked by their sum (NBYTES) and by every
+    record ending at a separator."""
     buckets = np.flatnonzero(counts)
     first_records = (np.cumsum(counts) - counts)[buckets]
     data_starts = (np.cumsum(byte_counts) - byte_counts)[buckets]
@@ -85,6 +103,7 @@ def spill_rows(keys, data, counts, byte_counts, key_base, data_base):
     rows = np.empty((len(buckets), len(COLUMNS)), np.uint64)
     rows[:, BUCKET] = buckets
     rows[:, KEY_OFFSET] = key_base + first_records * 8
+    rows[:, LENGTH_OFFSET] = length_base + first_records * 4
     rows[:, DATA_OFFSET] = data_base + data_starts
     rows[:, RECORDS] = counts[buckets]
     rows[:, NBYTES] = sizes
@@ -123,22 +142,24 @@ def bucket_rows(index_path, bucket):
     return np.frombuffer(data, np.uint64).reshape(hi - lo, shape[1]).copy()
 
 
-def read_section(reader, row, keys=None, data=None):
-    """Keys and bytes of one section, checked against its index row; read into
-    `keys` and `data` when given (views of the right length)."""
+def read_section(reader, row, keys=None, lengths=None, data=None):
+    """Keys, record lengths and bytes of one section, checked against its index
+    row; read into `keys`, `lengths` and `data` when given (views of the right length)."""
     records, nbytes = int(row[RECORDS]), int(row[NBYTES])
     keys = np.empty(records, np.uint64) if keys is None else keys
+    lengths = np.empty(records, np.uint32) if lengths is None else lengths
     data = np.empty(nbytes, np.uint8) if data is None else data
     got = reader.read_into(int(row[KEY_OFFSET]), keys.view(np.uint8))
+    got += reader.read_into(int(row[LENGTH_OFFSET]), lengths.view(np.uint8))
     got += reader.read_into(int(row[DATA_OFFSET]), data)
     path = reader.path
-    if got != records * 8 + nbytes:
+    if got != records * 12 + nbytes:
         raise IntegrityError(f"run file '{path}' is truncated: a section of bucket {row[BUCKET]} is short")
-    if section_checksum(keys.view(np.uint8), data) != int(row[CHECKSUM]):
+    if section_checksum(keys.view(np.uint8), data) != int(row[CHECKSUM]) or int(lengths.sum(dtype=np.uint64)) != nbytes:
         raise IntegrityError(
             f"run file '{path}' is corrupt: checksum mismatch in a section of bucket {row[BUCKET]}"
         )
-    return keys, data
+    return keys, lengths, data
 
 
 def load_index(path):
