@@ -72,11 +72,12 @@ def largest_job_peak(workdir):
 
 
 def stage_seconds(out_dir):
-    """Wall-clock-free view of the last snakeshuf run: summed job seconds per stage."""
+    """Wall-clock-free view of the last snakeshuf run: per stage, the number of
+    jobs and their summed seconds and CPU seconds (the difference is I/O wait)."""
     totals = {}
     for report in job_reports(out_dir / "snakeshuf"):
-        totals.setdefault(report["stage"], []).append(report["seconds"])
-    return {stage: (len(times), sum(times)) for stage, times in totals.items()}
+        totals.setdefault(report["stage"], []).append((report["seconds"], report["cpu_seconds"]))
+    return {stage: (len(times), *map(sum, zip(*times))) for stage, times in totals.items()}
 
 
 def io_floor(corpus, out_dir):
@@ -149,8 +150,8 @@ def main(argv=None):
     print(table({t: r for t, r in results.items() if r}, size, args.runs))
     if "snakeshuf" in tools:
         print("\nsnakeshuf, last run, summed job time per stage:")
-        for stage, (jobs, seconds) in stage_seconds(args.workdir).items():
-            print(f"  {stage}: {jobs} jobs, {seconds:.1f} s, {size / 1e6 / seconds:.0f} MB/s per core")
+        for stage, (jobs, seconds, cpu) in stage_seconds(args.workdir).items():
+            print(f"  {stage}: {jobs} jobs, {seconds:.1f} s ({cpu:.1f} s CPU), {size / 1e6 / seconds:.0f} MB/s per core")
 
 
 if __name__ == "__main__":

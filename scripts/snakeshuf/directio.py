@@ -9,6 +9,7 @@ filesystems) the same calls fall back to ordinary I/O.
 
 import mmap
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -43,6 +44,42 @@ def write_all(fd, view, path, offset=None):
         raise OSError(error.errno, error.strerror, path) from None
 
 
+class StagingBuffers:
+    """Two aligned staging buffers: one fills while a background thread writes
+    the other, so a job computes while the disk works (os.pwrite releases the
+    GIL). A write's error is raised at the next swap or at finish()."""
+
+    def __init__(self, size):
+        self.buffers = [aligned_buffer(size), aligned_buffer(size)]
+        self.pending = [None, None]
+        self.pool = ThreadPoolExecutor(1)
+
+    @property
+    def current(self):
+        return self.buffers[0]
+
+    def write_and_swap(self, write, *args):
+        """Start write(*args) (which reads the current buffer) in the background
+        and make the other buffer current once its own write has finished."""
+        self.pending[0] = self.pool.submit(write, *args)
+        self.buffers.reverse()
+        self.pending.reverse()
+        self._wait(0)
+
+    def _wait(self, which):
+        if self.pending[which] is not None:
+            future, self.pending[which] = self.pending[which], None
+            future.result()
+
+    def finish(self):
+        """Wait for every write started; the pool stops."""
+        try:
+            self._wait(0)
+            self._wait(1)
+        finally:
+            self.pool.shutdown()
+
+
 class DirectWriter:
     """Sequential writer: bytes are staged in an aligned buffer and written in
     whole aligned blocks; close() pads the last block and truncates the pad."""
@@ -50,9 +87,13 @@ class DirectWriter:
     def __init__(self, path):
         self.path = path
         self.fd, self.direct = open_direct(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        self.buffer = aligned_buffer(STAGING_BYTES)
+        self.staging = StagingBuffers(STAGING_BYTES)
         self.filled = 0
         self.position = 0
+
+    @property
+    def buffer(self):
+        return self.staging.current
 
     def write(self, data):
         data = np.frombuffer(data, np.uint8)
@@ -67,7 +108,7 @@ class DirectWriter:
         self.position += len(data)
 
     def _flush(self, nbytes):
-        write_all(self.fd, memoryview(self.buffer)[:nbytes], self.path)
+        self.staging.write_and_swap(write_all, self.fd, memoryview(self.buffer)[:nbytes], self.path)
         self.filled = 0
 
     def tell(self):
@@ -78,6 +119,7 @@ class DirectWriter:
             padded = -(-self.filled // ALIGN) * ALIGN if self.direct else self.filled
             self.buffer[self.filled : padded] = 0
             self._flush(padded)
+        self.staging.finish()
         os.ftruncate(self.fd, self.position)
         os.fsync(self.fd)
         os.close(self.fd)
@@ -130,10 +172,14 @@ class RegionWriter:
         self.path = path
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         self.direct_fd, self.direct = open_direct(path, os.O_WRONLY)
-        self.buffer = aligned_buffer(STAGING_BYTES)
+        self.staging = StagingBuffers(STAGING_BYTES)
         self.offset = offset
         self.base = offset - offset % ALIGN  # file position of buffer[0]
         self.end = offset  # file position after the last byte staged
+
+    @property
+    def buffer(self):
+        return self.staging.current
 
     def write(self, data):
         data = np.frombuffer(data, np.uint8)
@@ -148,23 +194,27 @@ class RegionWriter:
             if take == room:
                 self._flush(final=False)
 
-    def _pwrite(self, fd, lo, hi):
-        write_all(fd, memoryview(self.buffer)[lo - self.base : hi - self.base], self.path, lo)
-
-    def _flush(self, final):
+    def _writes(self, final):
+        """(fd, lo, hi) of the staged bytes: whole blocks through O_DIRECT,
+        partial end blocks through the page cache."""
         lo, hi = max(self.base, self.offset), self.end
         if not self.direct:
-            self._pwrite(self.fd, lo, hi)
-        else:
-            inner_lo = min(-(-lo // ALIGN) * ALIGN, hi)
-            inner_hi = max(hi - hi % ALIGN if final else hi, inner_lo)
-            self._pwrite(self.fd, lo, inner_lo)
-            self._pwrite(self.direct_fd, inner_lo, inner_hi)
-            self._pwrite(self.fd, inner_hi, hi)
+            return [(self.fd, lo, hi)]
+        inner_lo = min(-(-lo // ALIGN) * ALIGN, hi)
+        inner_hi = max(hi - hi % ALIGN if final else hi, inner_lo)
+        return [(self.fd, lo, inner_lo), (self.direct_fd, inner_lo, inner_hi), (self.fd, inner_hi, hi)]
+
+    def _write_staged(self, buffer, base, writes):
+        for fd, lo, hi in writes:
+            write_all(fd, memoryview(buffer)[lo - base : hi - base], self.path, lo)
+
+    def _flush(self, final):
+        self.staging.write_and_swap(self._write_staged, self.buffer, self.base, self._writes(final))
         self.base = self.end
 
     def close(self):
         self._flush(final=True)
+        self.staging.finish()
         for fd in (self.fd, self.direct_fd):
             os.fsync(fd)
             os.close(fd)
