@@ -13,7 +13,9 @@ from snakeshuf.config import check_config
 from snakeshuf.parts import output_paths, read_layout
 from snakeshuf.integrity import word_sum
 from snakeshuf.memory import INDEX_ROW_BYTES, INDEX_SHARE
-from snakeshuf.plan import AUTO_CHUNK_TARGET_COUNT, MAX_BUCKETS, ConfigError, InputFile, cut_chunks, make_plan
+from snakeshuf.plan import (
+    AUTO_CHUNK_TARGET_COUNT, MAX_BUCKETS, ConfigError, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
+)
 from snakeshuf.runfile import (
     BUCKET, CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS, section_checksum, spill_rows,
 )
@@ -146,6 +148,18 @@ def test_a_10_tb_plan_bounds_buckets_and_each_split_jobs_index(tmp_path):
     assert make_plan(inputs, str(tmp_path / "out"), enough).buckets <= MAX_BUCKETS
     with pytest.raises(ConfigError, match="chunk_mb is 100000"):
         make_plan(inputs, str(tmp_path / "out"), 1024, chunk_mb=100_000)
+
+
+@pytest.mark.parametrize("total_mib", [1, 100, 300, 1024, 3000, 4096, 50_000, 10 << 20])
+def test_auto_chunks_feed_parallel_jobs_and_stay_few(total_mib):
+    total = total_mib << 20
+    chunk = auto_chunk_bytes(total)
+    count = -(-total // chunk)
+    assert chunk >= 64 << 20 and count <= AUTO_CHUNK_TARGET_COUNT
+    if total >= 4 * (64 << 20):
+        assert count >= 4  # split jobs can run side by side
+    if total <= AUTO_CHUNK_TARGET_COUNT << 30:
+        assert chunk <= 1 << 30
 
 
 def test_index_rows_match_the_checksums_the_shuffle_verifies():
