@@ -16,6 +16,7 @@ from snakeshuf.directio import DirectWriter
 from snakeshuf.integrity import IntegrityError
 
 STARTED = time.monotonic()
+STARTED_CPU = time.process_time()
 
 
 def peak_rss_mb():
@@ -67,7 +68,7 @@ def report(stage, **stats):
     stats.update(
         stage=stage,
         seconds=round(time.monotonic() - STARTED, 3),
-        cpu_seconds=round(time.process_time(), 3),
+        cpu_seconds=round(time.process_time() - STARTED_CPU, 3),  # all threads
         finished_at=round(time.time(), 3),
         peak_rss_mb=round(peak_rss_mb(), 1),
     )

@@ -43,7 +43,7 @@ def records_of_lengths(data, lengths, separator, where):
     offsets[0] = 0
     np.cumsum(lengths, out=offsets[1:])
     ends = offsets[1:]
-    if ends[-1:].tolist() not in ([len(data)], []) or (len(ends) and not (data[ends - 1] == separator).all()):
+    if offsets[-1] != len(data) or not (data[ends - 1] == separator).all():
         raise IntegrityError(f"{where}: record lengths do not match the records; a run file is corrupt")
     return records_at(data, offsets)
 
