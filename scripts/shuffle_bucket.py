@@ -65,7 +65,7 @@ class BucketOutput:
         step = max(1, len(keys) * OUTPUT_SLICE_BYTES // max(1, len(data)))
         lo = 0
         while lo < len(order):
-            hi = lo + min(step, self.sink.room())
+            hi = min(len(order), lo + step, lo + self.sink.room())
             self.write(runfile.take(records, order[lo:hi]), hi - lo)
             lo = hi
         self.records += len(keys)

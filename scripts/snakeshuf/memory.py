@@ -16,9 +16,13 @@ counts whole folios as resident. What remains is the usable part:
 """
 
 import math
+import os
 from dataclasses import dataclass
 
-MB = 1 << 20
+# The bytes of one MiB of memory_mb and chunk_mb. Tests shrink it
+# (SNAKESHUF_MIB_BYTES=4096) so that a corpus of kilobytes takes many chunks,
+# buckets and passes; the output never depends on it.
+MB = int(os.environ.get("SNAKESHUF_MIB_BYTES", 1 << 20))
 BASE_MB = 128
 MIN_MEMORY_MB = 160
 # Arrays per record: split keeps ends, keys, bucket ids, order and the regrouped

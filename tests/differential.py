@@ -1,0 +1,94 @@
+"""Running a Scenario through the real workflow and comparing every output
+file with the reference model, byte for byte.
+
+Each scenario runs the workflow twice at once, on the same inputs and layout
+but with different memory, chunking, cores and memory unit: both must publish
+exactly what tests/reference.py computes, or both must publish nothing (and
+say why, without a traceback). Inputs must come out untouched.
+"""
+
+import gzip
+import io
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import zstandard
+
+from conftest import snakemake_command
+from reference import Refused, expected_outputs
+from scenarios import base_config, chunk_mb, input_files
+
+RUN_TIMEOUT = 600
+# Written by the workflow beside the test's own files; never an output.
+BOOKKEEPING = {".snakemake", "logs", "benchmarks", "scratch", "test-config.yaml"}
+
+
+def decompressed(path):
+    data = Path(path).read_bytes()
+    if str(path).endswith(".gz"):
+        return gzip.decompress(data)
+    if str(path).endswith(".zst"):
+        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
+    return data
+
+
+def published_files(workdir):
+    """Every file the run left outside Snakemake's and the workflow's bookkeeping."""
+    found = set()
+    for path in Path(workdir).rglob("*"):
+        relative = path.relative_to(workdir)
+        if path.is_file() and relative.parts[0] not in BOOKKEEPING:
+            found.add(str(relative))
+    return found
+
+
+def start_run(workdir, config, run):
+    env = {**os.environ, "SNAKESHUF_MIB_BYTES": str(run.unit)}
+    return subprocess.Popen(
+        snakemake_command(workdir, config, cores=run.cores),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def write_inputs(root, scenario):
+    (root / "in").mkdir()
+    files = input_files(scenario)
+    for name, _, stored in files:
+        (root / "in" / name).write_bytes(stored)
+    (root / "sheet.tsv").write_text("path\n" + "".join(f"../in/{name}\n" for name, _, _ in files))
+    return files
+
+
+def check_run(workdir, process, config, contents, run):
+    _, stderr = process.communicate(timeout=RUN_TIMEOUT)
+    assert "Traceback" not in stderr, stderr[-4000:]
+    try:
+        expected = expected_outputs(config, contents, run.max_record_bytes)
+    except Refused as refusal:
+        assert process.returncode != 0, f"exit 0, but a correct run refuses: {refusal}"
+        assert str(refusal) in stderr and "snakeshuf: error:" in stderr, stderr[-4000:]
+        assert not published_files(workdir), "a refused run published files"
+        return
+    assert process.returncode == 0, stderr[-4000:]
+    summary = config["output"] + ".summary.json"
+    assert published_files(workdir) == {*expected, summary}
+    for path, data in expected.items():
+        assert decompressed(workdir / path) == data, f"{path} differs from the reference"
+
+
+def check_scenario(scenario):
+    with tempfile.TemporaryDirectory(prefix="snakeshuf-differential-") as tmp:
+        root = Path(tmp)
+        files = write_inputs(root, scenario)
+        contents = [plain for _, plain, _ in files]
+        config = base_config(scenario, "../in")
+        total = sum(len(c) for c in contents)
+        workdirs = [root / f"run{i}" for i in range(len(scenario.runs))]
+        configs = [{**config, "memory_mb": r.memory_mb, "chunk_mb": chunk_mb(r, total)} for r in scenario.runs]
+        processes = [start_run(w, c, r) for w, c, r in zip(workdirs, configs, scenario.runs)]
+        for workdir, process, c, run in zip(workdirs, processes, configs, scenario.runs):
+            check_run(workdir, process, c, contents, run)
+        for name, _, stored in files:
+            assert (root / "in" / name).read_bytes() == stored, f"input {name} was changed"

@@ -1,0 +1,151 @@
+"""The reference model: what a run must publish, computed in memory the obvious way.
+
+`expected_outputs(config, contents)` takes a configuration and the bytes of
+every input (decompressed, in input order) and returns every output file's
+name and (uncompressed) bytes, or raises Refused when a correct run must
+publish nothing. It shares one thing with the workflow, the key function
+(snakeshuf.keys.record_keys), because that *defines* the order; everything
+else is written here from the documentation, as plainly as possible, and
+kept small enough to check by reading.
+"""
+
+import math
+import os
+
+import numpy as np
+
+from snakeshuf.keys import record_keys
+
+SEPARATORS = {"newline": b"\n", "nul": b"\0"}
+COMPRESSED_SUFFIXES = (".gz", ".zst")
+
+
+class Refused(Exception):
+    """A correct run publishes nothing; the message is part of what it must say."""
+
+
+def records_of(data, sep):
+    """(offset, record) of every record of one input; a last record without its
+    separator gets one."""
+    records, pos = [], 0
+    while pos < len(data):
+        end = data.find(sep, pos)
+        end = len(data) if end == -1 else end + 1
+        record = data[pos:end]
+        records.append((pos, record if record.endswith(sep) else record + sep))
+        pos = end
+    return records
+
+
+def keyed(seed, stream, positions, items):
+    """(key, stream, position, item) for items at positions of one key stream."""
+    keys = record_keys(seed, stream, np.array(positions, np.uint64)).tolist()
+    return [(key, stream, position, item) for key, position, item in zip(keys, positions, items)]
+
+
+def check_length(record, limit):
+    if len(record) > limit:
+        raise Refused(f"is {len(record)} bytes long")
+
+
+def single_file_records(config, contents, limit):
+    """(header, keyed records) of ordinary inputs: a record is keyed by its file
+    and byte offset; every input starts with the same header, kept out."""
+    sep, lines = SEPARATORS[config["separator"]], config["header_lines"]
+    header, items = None, []
+    for index, data in enumerate(contents):
+        records = records_of(data, sep)
+        if len(records) < lines:
+            raise Refused(f"fewer than header_lines={lines}")
+        this_header = b"".join(record for _, record in records[:lines])
+        if header is not None and this_header != header:
+            raise Refused("start with different headers")
+        header = this_header
+        body = records[lines:]
+        for _, record in body:
+            check_length(record, limit)
+        items += keyed(config["seed"], index, [p for p, _ in body], [(r,) for _, r in body])
+    return header or b"", items
+
+
+def paired_records(config, contents, limit):
+    """Keyed records of aligned inputs: line i of every file of a group, keyed
+    by the group and i."""
+    sep, width = SEPARATORS[config["separator"]], len(config["paired"][0])
+    items = []
+    for group in range(len(contents) // width):
+        files = [[r for _, r in records_of(data, sep)] for data in contents[group * width : (group + 1) * width]]
+        if len({len(lines) for lines in files}) > 1:
+            raise Refused("are not aligned")
+        for lines in files:
+            for line in lines:
+                check_length(line, limit // width)
+        rows = list(zip(*files))
+        items += keyed(config["seed"], group, list(range(len(rows))), rows)
+    return b"", items
+
+
+def split_sizes(config, total):
+    """[(split name, records, shards)] in output order."""
+    if not config["splits"]:
+        return [("", total, config["shards"])]
+    asked, rest = {}, None
+    for name, value in config["splits"].items():
+        size, shards = (value["size"], value.get("shards", 1)) if isinstance(value, dict) else (value, 1)
+        if size == "rest":
+            rest = name
+            size = 0
+        elif isinstance(size, float):
+            size = math.floor(size * total)
+        asked[name] = [size, shards]
+    if sum(size for size, _ in asked.values()) > total:
+        raise Refused("the splits ask for")
+    leftover = total - sum(size for size, _ in asked.values())
+    asked[rest if rest is not None else next(iter(asked))][0] += leftover
+    return [(name, size, shards) for name, (size, shards) in asked.items()]
+
+
+def stem_and_suffix(output):
+    """'d/c.jsonl.zst' -> ('d/c', '.jsonl.zst'): the compression suffix keeps
+    the extension before it."""
+    stem, suffix = os.path.splitext(output)
+    if suffix in COMPRESSED_SUFFIXES:
+        stem, inner = os.path.splitext(stem)
+        suffix = inner + suffix
+    return stem, suffix
+
+
+def column_names(config):
+    """Aligned inputs: the first group's extensions when they tell the files
+    apart, else 0, 1, ..."""
+    names = [stem_and_suffix(os.path.basename(path))[1].split(".")[1:2] for path in config["paired"][0]]
+    names = [n[0] if n else "" for n in names]
+    if all(names) and len(set(names)) == len(names):
+        return names
+    return [str(c) for c in range(len(names))]
+
+
+def expected_outputs(config, contents, max_record_bytes):
+    """{output path: uncompressed bytes} of a correct run, in output order.
+    `max_record_bytes`: the longest record (with its separator) the run's
+    memory allows, as the documentation states it."""
+    paired = bool(config.get("paired"))
+    make = paired_records if paired else single_file_records
+    header, items = make(config, contents, max_record_bytes)
+    ordered = [item for _, _, _, item in sorted(items)]
+    stem, suffix = stem_and_suffix(config["output"])
+    columns = column_names(config) if paired else [None]
+    sizes = split_sizes(config, len(ordered))
+    if sizes == [("", len(ordered), 1)] and not paired:
+        return {config["output"]: header + b"".join(r for (r,) in ordered)}
+    outputs, start = {}, 0
+    for split, size, shards in sizes:
+        records = ordered[start : start + size]
+        start += size
+        for shard in range(shards):
+            piece = records[shard * size // shards : (shard + 1) * size // shards]
+            name = stem + (f".{split}" if split else "") + (f".{shard:05d}-of-{shards:05d}" if shards > 1 else "")
+            for c, column in enumerate(columns):
+                path = name + (f".{column}" if column is not None else "") + suffix
+                outputs[path] = header + b"".join(row[c] for row in piece)
+    return outputs
