@@ -137,21 +137,26 @@ def main(argv=None):
     size = corpus.stat().st_size
     tools = args.tools.split(",")
     results = {tool: [] for tool in tools}
+    stage_rounds = []
     for round_index in range(args.runs):
         for tool in tools:
             if tool == "sort -R" and args.slow_runs is not None and round_index >= args.slow_runs:
                 continue
             wall, rss = TOOLS[tool](corpus, args.workdir, args)
             results[tool].append((wall, rss))
+            if tool == "snakeshuf":
+                stage_rounds.append(stage_seconds(args.workdir))
             print(f"round {round_index + 1}: {tool}: {wall:.1f} s, {rss:.0f} MB", flush=True)
     for name in ("snakeshuf.out", "shuf.out", "sort.out"):
         (args.workdir / name).unlink(missing_ok=True)
     print()
     print(table({t: r for t, r in results.items() if r}, size, args.runs))
-    if "snakeshuf" in tools:
-        print("\nsnakeshuf, last run, summed job time per stage:")
-        for stage, (jobs, seconds, cpu) in stage_seconds(args.workdir).items():
-            print(f"  {stage}: {jobs} jobs, {seconds:.1f} s ({cpu:.1f} s CPU), {size / 1e6 / seconds:.0f} MB/s per core")
+    if stage_rounds:
+        print(f"\nsnakeshuf, summed job time per stage (medians of {len(stage_rounds)} runs):")
+        for stage, (jobs, _, _) in stage_rounds[-1].items():
+            seconds = statistics.median(r[stage][1] for r in stage_rounds)
+            cpu = statistics.median(r[stage][2] for r in stage_rounds)
+            print(f"  {stage}: {jobs} jobs, {seconds:.1f} s ({cpu:.2f} s CPU), {size / 1e6 / seconds:.0f} MB/s per core")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import atexit
 import json
 import math
 import os
@@ -28,6 +29,8 @@ from snakeshuf.parts import (
     read_layout,
 )
 from snakeshuf.disk import check_writable, shortfalls
+from snakeshuf.lock import OutputLock
+from snakeshuf.namespace import RunFiles, check_names
 from snakeshuf.resume import clear_stale_incomplete_marker, remove_leftovers
 
 
@@ -46,39 +49,56 @@ def first_header(plan, lines, separator):
     return common_header(plan.files[:1], lines, separator) if lines else b""
 
 
-def make_input_plan(config, sheet):
+def make_input_plan(config, sheet, run):
     """The plan for aligned files ('paired'), a sample sheet or 'inputs'."""
     if config["paired"]:
         if config["header_lines"]:
             raise ConfigError(
                 "config keys 'paired' and 'header_lines' cannot be combined: remove the headers first"
             )
-        return make_paired_plan(config["paired"], config["output"], config["memory_mb"])
+        return make_paired_plan(config["paired"], run, config["memory_mb"])
     return make_plan(
         read_sample_sheet(sheet, SHEET_SCHEMA) if sheet else config["inputs"],
-        config["output"],
+        run,
         config["memory_mb"],
         config["chunk_mb"],
         sheet=sheet,
     )
 
 
+def owned_files(outputs):
+    """The files and directories this run writes (see snakeshuf.namespace)."""
+    scratch = scratch_dir(config["scratch"], config["output"])
+    name = os.path.basename(scratch)
+    directories = (
+        scratch,
+        os.path.join("logs", name),
+        os.path.join("benchmarks", name),
+    )
+    return RunFiles(config["output"], tuple(outputs), directories)
+
+
 SHEET_SCHEMA = os.path.join(workflow.basedir, "config", "sample_sheet.schema.yaml")
 
 try:
     check_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
+    LAYOUT = read_layout(config["splits"], config["shards"])
+    # Aligned inputs have an output per column, named after the first group.
+    COLUMNS = column_names(config["paired"][0]) if config["paired"] else None
+    OUTPUTS = output_paths(config["output"], LAYOUT, COLUMNS)
+    RUN_FILES = owned_files(OUTPUTS)
+    check_names(RUN_FILES)
     SHEET = config["sample_sheet"]
-    PLAN = make_input_plan(config, SHEET)
+    PLAN = make_input_plan(config, SHEET, RUN_FILES)
     HEADER_LINES = config["header_lines"]
     # Every process reads the first input's header (its length goes on the job
     # command lines); the main process checks all the others before any job.
     HEADER = first_header(PLAN, HEADER_LINES, separator_byte(config))
-    LAYOUT = read_layout(config["splits"], config["shards"])
 except (ConfigError, InputError) as error:
     fail(error)
 
 SCRIPTS = os.path.join(workflow.basedir, "scripts")
-SCRATCH = scratch_dir(config["scratch"], config["output"])
+SCRATCH = RUN_FILES.directories[0]
 RUN_NAME = os.path.basename(SCRATCH)
 RUNS_DIR = os.path.join(SCRATCH, "runs")
 STATS_DIR = os.path.join(SCRATCH, "buckets")
@@ -92,17 +112,13 @@ STATS_PATTERN = os.path.join(literal(STATS_DIR), layout.STATS)
 # so that the DAG has one edge per bucket job instead of two per chunk.
 BUCKET_TABLE = os.path.join(literal(RUNS_DIR), layout.TABLE)
 FILE_BOUNDS = os.path.join(literal(RUNS_DIR), layout.BOUNDS)
-COLUMNS = (
-    column_names([f.path for f in PLAN.files[: PLAN.width]]) if PLAN.width > 1 else None
-)
-OUTPUTS = output_paths(config["output"], LAYOUT, COLUMNS)
 OUTPUT_CODEC = output_codec(config["output"])
 # One plain output file: bucket jobs write their records straight into it.
 # Otherwise they write pieces (compressed if the output is), which gather joins.
 IN_PLACE = len(OUTPUTS) == 1 and OUTPUT_CODEC is None and PLAN.width == 1
 PIECES_DIR = os.path.join(SCRATCH, "pieces")
 # The summary is written just before the output appears; it is not a rule output.
-SUMMARY = config["output"] + ".summary.json"
+SUMMARY = RUN_FILES.summary
 # The bucket jobs write the output here, each into its own region.
 TARGET = config["output"] + ".partial"
 CHUNKS = range(len(PLAN.chunks))
@@ -112,9 +128,38 @@ SEPARATOR = separator_byte(config)
 # (~150 MB/s per core): shared filesystems and busy nodes are slower.
 SLOWEST_EXPECTED_MB_PER_S = 15
 RUNTIME_MARGIN_MINUTES = 10
+OUTPUT_LOCK = OutputLock(RUN_FILES.lock)
 
 
-if workflow.is_main_process and clear_stale_incomplete_marker(OUTPUTS, SUMMARY):
+def take_output_lock():
+    """Hold the output's lock until this process ends, or stop if another run holds it."""
+    if OUTPUT_LOCK.held:
+        return
+    try:
+        os.makedirs(os.path.dirname(OUTPUT_LOCK.path), exist_ok=True)
+        holder = OUTPUT_LOCK.acquire()
+    except OSError as error:
+        fail(
+            f"cannot lock output '{config['output']}' ({OUTPUT_LOCK.path}): {error.strerror}"
+        )
+    if holder:
+        fail(
+            f"output '{config['output']}' is being written by another run ({holder}): "
+            "wait for it to finish, or choose another output path"
+        )
+    atexit.register(OUTPUT_LOCK.release)
+
+
+# The lock is taken while parsing when the output's directory exists, so that
+# the clean-up below never touches another run's files; a dry run whose lock
+# is held elsewhere goes on (it writes nothing), a real run stops in onstart.
+if workflow.is_main_process and os.access(os.path.dirname(OUTPUT_LOCK.path), os.W_OK):
+    try:
+        if OUTPUT_LOCK.acquire() is None:
+            atexit.register(OUTPUT_LOCK.release)
+    except OSError:
+        pass  # take_output_lock, before any job, says what is wrong
+if OUTPUT_LOCK.held and clear_stale_incomplete_marker(OUTPUTS, SUMMARY):
     remove_leftovers(SCRATCH, OUTPUTS, SUMMARY)
 
 
@@ -223,8 +268,10 @@ def get_output_name(wildcards, output):
     return config["output"]
 
 
-def get_runs_dir(wildcards, input):
-    return os.path.dirname(input[0])
+def get_runs_dir(wildcards, output):
+    """Where the run files are: beside the bucket table (there may be no run
+    files at all, when every input is empty)."""
+    return os.path.dirname(output.table)
 
 
 def get_stats_dir(wildcards, input):
@@ -270,6 +317,7 @@ def preflight():
     problem = check_writable(config["scratch"], config["output"])
     if problem:
         fail(problem)
+    take_output_lock()
     if HEADER_LINES:
         try:
             common_header(PLAN.files, HEADER_LINES, SEPARATOR)
@@ -286,7 +334,9 @@ def preflight():
 def print_summary():
     with open(SUMMARY) as handle:
         summary = json.load(handle)
-    stages = ", ".join(f"{k} {v} s" for k, v in summary["stage_seconds"].items())
+    stages = ", ".join(
+        f"{k} {v} s" for k, v in summary["stage_seconds"].items() if v is not None
+    )
     print(
         f"snakeshuf: {summary['records']:,} records, {summary['bytes']:,} bytes "
         f"-> {output_description()} (seed {summary['seed']}, {summary['buckets']} buckets)\n"

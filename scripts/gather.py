@@ -18,12 +18,13 @@ import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from itertools import accumulate
 
 import numpy as np
 
-from snakeshuf import codecs, jobs, layout, parts, tally
+from snakeshuf import codecs, jobs, keys, layout, parts, tally
 from snakeshuf.directio import DirectReader
-from snakeshuf.integrity import MASK64, IntegrityError, word_sum
+from snakeshuf.integrity import IntegrityError, checksum
 from snakeshuf.plan import read_plan_file
 from snakeshuf.records import common_header
 
@@ -32,15 +33,15 @@ VERIFY_THREADS = 2
 
 
 def region_checksum(reader, offset, size, buffer):
-    """word_sum of bytes [offset, offset + size) of a file."""
-    checksum = done = 0
+    """The checksum of bytes [offset, offset + size) of a file."""
+    running = done = 0
     while done < size:
         got = reader.read_into(offset + done, buffer[: min(len(buffer), size - done)])
         if not got:
             break
-        checksum = (checksum + word_sum(memoryview(buffer)[:got], done)) & MASK64
+        running = checksum(memoryview(buffer)[:got], running)
         done += got
-    return checksum if done == size else None
+    return running if done == size else None
 
 
 def region_matches(target, stats):
@@ -168,6 +169,39 @@ def redo_damaged(target, stats_paths, stats, verify):
         )
 
 
+def check_against_table(stats, table):
+    """Every bucket job wrote what the split jobs put in its bucket, where the
+    bucket table placed it."""
+    for bucket, s in enumerate(stats):
+        row = table[bucket]
+        recorded = (s["bucket"], s["records"], s["bytes"], s["key_sum"], s.get("offset", int(row[tally.OFFSET])))
+        planned = (bucket, *(int(row[c]) for c in (tally.RECORDS, tally.BYTES, tally.KEY_SUM, tally.OFFSET)))
+        if recorded != planned:
+            raise IntegrityError(
+                f"bucket {bucket}: its job recorded (bucket, records, bytes, key checksum, offset) "
+                f"{recorded} but the bucket table says {planned}; run the same command again"
+            )
+
+
+def check_cut(stats, bounds, columns):
+    """Each output file (and column) is made of pieces that start at its first
+    record, follow each other in bucket order without a gap or an overlap, and
+    end where the next file begins."""
+    by_file = {}
+    for piece in sorted((p for s in stats for p in s["pieces"]), key=lambda p: p["bucket"]):
+        by_file.setdefault((piece["part"], piece["column"]), []).append(piece)
+    for part in range(len(bounds) - 1):
+        for column in range(columns):
+            pieces = by_file.get((part, column), [])
+            ends = list(accumulate((p["records"] for p in pieces), initial=int(bounds[part])))
+            if [p["first_record"] for p in pieces] != ends[:-1] or ends[-1] != int(bounds[part + 1]):
+                raise IntegrityError(
+                    f"output file {part} (column {column}): its pieces do not hold exactly records "
+                    f"{int(bounds[part]):,} to {int(bounds[part + 1]):,} of the shuffled order; "
+                    "nothing was published"
+                )
+
+
 def copy_into(out, path):
     """Append file `path` to the open file `out`, kernel-side where possible."""
     with open(path, "rb") as source:
@@ -221,13 +255,17 @@ def gather(target, out_path, layout, summary_path, seed, separator, header_lines
     total = sum(s["bytes"] for s in stats)
     header = common_header(files[:1], header_lines, separator) if header_lines else b""
     redo_damaged(target, stats_paths, stats, verify)
-    split = tally.totals(tally.load(table_path))
+    table = tally.load(table_path)
+    check_against_table(stats, table)
+    if "pieces" in stats[0]:
+        check_cut(stats, tally.load_bounds(table_path), width)
+    split = tally.totals(table)
     stages = {
         "the split jobs": split,
         "the bucket jobs": {
             "records": sum(s["records"] for s in stats),
             "bytes": total,
-            "key_sum": sum(s["key_sum"] for s in stats) & MASK64,
+            "key_sum": sum(s["key_sum"] for s in stats) & keys.MASK64,
         },
     }
     from_inputs = input_bytes(files, separator)

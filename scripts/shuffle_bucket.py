@@ -24,7 +24,7 @@ from snakeshuf import jobs
 from snakeshuf import keys as keylib
 from snakeshuf import layout, runfile, tally
 from snakeshuf.directio import DirectReader, RegionWriter
-from snakeshuf.integrity import MASK64, IntegrityError, word_sum
+from snakeshuf.integrity import IntegrityError, checksum
 from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
 from snakeshuf.pieces import PieceSink
 
@@ -55,7 +55,7 @@ class BucketOutput:
 
     def write(self, data, records):
         self.sink.write(data, records)
-        self.checksum = (self.checksum + word_sum(data, self.nbytes)) & MASK64
+        self.checksum = checksum(data, self.checksum)
         self.nbytes += len(data)
 
     def write_sorted(self, keys, lengths, data, separator, where):
@@ -69,7 +69,7 @@ class BucketOutput:
             self.write(runfile.take(records, order[lo:hi]), hi - lo)
             lo = hi
         self.records += len(keys)
-        self.key_sum = (self.key_sum + keylib.key_checksum(keys)) & MASK64
+        self.key_sum = (self.key_sum + keylib.key_checksum(keys)) & keylib.MASK64
 
 
 def load_whole(sections, records, nbytes):

@@ -1,7 +1,13 @@
 """Shared helpers: run the real workflow on files a test makes."""
 
+import bz2
+import csv
+import functools
 import glob
+import gzip
+import io
 import json
+import lzma
 import os
 import subprocess
 import sys
@@ -9,12 +15,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+import zstandard
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from make_corpus import generate  # noqa: E402  (bench/ is on the path just above)
+from reference import expected_outputs  # noqa: E402
 
 
 def snakemake_command(workdir, config, *args, cores=2):
@@ -32,14 +40,106 @@ def snakemake_command(workdir, config, *args, cores=2):
 
 
 def run_workflow(workdir, config, *args, cores=2, check=True, env=None):
-    """Run snakemake on `config` in `workdir`; return the CompletedProcess."""
+    """Run snakemake on `config` in `workdir`; return the CompletedProcess.
+    A run that finished is checked against the reference model."""
     result = subprocess.run(
         snakemake_command(workdir, config, *args, cores=cores),
         capture_output=True, text=True, env=env,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stderr[-6000:]}")
+    if result.returncode == 0 and not PARTIAL_RUN_OPTIONS & set(args):
+        assert_published_as_the_reference(workdir, config)
     return result
+
+
+# Runs that stop before publishing, or publish nothing.
+PARTIAL_RUN_OPTIONS = {"--until", "--dry-run", "-n", "--unlock", "--lint"}
+# Larger corpora (tests/test_memory.py's 3.2 GB) would need as much memory
+# again in the model; those tests check sizes and counts instead.
+REFERENCE_LIMIT_BYTES = 1 << 30
+MAGIC = {b"\x1f\x8b": gzip.decompress, b"BZh": bz2.decompress, b"\xfd7zXZ": lzma.decompress, b"\x28\xb5\x2f\xfd": None}
+
+
+def decompressed(path):
+    """The bytes of an output file, decompressed as its name says."""
+    data = Path(path).read_bytes()
+    if str(path).endswith(".gz"):
+        return gzip.decompress(data)
+    if str(path).endswith(".zst"):
+        return zstd_decompress(data)
+    return data
+
+
+def zstd_decompress(data):
+    return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
+
+
+def plain_content(path):
+    """The records of an input file, decompressed as its first bytes say."""
+    data = Path(path).read_bytes()
+    for magic, decompress in MAGIC.items():
+        if data.startswith(magic):
+            return (decompress or zstd_decompress)(data)
+    return data
+
+
+def full_config(config):
+    """The test's config over the workflow's defaults."""
+    with open(REPO / "config" / "config.yaml") as handle:
+        return {**yaml.safe_load(handle), **config}
+
+
+def input_paths(workdir, config, outputs):
+    """The inputs a run of `config` in `workdir` read, in order, as the
+    documentation describes them: globs skip the run's own files (`outputs`
+    did not exist yet when the run read its inputs)."""
+    if config["paired"]:
+        return [os.path.join(workdir, p) for group in config["paired"] for p in group]
+    if config["sample_sheet"]:
+        sheet = os.path.join(workdir, config["sample_sheet"])
+        with open(sheet, newline="") as handle:
+            rows = csv.DictReader(handle, delimiter="," if sheet.lower().endswith(".csv") else "\t")
+            return [os.path.join(workdir, row["path"]) for row in rows]
+    paths = []
+    for pattern in config["inputs"]:
+        full = os.path.join(workdir, pattern)
+        if not glob.has_magic(pattern) or os.path.lexists(full):
+            paths.append(full)
+            continue
+        matches = sorted(glob.glob(full, recursive=True))
+        paths += [p for p in matches if not is_the_runs_own(workdir, config, outputs, p)]
+    return paths
+
+
+def is_the_runs_own(workdir, config, outputs, path):
+    """An output, partial, summary, lock or log of this run (its scratch
+    directory is gone once it succeeded)."""
+    relative = os.path.normpath(os.path.relpath(path, workdir))
+    output = os.path.normpath(config["output"])
+    own = {*outputs, *(p + ".partial" for p in outputs), output + ".summary.json", output + ".lock"}
+    return relative in own or relative.split(os.sep)[0] in ("logs", "benchmarks")
+
+
+@functools.lru_cache(maxsize=8)
+def reference_outputs(inputs, config_json):
+    """The reference model's outputs for inputs given as (path, size, mtime) triples."""
+    contents = [plain_content(path) for path, _, _ in inputs]
+    return expected_outputs(json.loads(config_json), contents)
+
+
+def assert_published_as_the_reference(workdir, config):
+    """What a finished run published is exactly what tests/reference.py computes."""
+    config = full_config(config)
+    summary = json.loads((Path(workdir) / (config["output"] + ".summary.json")).read_text())
+    inputs = input_paths(str(workdir), config, [os.path.normpath(p) for p in summary["outputs"]])
+    stats = [(p, os.path.getsize(p), os.stat(p).st_mtime_ns) for p in inputs]
+    if sum(size for _, size, _ in stats) > REFERENCE_LIMIT_BYTES:
+        return
+    expected = reference_outputs(tuple(stats), json.dumps(config))
+    assert list(summary["outputs"]) == list(expected), "the run published other files than the reference"
+    for path, data in expected.items():
+        assert decompressed(Path(workdir) / path) == data, f"{path} differs from the reference model's"
 
 
 def job_reports(workdir):

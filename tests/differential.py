@@ -7,31 +7,18 @@ exactly what tests/reference.py computes, or both must publish nothing (and
 say why, without a traceback). Inputs must come out untouched.
 """
 
-import gzip
-import io
 import os
 import subprocess
 import tempfile
 from pathlib import Path
 
-import zstandard
-
-from conftest import snakemake_command
+from conftest import decompressed, job_reports, snakemake_command
 from reference import Refused, expected_outputs
 from scenarios import base_config, chunk_mb, input_files
 
 RUN_TIMEOUT = 600
 # Written by the workflow beside the test's own files; never an output.
 BOOKKEEPING = {".snakemake", "logs", "benchmarks", "scratch", "test-config.yaml"}
-
-
-def decompressed(path):
-    data = Path(path).read_bytes()
-    if str(path).endswith(".gz"):
-        return gzip.decompress(data)
-    if str(path).endswith(".zst"):
-        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
-    return data
 
 
 def published_files(workdir):
@@ -62,6 +49,7 @@ def write_inputs(root, scenario):
 
 
 def check_run(workdir, process, config, contents, run):
+    """Check one finished run; return what it exercised (for statistics)."""
     _, stderr = process.communicate(timeout=RUN_TIMEOUT)
     assert "Traceback" not in stderr, stderr[-4000:]
     try:
@@ -70,12 +58,25 @@ def check_run(workdir, process, config, contents, run):
         assert process.returncode != 0, f"exit 0, but a correct run refuses: {refusal}"
         assert str(refusal) in stderr and "snakeshuf: error:" in stderr, stderr[-4000:]
         assert not published_files(workdir), "a refused run published files"
-        return
+        return [f"refused: {refusal}"]
     assert process.returncode == 0, stderr[-4000:]
     summary = config["output"] + ".summary.json"
-    assert published_files(workdir) == {*expected, summary}
+    published = published_files(workdir)
+    assert published == {*expected, summary}, f"published {sorted(published)}, expected {sorted(expected)}"
     for path, data in expected.items():
         assert decompressed(workdir / path) == data, f"{path} differs from the reference"
+    return exercised(job_reports(workdir), len(expected))
+
+
+def exercised(reports, files):
+    shuffles = [r for r in reports if r["stage"] == "shuffle"]
+    splits = [r for r in reports if r["stage"] == "split"]
+    return [
+        f"output files: {'1' if files == 1 else '2-9' if files < 10 else '10+'}",
+        f"split jobs: {min(len(splits), 5)}{'+' if len(splits) >= 5 else ''}",
+        f"bucket jobs: {min(len(shuffles), 5)}{'+' if len(shuffles) >= 5 else ''}",
+        f"most passes in a bucket: {min(max((r['passes'] for r in shuffles), default=0), 3)}",
+    ]
 
 
 def check_scenario(scenario):
@@ -88,7 +89,9 @@ def check_scenario(scenario):
         workdirs = [root / f"run{i}" for i in range(len(scenario.runs))]
         configs = [{**config, "memory_mb": r.memory_mb, "chunk_mb": chunk_mb(r, total)} for r in scenario.runs]
         processes = [start_run(w, c, r) for w, c, r in zip(workdirs, configs, scenario.runs)]
+        facts = []
         for workdir, process, c, run in zip(workdirs, processes, configs, scenario.runs):
-            check_run(workdir, process, c, contents, run)
+            facts += check_run(workdir, process, c, contents, run)
         for name, _, stored in files:
             assert (root / "in" / name).read_bytes() == stored, f"input {name} was changed"
+        return facts

@@ -25,64 +25,76 @@ class Refused(Exception):
 
 
 def records_of(data, sep):
-    """(offset, record) of every record of one input; a last record without its
-    separator gets one."""
-    records, pos = [], 0
-    while pos < len(data):
-        end = data.find(sep, pos)
-        end = len(data) if end == -1 else end + 1
-        record = data[pos:end]
-        records.append((pos, record if record.endswith(sep) else record + sep))
-        pos = end
-    return records
+    """(offsets, records) of one input: a record ends after each separator; a
+    last record without its separator gets one."""
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == sep[0]) + 1
+    if len(data) > (ends[-1] if len(ends) else 0):
+        ends = np.append(ends, len(data))
+    starts = np.concatenate(([0], ends[:-1]))[: len(ends)].astype(np.int64)
+    records = [data[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
+    if records and not records[-1].endswith(sep):
+        records[-1] += sep
+    return starts, records
 
 
-def keyed(seed, stream, positions, items):
-    """(key, stream, position, item) for items at positions of one key stream."""
-    keys = record_keys(seed, stream, np.array(positions, np.uint64)).tolist()
-    return [(key, stream, position, item) for key, position, item in zip(keys, positions, items)]
+class Keyed:
+    """Items with their sort keys: (key, stream, position) orders them."""
+
+    def __init__(self):
+        self.keys, self.streams, self.positions, self.items = [], [], [], []
+
+    def add(self, seed, stream, positions, items):
+        """`items` at `positions` (byte offsets or line numbers) of key stream `stream`."""
+        self.keys.append(record_keys(seed, stream, np.asarray(positions, np.uint64)))
+        self.streams.append(np.full(len(items), stream, np.int64))
+        self.positions.append(np.asarray(positions, np.int64))
+        self.items += items
+
+    def in_key_order(self):
+        if not self.items:
+            return []
+        columns = [np.concatenate(c) for c in (self.positions, self.streams, self.keys)]
+        return [self.items[i] for i in np.lexsort(columns)]  # the last column sorts first
 
 
-def check_length(record, limit):
-    if len(record) > limit:
-        raise Refused(f"is {len(record)} bytes long")
+def check_lengths(records, limit):
+    longest = max(map(len, records), default=0)
+    if longest > limit:
+        raise Refused(f"is {longest} bytes long")
 
 
 def single_file_records(config, contents, limit):
     """(header, keyed records) of ordinary inputs: a record is keyed by its file
     and byte offset; every input starts with the same header, kept out."""
     sep, lines = SEPARATORS[config["separator"]], config["header_lines"]
-    header, items = None, []
+    header, keyed = None, Keyed()
     for index, data in enumerate(contents):
-        records = records_of(data, sep)
+        offsets, records = records_of(data, sep)
         if len(records) < lines:
             raise Refused(f"fewer than header_lines={lines}")
-        this_header = b"".join(record for _, record in records[:lines])
+        this_header = b"".join(records[:lines])
         if header is not None and this_header != header:
             raise Refused("start with different headers")
         header = this_header
-        body = records[lines:]
-        for _, record in body:
-            check_length(record, limit)
-        items += keyed(config["seed"], index, [p for p, _ in body], [(r,) for _, r in body])
-    return header or b"", items
+        check_lengths(records[lines:], limit)
+        keyed.add(config["seed"], index, offsets[lines:], [(r,) for r in records[lines:]])
+    return header or b"", keyed
 
 
 def paired_records(config, contents, limit):
     """Keyed records of aligned inputs: line i of every file of a group, keyed
     by the group and i."""
     sep, width = SEPARATORS[config["separator"]], len(config["paired"][0])
-    items = []
+    keyed = Keyed()
     for group in range(len(contents) // width):
-        files = [[r for _, r in records_of(data, sep)] for data in contents[group * width : (group + 1) * width]]
+        files = [records_of(data, sep)[1] for data in contents[group * width : (group + 1) * width]]
         if len({len(lines) for lines in files}) > 1:
             raise Refused("are not aligned")
         for lines in files:
-            for line in lines:
-                check_length(line, limit // width)
+            check_lengths(lines, limit // width)
         rows = list(zip(*files))
-        items += keyed(config["seed"], group, list(range(len(rows))), rows)
-    return b"", items
+        keyed.add(config["seed"], group, range(len(rows)), rows)
+    return b"", keyed
 
 
 def split_sizes(config, total):
@@ -125,14 +137,18 @@ def column_names(config):
     return [str(c) for c in range(len(names))]
 
 
-def expected_outputs(config, contents, max_record_bytes):
+DEFAULTS = {"seed": 42, "separator": "newline", "header_lines": 0, "paired": [], "shards": 1, "splits": {}}
+
+
+def expected_outputs(config, contents, max_record_bytes=2**32 - 1):
     """{output path: uncompressed bytes} of a correct run, in output order.
     `max_record_bytes`: the longest record (with its separator) the run's
     memory allows, as the documentation states it."""
-    paired = bool(config.get("paired"))
+    config = {**DEFAULTS, **config}
+    paired = bool(config["paired"])
     make = paired_records if paired else single_file_records
-    header, items = make(config, contents, max_record_bytes)
-    ordered = [item for _, _, _, item in sorted(items)]
+    header, keyed = make(config, contents, max_record_bytes)
+    ordered = keyed.in_key_order()
     stem, suffix = stem_and_suffix(config["output"])
     columns = column_names(config) if paired else [None]
     sizes = split_sizes(config, len(ordered))

@@ -24,7 +24,7 @@ PROFILES = ("empty", "tiny", "short", "mixed")
 CODECS = ("plain", "gzip", "bzip2", "xz", "zstd")
 BASE_MB = 128  # documented: the longest record is (memory_mb - 128) / 4 MiB
 NAME_STYLES = ("plain", "odd")
-ODD_NAMES = ("with space", "quote's", "{brace}", "ünï ✓", "$(x)", "semi;colon", "dash-")
+ODD_NAMES = ("with space", "quote's", "[bracket]", "ünï ✓", "$(x)", "semi;colon", "dash-", "star*")
 
 
 @dataclass(frozen=True)
@@ -207,8 +207,8 @@ def chunk_mb(run, total_bytes):
 SEEDS = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 2**63, 2**64 - 1]))
 RUNS = st.builds(
     Run,
-    memory_mb=st.one_of(st.integers(160, 170), st.integers(160, 320)),
-    unit=st.sampled_from([2048, 4096, 8192]),
+    memory_mb=st.one_of(st.integers(160, 180), st.integers(160, 320)),
+    unit=st.sampled_from([1024, 2048, 4096, 8192]),
     chunks=st.integers(0, 5),
     cores=st.integers(1, 2),
 )
@@ -228,7 +228,7 @@ def file_specs(draw, kb_each, long_limit):
     # index would not fit a split job: at a memory unit of kilobytes, that is
     # a file of kilobytes.
     kb_each = kb_each if codec == "plain" else min(kb_each, COMPRESSED_KB)
-    kb = draw(st.one_of(st.integers(0, 1), st.floats(0, kb_each)))
+    kb = draw(st.one_of(st.integers(0, 1), st.floats(kb_each / 2, kb_each), st.floats(0, kb_each)))
     spec = FileSpec(
         records=min(MAX_RECORDS, int(kb * 1024 / (1 + MEAN_LENGTH[profile]))),
         profile=profile,
@@ -263,7 +263,7 @@ def layouts(draw):
 
 
 OUTPUTS = st.sampled_from([
-    "out/shuffled.txt", "out/corpus.jsonl.zst", "shuffled.txt.gz", "out/noext", "o u t/{x} 'y'.txt", "out/c.jsonl",
+    "out/shuffled.txt", "out/corpus.jsonl.zst", "shuffled.txt.gz", "out/noext", "o u t/[x] 'y'.txt", "out/c.jsonl",
 ])
 
 
@@ -274,8 +274,9 @@ def scenarios(draw):
     # Records just under the smaller run's limit (the longest allowed), sometimes.
     long_limit = min(r.max_record_bytes for r in runs) if not paired else 0
     count = draw(st.sampled_from([1, 2, 3, 8, 50]))
+    corpus_kb = draw(st.sampled_from([4, 64, CORPUS_KB, CORPUS_KB]))
     long_limit = long_limit if long_limit <= 64 << 10 else 0
-    files = tuple(draw(file_specs(CORPUS_KB / count, long_limit)) for _ in range(count))
+    files = tuple(draw(file_specs(corpus_kb / count, long_limit)) for _ in range(count))
     shards, splits = draw(layouts())
     header_lines = 0 if paired else draw(st.sampled_from([0, 0, 0, 1, 2]))
     return Scenario(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import corpus_file, run_workflow
-from snakeshuf.runfile import DATA_OFFSET, KEY_OFFSET, LENGTH_OFFSET
+from snakeshuf.runfile import DATA_OFFSET, KEY_OFFSET, LENGTH_OFFSET, RECORDS
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,21 @@ def reference(tmp_path_factory, corpus):
     d = tmp_path_factory.mktemp("reference")
     run_workflow(d, config_for(corpus))
     return (d / "out.txt").read_bytes()
+
+
+def swap_words(path, first, second):
+    """Swap the 8-byte words at two offsets: a misdirected or reordered block
+    write in miniature (the same bytes, in other places)."""
+    with open(path, "r+b") as handle:
+        handle.seek(first)
+        a = handle.read(8)
+        handle.seek(second)
+        b = handle.read(8)
+        assert a != b, "the test must swap different words"
+        handle.seek(first)
+        handle.write(b)
+        handle.seek(second)
+        handle.write(a)
 
 
 def flip_byte(path, offset):
@@ -51,6 +66,21 @@ def test_flipped_byte_in_a_run_file_is_named(tmp_path, corpus, part):
     assert not (tmp_path / "out.txt").exists()
 
 
+def test_swapped_keys_in_a_run_file_are_caught(tmp_path, corpus):
+    """Two records trading keys keep every count, length and key sum, and
+    would silently change the order."""
+    config = config_for(corpus)
+    run_workflow(tmp_path, config, "--until", "split_chunk", "--notemp")
+    target = run_file(tmp_path)
+    index = np.load(target.with_suffix(".index.npy"))
+    section = index[np.argmax(index[:, RECORDS])]
+    swap_words(target, int(section[KEY_OFFSET]), int(section[KEY_OFFSET]) + 8)
+    result = run_workflow(tmp_path, config, check=False)
+    assert result.returncode != 0
+    assert f"run file '{target.relative_to(tmp_path)}' is corrupt" in result.stderr
+    assert not (tmp_path / "out.txt").exists()
+
+
 def test_truncated_run_file_is_named(tmp_path, corpus):
     config = config_for(corpus)
     run_workflow(tmp_path, config, "--until", "split_chunk", "--notemp")
@@ -63,13 +93,24 @@ def test_truncated_run_file_is_named(tmp_path, corpus):
     assert not (tmp_path / "out.txt").exists()
 
 
+def flip_in_region(path, stats):
+    flip_byte(path, stats["offset"] + stats["bytes"] // 3)
+
+
+def swap_in_region(path, stats):
+    middle = stats["offset"] + stats["bytes"] // 2
+    aligned = middle - middle % 8
+    swap_words(path, aligned, aligned + 64)
+
+
+@pytest.mark.parametrize("damage", [flip_in_region, swap_in_region], ids=["flipped byte", "swapped words"])
 @pytest.mark.parametrize("verify", ["changed", "always"])
-def test_flipped_byte_in_a_bucket_before_gather_is_caught_and_redone(tmp_path, corpus, reference, verify):
+def test_damage_to_a_bucket_before_gather_is_caught_and_redone(tmp_path, corpus, reference, verify, damage):
     config = {**config_for(corpus), "verify_output": verify}
     run_workflow(tmp_path, config, "--until", "shuffle_bucket", "--notemp")
     stats = [json.loads(p.read_text()) for p in tmp_path.glob("scratch/*/buckets/*.json")]
     victim = max(stats, key=lambda s: s["bytes"])
-    flip_byte(tmp_path / "out.txt.partial", victim["offset"] + victim["bytes"] // 3)
+    damage(tmp_path / "out.txt.partial", victim)
     result = run_workflow(tmp_path, config, check=False)
     assert result.returncode != 0
     assert "1 bucket region(s) of 'out.txt.partial' are missing or do not match" in result.stderr

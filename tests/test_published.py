@@ -1,10 +1,18 @@
 """Nothing wrong is ever published: the cases where a run once exited 0 with a
 wrong output, or destroyed an input, each kept as a test."""
 
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 
-from scenarios import FileSpec, Run, Scenario
+from conftest import assert_published_as_the_reference, decompressed, run_workflow, snakemake_command
 from differential import check_scenario
+from reference import expected_outputs
+from scenarios import FileSpec, Run, Scenario
 
 # Sentence-level records (~60 bytes) and tiny ones at the smallest budget:
 # every bucket takes several passes.
@@ -21,3 +29,145 @@ MULTI_PASS_LAYOUTS = {
 @pytest.mark.parametrize("layout", MULTI_PASS_LAYOUTS)
 def test_layouts_cut_buckets_that_take_several_passes_where_the_reference_does(layout):
     check_scenario(Scenario(files=SHORT_RECORDS, runs=MULTI_PASS_RUNS, **MULTI_PASS_LAYOUTS[layout]))
+
+
+# --- the run's own files are never its inputs ------------------------------
+
+
+def make_inputs(directory, count=3, lines=2000):
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (directory / f"{i}.txt").write_bytes(b"".join(b"%d line %d\n" % (i, j) for j in range(lines)))
+
+
+def contents_of(paths):
+    return [Path(p).read_bytes() for p in paths]
+
+
+@pytest.mark.parametrize(
+    "input_name, output",
+    [("big.txt.partial", "big.txt"), ("notes.summary.json", "notes"), ("o.txt.lock", "o.txt")],
+)
+def test_an_input_that_is_the_runs_own_file_is_refused_and_left_alone(workdir, input_name, output):
+    data = b"precious\ndata\n" * 100
+    (workdir / input_name).write_bytes(data)
+    result = run_workflow(workdir, {"inputs": [input_name], "output": output}, check=False)
+    assert result.returncode != 0
+    assert f"input '{input_name}' is the " in result.stderr and "a run never reads what it writes" in result.stderr
+    assert not (workdir / "logs").exists(), "a job ran"
+    assert (workdir / input_name).read_bytes() == data
+
+
+@pytest.mark.parametrize("spelling", ["absolute", "as written"])
+def test_earlier_outputs_matched_by_an_input_pattern_are_refused_never_deleted(workdir, spelling):
+    make_inputs(workdir / "data")
+    config = {"inputs": ["data/*.txt"], "output": "shards/out.txt", "shards": 2}
+    run_workflow(workdir, config)
+    shards = sorted((workdir / "shards").glob("out.0000*"))
+    before = contents_of(shards)
+    pattern = str(workdir / "shards" / "out.*") if spelling == "absolute" else "shards/out.*"
+    result = run_workflow(workdir, {**config, "inputs": ["data/*.txt", pattern]}, check=False)
+    assert result.returncode != 0
+    assert f"input pattern '{pattern}' matches" in result.stderr and "of this run" in result.stderr
+    assert contents_of(shards) == before
+
+
+def test_a_failed_run_whose_output_is_inside_the_input_glob_finishes_when_run_again(workdir):
+    make_inputs(workdir / "data", lines=60_000)
+    config = {"inputs": ["data/*"], "output": "data/out.txt", "memory_mb": 160}
+    small_unit = {**os.environ, "SNAKESHUF_MIB_BYTES": "65536"}
+    failed = run_workflow(workdir, config, env={**small_unit, "SNAKESHUF_FAIL_BUCKETS": "1"}, check=False)
+    assert failed.returncode != 0 and (workdir / "data" / "out.txt.partial").exists()
+    run_workflow(workdir, config, env=small_unit)  # which compares the output with the reference model
+    again = {**config, "output": "data/again.txt", "scratch": "data"}  # scratch inside the glob too
+    run_workflow(workdir, again, env=small_unit)
+    assert (workdir / "data" / "again.txt").read_bytes() != (workdir / "data" / "out.txt").read_bytes()
+
+
+# --- one writer per output ------------------------------------------------------
+
+
+def test_a_second_run_on_the_same_output_is_refused_at_once(tmp_path):
+    make_inputs(tmp_path / "data", count=4, lines=200_000)
+    inputs = sorted(str(p) for p in (tmp_path / "data").glob("*.txt"))
+    output = str(tmp_path / "shared" / "out.txt")
+    first_config = {"inputs": inputs, "output": output, "seed": 1, "memory_mb": 160}
+    env = {**os.environ, "SNAKESHUF_MIB_BYTES": "65536"}  # many small jobs: a run of several seconds
+    first = subprocess.Popen(
+        snakemake_command(tmp_path / "first", first_config), env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "first").glob("logs/*/split_chunk/*.log")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for seed in (2, 1):  # another order, then the same one
+        second = run_workflow(tmp_path / f"second-{seed}", {**first_config, "seed": seed}, env=env, check=False)
+        assert second.returncode != 0
+        assert f"output '{output}' is being written by another run (snakeshuf PID {first.pid} on" in second.stderr
+        assert not (tmp_path / f"second-{seed}" / "logs").exists(), "the second run started a job"
+    assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
+    assert_published_as_the_reference(tmp_path, first_config)
+    assert not Path(output + ".lock").exists()
+
+
+# --- configuration and names ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("seed=1e3", "config key 'seed' must be an integer (it is 1000.0)"),
+        ("header_lines=0.0", "config key 'header_lines' must be an integer (it is 0.0)"),
+        ("shards=2.0", "config key 'shards' must be an integer (it is 2.0)"),
+        ("seed=-1", "config key 'seed': -1 is less than the minimum of 0"),
+        (f"seed={2**64}", f"config key 'seed': {2**64} is greater than the maximum of {2**64 - 1}"),
+    ],
+)
+def test_numbers_of_the_wrong_kind_are_refused_before_any_job(workdir, setting, message):
+    make_inputs(workdir / "data")
+    result = run_workflow(workdir, {"inputs": ["data/*.txt"], "output": "o.txt"}, "--config", setting, check=False)
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (workdir / "logs").exists(), "a job ran"
+
+
+def test_seeds_at_both_ends_of_the_range_give_their_own_orders(workdir):
+    make_inputs(workdir / "data")
+    inputs = sorted(str(p) for p in (workdir / "data").glob("*.txt"))
+    outputs = []
+    for seed in (0, 1, 2**63, 2**64 - 1):
+        run_workflow(workdir, {"inputs": inputs, "output": f"o-{seed}.txt", "seed": seed})  # checked against the model
+        outputs.append((workdir / f"o-{seed}.txt").read_bytes())
+    assert len(set(outputs)) == 4
+
+
+@pytest.mark.parametrize("layout", [{}, {"shards": 3, "output": "e.txt.zst"}])
+def test_empty_inputs_give_an_empty_output_and_a_summary(workdir, layout):
+    (workdir / "a.txt").write_bytes(b"")
+    (workdir / "b.txt").write_bytes(b"")
+    config = {"inputs": ["a.txt", "b.txt"], "output": "e.txt", **layout}
+    run_workflow(workdir, config)
+    expected = expected_outputs(config, [b"", b""])
+    for path in expected:
+        assert decompressed(workdir / path) == b""
+    summary = json.loads((workdir / (config["output"] + ".summary.json")).read_text())
+    assert summary["records"] == 0 and list(summary["outputs"]) == list(expected)
+
+
+@pytest.mark.parametrize("key", ["inputs", "output", "scratch"])
+def test_braces_in_a_path_are_refused_before_any_job(workdir, key):
+    (workdir / "in{1}.txt").write_bytes(b"a\nb\n")
+    (workdir / "in.txt").write_bytes(b"a\nb\n")
+    config = {"inputs": ["in.txt"], "output": "out.txt", "scratch": "scratch"}
+    config[key] = {"inputs": ["in{1}.txt"], "output": "o{u}t.txt", "scratch": "s{c}"}[key]
+    result = run_workflow(workdir, config, check=False)
+    assert result.returncode != 0 and "Snakemake reads as wildcards" in result.stderr
+    assert "WildcardError" not in result.stderr and not (workdir / "logs").exists()
+
+
+def test_an_output_name_too_long_for_the_filesystem_is_refused_before_any_job(workdir):
+    (workdir / "in.txt").write_bytes(b"a\nb\n")
+    output = "o" * 244
+    result = run_workflow(workdir, {"inputs": ["in.txt"], "output": output}, check=False)
+    assert result.returncode != 0
+    assert f"'{output}.summary.json.partial', whose name is 265 bytes long" in result.stderr
+    assert not (workdir / "logs").exists() and not list(workdir.glob("o*"))

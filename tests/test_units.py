@@ -11,8 +11,9 @@ from snakeshuf import keys as keylib
 from snakeshuf import parts, runfile, tally
 from snakeshuf.config import check_config
 from snakeshuf.parts import output_paths, read_layout
-from snakeshuf.integrity import word_sum
+from snakeshuf.integrity import checksum
 from snakeshuf.memory import INDEX_ROW_BYTES, INDEX_SHARE
+from snakeshuf.namespace import RunFiles
 from snakeshuf.plan import (
     AUTO_CHUNK_TARGET_COUNT, MAX_BUCKETS, ConfigError, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
 )
@@ -23,6 +24,11 @@ from snakeshuf.records import RecordTooLarge, read_batches
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def output_named(path):
+    """The files of a run whose one output is `path` (and no scratch)."""
+    return RunFiles(str(path), (str(path),), ())
 
 
 def records_from_ranges(path, size, cuts, buffer_bytes, max_records=None, sep=10):
@@ -99,14 +105,18 @@ def test_buckets_are_contiguous_key_ranges():
         assert np.all(np.diff(parts.astype(np.int64)) >= 0) and parts.max() < 5
 
 
-def test_word_sum_adds_over_any_slicing():
+def test_checksum_continues_over_any_slicing_and_sees_order():
     data = np.random.default_rng(1).bytes(10_007)
     cuts = [0, 1, 9, 16, 5000, 5003, 10_007]
-    parts = sum(word_sum(data[a:b], a) for a, b in zip(cuts, cuts[1:])) % (1 << 64)
-    assert parts == word_sum(data)
+    running = 0
+    for a, b in zip(cuts, cuts[1:]):
+        running = checksum(data[a:b], running)
+    assert running == checksum(data)
     flipped = bytearray(data)
     flipped[777] ^= 0x10
-    assert word_sum(bytes(flipped)) != word_sum(data)
+    assert checksum(bytes(flipped)) != checksum(data)
+    # the same bytes in another order: a sum of 64-bit words cannot tell these apart
+    assert checksum(b"recordA\nrecordB\n") != checksum(b"recordB\nrecordA\n")
 
 
 def test_small_files_share_chunks_and_large_ones_are_cut():
@@ -121,10 +131,10 @@ def test_plan_follows_memory(tmp_path):
     big = tmp_path / "big"
     with open(big, "wb") as handle:
         handle.truncate(10 << 30)  # sparse: planning only stats
-    small, large = (make_plan([str(big)], str(tmp_path / "o"), m) for m in (256, 1024))
+    small, large = (make_plan([str(big)], output_named(tmp_path / "o"), m) for m in (256, 1024))
     assert small.buckets > large.buckets > 1
     with pytest.raises(ConfigError, match="minimum"):
-        make_plan([str(big)], str(tmp_path / "o"), 100)
+        make_plan([str(big)], output_named(tmp_path / "o"), 100)
 
 
 def sparse_files(directory, count, size):
@@ -136,18 +146,18 @@ def sparse_files(directory, count, size):
 
 def test_a_10_tb_plan_bounds_buckets_and_each_split_jobs_index(tmp_path):
     inputs = sparse_files(tmp_path, 1000, 10 << 30)
-    plan = make_plan(inputs, str(tmp_path / "out"), 1024)
+    plan = make_plan(inputs, output_named(tmp_path / "out"), 1024)
     memory = plan.memory
     spills_per_chunk = -(-plan.chunk_bytes // memory.block_bytes)
     assert spills_per_chunk * plan.buckets * INDEX_ROW_BYTES <= memory.usable_bytes * INDEX_SHARE
     assert 1 < plan.buckets <= MAX_BUCKETS
     assert len(plan.chunks) > AUTO_CHUNK_TARGET_COUNT  # the index bound, not the default, cut them
     with pytest.raises(ConfigError, match=r"set memory_mb to at least (\d+)") as refused:
-        make_plan(inputs, str(tmp_path / "out"), 512)
+        make_plan(inputs, output_named(tmp_path / "out"), 512)
     enough = int(re.search(r"at least (\d+)", str(refused.value)).group(1))
-    assert make_plan(inputs, str(tmp_path / "out"), enough).buckets <= MAX_BUCKETS
+    assert make_plan(inputs, output_named(tmp_path / "out"), enough).buckets <= MAX_BUCKETS
     with pytest.raises(ConfigError, match="chunk_mb is 100000"):
-        make_plan(inputs, str(tmp_path / "out"), 1024, chunk_mb=100_000)
+        make_plan(inputs, output_named(tmp_path / "out"), 1024, chunk_mb=100_000)
 
 
 @pytest.mark.parametrize("total_mib", [1, 100, 300, 1024, 3000, 4096, 50_000, 10 << 20])
@@ -169,7 +179,8 @@ def test_index_rows_match_the_checksums_the_shuffle_verifies():
     keys = rng.integers(0, 2**63, counts.sum(), dtype=np.uint64)
     data = rng.integers(0, 256, byte_counts.sum(), dtype=np.uint8)
     length_base = 100 + keys.nbytes
-    rows = spill_rows(keys, data, counts, byte_counts, 100, length_base, length_base + 4 * len(keys))
+    lengths = rng.integers(0, 2**32, counts.sum(), dtype=np.uint32)
+    rows = spill_rows(keys, lengths, data, counts, byte_counts, (100, length_base, length_base + 4 * len(keys)))
     assert rows.shape[1] * rows.itemsize == INDEX_ROW_BYTES  # what the memory model counts
     assert list(rows[:, BUCKET]) == list(np.flatnonzero(counts))
     key_start, data_start = 0, 0
@@ -180,7 +191,9 @@ def test_index_rows_match_the_checksums_the_shuffle_verifies():
         assert int(row[KEY_OFFSET]) == 100 + key_start * 8
         assert int(row[LENGTH_OFFSET]) == length_base + key_start * 4
         assert int(row[DATA_OFFSET]) == length_base + 4 * len(keys) + data_start
-        assert int(row[CHECKSUM]) == section_checksum(section_keys.view(np.uint8), section_data)
+        section_lengths = lengths[key_start : key_start + records]
+        expected = checksum(section_keys.tobytes() + section_lengths.tobytes() + section_data.tobytes())
+        assert int(row[CHECKSUM]) == expected == section_checksum(section_keys, section_lengths, section_data)
         assert int(row[KEY_SUM]) == keylib.key_checksum(section_keys)
         key_start, data_start = key_start + records, data_start + nbytes
 

@@ -7,6 +7,18 @@ from snakemake.utils import validate
 from snakeshuf.plan import ConfigError
 
 
+# JSON Schema counts 1000.0 as an integer; a seed or a count given as a float
+# is a mistake (`--config seed=1e3`), and some of them would fail only deep in a job.
+STRICT_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+)
+Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=STRICT_TYPES)
+TYPE_NAMES = {
+    "integer": "an integer", "number": "a number", "string": "a string", "array": "a list",
+    "object": "a mapping", "boolean": "true or false",
+}
+
+
 def describe(error, schema):
     """One line for one schema violation, naming the config key."""
     if error.validator == "additionalProperties":
@@ -16,6 +28,8 @@ def describe(error, schema):
     key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
     if error.validator == "required":
         return f"config key {error.message}: say which files to shuffle"
+    if error.validator == "type":
+        return f"config key '{key}' must be {TYPE_NAMES[error.validator_value]} (it is {error.instance!r})"
     if error.validator == "oneOf" and key == "chunk_mb":
         return f"config key '{key}': {error.instance!r} is neither a positive integer nor 'auto'"
     return f"config key '{key}': {error.message}"
@@ -43,7 +57,7 @@ def check_config(config, schema_path):
     with open(schema_path) as handle:
         schema = yaml.safe_load(handle)
     read_command_line_booleans(config, schema)
-    problems = [describe(e, schema) for e in jsonschema.Draft202012Validator(schema).iter_errors(config)]
+    problems = [describe(e, schema) for e in Validator(schema).iter_errors(config)]
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     validate(config, schema_path, set_default=True)

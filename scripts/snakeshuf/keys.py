@@ -30,7 +30,7 @@ def mix64(z):
 
 def stream_base(seed, file_index):
     """The generator state that starts input file `file_index`'s key stream."""
-    seed_word = np.uint64(int(seed) & MASK64)
+    seed_word = np.uint64(seed)  # config/schema.yaml keeps seeds within 0 .. 2^64 - 1
     with np.errstate(over="ignore"):
         return mix64(mix64(seed_word) + np.uint64(file_index + 1) * GOLDEN_GAMMA)
 

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import zstandard
 
-from snakeshuf.integrity import MASK64, word_sum
+from snakeshuf.integrity import checksum
 from snakeshuf.parts import GZIP_LEVEL, ZSTD_LEVEL
 from snakeshuf.records import separator_ends
 from snakeshuf.runfile import as_records, take
@@ -25,7 +25,7 @@ def piece_path(pieces_dir, part, column, bucket):
 
 
 class ChecksumFile:
-    """A file that keeps the word sum of the bytes written to it."""
+    """A file that keeps the checksum of the bytes written to it."""
 
     def __init__(self, path):
         self.handle = open(path, "wb")
@@ -33,7 +33,7 @@ class ChecksumFile:
 
     def write(self, data):
         self.handle.write(data)
-        self.checksum = (self.checksum + word_sum(data, self.nbytes)) & MASK64
+        self.checksum = checksum(data, self.checksum)
         self.nbytes += len(data)
         return len(data)
 
@@ -67,11 +67,16 @@ def split_columns(data, columns, separator):
 class Piece:
     """One piece file being written: a run of records of one output file (and column)."""
 
-    def __init__(self, pieces_dir, part, column, bucket, codec):
+    def __init__(self, pieces_dir, where, bucket, codec):
+        """`where`: (output file, column, global index of the piece's first record)."""
+        part, column, first_record = where
         self.path = piece_path(pieces_dir, part, column, bucket)
         self.file = ChecksumFile(self.path + ".partial")
         self.writer = compressing(self.file, codec) or self.file
-        self.stats = {"part": part, "column": column, "bucket": bucket, "path": self.path, "records": 0, "bytes": 0}
+        self.stats = {
+            "part": part, "column": column, "bucket": bucket, "path": self.path,
+            "first_record": first_record, "records": 0, "bytes": 0,
+        }
 
     def write(self, data, records):
         self.writer.write(data)
@@ -126,7 +131,8 @@ class PieceSink:
         if self.part is None:
             self.part = int(np.searchsorted(self.bounds, self.position, side="right")) - 1
             self.open = [
-                Piece(self.pieces_dir, self.part, c, self.bucket, self.codec) for c in range(self.columns)
+                Piece(self.pieces_dir, (self.part, c, self.position), self.bucket, self.codec)
+                for c in range(self.columns)
             ]
 
     def _close_pieces(self, keep=True):

@@ -32,6 +32,9 @@ MAX_BUCKETS = 20_000
 # zstd reach 3-5x on web text). A wrong guess changes the number of jobs,
 # never their memory (a bucket that is too large is done in several passes).
 COMPRESSED_EXPANSION = 4
+# A run's scratch directory is named after the output (this much of it) and a
+# hash of its full path.
+SCRATCH_NAME_CHARS = 64
 
 
 class ConfigError(Exception):
@@ -84,24 +87,62 @@ class Plan:
         return [self.files[s.file_index] for s in self.chunks[chunk]]
 
 
-def expand_inputs(patterns):
-    """Paths in the order given; each glob expands sorted and must match something."""
+def expand_inputs(patterns, owners):
+    """(path, the glob that found it or None) in the order given; each glob
+    expands sorted, skips the run's own bookkeeping files (left by a failed
+    run) and must match something."""
     if not patterns:
         raise ConfigError("config key 'inputs' lists no files: name at least one input file")
-    paths = []
+    found = []
     for pattern in patterns:
-        if glob.has_magic(pattern):
-            matches = sorted(glob.glob(pattern, recursive=True))
+        if glob.has_magic(pattern) and not os.path.lexists(pattern):  # 'a[1].txt' may be a name
+            matches = [m for m in sorted(glob.glob(pattern, recursive=True)) if not is_bookkeeping(m, owners)]
             if not matches:
                 raise ConfigError(f"input pattern '{pattern}' (config key 'inputs') matches no file")
-            paths.extend(matches)
+            found += [(m, pattern) for m in matches]
         else:
-            paths.append(pattern)
-    return paths
+            found.append((pattern, None))
+    return found
+
+
+def is_bookkeeping(path, owners):
+    try:
+        owner = owners.of(path, os.stat(path))
+    except OSError:
+        return False  # refused with a reason when it is loaded
+    return owner is not None and not owner[1]
+
+
+def check_not_owned(path, info, pattern, owners):
+    """An input must not be one of the files the run writes (an output, its
+    partial, the summary, anything in its scratch or log directories)."""
+    owner = owners.of(path, info)
+    if owner is None:
+        return
+    what, _ = owner
+    if pattern:
+        raise ConfigError(
+            f"input pattern '{pattern}' matches '{path}', {what}: make the pattern match only the "
+            "inputs (e.g. by their extension), or choose another output path (config key 'output')"
+        )
+    raise ConfigError(
+        f"input '{path}' is {what}; a run never reads what it writes: rename or move the input, "
+        "or choose another output path (config key 'output')"
+    )
+
+
+def has_braces(path):
+    """Snakemake reads '{' and '}' in file paths as wildcards and cannot escape them."""
+    return "{" in path or "}" in path
 
 
 def stat_input(path, source):
     """Size of an input that must be a readable regular file."""
+    if has_braces(path):
+        raise ConfigError(
+            f"input '{path}' ({source}) has '{{' or '}}' in its path, which Snakemake reads as "
+            "wildcards in file names: rename it, or link it under a name without braces"
+        )
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -119,28 +160,18 @@ def stat_input(path, source):
     return info
 
 
-def same_file(a, b):
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def check_output(output, infos):
+def check_output(output):
     if os.path.isdir(output):
         raise ConfigError(f"output '{output}' is a directory; give a file path (config key 'output')")
-    try:
-        out_info = os.stat(output)
-    except OSError:
-        return
-    for path, info in infos:
-        if same_file(info, out_info):
-            raise ConfigError(
-                f"output '{output}' is also an input ('{path}'); choose another output path"
-            )
 
 
-def load_inputs(paths, output, source):
-    infos = [(path, stat_input(path, source)) for path in paths]
+def load_inputs(found, owners, source):
+    """InputFiles of (path, pattern) pairs, each a readable regular file that
+    is listed once and is not the run's own."""
+    infos = [(path, stat_input(path, source)) for path, _ in found]
     seen = {}
-    for path, info in infos:
+    for (path, info), (_, pattern) in zip(infos, found):
+        check_not_owned(path, info, pattern, owners)
         key = (info.st_dev, info.st_ino)
         if key in seen:
             raise ConfigError(
@@ -148,7 +179,6 @@ def load_inputs(paths, output, source):
                 "(remove the duplicate from 'inputs' or narrow the glob)"
             )
         seen[key] = path
-    check_output(output, infos)
     return tuple(
         InputFile(i, path, info.st_size, codecs.detect(path) if info.st_size else codecs.PLAIN)
         for i, (path, info) in enumerate(infos)
@@ -226,14 +256,17 @@ def check_memory(memory_mb):
         )
 
 
-def make_plan(inputs, output, memory_mb, chunk_mb="auto", sheet=None):
+def make_plan(inputs, run, memory_mb, chunk_mb="auto", sheet=None):
     """`inputs`: patterns as config key 'inputs' gives them, or the paths that
-    the sample sheet `sheet` lists (taken literally)."""
+    the sample sheet `sheet` lists (taken literally); `run`: the
+    namespace.RunFiles of the run, which no input may be."""
     check_memory(memory_mb)
+    check_output(run.output)
+    owners = run.owners()
     if sheet:
-        files = load_inputs(inputs, output, f"listed in sample sheet '{sheet}'")
+        files = load_inputs([(p, None) for p in inputs], owners, f"listed in sample sheet '{sheet}'")
     else:
-        files = load_inputs(expand_inputs(inputs), output, "config key 'inputs'")
+        files = load_inputs(expand_inputs(inputs, owners), owners, "config key 'inputs'")
     total = sum(f.data_bytes for f in files)
     memory = MemoryModel(memory_mb)
     buckets = bucket_count(total, memory)
@@ -289,11 +322,13 @@ def check_groups(groups):
     return widths.pop()
 
 
-def make_paired_plan(groups, output, memory_mb):
+def make_paired_plan(groups, run, memory_mb):
     """One chunk per group of aligned files, read together line by line."""
     width = check_groups(groups)
     check_memory(memory_mb)
-    files = load_inputs([path for group in groups for path in group], output, "config key 'paired'")
+    check_output(run.output)
+    paths = [(path, None) for group in groups for path in group]
+    files = load_inputs(paths, run.owners(), "config key 'paired'")
     total = sum(f.data_bytes for f in files)
     memory = MemoryModel(memory_mb)
     buckets = bucket_count(total, memory)
@@ -307,5 +342,5 @@ def make_paired_plan(groups, output, memory_mb):
 def scratch_dir(scratch, output):
     """Intermediates of one output live apart from those of any other output."""
     digest = hashlib.sha1(os.path.abspath(output).encode("utf-8", "surrogateescape")).hexdigest()
-    return os.path.join(scratch, f"{os.path.basename(output)}-{digest[:8]}")
+    return os.path.join(scratch, f"{os.path.basename(output)[:SCRATCH_NAME_CHARS]}-{digest[:8]}")
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 from pyarrow._compute import call_function
 
 from snakeshuf import keys as keylib
-from snakeshuf.integrity import MASK64, IntegrityError, word_sum
+from snakeshuf.integrity import IntegrityError, checksum
 
 COLUMNS = ("bucket", "key_offset", "length_offset", "data_offset", "records", "nbytes", "checksum", "key_sum")
 BUCKET, KEY_OFFSET, LENGTH_OFFSET, DATA_OFFSET, RECORDS, NBYTES, CHECKSUM, KEY_SUM = range(len(COLUMNS))
@@ -61,8 +61,9 @@ def take(records, order):
     return memoryview(taken_data)[:nbytes] if nbytes else memoryview(b"")
 
 
-def section_checksum(key_bytes, data_bytes):
-    return (word_sum(key_bytes) + word_sum(data_bytes)) & MASK64
+def section_checksum(keys, lengths, data):
+    """One section's keys, record lengths and records, checksummed in that order."""
+    return checksum(data, checksum(lengths, checksum(keys)))
 
 
 class RunWriter:
@@ -81,7 +82,7 @@ class RunWriter:
         for part in (keys, lengths, data):
             self.handle.write(part)
         self.position = int(bases[-1]) + len(data)
-        self.rows.append(spill_rows(keys, data, counts, byte_counts, *bases.tolist()))
+        self.rows.append(spill_rows(keys, lengths, data, counts, byte_counts, bases.tolist()))
         self.spills += 1
 
     def index(self):
@@ -92,10 +93,10 @@ class RunWriter:
         return rows[np.argsort(rows[:, BUCKET], kind="stable")]
 
 
-def spill_rows(keys, data, counts, byte_counts, key_base, length_base, data_base):
-    """One index row per non-empty bucket of a spill. The checksum covers keys
-    and bytes; the lengths are checked by their sum (NBYTES) and by every
-    record ending at a separator."""
+def spill_rows(keys, lengths, data, counts, byte_counts, bases):
+    """One index row per non-empty bucket of a spill, whose keys, lengths and
+    records start at the file positions `bases`."""
+    key_base, length_base, data_base = bases
     buckets = np.flatnonzero(counts)
     first_records = (np.cumsum(counts) - counts)[buckets]
     data_starts = (np.cumsum(byte_counts) - byte_counts)[buckets]
@@ -110,10 +111,10 @@ def spill_rows(keys, data, counts, byte_counts, key_base, length_base, data_base
     if len(buckets):
         with np.errstate(over="ignore"):
             rows[:, KEY_SUM] = np.add.reduceat(keylib.mix64(keys), first_records)
-            # The key bytes' word sum is the sum of the keys (little-endian words).
-            key_words = np.add.reduceat(keys.astype("<u8", copy=False), first_records)
-            data_words = [word_sum(data[start : start + size]) for start, size in zip(data_starts, sizes)]
-            rows[:, CHECKSUM] = key_words + np.array(data_words, np.uint64)
+        rows[:, CHECKSUM] = [
+            section_checksum(keys[first : first + n], lengths[first : first + n], data[start : start + size])
+            for first, n, start, size in zip(first_records, counts[buckets], data_starts, sizes)
+        ]
     return rows
 
 
@@ -155,7 +156,7 @@ def read_section(reader, row, keys=None, lengths=None, data=None):
     path = reader.path
     if got != records * 12 + nbytes:
         raise IntegrityError(f"run file '{path}' is truncated: a section of bucket {row[BUCKET]} is short")
-    if section_checksum(keys.view(np.uint8), data) != int(row[CHECKSUM]) or int(lengths.sum(dtype=np.uint64)) != nbytes:
+    if section_checksum(keys, lengths, data) != int(row[CHECKSUM]) or int(lengths.sum(dtype=np.uint64)) != nbytes:
         raise IntegrityError(
             f"run file '{path}' is corrupt: checksum mismatch in a section of bucket {row[BUCKET]}"
         )

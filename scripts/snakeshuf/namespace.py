@@ -1,0 +1,112 @@
+"""The files a run owns, and the check that keeps every input out of them.
+
+A run writes each output file under a temporary name (<file>.partial), then
+the summary (<output>.summary.json, through <output>.summary.json.partial);
+it holds <output>.lock while it runs (snakeshuf.lock); its intermediates live
+in its own scratch subdirectory, its logs and benchmarks under
+logs/<run name> and benchmarks/<run name>. An input that is one of these would
+be overwritten, deleted or shuffled into itself, so it is refused before any
+job, naming both. A glob skips them all but the outputs (what a failed run
+leaves behind), so that running the same command again works; an output of an
+earlier run that a glob matches is refused, with how to fix the pattern.
+"""
+
+import os
+from dataclasses import dataclass
+
+from snakeshuf.plan import ConfigError, has_braces
+
+PARTIAL = ".partial"
+SUMMARY = ".summary.json"
+LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    output: str  # the configured output name
+    outputs: tuple  # every output file
+    directories: tuple  # the run's scratch, log and benchmark directories
+
+    @property
+    def summary(self):
+        return self.output + SUMMARY
+
+    @property
+    def lock(self):
+        return self.output + LOCK
+
+    def bookkeeping(self):
+        """{path: what it is} of the files a run writes beside its outputs."""
+        named = {path + PARTIAL: f"the unfinished output '{path}'" for path in self.outputs}
+        named[self.summary] = f"the summary of output '{self.output}'"
+        named[self.summary + PARTIAL] = f"the unfinished summary of output '{self.output}'"
+        named[self.lock] = f"the lock of output '{self.output}'"
+        return named
+
+    def owners(self):
+        """An index of what each existing file of the run is (see Owners)."""
+        return Owners(self)
+
+
+class Owners:
+    """The run's existing files by inode (so that links and other spellings of
+    a path are found too), and its directories by real path."""
+
+    def __init__(self, run):
+        owned = [(p, (f"output '{p}' of this run", True)) for p in run.outputs]
+        owned += [(p, (what, False)) for p, what in run.bookkeeping().items()]
+        self.by_inode = {}
+        for path, owner in owned:
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            self.by_inode[(info.st_dev, info.st_ino)] = owner
+        self.directories = [(d, os.path.realpath(d)) for d in run.directories]
+
+    def of(self, path, info):
+        """(what the file `path` with stat `info` is to the run, whether it is
+        an output), or None if it is not the run's."""
+        owner = self.by_inode.get((info.st_dev, info.st_ino))
+        if owner:
+            return owner
+        real = os.path.realpath(path)
+        for name, directory in self.directories:
+            if os.path.commonpath([real, directory]) == directory:
+                return f"a file in this run's own directory '{name}'", False
+        return None
+
+
+NAME_MAX = 255  # where the filesystem does not say (Linux filesystems allow 255 bytes)
+
+
+def longest_name(path):
+    return max(len(os.fsencode(part)) for part in path.split(os.sep) if part)
+
+
+def name_limit(path):
+    anchor = os.path.abspath(path)
+    while not os.path.isdir(anchor):
+        anchor = os.path.dirname(anchor)
+    try:
+        return os.pathconf(anchor, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return NAME_MAX
+
+
+def check_names(run):
+    """Every path the run writes can be written: no braces, no name too long."""
+    for key, path in (("output", run.output), ("scratch", os.path.dirname(run.directories[0]))):
+        if has_braces(path):
+            raise ConfigError(
+                f"config key '{key}': '{path}' contains '{{' or '}}', which Snakemake reads as "
+                "wildcards in file names; choose a path without braces"
+            )
+    written = [*run.outputs, *run.bookkeeping(), *run.directories]
+    longest = max(written, key=longest_name)
+    limit = name_limit(longest)
+    if longest_name(longest) > limit:
+        raise ConfigError(
+            f"config key 'output': the run would write '{longest}', whose name is "
+            f"{longest_name(longest)} bytes long; the filesystem allows {limit}: choose a shorter output name"
+        )
