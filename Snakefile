@@ -9,7 +9,11 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "rules/common.smk"
+include: "rules/jobs.smk"
+include: "rules/resources.smk"
+include: "rules/plan.smk"
 include: "rules/split.smk"
+include: "rules/tally.smk"
 include: "rules/shuffle.smk"
 include: "rules/gather.smk"
 
@@ -17,16 +21,12 @@ include: "rules/gather.smk"
 rule all:
     default_target: True
     input:
-        OUTPUTS,
+        SPEC.outputs,
 
 
 onstart:
-    print("snakeshuf plan:\n  " + "\n  ".join(plan_lines()), file=sys.stderr)
-    preflight()
+    start_run()
 
 
 onsuccess:
-    if all(os.path.exists(path) for path in OUTPUTS):
-        print_summary()
-        if not workflow.storage_settings.notemp:
-            remove_leftovers(SCRATCH, OUTPUTS, SUMMARY)
+    finish_run()

@@ -1,9 +1,13 @@
 rule shuffle_bucket:
+    """Orders one bucket's records by key and writes them where they go."""
     input:
-        table=BUCKET_TABLE,
-        bounds=FILE_BOUNDS,
+        plan=PLAN_FILE,
+        # Every bucket job needs every run file: the bucket table stands for
+        # them all, so that the DAG has one edge per bucket job, not two per chunk.
+        table=SCRATCH.table,
+        bounds=SCRATCH.bounds,
     output:
-        stats=temp(STATS_PATTERN),
+        stats=temp(SCRATCH.stats()),
     log:
         log_path("shuffle_bucket", "{bucket}"),
     benchmark:
@@ -15,14 +19,7 @@ rule shuffle_bucket:
         mem_mb=get_mem_mb,
         budget_mb=get_budget_mb,
         runtime=runtime_for(PLAN.total_bytes / PLAN.buckets),
-    params:
-        buckets=PLAN.buckets,
-        chunks=len(CHUNKS),
-        separator=SEPARATOR,
-        target=TARGET,
-        pieces=pieces_arguments(),
     shell:
-        f"{script_command('shuffle_bucket')} "
-        "--bucket {wildcards.bucket} --buckets {params.buckets} --separator {params.separator}"
-        " --memory-mb {resources.budget_mb} --target {params.target:q} --stats {output.stats:q}"
-        " --table {input.table:q} --chunks {params.chunks} {params.pieces} > {log:q} 2>&1"
+        f"{job_command('shuffle_bucket')} --plan {{input.plan:q}} --bucket {{wildcards.bucket}}"
+        " --memory-mb {resources.budget_mb} --table {input.table:q} --bounds {input.bounds:q}"
+        " --stats {output.stats:q} > {log:q} 2>&1"

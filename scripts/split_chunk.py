@@ -1,9 +1,9 @@
 """Rule split_chunk: give every record of a chunk its key and sort it into buckets.
 
-Usage (from rules/split.smk):
-  split_chunk.py --plan PLAN --chunk C --seed S --buckets K --memory-mb M
-                 --run RUN --index INDEX [--separator BYTE] [--header-bytes N]
-PLAN is the plan file (snakeshuf.plan.plan_file_text): chunk C's byte ranges.
+Usage (rules/split.smk):
+  split_chunk.py --plan PLAN --chunk C --memory-mb M --run RUN --index INDEX
+The plan file (snakeshuf.spec) says which byte ranges chunk C holds and how
+records are keyed and bucketed.
 """
 
 import argparse
@@ -14,9 +14,10 @@ from snakeshuf import jobs
 from snakeshuf import keys as keylib
 from snakeshuf.aligned import aligned_batches
 from snakeshuf.memory import MemoryModel
-from snakeshuf.plan import read_plan_file
-from snakeshuf.records import RecordTooLarge, read_batches
+from snakeshuf.errors import RecordTooLarge
+from snakeshuf.records import RecordReader
 from snakeshuf.runfile import RunWriter, as_records, take
+from snakeshuf.spec import RunSpec
 
 
 def group_by_bucket(batch, seed, stream, positions, buckets):
@@ -31,10 +32,11 @@ def group_by_bucket(batch, seed, stream, positions, buckets):
     return keys[order], lengths[order], take(as_records(batch.data, batch.ends), order), counts, byte_counts
 
 
-def keyed_batches(files, segments, width, separator, header_bytes, memory):
+def keyed_batches(spec, segments, memory):
     """(batch, key stream, key positions) for every batch of the chunk's records:
     a record is keyed by its file and byte offset, or, for aligned files read
-    `width` at a time, by their group and its line index."""
+    `spec.width` at a time, by their group and its line index."""
+    files, width, separator = spec.files, spec.width, spec.separator
     if width > 1:
         for lo in range(0, len(segments), width):
             group = [files[s.file_index] for s in segments[lo : lo + width]]
@@ -42,28 +44,27 @@ def keyed_batches(files, segments, width, separator, header_bytes, memory):
             for batch in batches:
                 yield batch, group[0].index // width, batch.offset + np.arange(len(batch.ends))
         return
-    buffer = np.empty(memory.block_bytes + 1, np.uint8)
+    reader = RecordReader(separator, np.empty(memory.block_bytes + 1, np.uint8), memory.batch_records)
     for segment in segments:
         f = files[segment.file_index]
-        start = max(segment.start, header_bytes)  # every input starts with the header
-        batches = read_batches(f.path, start, segment.end, f.size, separator, buffer, memory.batch_records, f.codec)
-        for batch in batches:
+        start = max(segment.start, spec.header_bytes)  # every input starts with the header
+        for batch in reader.batches(f, start, segment.end):
             yield batch, f.index, batch.offset + batch.starts
 
 
-def split_chunk(files, segments, width, seed, buckets, separator, header_bytes, memory, run_path, index_path):
+def split_chunk(spec, chunk, memory, run_path, index_path):
     records = nbytes = 0
     with jobs.atomic_write(run_path, direct=True) as handle:
         writer = RunWriter(handle)
-        for batch, stream, positions in keyed_batches(files, segments, width, separator, header_bytes, memory):
-            writer.write_spill(*group_by_bucket(batch, seed, stream, positions, buckets))
+        for batch, stream, positions in keyed_batches(spec, spec.chunks[chunk], memory):
+            writer.write_spill(*group_by_bucket(batch, spec.seed, stream, positions, spec.buckets))
             records += len(batch.ends)
             nbytes += len(batch.data)
     index = writer.index()
     with jobs.atomic_write(index_path) as handle:
         np.save(handle, index)
     return jobs.report(
-        "split", records=records, bytes=nbytes, spills=writer.spills, sections=len(index),
+        "split", chunk=chunk, records=records, bytes=nbytes, spills=writer.spills, sections=len(index),
         memory_mb=memory.memory_mb,
     )
 
@@ -72,27 +73,20 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--plan", required=True)
     parser.add_argument("--chunk", type=int, required=True)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--buckets", type=int, required=True)
     parser.add_argument("--memory-mb", type=int, required=True)
-    parser.add_argument("--separator", type=int, default=ord("\n"))
-    parser.add_argument("--header-bytes", type=int, default=0, help="the header's length (left out)")
     parser.add_argument("--run", required=True)
     parser.add_argument("--index", required=True)
     args = parser.parse_args(argv)
     jobs.inject_faults(memory_mb=args.memory_mb)
     memory = MemoryModel(args.memory_mb)
-    files, chunks, width = read_plan_file(args.plan)
     try:
-        split_chunk(
-            files, chunks[args.chunk], width, args.seed, args.buckets, args.separator, args.header_bytes,
-            memory, args.run, args.index,
-        )
+        split_chunk(RunSpec.read(args.plan), args.chunk, memory, args.run, args.index)
     except RecordTooLarge as error:
         raise RecordTooLarge(
             f"{error} (with memory_mb={memory.memory_mb} the longest is {error.limit} bytes); "
             f"set memory_mb to at least {memory.memory_for_record(error.length)}"
         ) from None
+
 
 if __name__ == "__main__":
     jobs.run(main)

@@ -1,42 +1,33 @@
 """Rule tally_buckets: read every split job's index once and write the bucket
-table (snakeshuf/tally.py): each bucket's record, byte and key totals and where
-its region of the output starts.
+table (snakeshuf.tally): each bucket's records, bytes and key checksum and
+where its region of the output starts; and where each output file starts in
+the one order (for shards and splits).
 
-Usage (from rules/split.smk):
-  tally_buckets.py --runs-dir DIR --chunks N --buckets K --memory-mb M [--header-bytes N] [--layout JSON] --table TABLE
-TABLE's directory also gets the output files' bounds (layout.BOUNDS).
+Run with Snakemake's script: directive (rules/tally.smk): the indexes come as
+the rule's input list.
 """
 
-import argparse
-import json
+import os
 
-import numpy as np
+os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy: a job is single-threaded
 
-from snakeshuf import jobs, layout, tally
+import numpy as np  # noqa: E402
+
+from snakeshuf import jobs, tally  # noqa: E402
+from snakeshuf.outputs import file_bounds  # noqa: E402
+from snakeshuf.spec import RunSpec  # noqa: E402
 
 
-def main(argv):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs-dir", required=True, help="the split jobs' run files and indexes")
-    parser.add_argument("--chunks", type=int, required=True)
-    parser.add_argument("--buckets", type=int, required=True)
-    parser.add_argument("--memory-mb", type=int, required=True)
-    parser.add_argument("--header-bytes", type=int, default=0, help="the header's length (first in the output)")
-    parser.add_argument("--layout", type=json.loads, default=[["", "rest", 1]], help="the output files (parts.layout_spec)")
-    parser.add_argument("--table", required=True)
-    args = parser.parse_args(argv)
-    jobs.inject_faults(memory_mb=args.memory_mb)
-    indexes = [index for _, index in layout.run_pairs(args.runs_dir, args.chunks)]
-    table = tally.tally(indexes, args.buckets, args.header_bytes)
-    bounds = tally.file_bounds(table, args.layout)
-    with jobs.atomic_write(tally.bounds_path(args.table)) as handle:
-        np.save(handle, bounds)
-    with jobs.atomic_write(args.table) as handle:
+def tally_buckets(snakemake):
+    spec, memory_mb = RunSpec.read(snakemake.input.plan), snakemake.resources.budget_mb
+    jobs.inject_faults(memory_mb=memory_mb)
+    table = tally.tally(snakemake.input.indexes, spec.buckets, spec.header_bytes)
+    with jobs.atomic_write(snakemake.output.bounds) as handle:
+        np.save(handle, file_bounds(spec.layout, tally.totals(table)["records"]))
+    with jobs.atomic_write(snakemake.output.table) as handle:
         np.save(handle, table)
-    jobs.report(
-        "tally", buckets=args.buckets, chunks=args.chunks, memory_mb=args.memory_mb, **tally.totals(table)
-    )
+    jobs.report("tally", buckets=spec.buckets, chunks=len(spec.chunks), memory_mb=memory_mb, **tally.totals(table))
 
 
 if __name__ == "__main__":
-    jobs.run(main)
+    jobs.run_rule(tally_buckets, snakemake)  # noqa: F821 (given by Snakemake)

@@ -48,18 +48,30 @@ def write_inputs(root, scenario):
     return files
 
 
-def check_run(workdir, process, config, contents, run):
+def finish(processes):
+    """(exit code, stderr) of each run, every one waited for (or killed)."""
+    try:
+        stderrs = [p.communicate(timeout=RUN_TIMEOUT)[1] for p in processes]
+        return [(p.returncode, stderr) for p, stderr in zip(processes, stderrs)]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def check_run(workdir, finished, config, contents, run):
     """Check one finished run; return what it exercised (for statistics)."""
-    _, stderr = process.communicate(timeout=RUN_TIMEOUT)
+    returncode, stderr = finished
     assert "Traceback" not in stderr, stderr[-4000:]
     try:
         expected = expected_outputs(config, contents, run.max_record_bytes)
     except Refused as refusal:
-        assert process.returncode != 0, f"exit 0, but a correct run refuses: {refusal}"
+        assert returncode != 0, f"exit 0, but a correct run refuses: {refusal}"
         assert str(refusal) in stderr and "snakeshuf: error:" in stderr, stderr[-4000:]
         assert not published_files(workdir), "a refused run published files"
         return [f"refused: {refusal}"]
-    assert process.returncode == 0, stderr[-4000:]
+    assert returncode == 0, stderr[-4000:]
     summary = config["output"] + ".summary.json"
     published = published_files(workdir)
     assert published == {*expected, summary}, f"published {sorted(published)}, expected {sorted(expected)}"
@@ -88,10 +100,10 @@ def check_scenario(scenario):
         total = sum(len(c) for c in contents)
         workdirs = [root / f"run{i}" for i in range(len(scenario.runs))]
         configs = [{**config, "memory_mb": r.memory_mb, "chunk_mb": chunk_mb(r, total)} for r in scenario.runs]
-        processes = [start_run(w, c, r) for w, c, r in zip(workdirs, configs, scenario.runs)]
+        finished = finish([start_run(w, c, r) for w, c, r in zip(workdirs, configs, scenario.runs)])
         facts = []
-        for workdir, process, c, run in zip(workdirs, processes, configs, scenario.runs):
-            facts += check_run(workdir, process, c, contents, run)
+        for workdir, result, c, run in zip(workdirs, finished, configs, scenario.runs):
+            facts += check_run(workdir, result, c, contents, run)
         for name, _, stored in files:
             assert (root / "in" / name).read_bytes() == stored, f"input {name} was changed"
         return facts

@@ -107,6 +107,22 @@ CASES = {
         ["config keys 'paired' and 'header_lines' cannot be combined"],
     ),
     "unknown separator": ({"inputs": ["data/a.txt"], "separator": "tab"}, ["config key 'separator'", "'tab'"]),
+    "output under a regular file": (
+        {"inputs": ["data/a.txt"], "output": "data/a.txt/out.txt"},
+        ["config key 'output': 'data/a.txt/out.txt' cannot be created", "'data/a.txt' is a file"],
+    ),
+    "output that is a directory": (
+        {"inputs": ["data/a.txt"], "output": "data"},
+        ["config key 'output': 'data' is a directory"],
+    ),
+    "scratch under a regular file": (
+        {"inputs": ["data/a.txt"], "scratch": "data/a.txt/tmp"},
+        ["config key 'scratch'", "'data/a.txt' is a file"],
+    ),
+    "output where nothing can be created": (
+        {"inputs": ["data/a.txt"], "output": "/proc/snakeshuf-none/out.txt"},
+        ["config key 'output': cannot write '/proc/snakeshuf-none'", "choose an output path"],
+    ),
     "same file twice": (
         {"inputs": ["data/a.txt", "data/*.txt"]},
         ["input 'data/a.txt' is the same file as 'data/a.txt'"],

@@ -69,7 +69,7 @@ def test_only_failed_buckets_are_redone(tmp_path, corpus, reference):
     rerun = {b for b, p in bucket_logs(tmp_path).items() if p.stat().st_mtime_ns != logs_before[b]}
     assert rerun == {2, 9}
     for s in stats.values():
-        region = slice(s["offset"], s["offset"] + s["bytes"])
+        region = slice(s["region"]["offset"], s["region"]["offset"] + s["bytes"])
         assert partial[region] == reference[region], f"bucket {s['bucket']} was rewritten"
 
 

@@ -94,11 +94,11 @@ def test_truncated_run_file_is_named(tmp_path, corpus):
 
 
 def flip_in_region(path, stats):
-    flip_byte(path, stats["offset"] + stats["bytes"] // 3)
+    flip_byte(path, stats["region"]["offset"] + stats["bytes"] // 3)
 
 
 def swap_in_region(path, stats):
-    middle = stats["offset"] + stats["bytes"] // 2
+    middle = stats["region"]["offset"] + stats["bytes"] // 2
     aligned = middle - middle % 8
     swap_words(path, aligned, aligned + 64)
 

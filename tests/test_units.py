@@ -8,19 +8,20 @@ import pytest
 import yaml
 
 from snakeshuf import keys as keylib
-from snakeshuf import parts, runfile, tally
+from snakeshuf import outputs, runfile, tally
 from snakeshuf.config import check_config
-from snakeshuf.parts import output_paths, read_layout
+from snakeshuf.outputs import output_paths, read_layout
 from snakeshuf.integrity import checksum
 from snakeshuf.memory import INDEX_ROW_BYTES, INDEX_SHARE
 from snakeshuf.namespace import RunFiles
 from snakeshuf.plan import (
-    AUTO_CHUNK_TARGET_COUNT, MAX_BUCKETS, ConfigError, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
+    AUTO_CHUNK_TARGET_COUNT, MAX_BUCKETS, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
 )
 from snakeshuf.runfile import (
     BUCKET, CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS, section_checksum, spill_rows,
 )
-from snakeshuf.records import RecordTooLarge, read_batches
+from snakeshuf.errors import ConfigError, LayoutError, RecordTooLarge
+from snakeshuf.records import RecordReader
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,7 +37,7 @@ def records_from_ranges(path, size, cuts, buffer_bytes, max_records=None, sep=10
     buf = np.empty(buffer_bytes, np.uint8)
     found = []
     for start, end in zip(cuts, cuts[1:]):
-        for batch in read_batches(path, start, end, size, sep, buf, max_records):
+        for batch in RecordReader(sep, buf, max_records).batches(InputFile(0, path, size), start, end):
             for s, e in zip(batch.starts, batch.ends):
                 found.append((batch.offset + int(s), batch.data[s:e].tobytes()))
     return found
@@ -101,8 +102,8 @@ def test_buckets_are_contiguous_key_ranges():
     for k in (1, 3, 17, 1000):
         buckets = keylib.bucket_of(keys, k)
         assert np.all(np.diff(buckets.astype(np.int64)) >= 0) and buckets.max() < k
-        parts = keylib.sub_range_of(keys[buckets == 0], k, 5)
-        assert np.all(np.diff(parts.astype(np.int64)) >= 0) and parts.max() < 5
+        passes = keylib.sub_range_of(keys[buckets == 0], k, 5)
+        assert np.all(np.diff(passes.astype(np.int64)) >= 0) and passes.max() < 5
 
 
 def test_checksum_continues_over_any_slicing_and_sees_order():
@@ -244,12 +245,12 @@ def test_example_configs_are_valid(example):
 
 def test_record_counts_follow_the_documented_rounding():
     fractions = read_layout({"train": 0.98, "valid": 0.01, "test": 0.01}, 1)
-    assert parts.record_counts(fractions, 1001) == [981, 10, 10]  # rounding leftovers go to the first
+    assert outputs.record_counts(fractions, 1001) == [981, 10, 10]  # rounding leftovers go to the first
     counts = read_layout({"valid": 3, "test": 0.5, "train": {"size": "rest", "shards": 3}}, 1)
-    assert parts.record_counts(counts, 11) == [3, 5, 1, 1, 1]
-    assert parts.record_counts(read_layout({}, 4), 10) == [2, 3, 2, 3]
-    with pytest.raises(parts.LayoutError, match="ask for 12 records"):
-        parts.record_counts(read_layout({"a": 12, "b": "rest"}, 1), 11)
+    assert outputs.record_counts(counts, 11) == [3, 5, 1, 1, 1]
+    assert outputs.record_counts(read_layout({}, 4), 10) == [2, 3, 2, 3]
+    with pytest.raises(LayoutError, match="ask for 12 records"):
+        outputs.record_counts(read_layout({"a": 12, "b": "rest"}, 1), 11)
 
 
 def test_output_names_keep_the_extension_and_compression_suffix():

@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from snakeshuf.records import Batch, InputError, read_batches
+from snakeshuf.errors import InputError
+from snakeshuf.records import Batch, RecordReader
 from snakeshuf.runfile import as_records, take
 
 
@@ -60,7 +61,7 @@ def aligned_batches(files, sep, buf_bytes, max_records):
     inputs); a batch's `offset` is its first line's index. Files of different
     lengths are an error naming both counts."""
     queues = [
-        LineQueue(read_batches(f.path, 0, math.inf, f.size, sep, np.empty(buf_bytes + 1, np.uint8), max_records, f.codec))
+        LineQueue(RecordReader(sep, np.empty(buf_bytes + 1, np.uint8), max_records).batches(f, 0, math.inf))
         for f in files
     ]
     line = 0

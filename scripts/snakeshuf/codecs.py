@@ -1,13 +1,21 @@
-"""Compressed inputs: recognised by their first bytes (not their names) and
-read as one stream of records, in bounded memory."""
+"""Compression, in and out.
+
+Inputs are recognised by their first bytes (not their names) and read as one
+stream of records, in bounded memory. Outputs are compressed when their name
+ends in .gz or .zst: each bucket job writes its pieces as whole gzip members
+or zstd frames, and a file made of such pieces, joined, is a valid file.
+"""
 
 import bz2
 import gzip
 import lzma
+import os
 import struct
 import zlib
 
 import zstandard
+
+from snakeshuf.errors import CorruptStream
 
 MAGIC = {
     "gzip": b"\x1f\x8b",
@@ -18,10 +26,6 @@ MAGIC = {
 PLAIN = None
 READ_SIZE = 1 << 20
 ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
-
-
-class CorruptStream(Exception):
-    pass
 
 
 def detect(path):
@@ -95,3 +99,32 @@ def read_exactly(raw, pos, count, size):
         raise CorruptStream("the file ends inside a zstd frame")
     raw.seek(pos)
     return raw.read(count)
+
+
+OUTPUT_SUFFIXES = {".gz": "gzip", ".zst": "zstd"}
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 3
+
+
+def output_codec(path):
+    """The codec an output file's name asks for, or PLAIN."""
+    return OUTPUT_SUFFIXES.get(os.path.splitext(path)[1], PLAIN)
+
+
+def compress(data, codec):
+    """One whole gzip member or zstd frame (or the bytes themselves)."""
+    if codec == "gzip":
+        return gzip.compress(bytes(data), GZIP_LEVEL, mtime=0)
+    if codec == "zstd":
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress(bytes(data))
+    return bytes(data)
+
+
+def compressing(sink, codec):
+    """A writer that compresses into the file object `sink` as one member or
+    frame, or None for plain output."""
+    if codec == "gzip":
+        return gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
+    if codec == "zstd":
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).stream_writer(sink, closefd=False)
+    return None

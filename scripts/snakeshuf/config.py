@@ -4,7 +4,7 @@ import jsonschema
 import yaml
 from snakemake.utils import validate
 
-from snakeshuf.plan import ConfigError
+from snakeshuf.errors import ConfigError
 
 
 # JSON Schema counts 1000.0 as an integer; a seed or a count given as a float

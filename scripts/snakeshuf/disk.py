@@ -10,6 +10,7 @@ What a resumed run already wrote is subtracted.
 
 import os
 
+from snakeshuf.jobs import PARTIAL
 from snakeshuf.memory import PLANNED_RECORD_BYTES
 
 
@@ -26,13 +27,23 @@ def already_written(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
+def scratch_bytes(total_bytes, pieces):
+    """Peak use of scratch: the run files (records and their 8-byte keys), and
+    the pieces when the output is not written in place."""
+    return int(total_bytes * (1 + 8 / PLANNED_RECORD_BYTES) + (total_bytes if pieces else 0))
+
+
+def peak_bytes(total_bytes, pieces):
+    """Peak disk use of a run: scratch and the output."""
+    return scratch_bytes(total_bytes, pieces) + total_bytes
+
+
 def disk_needs(total_bytes, scratch, output, pieces=False):
     """{filesystem id: (a path on it, bytes still needed)}."""
     needs = {}
-    in_scratch = total_bytes * (1 + 8 / PLANNED_RECORD_BYTES) + (total_bytes if pieces else 0)
     wanted = {
-        scratch: int(in_scratch) - already_written(scratch),
-        output: total_bytes - already_written(output + ".partial"),
+        scratch: scratch_bytes(total_bytes, pieces) - already_written(scratch),
+        output: total_bytes - already_written(output + PARTIAL),
     }
     for path, nbytes in wanted.items():
         anchor = existing_ancestor(os.path.dirname(os.path.abspath(path)) if path == output else path)

@@ -10,10 +10,6 @@ checksummed piece by piece, each call continuing from the last.
 import crc32c
 
 
-class IntegrityError(Exception):
-    """An intermediate file does not match what its writer recorded."""
-
-
 def checksum(data, previous=0):
     """CRC-32C of the bytes of `data` (any buffer), continuing from the
     checksum `previous` of the bytes before them."""

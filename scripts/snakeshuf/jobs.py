@@ -11,10 +11,11 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from snakeshuf.records import InputError
 from snakeshuf.directio import DirectWriter
-from snakeshuf.integrity import IntegrityError
+from snakeshuf.errors import InjectedFault, InputError, IntegrityError
 
+# A file being written has this suffix until it is complete.
+PARTIAL = ".partial"
 STARTED = time.monotonic()
 STARTED_CPU = time.process_time()
 
@@ -38,7 +39,7 @@ def atomic_write(path, direct=False):
     """Write `path` under a temporary name and rename it only on success, so a
     killed job never leaves a plausible-looking partial file. `direct` writes
     through a DirectWriter (around the page cache)."""
-    partial = f"{path}.partial"
+    partial = path + PARTIAL
     try:
         if direct:
             writer = DirectWriter(partial)
@@ -102,10 +103,6 @@ def inject_faults(bucket=None, memory_mb=None):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class InjectedFault(Exception):
-    pass
-
-
 def disk_full_message(error):
     where = f" writing '{error.filename}'" if error.filename else ""
     return (
@@ -124,3 +121,15 @@ def run(main, argv=None):
         if error.errno == errno.ENOSPC:
             sys.exit(f"snakeshuf: error: {disk_full_message(error)}")
         raise
+
+
+def run_rule(main, snakemake):
+    """Run main(snakemake) for a rule with Snakemake's script: directive (one
+    job per run, whose file lists no command line could hold): everything it
+    prints goes to the rule's log, as with the shell rules."""
+    log = os.open(snakemake.log[0], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    run(lambda _: main(snakemake), [])

@@ -51,11 +51,11 @@ def bucket_of(keys, buckets):
         return ((keys >> _S32) * np.uint64(buckets)) >> _S32
 
 
-def sub_range_of(keys, buckets, parts):
-    """Which of `parts` equal key sub-ranges of its bucket each key falls in (monotone)."""
+def sub_range_of(keys, buckets, passes):
+    """Which of `passes` equal key sub-ranges of its bucket each key falls in (monotone)."""
     with np.errstate(over="ignore"):
         inside = ((keys >> _S32) * np.uint64(buckets)) & np.uint64(0xFFFFFFFF)
-        return (inside * np.uint64(parts)) >> _S32
+        return (inside * np.uint64(passes)) >> _S32
 
 
 def key_checksum(keys):

@@ -14,9 +14,10 @@ earlier run that a glob matches is refused, with how to fix the pattern.
 import os
 from dataclasses import dataclass
 
-from snakeshuf.plan import ConfigError, has_braces
+from snakeshuf.errors import ConfigError
+from snakeshuf.jobs import PARTIAL
+from snakeshuf.plan import has_braces
 
-PARTIAL = ".partial"
 SUMMARY = ".summary.json"
 LOCK = ".lock"
 
@@ -84,14 +85,42 @@ def longest_name(path):
     return max(len(os.fsencode(part)) for part in path.split(os.sep) if part)
 
 
+def nearest_existing(path):
+    """The path itself or its closest ancestor that exists."""
+    anchor = os.path.normpath(path)
+    while not os.path.lexists(anchor):
+        anchor = os.path.dirname(anchor) or "."
+    return anchor
+
+
 def name_limit(path):
-    anchor = os.path.abspath(path)
-    while not os.path.isdir(anchor):
+    anchor = nearest_existing(path)
+    if not os.path.isdir(anchor):
         anchor = os.path.dirname(anchor)
     try:
         return os.pathconf(anchor, "PC_NAME_MAX")
     except (OSError, ValueError):
         return NAME_MAX
+
+
+def check_places(run):
+    """Each path the run writes can be created: what exists of it is
+    directories, and no output is a directory already."""
+    scratch = run.directories[0]
+    for path in [*run.outputs, *run.bookkeeping(), *run.directories]:
+        anchor = nearest_existing(os.path.dirname(path))
+        if not os.path.isdir(anchor):
+            key = "scratch" if path == scratch else "output"
+            raise ConfigError(
+                f"config key '{key}': '{path}' cannot be created, since '{anchor}' is a file, "
+                "not a directory: choose another path"
+            )
+    for path in run.outputs:
+        if os.path.isdir(path):
+            raise ConfigError(
+                f"config key 'output': '{path}' is a directory; the output is a file: "
+                "name a file (e.g. add a file name to the path)"
+            )
 
 
 def check_names(run):
@@ -102,6 +131,7 @@ def check_names(run):
                 f"config key '{key}': '{path}' contains '{{' or '}}', which Snakemake reads as "
                 "wildcards in file names; choose a path without braces"
             )
+    check_places(run)
     written = [*run.outputs, *run.bookkeeping(), *run.directories]
     longest = max(written, key=longest_name)
     limit = name_limit(longest)

@@ -1,4 +1,4 @@
-"""Output layouts: one global order of records, cut into files.
+"""The output layout: one global order of records, cut into files.
 
 The order never depends on the layout; only the cuts do. A layout is a list
 of splits (one unnamed split for the whole output when `splits` is empty),
@@ -6,24 +6,16 @@ each cut into shards whose record counts differ by at most one. Concatenating
 every file in layout order gives the single-file output for the same seed.
 """
 
-import gzip
 import math
 import os
 from dataclasses import dataclass
 
-import zstandard
+import numpy as np
 
-from snakeshuf.plan import ConfigError
-from snakeshuf.records import InputError
+from snakeshuf.codecs import OUTPUT_SUFFIXES
+from snakeshuf.errors import ConfigError, LayoutError
 
 REST = "rest"
-COMPRESSED_SUFFIXES = {".gz": "gzip", ".zst": "zstd"}
-GZIP_LEVEL = 6
-ZSTD_LEVEL = 3
-
-
-class LayoutError(InputError):
-    """The layout asks for more records than the inputs hold."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +64,7 @@ def split_from_config(name, value):
 def split_name(output):
     """(stem, suffix): 'a/shuffled.jsonl.zst' -> ('a/shuffled', '.jsonl.zst')."""
     stem, last = os.path.splitext(output)
-    if last in COMPRESSED_SUFFIXES:
+    if last in OUTPUT_SUFFIXES:
         stem, inner = os.path.splitext(stem)
         return stem, inner + last
     return stem, last
@@ -137,23 +129,6 @@ def record_counts(layout, total):
     return counts
 
 
-def layout_spec(layout):
-    """The layout as JSON-ready lists, for the jobs' command lines."""
-    return [[s.name, s.size, s.shards] for s in layout]
-
-
-def layout_from_spec(spec):
-    return tuple(Split(name, size, shards) for name, size, shards in spec)
-
-
-def output_codec(path):
-    return COMPRESSED_SUFFIXES.get(os.path.splitext(path)[1])
-
-
-def compress(data, codec):
-    """One whole gzip member or zstd frame: files made of these, joined, are valid."""
-    if codec == "gzip":
-        return gzip.compress(bytes(data), GZIP_LEVEL, mtime=0)
-    if codec == "zstd":
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress(bytes(data))
-    return bytes(data)
+def file_bounds(layout, total):
+    """Where each output file starts in the global order (and where the last ends)."""
+    return np.concatenate(([0], np.cumsum(record_counts(layout, total), dtype=np.int64)))

@@ -5,14 +5,13 @@ so it only calls stat(): it never reads the data.
 """
 
 import glob
-import hashlib
-import json
 import math
 import os
 import stat
 from dataclasses import dataclass
 
 from snakeshuf import codecs
+from snakeshuf.errors import ConfigError
 from snakeshuf.memory import INDEX_ROW_BYTES, MB, MIN_MEMORY_MB, MemoryModel
 
 # Each split job pays a start-up and the first touch of its buffers (costly on
@@ -32,13 +31,6 @@ MAX_BUCKETS = 20_000
 # zstd reach 3-5x on web text). A wrong guess changes the number of jobs,
 # never their memory (a bucket that is too large is done in several passes).
 COMPRESSED_EXPANSION = 4
-# A run's scratch directory is named after the output (this much of it) and a
-# hash of its full path.
-SCRATCH_NAME_CHARS = 64
-
-
-class ConfigError(Exception):
-    """A configuration or input problem found before any job runs."""
 
 
 @dataclass(frozen=True)
@@ -288,30 +280,6 @@ def check_compressed_sizes(files, memory, buckets):
             )
 
 
-def plan_file_text(plan):
-    """What a split job needs to know of the plan (files and chunks), as JSON:
-    too long for a command line when there are thousands of inputs."""
-    return json.dumps({
-        "files": [[f.path, f.size, f.codec] for f in plan.files],
-        "chunks": [[[s.file_index, s.start, s.end] for s in chunk] for chunk in plan.chunks],
-        "width": plan.width,
-    })
-
-
-def plan_file_name(text):
-    """Named by its content, so that a changed plan is a new input to the jobs."""
-    return f"plan-{hashlib.sha1(text.encode()).hexdigest()[:12]}.json"
-
-
-def read_plan_file(path):
-    """(files, chunks, width) as written by plan_file_text."""
-    with open(path) as handle:
-        data = json.load(handle)
-    files = tuple(InputFile(i, path, size, codec) for i, (path, size, codec) in enumerate(data["files"]))
-    chunks = tuple(tuple(Segment(*segment) for segment in chunk) for chunk in data["chunks"])
-    return files, chunks, data["width"]
-
-
 def check_groups(groups):
     """Paired inputs: groups of at least two files, all groups as wide."""
     if not all(isinstance(g, list) and len(g) >= 2 for g in groups):
@@ -337,10 +305,3 @@ def make_paired_plan(groups, run, memory_mb):
     chunks = tuple(tuple(Segment(f.index, 0, f.size) for f in group) for group in grouped)
     largest = max(sum(f.data_bytes for f in group) for group in grouped)
     return Plan(files, chunks, buckets, memory, largest, width)
-
-
-def scratch_dir(scratch, output):
-    """Intermediates of one output live apart from those of any other output."""
-    digest = hashlib.sha1(os.path.abspath(output).encode("utf-8", "surrogateescape")).hexdigest()
-    return os.path.join(scratch, f"{os.path.basename(output)[:SCRATCH_NAME_CHARS]}-{digest[:8]}")
-

@@ -13,12 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from snakeshuf import codecs
+from snakeshuf.errors import CorruptStream, InputError, RecordTooLarge
 
 SCAN_PIECE = 1 << 20
-
-
-class InputError(Exception):
-    """Input that cannot be shuffled as planned; the message says what to do."""
 
 
 @dataclass
@@ -81,12 +78,6 @@ def first_record_start(handle, start, end, sep, buf):
     return None
 
 
-class RecordTooLarge(InputError):
-    def __init__(self, message, length=0, limit=0):
-        super().__init__(message)
-        self.length, self.limit = length, limit
-
-
 def record_too_large(stream, path, offset, sep, buf):
     """The error for a record that fills `buf`: its length is found by reading
     on from where the stream stands (just past the buffer's bytes)."""
@@ -102,33 +93,66 @@ def record_too_large(stream, path, offset, sep, buf):
     )
 
 
-def read_batches(path, start, end, size, sep, buf, max_records, codec=codecs.PLAIN):
-    """Yield Batches of the records of `path` that start in [start, end); a
-    compressed input is read from `start`, a record boundary, to its end
-    (offsets count decompressed bytes).
+class RecordReader:
+    """Reads the records of byte ranges of inputs as Batches, through one
+    buffer (uint8) reused for every batch: a batch is valid only until the
+    next one is requested. The buffer's length minus one is the longest
+    record allowed (one byte is kept free to terminate a last record that
+    lacks its separator); a batch holds at most `max_records` records."""
 
-    `buf` (uint8) is reused for every batch, so a batch is valid only until the
-    next one is requested; its length minus one is the longest record allowed
-    (one byte is kept free to terminate a last record that lacks a separator).
-    """
-    with open(path, "rb", buffering=0) as raw:
-        if size is not None:
-            check_unchanged(raw, path, size)
-        if codec is codecs.PLAIN:
-            pos = first_record_start(raw, start, end, sep, buf)
-            if pos is not None:
-                raw.seek(pos)
-                yield from stream_batches(raw, path, pos, end, sep, buf, max_records)
-            return
-        try:
-            with codecs.open_stream(raw, codec) as stream:
-                skip(stream, start, buf)
-                yield from stream_batches(stream, path, start, math.inf, sep, buf, max_records)
-        except (codecs.CorruptStream, *codecs.ERRORS) as error:
-            raise InputError(
-                f"input '{path}' is not a valid {codec} file ({error or type(error).__name__}); "
-                "it may be truncated or corrupt: fetch or compress it again"
-            ) from None
+    def __init__(self, sep, buf, max_records):
+        self.sep, self.buf, self.max_records = sep, buf, max_records
+
+    def batches(self, f, start, end):
+        """The records of input `f` (path, size, codec; a size of None is not
+        checked) that start in [start, end). A compressed input is read from
+        `start`, a record boundary, to its end (offsets count decompressed bytes)."""
+        with open(f.path, "rb", buffering=0) as raw:
+            if f.size is not None:
+                check_unchanged(raw, f.path, f.size)
+            if f.codec is codecs.PLAIN:
+                pos = first_record_start(raw, start, end, self.sep, self.buf)
+                if pos is not None:
+                    raw.seek(pos)
+                    yield from self.stream(raw, f.path, pos, end)
+                return
+            try:
+                with codecs.open_stream(raw, f.codec) as stream:
+                    skip(stream, start, self.buf)
+                    yield from self.stream(stream, f.path, start, math.inf)
+            except (CorruptStream, *codecs.ERRORS) as error:
+                raise InputError(
+                    f"input '{f.path}' is not a valid {f.codec} file ({error or type(error).__name__}); "
+                    "it may be truncated or corrupt: fetch or compress it again"
+                ) from None
+
+    def stream(self, stream, path, pos, end):
+        """Batches of the records starting in [pos, end), read on from `pos`."""
+        buf, sep = self.buf, self.sep
+        capacity, filled, at_eof = len(buf) - 1, 0, False
+        while pos < end:
+            if not at_eof and filled < capacity:
+                got = stream.readinto(memoryview(buf)[filled:capacity])
+                at_eof = got == 0
+                filled += got
+            ends = separator_ends(buf[:filled], sep, self.max_records)
+            if len(ends) == 0:
+                if not at_eof:
+                    if filled == capacity:
+                        raise record_too_large(stream, path, pos, sep, buf)
+                    continue
+                if filled == 0:
+                    return
+                buf[filled] = sep  # the last record lacks its separator: add it
+                filled += 1
+                ends = np.array([filled], np.int64)
+            owned = int(np.searchsorted(ends, end - pos, side="left")) + 1
+            ends = ends[:owned]
+            used = int(ends[-1])
+            yield Batch(buf[:used], ends, pos)
+            buf[: filled - used] = buf[used:filled].copy()
+            filled -= used
+            pos += used
 
 
 def skip(stream, count, buf):
@@ -143,10 +167,19 @@ def skip(stream, count, buf):
 HEADER_LIMIT = 1 << 20
 
 
+@dataclass
+class Unchecked:
+    """An input read without checking its planned size."""
+
+    path: str
+    codec: str
+    size: int = None
+
+
 def read_header(path, codec, lines, sep):
     """The first `lines` records of an input (at most HEADER_LIMIT bytes)."""
-    buf = np.empty(HEADER_LIMIT + 1, np.uint8)
-    batches = read_batches(path, 0, math.inf, None, sep, buf, lines, codec)
+    reader = RecordReader(sep, np.empty(HEADER_LIMIT + 1, np.uint8), lines)
+    batches = reader.batches(Unchecked(path, codec), 0, math.inf)
     first = next(batches, None)
     found = 0 if first is None else len(first.ends)
     if found == lines:
@@ -172,32 +205,3 @@ def common_header(files, lines, sep):
                 "shuffle files with the same header together"
             )
     return header
-
-
-def stream_batches(stream, path, pos, end, sep, buf, max_records):
-    """Batches of the records starting in [pos, end), read on from `pos`."""
-    capacity, filled, at_eof = len(buf) - 1, 0, False
-    while pos < end:
-        if not at_eof and filled < capacity:
-            got = stream.readinto(memoryview(buf)[filled:capacity])
-            at_eof = got == 0
-            filled += got
-        ends = separator_ends(buf[:filled], sep, max_records)
-        if len(ends) == 0:
-            if not at_eof:
-                if filled == capacity:
-                    raise record_too_large(stream, path, pos, sep, buf)
-                continue
-            if filled == 0:
-                return
-            buf[filled] = sep  # the last record lacks its separator: add it
-            filled += 1
-            ends = np.array([filled], np.int64)
-        owned = int(np.searchsorted(ends, end - pos, side="left")) + 1
-        ends = ends[:owned]
-        used = int(ends[-1])
-        yield Batch(buf[:used], ends, pos)
-        buf[: filled - used] = buf[used:filled].copy()
-        filled -= used
-        pos += used
-

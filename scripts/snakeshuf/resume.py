@@ -1,4 +1,5 @@
-"""Resuming after Snakemake itself was killed.
+"""Finishing what a run leaves behind: a stale marker after a kill, and the
+scratch directory after success.
 
 gather renames the output into place as its very last step, after verifying
 it and writing the summary, so an existing output is complete. But if
@@ -6,8 +7,12 @@ Snakemake is killed after that rename and before it records the job as done,
 it marks the output "incomplete"; the next run (with --rerun-incomplete)
 forces gather again, and Snakemake 9 then deletes gather's temp() inputs
 before running it (the forced job was pruned from the DAG first), so the run
-fails on missing files. When the summary proves the output complete, we drop
-that stale marker instead, so the same command simply finishes.
+fails on missing files. When the summary proves the output complete, the
+marker is dropped instead, so the same command simply finishes.
+
+The scratch directory is removed once the output is complete: at the end of
+a run (the Snakefile's onsuccess), and when a run finds a complete output
+left by one that was killed before removing it.
 """
 
 import json
@@ -28,11 +33,16 @@ def output_is_complete(outputs, summary):
         return False
 
 
-def clear_stale_incomplete_marker(outputs, summary):
-    """Remove Snakemake's incomplete markers of `outputs` if the output is
-    complete; return whether there were any."""
+def incomplete_markers(outputs):
+    """Snakemake's markers of those of `outputs` it holds incomplete."""
     markers = [os.path.join(INCOMPLETE_DIR, urlsafe_b64encode(p.encode()).decode()) for p in outputs]
-    markers = [m for m in markers if os.path.exists(m)]
+    return [m for m in markers if os.path.exists(m)]
+
+
+def clear_stale_markers(outputs, summary):
+    """Remove the incomplete markers of `outputs` if the output is complete;
+    return whether it did."""
+    markers = incomplete_markers(outputs)
     if markers and output_is_complete(outputs, summary):
         for marker in markers:
             os.remove(marker)
@@ -41,7 +51,6 @@ def clear_stale_incomplete_marker(outputs, summary):
 
 
 def remove_leftovers(scratch, outputs, summary):
-    """After a run that found its output already complete, delete intermediates
-    that Snakemake did not (it deletes temp files only for jobs it ran)."""
+    """Delete the run's scratch directory if the output is complete."""
     if os.path.isdir(scratch) and output_is_complete(outputs, summary):
         shutil.rmtree(scratch)

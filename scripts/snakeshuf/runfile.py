@@ -18,7 +18,8 @@ import pyarrow as pa
 from pyarrow._compute import call_function
 
 from snakeshuf import keys as keylib
-from snakeshuf.integrity import IntegrityError, checksum
+from snakeshuf.errors import IntegrityError
+from snakeshuf.integrity import checksum
 
 COLUMNS = ("bucket", "key_offset", "length_offset", "data_offset", "records", "nbytes", "checksum", "key_sum")
 BUCKET, KEY_OFFSET, LENGTH_OFFSET, DATA_OFFSET, RECORDS, NBYTES, CHECKSUM, KEY_SUM = range(len(COLUMNS))

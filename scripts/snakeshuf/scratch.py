@@ -1,31 +1,60 @@
-"""Where a run's intermediate files live, named once for the rules (as
-Snakemake patterns) and for the scripts. Scripts are given a directory and a
-count, not a list of files: a 10 TB plan has thousands of buckets, and a
-command line listing them all would exceed Linux's 128 KiB limit on a single
-argument (the shell command Snakemake runs is one)."""
+"""Where one run's intermediate files live: a directory of its own under the
+configured scratch directory, named after the output and a hash of its full
+path, so that runs of different outputs never share a file.
 
+    plan-<hash>.json          the run spec (snakeshuf.spec)
+    runs/<chunk>.run          a split job's run file, and
+    runs/<chunk>.index.npy    its index
+    runs/buckets.npy          the bucket table (rule tally_buckets), and
+    runs/files.npy            where each output file starts in the order
+    buckets/<bucket>.json     what a bucket job wrote (snakeshuf.buckets)
+    pieces/<file>-<column>-<bucket>.piece   a bucket's records of one output file
+
+Called with no arguments, the methods give the patterns the rules use
+("{chunk}", "{bucket}" are wildcards).
+"""
+
+import hashlib
 import os
+from dataclasses import dataclass
 
-RUN = "{chunk}.run"
-INDEX = "{chunk}.index.npy"
-TABLE = "buckets.npy"
-# Beside TABLE: the global index of each output file's first record, and the total.
-BOUNDS = "files.npy"
-STATS = "{bucket}.json"
-LOG = "{name}.log"
+# This much of the output's name, then a hash of its full path.
+NAME_CHARS = 64
 
 
-def run_pairs(runs_dir, chunks):
-    """(run file, index) of every chunk, in chunk order."""
-    return [
-        (os.path.join(runs_dir, RUN.format(chunk=c)), os.path.join(runs_dir, INDEX.format(chunk=c)))
-        for c in range(chunks)
-    ]
+def run_directory(scratch, output):
+    """The subdirectory of `scratch` that holds the intermediates of `output`."""
+    digest = hashlib.sha1(os.path.abspath(output).encode("utf-8", "surrogateescape")).hexdigest()
+    return os.path.join(scratch, f"{os.path.basename(output)[:NAME_CHARS]}-{digest[:8]}")
 
 
-def stats_files(stats_dir, buckets):
-    return [os.path.join(stats_dir, STATS.format(bucket=b)) for b in range(buckets)]
+@dataclass(frozen=True)
+class Scratch:
+    root: str
 
+    def plan(self, digest):
+        return os.path.join(self.root, f"plan-{digest}.json")
 
-def log_files(log_dir, count):
-    return [os.path.join(log_dir, LOG.format(name=i)) for i in range(count)]
+    def run(self, chunk="{chunk}"):
+        return os.path.join(self.root, "runs", f"{chunk}.run")
+
+    def index(self, chunk="{chunk}"):
+        return os.path.join(self.root, "runs", f"{chunk}.index.npy")
+
+    @property
+    def table(self):
+        return os.path.join(self.root, "runs", "buckets.npy")
+
+    @property
+    def bounds(self):
+        return os.path.join(self.root, "runs", "files.npy")
+
+    def stats(self, bucket="{bucket}"):
+        return os.path.join(self.root, "buckets", f"{bucket}.json")
+
+    @property
+    def pieces(self):
+        return os.path.join(self.root, "pieces")
+
+    def piece(self, file, column, bucket):
+        return os.path.join(self.pieces, f"{file}-{column}-{bucket}.piece")

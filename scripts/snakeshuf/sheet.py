@@ -3,7 +3,7 @@ read with pandas and checked row by row against config/sample_sheet.schema.yaml.
 
 import re
 
-from snakeshuf.plan import ConfigError
+from snakeshuf.errors import ConfigError
 
 
 def read_sample_sheet(path, schema_path):

@@ -1,27 +1,51 @@
-"""Bucket output for layouts other than one plain file: a bucket job cuts its
-sorted records where output files begin and writes each run of records as a
-piece file (a whole gzip member or zstd frame when the output is compressed).
-gather joins the pieces of each output file in bucket order with kernel-side
-copies; compression thus runs in every bucket job at once.
+"""Where a bucket job's sorted records go.
+
+RegionSink: one plain output file, written in place: the bucket's records go
+straight into its region of the output (under its temporary name).
+PieceSink: any other layout (shards, splits, compressed or paired outputs):
+the records are cut where output files begin and each run of them becomes a
+piece file (a whole gzip member or zstd frame when the output is compressed),
+which gather joins in bucket order; compression thus runs in every bucket job
+at once.
+
+Both take whole records in order, say how many more the current output file
+takes (room), and report what they wrote for gather to check
+(snakeshuf.buckets).
 """
 
-import gzip
 import os
+import sys
 
 import numpy as np
-import zstandard
 
+from snakeshuf import codecs
+from snakeshuf.buckets import Piece, Region
+from snakeshuf.directio import RegionWriter
 from snakeshuf.integrity import checksum
-from snakeshuf.parts import GZIP_LEVEL, ZSTD_LEVEL
+from snakeshuf.jobs import PARTIAL
 from snakeshuf.records import separator_ends
 from snakeshuf.runfile import as_records, take
 
-PIECE = "{part}-{column}-{bucket}.piece"
-COPY_BYTES = 1 << 30
 
+class RegionSink:
+    def __init__(self, target, offset):
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        self.target, self.offset = target, offset
+        self.writer = RegionWriter(target, offset)
+        self.checksum = 0
 
-def piece_path(pieces_dir, part, column, bucket):
-    return os.path.join(pieces_dir, PIECE.format(part=part, column=column, bucket=bucket))
+    def room(self):
+        return sys.maxsize
+
+    def write(self, data, records):
+        self.writer.write(data)
+        self.checksum = checksum(data, self.checksum)
+
+    def close(self):
+        self.writer.close()
+
+    def report(self):
+        return {"region": Region(self.offset, self.checksum, os.stat(self.target).st_mtime_ns)}
 
 
 class ChecksumFile:
@@ -46,15 +70,6 @@ class ChecksumFile:
         self.handle.close()
 
 
-def compressing(sink, codec):
-    """A writer that compresses into `sink` as one member/frame (or not at all)."""
-    if codec == "gzip":
-        return gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
-    if codec == "zstd":
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).stream_writer(sink, closefd=False)
-    return None
-
-
 def split_columns(data, columns, separator):
     """Records of `columns` lines each, as one block of lines per column."""
     if columns == 1:
@@ -64,82 +79,72 @@ def split_columns(data, columns, separator):
     return [take(lines, np.arange(c, len(line_ends), columns)) for c in range(columns)]
 
 
-class Piece:
+class PieceWriter:
     """One piece file being written: a run of records of one output file (and column)."""
 
-    def __init__(self, pieces_dir, where, bucket, codec):
-        """`where`: (output file, column, global index of the piece's first record)."""
-        part, column, first_record = where
-        self.path = piece_path(pieces_dir, part, column, bucket)
-        self.file = ChecksumFile(self.path + ".partial")
-        self.writer = compressing(self.file, codec) or self.file
-        self.stats = {
-            "part": part, "column": column, "bucket": bucket, "path": self.path,
-            "first_record": first_record, "records": 0, "bytes": 0,
-        }
+    def __init__(self, path, file, column, first_record, codec):
+        self.path, self.where = path, (file, column, first_record)
+        self.file = ChecksumFile(path + PARTIAL)
+        self.writer = codecs.compressing(self.file, codec) or self.file
+        self.records = 0
 
     def write(self, data, records):
         self.writer.write(data)
-        self.stats["records"] += records
-        self.stats["bytes"] += len(data)
+        self.records += records
 
-    def close(self, keep=True):
+    def close(self):
+        """The Piece written, or None (and no file) if it holds no record."""
         if self.writer is not self.file:
             self.writer.close()
         self.file.close()
-        if not keep:
-            os.remove(self.path + ".partial")
+        if not self.records:
+            os.remove(self.path + PARTIAL)
             return None
-        os.replace(self.path + ".partial", self.path)
-        self.stats.update(
-            file_bytes=self.file.nbytes, file_checksum=self.file.checksum,
-            mtime_ns=os.stat(self.path).st_mtime_ns,
-        )
-        return self.stats
+        os.replace(self.path + PARTIAL, self.path)
+        mtime = os.stat(self.path).st_mtime_ns
+        return Piece(self.path, *self.where, self.records, self.file.nbytes, self.file.checksum, mtime)
 
 
 class PieceSink:
     """Writes a bucket's records, in order, into one piece per output file (and
-    column, for aligned inputs) they belong to. `bounds[p]` is the global
-    index of output file p's first record; the bucket's first record is
-    `first_record`."""
+    column) they belong to. `bounds[f]` is the place of output file f's first
+    record in the global order; the bucket's first record is `first_record`."""
 
-    def __init__(self, pieces_dir, bucket, bounds, first_record, codec, columns=1, separator=10):
-        self.pieces_dir, self.bucket, self.codec = pieces_dir, bucket, codec
-        self.columns, self.separator = columns, separator
+    def __init__(self, spec, bucket, bounds, first_record):
+        os.makedirs(spec.paths.pieces, exist_ok=True)
+        self.spec, self.bucket = spec, bucket
         self.bounds = np.asarray(bounds, np.int64)
         self.position = first_record
-        self.part = None
-        self.open = []
+        self.file = None  # the output file being written, once open
+        self.writers = []
         self.pieces = []
 
     def room(self):
         """Records that still go into the current output file."""
         self._open_if_needed()
-        return int(self.bounds[self.part + 1]) - self.position
+        return int(self.bounds[self.file + 1]) - self.position
 
     def write(self, data, records):
         """`records` whole records, all within room()."""
         self._open_if_needed()
-        for piece, column_data in zip(self.open, split_columns(data, self.columns, self.separator)):
-            piece.write(column_data, records)
+        for writer, column_data in zip(self.writers, split_columns(data, self.spec.width, self.spec.separator)):
+            writer.write(column_data, records)
         self.position += records
-        if self.position == self.bounds[self.part + 1]:
-            self._close_pieces()
+        if self.position == self.bounds[self.file + 1]:
+            self.close()
 
     def _open_if_needed(self):
-        if self.part is None:
-            self.part = int(np.searchsorted(self.bounds, self.position, side="right")) - 1
-            self.open = [
-                Piece(self.pieces_dir, (self.part, c, self.position), self.bucket, self.codec)
-                for c in range(self.columns)
+        if self.file is None:
+            self.file = int(np.searchsorted(self.bounds, self.position, side="right")) - 1
+            paths = self.spec.paths
+            self.writers = [
+                PieceWriter(paths.piece(self.file, c, self.bucket), self.file, c, self.position, self.spec.codec)
+                for c in range(self.spec.width)
             ]
 
-    def _close_pieces(self, keep=True):
-        self.pieces += [stats for piece in self.open if (stats := piece.close(keep))]
-        self.open, self.part = [], None
-
     def close(self):
-        if self.part is not None:
-            # Opened to ask room() but never written: nothing to keep.
-            self._close_pieces(keep=self.open[0].stats["records"] > 0)
+        self.pieces += [piece for writer in self.writers if (piece := writer.close())]
+        self.file, self.writers = None, []
+
+    def report(self):
+        return {"pieces": tuple(self.pieces)}

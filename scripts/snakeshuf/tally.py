@@ -4,12 +4,10 @@ once and writes it; each bucket job then reads one row instead of every index
 (at 10 TB, ~40 GB of index rows per bucket job otherwise).
 """
 
-import os
-
 import numpy as np
 
-from snakeshuf import layout, parts, runfile
-from snakeshuf.integrity import IntegrityError
+from snakeshuf import runfile
+from snakeshuf.errors import IntegrityError
 
 COLUMNS = ("records", "bytes", "key_sum", "offset", "first_record")
 RECORDS, BYTES, KEY_SUM, OFFSET, FIRST_RECORD = range(len(COLUMNS))
@@ -61,20 +59,6 @@ def load(path):
         return np.load(path, mmap_mode="r")
     except (OSError, ValueError) as error:
         raise IntegrityError(f"bucket table '{path}' cannot be read: {error}") from None
-
-
-def bounds_path(table_path):
-    return os.path.join(os.path.dirname(table_path), layout.BOUNDS)
-
-
-def file_bounds(table, layout_spec):
-    """Where each output file starts in the global order (and where the last ends)."""
-    counts = parts.record_counts(parts.layout_from_spec(layout_spec), totals(table)["records"])
-    return np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
-
-
-def load_bounds(table_path):
-    return np.load(bounds_path(table_path))
 
 
 def bucket_row(path, bucket):

@@ -1,0 +1,31 @@
+# How each job runs: its command line, log file and benchmark file.
+import shlex
+
+
+def python_for_jobs():
+    """The interpreter running Snakemake has snakeshuf's packages; with
+    --software-deployment-method conda, the rule's environment's python does."""
+    methods = getattr(workflow.deployment_settings, "deployment_method", ())
+    return (
+        "python" if any("conda" in str(m).lower() for m in methods) else sys.executable
+    )
+
+
+def job_command(name):
+    """Shell words that run scripts/<name>.py, as a literal shell-rule prefix.
+    `exec` leaves no shell behind to count against the memory budget; jobs are
+    single-threaded, and OpenBLAS's idle thread pool only costs memory."""
+    words = ["exec", "env", "OPENBLAS_NUM_THREADS=1", python_for_jobs()]
+    words.append(os.path.join(workflow.basedir, "scripts", f"{name}.py"))
+    return shlex.join(words)
+
+
+def log_path(rule_name, wildcard=""):
+    """A log's pattern: `wildcard` is e.g. "{bucket}" (the rule's own name if none)."""
+    return os.path.join("logs", RUN_NAME, rule_name, f"{wildcard or rule_name}.log")
+
+
+def benchmark_path(rule_name, wildcard=""):
+    return os.path.join(
+        "benchmarks", RUN_NAME, rule_name, f"{wildcard or rule_name}.tsv"
+    )

@@ -1,0 +1,57 @@
+"""What the main process tells the person who started the run: the plan
+before any job, the result after the last, and why it stops."""
+
+import json
+import sys
+
+from snakeshuf import codecs
+from snakeshuf.disk import peak_bytes
+
+MIB = 2**20
+
+
+def fail(error):
+    """Stop before any job runs, with the message alone (no traceback)."""
+    print(f"snakeshuf: error: {error}", file=sys.stderr)
+    sys.exit(1)
+
+
+def output_description(outputs):
+    if len(outputs) == 1:
+        return outputs[0]
+    return f"{len(outputs)} files, {outputs[0]} ... {outputs[-1]}"
+
+
+def plan_lines(spec, plan, sheet):
+    """The plan, in a few lines: what is read, how it is cut, what it costs."""
+    compressed = sum(f.codec is not codecs.PLAIN for f in spec.files)
+    total = plan.total_bytes
+    return [
+        f"inputs:   {len(spec.files)} file(s)"
+        + (f" ({compressed} compressed: size estimated)" if compressed else "")
+        + f", {total / MIB:,.1f} MiB"
+        + (f", listed in {sheet} ('inputs' not used)" if sheet else ""),
+        f"chunks:   {len(spec.chunks)} split job(s) of up to {plan.chunk_bytes / MIB:,.0f} MiB",
+        f"buckets:  {spec.buckets} shuffle job(s) of ~{total / spec.buckets / MIB:,.1f} MiB",
+        f"memory:   {plan.memory.memory_mb} MB per job (longest record {plan.memory.block_bytes / MIB:,.0f} MiB)",
+        f"scratch:  {spec.scratch}",
+        f"disk:     ~{peak_bytes(total, not spec.in_place) / 2**30:,.2f} GiB at peak "
+        + ("(run files + output)" if spec.in_place else "(run files + pieces + output files)"),
+        f"output:   {output_description(spec.outputs)} (seed {spec.seed})",
+    ]
+
+
+def print_plan(spec, plan, sheet):
+    print("snakeshuf plan:\n  " + "\n  ".join(plan_lines(spec, plan, sheet)), file=sys.stderr)
+
+
+def print_summary(spec, summary_path):
+    with open(summary_path) as handle:
+        summary = json.load(handle)
+    stages = ", ".join(f"{k} {v} s" for k, v in summary["stage_seconds"].items() if v is not None)
+    print(
+        f"snakeshuf: {summary['records']:,} records, {summary['bytes']:,} bytes "
+        f"-> {output_description(spec.outputs)} (seed {summary['seed']}, {summary['buckets']} buckets)\n"
+        f"snakeshuf: wall time per stage: {stages}; summary: {summary_path}",
+        file=sys.stderr,
+    )

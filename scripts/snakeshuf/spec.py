@@ -1,0 +1,88 @@
+"""The run spec: everything that defines a run's output, decided once by the
+main process and read back by every job.
+
+rules/common.smk builds the RunSpec from the configuration and the plan; rule
+write_plan writes it as the plan file, named by its content, so that a
+changed spec is a new input to every job and no job ever reads a stale one.
+A job is given the plan file, its wildcard, its declared files and its memory
+budget, nothing more: what the output is comes from here alone.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from snakeshuf import codecs
+from snakeshuf.jobs import PARTIAL
+from snakeshuf.outputs import Split, column_names, output_paths
+from snakeshuf.plan import InputFile, Segment
+from snakeshuf.scratch import Scratch
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    files: tuple  # plan.InputFile, in input order
+    chunks: tuple  # for each split job, a tuple of plan.Segment
+    width: int  # files per record: more than 1 for paired (aligned) inputs
+    buckets: int
+    seed: int
+    separator: int  # the byte that ends every record
+    header_lines: int
+    header_bytes: int  # the length of the header every input starts with
+    layout: tuple  # outputs.Split: how the one order is cut into files
+    output: str  # the configured output name
+    scratch: str  # this run's own scratch directory
+
+    @property
+    def columns(self):
+        """Names of the columns of paired inputs (None otherwise)."""
+        return column_names([f.path for f in self.files[: self.width]]) if self.width > 1 else None
+
+    @property
+    def outputs(self):
+        """Every output file, in the global order (each file's columns in turn)."""
+        return output_paths(self.output, self.layout, self.columns)
+
+    @property
+    def codec(self):
+        return codecs.output_codec(self.output)
+
+    @property
+    def in_place(self):
+        """One plain output file: bucket jobs write their records straight into
+        it; otherwise they write pieces, which gather joins into files."""
+        return len(self.outputs) == 1 and self.codec is codecs.PLAIN
+
+    @property
+    def target(self):
+        """The output under its temporary name, while bucket jobs write it in place."""
+        return self.output + PARTIAL
+
+    @property
+    def paths(self):
+        return Scratch(self.scratch)
+
+    def to_json(self):
+        return json.dumps({
+            "files": [[f.path, f.size, f.codec] for f in self.files],
+            "chunks": [[[s.file_index, s.start, s.end] for s in chunk] for chunk in self.chunks],
+            "width": self.width, "buckets": self.buckets, "seed": self.seed, "separator": self.separator,
+            "header_lines": self.header_lines, "header_bytes": self.header_bytes,
+            "layout": [[s.name, s.size, s.shards] for s in self.layout],
+            "output": self.output, "scratch": self.scratch,
+        })
+
+    def plan_file(self):
+        """The plan file's path, named by the spec's content."""
+        return self.paths.plan(hashlib.sha1(self.to_json().encode()).hexdigest()[:12])
+
+    @classmethod
+    def read(cls, path):
+        with open(path) as handle:
+            data = json.load(handle)
+        return cls(
+            files=tuple(InputFile(i, *f) for i, f in enumerate(data.pop("files"))),
+            chunks=tuple(tuple(Segment(*s) for s in chunk) for chunk in data.pop("chunks")),
+            layout=tuple(Split(*s) for s in data.pop("layout")),
+            **data,
+        )
