@@ -123,9 +123,10 @@ def take_output_lock():
 def start_run():
     """Before the first job: the plan on the console, the checks, the lock."""
     console.print_plan(SPEC, PLAN, config["sample_sheet"])
-    take_output_lock()
     try:
-        preflight.check(SPEC, PLAN, config["scratch"], config["check_disk_space"])
+        preflight.check_places(SPEC, config["scratch"])
+        take_output_lock()
+        preflight.check(SPEC, PLAN, config["check_disk_space"])
     except (ConfigError, InputError) as error:
         console.fail(error)
 

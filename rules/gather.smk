@@ -22,5 +22,6 @@ rule gather:
         # Whether to re-read what looks unchanged; not part of the output.
         verify=config["verify_output"],
         split_logs=expand(log_path("split_chunk", "{chunk}"), chunk=CHUNKS),
+        tally_log=log_path("tally_buckets"),
     script:
         "../scripts/gather.py"

@@ -12,7 +12,6 @@ thousands of buckets.
 """
 
 import errno
-import json
 import os
 import shutil
 
@@ -20,7 +19,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy: a job is single-thread
 
 import numpy as np  # noqa: E402
 
-from snakeshuf import buckets, codecs, jobs, keys, tally  # noqa: E402
+from snakeshuf import buckets, codecs, jobs, keys, summary, tally  # noqa: E402
 from snakeshuf.buckets import BucketStats  # noqa: E402
 from snakeshuf.errors import IntegrityError  # noqa: E402
 from snakeshuf.namespace import SUMMARY  # noqa: E402
@@ -28,25 +27,6 @@ from snakeshuf.records import common_header  # noqa: E402
 from snakeshuf.spec import RunSpec  # noqa: E402
 
 COPY_BYTES = 4 << 20
-
-
-def last_report(log_path):
-    """The JSON report line a job wrote at the end of its log, if any."""
-    try:
-        with open(log_path) as handle:
-            lines = [line for line in handle if line.startswith("{")]
-        return json.loads(lines[-1]) if lines else None
-    except OSError:
-        return None
-
-
-def stage_wall_seconds(reports):
-    """First job start to last job end, from the jobs' own reports."""
-    reports = [r for r in reports if r]
-    if not reports:
-        return None
-    start = min(r["finished_at"] - r["seconds"] for r in reports)
-    return round(max(r["finished_at"] for r in reports) - start, 2)
 
 
 def input_bytes(files, separator):
@@ -143,19 +123,18 @@ def join_pieces(spec, stats, header):
     return written
 
 
-def write_summary(spec, stats, table, written, split_logs, header):
-    summary = jobs.report(
-        "gather", output=spec.output, outputs=dict(zip(spec.outputs, written.values())),
-        records=sum(s.records for s in stats), bytes=sum(s.bytes for s in stats), header_bytes=len(header),
-        seed=spec.seed, buckets=len(stats), chunks=len(split_logs), inputs=len(spec.files),
-        key_sum=tally.totals(table)["key_sum"],
-        stage_seconds={
-            "split": stage_wall_seconds([last_report(path) for path in split_logs]),
-            "shuffle": stage_wall_seconds([s.job for s in stats]),
-        },
-    )
-    summary["stage_seconds"]["gather"] = summary["seconds"]
-    jobs.save_json(spec.output + SUMMARY, summary)
+def write_summary(spec, stats, table, written, params):
+    """The summary: the totals, each output file and each stage (the split and
+    tally jobs' reports are in their logs, the bucket jobs' in their stats)."""
+    totals = tally.totals(table)
+    reports = {
+        "split": [summary.last_report(path) for path in params.split_logs],
+        "tally": [summary.last_report(params.tally_log)],
+        "shuffle": [s.job for s in stats],
+        "gather": [jobs.report("gather", records=totals["records"], outputs=len(written))],
+    }
+    totals["header_bytes"] = spec.header_bytes
+    jobs.save_json(spec.output + SUMMARY, summary.build(spec, totals, list(written.values()), reports))
 
 
 def gather(snakemake):
@@ -170,7 +149,7 @@ def gather(snakemake):
     check_stages(spec, stats, table, header)
     total = sum(s.bytes for s in stats)
     written = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header)
-    write_summary(spec, stats, table, written, snakemake.params.split_logs, header)
+    write_summary(spec, stats, table, written, snakemake.params)
     for partial, path in zip(written, spec.outputs):
         os.replace(partial, path)
     for s in stats:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from make_corpus import generate  # noqa: E402  (bench/ is on the path just above)
-from reference import expected_outputs  # noqa: E402
+from reference import SEPARATORS, expected_outputs  # noqa: E402
 
 
 def snakemake_command(workdir, config, *args, cores=2):
@@ -140,6 +140,15 @@ def assert_published_as_the_reference(workdir, config):
     assert list(summary["outputs"]) == list(expected), "the run published other files than the reference"
     for path, data in expected.items():
         assert decompressed(Path(workdir) / path) == data, f"{path} differs from the reference model's"
+    assert_summary_counts(summary, expected, config)
+
+
+def assert_summary_counts(summary, expected, config):
+    """The summary gives each output file's records as the reference has them."""
+    sep = SEPARATORS[config["separator"]]
+    for path, data in expected.items():
+        records = data.count(sep) - config["header_lines"]
+        assert summary["outputs"][path]["records"] == records, f"the summary miscounts {path}"
 
 
 def job_reports(workdir):

@@ -7,12 +7,13 @@ exactly what tests/reference.py computes, or both must publish nothing (and
 say why, without a traceback). Inputs must come out untouched.
 """
 
+import json
 import os
 import subprocess
 import tempfile
 from pathlib import Path
 
-from conftest import decompressed, job_reports, snakemake_command
+from conftest import assert_summary_counts, decompressed, full_config, job_reports, snakemake_command
 from reference import Refused, expected_outputs
 from scenarios import base_config, chunk_mb, input_files
 
@@ -77,6 +78,7 @@ def check_run(workdir, finished, config, contents, run):
     assert published == {*expected, summary}, f"published {sorted(published)}, expected {sorted(expected)}"
     for path, data in expected.items():
         assert decompressed(workdir / path) == data, f"{path} differs from the reference"
+    assert_summary_counts(json.loads((workdir / summary).read_text()), expected, full_config(config))
     return exercised(job_reports(workdir), len(expected))
 
 

@@ -109,7 +109,7 @@ CASES = {
     "unknown separator": ({"inputs": ["data/a.txt"], "separator": "tab"}, ["config key 'separator'", "'tab'"]),
     "output under a regular file": (
         {"inputs": ["data/a.txt"], "output": "data/a.txt/out.txt"},
-        ["config key 'output': 'data/a.txt/out.txt' cannot be created", "'data/a.txt' is a file"],
+        ["config key 'output': 'data/a.txt/out.txt' cannot be created", "data/a.txt' is a file"],
     ),
     "output that is a directory": (
         {"inputs": ["data/a.txt"], "output": "data"},
@@ -117,7 +117,7 @@ CASES = {
     ),
     "scratch under a regular file": (
         {"inputs": ["data/a.txt"], "scratch": "data/a.txt/tmp"},
-        ["config key 'scratch'", "'data/a.txt' is a file"],
+        ["config key 'scratch'", "data/a.txt' is a file"],
     ),
     "output where nothing can be created": (
         {"inputs": ["data/a.txt"], "output": "/proc/snakeshuf-none/out.txt"},

@@ -4,10 +4,12 @@ hold exactly the single-file output, in pieces."""
 import gzip
 import io
 import json
+import os
 import random
 import shutil
 import subprocess
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,8 +103,22 @@ def test_gzip_shards_cut_inside_buckets_and_join_to_the_single_output(tmp_path, 
     parts = [decompressed(p) for p in paths]
     counts = record_counts(parts)
     assert max(counts) - min(counts) <= 1
+    assert_summary_describes(summary, paths, counts, job_reports(tmp_path))
     assert b"".join(parts) == single_file_output(tmp_path, config)
     assert not list(tmp_path.glob("scratch/**/*.piece")), "pieces left behind"
+
+
+def assert_summary_describes(summary, paths, counts, reports):
+    """Each output file's records and bytes, the inputs' sizes and each stage's
+    jobs and largest peak memory, as the files and the job logs have them."""
+    files = summary["outputs"].values()
+    assert [f["records"] for f in files] == counts
+    assert [f["bytes"] for f in files] == [p.stat().st_size for p in paths]
+    assert summary["inputs"] == {p: os.path.getsize(Path(paths[0]).parent / p) for p in summary["inputs"]}
+    for stage in ("split", "tally", "shuffle", "gather"):
+        jobs = [r for r in reports if r["stage"] == stage]
+        assert summary["stages"][stage]["jobs"] == len(jobs), stage
+        assert summary["stages"][stage]["peak_rss_mb"] == max(r["peak_rss_mb"] for r in jobs), stage
 
 
 def test_every_shard_starts_with_the_header(tmp_path):

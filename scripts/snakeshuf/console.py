@@ -48,10 +48,14 @@ def print_plan(spec, plan, sheet):
 def print_summary(spec, summary_path):
     with open(summary_path) as handle:
         summary = json.load(handle)
-    stages = ", ".join(f"{k} {v} s" for k, v in summary["stage_seconds"].items() if v is not None)
+    stages = ", ".join(
+        f"{name} {s['seconds']} s, peak {s['peak_rss_mb']} MB"
+        for name, s in summary["stages"].items()
+        if s
+    )
     print(
         f"snakeshuf: {summary['records']:,} records, {summary['bytes']:,} bytes "
-        f"-> {output_description(spec.outputs)} (seed {summary['seed']}, {summary['buckets']} buckets)\n"
-        f"snakeshuf: wall time per stage: {stages}; summary: {summary_path}",
+        f"-> {output_description(spec.outputs)} (seed {summary['order']['seed']}, {summary['buckets']} buckets)\n"
+        f"snakeshuf: per stage: {stages}; summary: {summary_path}",
         file=sys.stderr,
     )

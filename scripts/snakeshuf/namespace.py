@@ -14,6 +14,7 @@ earlier run that a glob matches is refused, with how to fix the pattern.
 import os
 from dataclasses import dataclass
 
+from snakeshuf.disk import existing_ancestor
 from snakeshuf.errors import ConfigError
 from snakeshuf.jobs import PARTIAL
 from snakeshuf.plan import has_braces
@@ -85,16 +86,8 @@ def longest_name(path):
     return max(len(os.fsencode(part)) for part in path.split(os.sep) if part)
 
 
-def nearest_existing(path):
-    """The path itself or its closest ancestor that exists."""
-    anchor = os.path.normpath(path)
-    while not os.path.lexists(anchor):
-        anchor = os.path.dirname(anchor) or "."
-    return anchor
-
-
 def name_limit(path):
-    anchor = nearest_existing(path)
+    anchor = existing_ancestor(path)
     if not os.path.isdir(anchor):
         anchor = os.path.dirname(anchor)
     try:
@@ -108,7 +101,7 @@ def check_places(run):
     directories, and no output is a directory already."""
     scratch = run.directories[0]
     for path in [*run.outputs, *run.bookkeeping(), *run.directories]:
-        anchor = nearest_existing(os.path.dirname(path))
+        anchor = existing_ancestor(os.path.dirname(path))
         if not os.path.isdir(anchor):
             key = "scratch" if path == scratch else "output"
             raise ConfigError(

@@ -7,11 +7,15 @@ from snakeshuf.errors import ConfigError
 from snakeshuf.records import common_header
 
 
-def check(spec, plan, scratch_root, check_disk_space):
-    """Raise ConfigError or InputError with what is wrong."""
+def check_places(spec, scratch_root):
+    """Raise ConfigError if the scratch or the output directory is not writable."""
     problem = check_writable(scratch_root, spec.output)
     if problem:
         raise ConfigError(problem)
+
+
+def check(spec, plan, check_disk_space):
+    """Raise ConfigError or InputError with what is wrong with the inputs or the disk."""
     if spec.header_lines:
         common_header(spec.files, spec.header_lines, spec.separator)
     if check_disk_space:

@@ -28,8 +28,10 @@ def output_is_complete(outputs, summary):
     try:
         with open(summary) as handle:
             recorded = json.load(handle)["outputs"]
-        return list(recorded) == list(outputs) and all(os.path.getsize(p) == recorded[p] for p in outputs)
-    except (OSError, ValueError, KeyError):
+        return list(recorded) == list(outputs) and all(
+            os.path.getsize(p) == recorded[p]["bytes"] for p in outputs
+        )
+    except (OSError, ValueError, KeyError, TypeError):  # TypeError: an older summary
         return False
 
 

@@ -1,0 +1,70 @@
+"""<output>.summary.json: what a finished run published, from what, and how
+its stages ran.
+
+Rule gather builds it from the run spec and the jobs' own reports (the JSON
+line each job prints at the end of its log); snakeshuf.console prints a short
+form of it when the run ends.
+"""
+
+import json
+from dataclasses import asdict
+
+from snakeshuf import __version__
+from snakeshuf.outputs import record_counts
+
+STAGES = ("split", "tally", "shuffle", "gather")
+
+
+def last_report(log_path):
+    """The JSON report line a job wrote at the end of its log, if any."""
+    try:
+        with open(log_path) as handle:
+            lines = [line for line in handle if line.startswith("{")]
+        return json.loads(lines[-1]) if lines else None
+    except OSError:
+        return None
+
+
+def stage(reports):
+    """A stage's jobs: how many, first start to last end, CPU time, the largest peak memory."""
+    reports = [r for r in reports if r]
+    if not reports:  # e.g. jobs that ran in an earlier, interrupted run
+        return None
+    start = min(r["finished_at"] - r["seconds"] for r in reports)
+    return {
+        "jobs": len(reports),
+        "seconds": round(max(r["finished_at"] for r in reports) - start, 2),
+        "cpu_seconds": round(sum(r["cpu_seconds"] for r in reports), 2),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in reports),
+    }
+
+
+def file_records(spec, records):
+    """Records in each output file, in spec.outputs' order (columns share their file's count)."""
+    counts = record_counts(spec.layout, records)
+    return [count for count in counts for _ in range(spec.width)]
+
+
+def build(spec, totals, sizes, reports):
+    """The summary: `totals` holds records, bytes, header_bytes and key_sum;
+    `sizes` each output file's bytes on disk; `reports` each stage's job reports."""
+    records = file_records(spec, totals["records"])
+    return {
+        "version": __version__,
+        "output": spec.output,
+        "outputs": {
+            path: {"records": n, "bytes": size} for path, n, size in zip(spec.outputs, records, sizes)
+        },
+        **totals,
+        "order": {
+            "seed": spec.seed,
+            "separator": chr(spec.separator),
+            "header_lines": spec.header_lines,
+            "layout": [asdict(split) for split in spec.layout],
+            "columns": spec.columns,
+        },
+        "inputs": {f.path: f.size for f in spec.files},
+        "buckets": spec.buckets,
+        "chunks": len(spec.chunks),
+        "stages": {name: stage(reports.get(name, [])) for name in STAGES},
+    }
