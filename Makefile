@@ -10,13 +10,13 @@ PYTHON ?= python3
 .PHONY: run test test-local setup cluster
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-run.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-$(TEST_VENV)/.installed: requirements.txt requirements-slurm.txt
+$(TEST_VENV)/.installed: requirements.txt requirements-run.txt requirements-slurm.txt
 	$(PYTHON) -m venv $(TEST_VENV)
 	$(TEST_VENV)/bin/pip install --quiet --upgrade pip
 	$(TEST_VENV)/bin/pip install --quiet -r requirements-slurm.txt

@@ -5,7 +5,15 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+# snakeshuf's own directory, also where another workflow uses it as a module
+# (workflow.basedir is then that workflow's).
+SNAKESHUF_DIR = str(workflow.current_basedir)
+# Snakemake runs no onstart or onsuccess of a module, and a module's
+# default target would replace the including workflow's.
+IN_MODULE = not workflow.modifier.is_main_snakefile()
+
+
+configfile: os.path.join(SNAKESHUF_DIR, "config", "config.yaml")
 
 
 include: "rules/common.smk"
@@ -19,7 +27,7 @@ include: "rules/gather.smk"
 
 
 rule all:
-    default_target: True
+    default_target: not IN_MODULE
     input:
         SPEC.outputs,
 
@@ -30,3 +38,7 @@ onstart:
 
 onsuccess:
     finish_run()
+
+
+onerror:
+    console.print_failure_hint(SPEC.output)

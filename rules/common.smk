@@ -6,7 +6,7 @@ import atexit
 import os
 import sys
 
-sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
+sys.path.insert(0, os.path.join(SNAKESHUF_DIR, "scripts"))
 
 from snakeshuf import console, preflight
 from snakeshuf.config import check_config, separator_byte
@@ -21,7 +21,7 @@ from snakeshuf.scratch import Scratch, run_directory
 from snakeshuf.sheet import read_sample_sheet
 from snakeshuf.spec import RunSpec
 
-SHEET_SCHEMA = os.path.join(workflow.basedir, "config", "sample_sheet.schema.yaml")
+SHEET_SCHEMA = os.path.join(SNAKESHUF_DIR, "config", "sample_sheet.schema.yaml")
 
 
 def make_input_plan(run):
@@ -74,7 +74,7 @@ def run_spec(plan, run, layout):
 
 
 try:
-    check_config(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
+    check_config(config, os.path.join(SNAKESHUF_DIR, "config", "schema.yaml"))
     LAYOUT = read_layout(config["splits"], config["shards"])
     # Aligned inputs have an output per column, named after the first group.
     COLUMNS = column_names(config["paired"][0]) if config["paired"] else None
@@ -84,6 +84,9 @@ try:
     SPEC = run_spec(PLAN, RUN_FILES, LAYOUT)
 except (ConfigError, InputError) as error:
     console.fail(error)
+
+if workflow.is_main_process:  # also on -n, and for each module instance
+    console.print_plan(SPEC, PLAN, config["sample_sheet"])
 
 PLAN_FILE = SPEC.plan_file()
 SCRATCH = Scratch(SPEC.scratch)
@@ -121,18 +124,19 @@ def take_output_lock():
 
 
 def start_run():
-    """Before the first job: the plan on the console, the checks, the lock."""
-    console.print_plan(SPEC, PLAN, config["sample_sheet"])
+    """Before the first job (onstart): the checks and the output's lock. In a
+    module, rule write_plan runs the checks, and no lock is held."""
     try:
-        preflight.check_places(SPEC, config["scratch"])
+        preflight.check_places(SPEC)
         take_output_lock()
-        preflight.check(SPEC, PLAN, config["check_disk_space"])
+        preflight.check(SPEC, config["check_disk_space"])
     except (ConfigError, InputError) as error:
         console.fail(error)
 
 
 def finish_run():
-    """After the last job: the result on the console, the scratch directory gone."""
+    """After the last job (onsuccess): the result on the console, the scratch
+    directory gone. In a module, gather removes the scratch directory."""
     if all(os.path.exists(path) for path in SPEC.outputs):
         console.print_summary(SPEC, RUN_FILES.summary)
         if not workflow.storage_settings.notemp:

@@ -21,6 +21,8 @@ rule gather:
     params:
         # Whether to re-read what looks unchanged; not part of the output.
         verify=config["verify_output"],
+        # No onsuccess runs in a module: gather removes the scratch itself.
+        remove_scratch=IN_MODULE and not workflow.storage_settings.notemp,
         split_logs=expand(log_path("split_chunk", "{chunk}"), chunk=CHUNKS),
         tally_log=log_path("tally_buckets"),
     script:

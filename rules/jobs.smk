@@ -16,7 +16,7 @@ def job_command(name):
     `exec` leaves no shell behind to count against the memory budget; jobs are
     single-threaded, and OpenBLAS's idle thread pool only costs memory."""
     words = ["exec", "env", "OPENBLAS_NUM_THREADS=1", python_for_jobs()]
-    words.append(os.path.join(workflow.basedir, "scripts", f"{name}.py"))
+    words.append(os.path.join(SNAKESHUF_DIR, "scripts", f"{name}.py"))
     return shlex.join(words)
 
 

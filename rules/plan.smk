@@ -4,12 +4,14 @@ rule write_plan:
     --lint); the plan file's name changes with its content."""
     output:
         PLAN_FILE,
-    params:
-        spec=SPEC.to_json(),
     log:
         log_path("write_plan"),
+    localrule: True
     conda:
         "../envs/snakeshuf.yaml"
-    localrule: True
+    params:
+        spec=SPEC.to_json(),
+        # For snakeshuf.preflight's checks (see scripts/write_plan.py).
+        check_disk_space=config["check_disk_space"],
     script:
         "../scripts/write_plan.py"

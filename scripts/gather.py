@@ -24,6 +24,7 @@ from snakeshuf.buckets import BucketStats  # noqa: E402
 from snakeshuf.errors import IntegrityError  # noqa: E402
 from snakeshuf.namespace import SUMMARY  # noqa: E402
 from snakeshuf.records import common_header  # noqa: E402
+from snakeshuf.resume import remove_leftovers  # noqa: E402
 from snakeshuf.spec import RunSpec  # noqa: E402
 
 COPY_BYTES = 4 << 20
@@ -155,6 +156,8 @@ def gather(snakemake):
     for s in stats:
         for piece in s.pieces:
             os.remove(piece.path)
+    if snakemake.params.remove_scratch:
+        remove_leftovers(spec.scratch, spec.outputs, spec.output + SUMMARY)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,25 @@
 """Rule write_plan: the run spec that the main process built while parsing
 the workflow (snakeshuf.spec), written as the plan file that every job reads.
 
+It first runs the checks of snakeshuf.preflight: the main workflow's onstart
+has run them already, but no onstart runs where snakeshuf is a module of
+another workflow, and this is the first job either way.
+
 Run with Snakemake's script: directive: a `run:` block would start a whole
 second Snakemake process for it.
 """
 
-from snakeshuf import jobs
+from snakeshuf import jobs, preflight
+from snakeshuf.spec import RunSpec
 
 
 def write_plan(snakemake):
+    text, params = snakemake.params.spec, snakemake.params
+    spec = RunSpec.from_json(text)
+    preflight.check_places(spec)
+    preflight.check(spec, params.check_disk_space)
     with jobs.atomic_write(snakemake.output[0]) as handle:
-        handle.write(snakemake.params.spec.encode())
+        handle.write(text.encode())
 
 
 if __name__ == "__main__":

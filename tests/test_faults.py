@@ -55,6 +55,8 @@ def test_only_failed_buckets_are_redone(tmp_path, corpus, reference):
     env = {**os.environ, "SNAKESHUF_FAIL_BUCKETS": "2,9"}
     failed = run_workflow(tmp_path, config, env=env, check=False)
     assert failed.returncode != 0 and "failure injected by SNAKESHUF_FAIL_BUCKETS" in failed.stderr
+    hint = failed.stderr.rfind("snakeshuf: the run stopped before publishing 'out.txt'")
+    assert hint > failed.stderr.rfind("failure injected"), "no hint after the failed job's log"
     assert not (tmp_path / "out.txt").exists()
     stats = {int(p.stem): json.loads(p.read_text()) for p in tmp_path.glob("scratch/*/buckets/*.json")}
     assert len(stats) >= 14 and 2 not in stats and 9 not in stats

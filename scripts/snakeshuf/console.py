@@ -10,10 +10,25 @@ from snakeshuf.disk import peak_bytes
 MIB = 2**20
 
 
+# The exit status of a run refused before any job (argparse's for usage errors);
+# a run that fails in a job exits 1.
+REFUSED = 2
+
+
 def fail(error):
     """Stop before any job runs, with the message alone (no traceback)."""
     print(f"snakeshuf: error: {error}", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(REFUSED)
+
+
+def print_failure_hint(output):
+    """After a failed job: what to do (Snakemake has printed the job's log)."""
+    print(
+        f"snakeshuf: the run stopped before publishing '{output}'; the failed job's log "
+        "is above. Fix what it names, if anything, then run the same command again: "
+        "only what failed is redone, and the output is the same.",
+        file=sys.stderr,
+    )
 
 
 def output_description(outputs):

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from snakeshuf.directio import DirectWriter
-from snakeshuf.errors import InjectedFault, InputError, IntegrityError
+from snakeshuf.errors import ConfigError, InjectedFault, InputError, IntegrityError
 
 # A file being written has this suffix until it is complete.
 PARTIAL = ".partial"
@@ -115,7 +115,7 @@ def run(main, argv=None):
     """Run a rule script's main(); known failures become one clear line and exit 1."""
     try:
         main(sys.argv[1:] if argv is None else argv)
-    except (InputError, IntegrityError, InjectedFault) as error:
+    except (ConfigError, InputError, IntegrityError, InjectedFault) as error:
         sys.exit(f"snakeshuf: error: {error}")
     except OSError as error:
         if error.errno == errno.ENOSPC:

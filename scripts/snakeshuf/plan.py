@@ -46,6 +46,10 @@ class InputFile:
         return self.size if self.codec is codecs.PLAIN else self.size * COMPRESSED_EXPANSION
 
 
+def total_data_bytes(files):
+    return sum(f.data_bytes for f in files)
+
+
 @dataclass(frozen=True)
 class Segment:
     """Bytes [start, end) of input file `file_index`; owns the records starting there."""
@@ -67,7 +71,7 @@ class Plan:
 
     @property
     def total_bytes(self):
-        return sum(f.data_bytes for f in self.files)
+        return total_data_bytes(self.files)
 
     @property
     def index_bytes(self):

@@ -1,24 +1,29 @@
-"""Checks that need the filesystem as it is when the run starts: run by the
-main process just before the first job (the Snakefile's onstart), not while
-Snakemake only parses the workflow."""
+"""Checks that need the filesystem as it is when the run starts, not while
+Snakemake only parses the workflow: run by the main process just before the
+first job (the Snakefile's onstart), and again by that first job, rule
+write_plan, since no onstart runs where snakeshuf is a module."""
+
+import os
 
 from snakeshuf.disk import check_writable, shortfalls
 from snakeshuf.errors import ConfigError
+from snakeshuf.plan import total_data_bytes
 from snakeshuf.records import common_header
 
 
-def check_places(spec, scratch_root):
+def check_places(spec):
     """Raise ConfigError if the scratch or the output directory is not writable."""
-    problem = check_writable(scratch_root, spec.output)
+    problem = check_writable(os.path.dirname(spec.scratch), spec.output)
     if problem:
         raise ConfigError(problem)
 
 
-def check(spec, plan, check_disk_space):
+def check(spec, check_disk_space):
     """Raise ConfigError or InputError with what is wrong with the inputs or the disk."""
     if spec.header_lines:
         common_header(spec.files, spec.header_lines, spec.separator)
     if check_disk_space:
-        problems = shortfalls(plan.total_bytes, spec.scratch, spec.output, pieces=not spec.in_place)
+        total = total_data_bytes(spec.files)
+        problems = shortfalls(total, spec.scratch, spec.output, pieces=not spec.in_place)
         if problems:
             raise ConfigError("\n  ".join(problems))

@@ -79,7 +79,11 @@ class RunSpec:
     @classmethod
     def read(cls, path):
         with open(path) as handle:
-            data = json.load(handle)
+            return cls.from_json(handle.read())
+
+    @classmethod
+    def from_json(cls, text):
+        data = json.loads(text)
         return cls(
             files=tuple(InputFile(i, *f) for i, f in enumerate(data.pop("files"))),
             chunks=tuple(tuple(Segment(*s) for s in chunk) for chunk in data.pop("chunks")),

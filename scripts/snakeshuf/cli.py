@@ -1,0 +1,140 @@
+"""The `snakeshuf` command: the workflow for people who do not use Snakemake.
+
+It turns its options into a configuration and runs the same Snakefile with
+Snakemake's own command line (python -m snakemake), so its output is byte for
+byte what `snakemake --config ...` gives. Exit status: 0 done, 1 the run
+failed (run the same command again), 2 a usage or configuration error.
+"""
+
+import argparse
+import importlib.metadata
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+from snakeshuf.console import REFUSED
+UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+DESCRIPTION = """\
+Write a random permutation of the lines (records) of the input files to OUT:
+one uniform order over all inputs, a pure function of the inputs and the
+seed, in bounded memory. Inputs may be globs and compressed (gzip, bzip2, xz,
+zstd); OUT is compressed if it ends in .gz or .zst."""
+
+EXAMPLES = """\
+examples:
+  snakeshuf a.jsonl 'more/*.jsonl' -o out.jsonl --seed 7 --memory 1G
+  snakeshuf 'web/*.jsonl.gz' -o data.jsonl.zst --split valid=0.01 \\
+      --split test=1000 --split train=rest:64 --cores 16
+  snakeshuf --paired 'corpus.de' 'corpus.en' -o shuffled.txt
+  snakeshuf big.txt -o out.txt --profile slurm     (on a SLURM cluster)"""
+
+
+def workflow_dir():
+    """Where the Snakefile is: the source tree this module sits in, or where
+    `pip install` put the workflow's files (under <prefix>/share/snakeshuf)."""
+    tree = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if os.path.isfile(os.path.join(tree, "Snakefile")):
+        return tree
+    for path in importlib.metadata.distribution("snakeshuf").files or ():
+        if path.name == "Snakefile":
+            return os.path.dirname(path.locate())
+    sys.exit("snakeshuf: error: the workflow's Snakefile is not installed; reinstall snakeshuf")
+
+
+def mebibytes(text):
+    """'2G', '512M', '1.5G' or a plain number of MiB -> MiB."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", text.strip().upper())
+    if not match:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size like 512M or 2G")
+    number, unit = float(match.group(1)), match.group(2)
+    return max(1, round(number * UNITS[unit or "M"] / UNITS["M"]))
+
+
+def split_option(text):
+    """'valid=0.01', 'test=1000' or 'train=rest:64' -> (name, size or {size, shards})."""
+    match = re.fullmatch(r"([^=]+)=(rest|\d+|\d*\.\d+)(?::(\d+))?", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not NAME=SIZE[:SHARDS], e.g. valid=0.01, test=1000 or train=rest:64"
+        )
+    name, size, shards = match.groups()
+    size = size if size == "rest" else float(size) if "." in size else int(size)
+    return name, {"size": size, "shards": int(shards)} if shards else size
+
+
+def parser():
+    p = argparse.ArgumentParser(
+        prog="snakeshuf",
+        usage="snakeshuf [OPTION]... IN... -o OUT",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="*", metavar="IN", help="input files or glob patterns")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the shuffled file (or the stem of its shards and splits)")
+    p.add_argument("--seed", type=int, default=42, help="each seed from 0 to 2^64-1 gives its own order (default 42)")
+    p.add_argument("--memory", type=mebibytes, default=1024, metavar="SIZE", help="memory per job, e.g. 512M or 4G (default 1G)")
+    p.add_argument("--cores", type=int, default=os.cpu_count(), metavar="N", help="jobs at once (default: all cores)")
+    p.add_argument("--shards", type=int, metavar="N", help="cut the output into N files of equal record counts")
+    p.add_argument("--split", type=split_option, action="append", metavar="NAME=SIZE[:SHARDS]",
+                   help="an output split: a fraction, a record count or 'rest', optionally in shards (repeat)")
+    p.add_argument("--header-lines", type=int, metavar="N", help="every input starts with the same N-line header, kept once per output file")
+    p.add_argument("--separator", choices=["newline", "nul"], help="the byte ending each record (default newline)")
+    p.add_argument("--paired", nargs="+", action="append", metavar="FILE",
+                   help="one group of aligned files, shuffled in step (repeat for more groups)")
+    p.add_argument("--sample-sheet", metavar="FILE", help="a TSV/CSV with a 'path' column listing the inputs")
+    p.add_argument("--scratch", metavar="DIR", help="where intermediate files go (default ./scratch)")
+    p.add_argument("--profile", metavar="slurm|PATH", help="a Snakemake profile, e.g. slurm for profiles/slurm")
+    p.add_argument("-n", "--dry-run", action="store_true", help="print the plan and the jobs, run nothing")
+    p.add_argument("--unlock", action="store_true", help="release Snakemake's lock after a killed run")
+    p.add_argument("--report", metavar="FILE", help="write Snakemake's HTML report of the last run")
+    return p
+
+
+def config_of(args):
+    """The workflow configuration the options give (unset options keep the defaults)."""
+    config = {"output": args.output, "seed": args.seed, "memory_mb": args.memory}
+    optional = {
+        "inputs": args.inputs or None, "shards": args.shards, "header_lines": args.header_lines,
+        "separator": args.separator, "paired": args.paired, "sample_sheet": args.sample_sheet,
+        "scratch": args.scratch, "splits": dict(args.split) if args.split else None,
+    }
+    config.update({key: value for key, value in optional.items() if value is not None})
+    return config
+
+
+def snakemake_command(args, workflow, configfile):
+    command = [sys.executable, "-m", "snakemake", "--snakefile", os.path.join(workflow, "Snakefile"),
+               "--directory", os.getcwd(), "--configfile", configfile, "--cores", str(args.cores),
+               "--workflow-profile", os.path.join(workflow, "profiles", "default")]
+    if args.profile:
+        named = os.path.join(workflow, "profiles", args.profile)
+        command += ["--profile", named if os.path.isdir(named) else args.profile]
+    for flag, given in (("--dry-run", args.dry_run), ("--unlock", args.unlock)):
+        if given:
+            command.append(flag)
+    if args.report:
+        command += ["--report", args.report]
+    return command
+
+
+def main(argv=None):
+    p = parser()
+    args = p.parse_args(argv)
+    if not (args.inputs or args.paired or args.sample_sheet):
+        p.error("give the input files (IN...), --paired groups or a --sample-sheet")
+    workflow = workflow_dir()
+    with tempfile.NamedTemporaryFile("w", prefix="snakeshuf-", suffix=".yaml") as configfile:
+        yaml.safe_dump(config_of(args), configfile, sort_keys=False)  # splits keep their order
+        configfile.flush()
+        status = subprocess.run(snakemake_command(args, workflow, configfile.name)).returncode
+    return status if status in (0, REFUSED) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The `snakeshuf` command, installed with pip from this repository: the
+same bytes as the `snakemake` command, and exit statuses people can act on."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, corpus_file, run_workflow
+from snakeshuf.cli import mebibytes, split_option
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """`pip install .` into a prefix of its own; the environment that finds it."""
+    prefix = tmp_path_factory.mktemp("prefix")
+    build = tmp_path_factory.mktemp("build")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--prefix", str(prefix), str(REPO)],
+        check=True, capture_output=True, cwd=build,
+    )
+    site = next(prefix.glob("lib/python*/site-packages"))
+    return {**os.environ, "PYTHONPATH": str(site), "PATH": f"{prefix / 'bin'}:{os.environ['PATH']}"}
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    (tmp_path / "more").mkdir()
+    corpus_file(tmp_path / "a.jsonl", 2 << 20, seed=1)
+    for i in range(3):
+        corpus_file(tmp_path / "more" / f"{i}.jsonl", 1 << 20, seed=2 + i)
+    return tmp_path
+
+
+def snakeshuf(workdir, env, *args):
+    return subprocess.run(["snakeshuf", *args], cwd=workdir, env=env, capture_output=True, text=True)
+
+
+def test_the_command_gives_the_bytes_of_the_snakemake_run(inputs, installed):
+    result = snakeshuf(inputs, installed, "a.jsonl", "more/*.jsonl", "-o", "out.jsonl", "--seed", "7", "--memory", "1G")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "share/snakeshuf/config/config.yaml" in result.stderr, "not the installed workflow"
+    config = {"inputs": ["a.jsonl", "more/*.jsonl"], "output": "direct.jsonl", "seed": 7, "memory_mb": 1024}
+    run_workflow(inputs / "direct", {**config, "inputs": [str(inputs / "a.jsonl"), str(inputs / "more/*.jsonl")]})
+    assert (inputs / "out.jsonl").read_bytes() == (inputs / "direct" / "direct.jsonl").read_bytes()
+
+
+def test_splits_and_shards_from_the_command_line(inputs, installed):
+    args = ["a.jsonl", "-o", "s.txt.zst", "--memory", "160M", "--split", "valid=0.1", "--split", "test=50",
+            "--split", "train=rest:2", "--seed", "3"]
+    result = snakeshuf(inputs, installed, *args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    config = {"inputs": [str(inputs / "a.jsonl")], "output": "s.txt.zst", "memory_mb": 160, "seed": 3,
+              "splits": {"valid": 0.1, "test": 50, "train": {"size": "rest", "shards": 2}}}
+    run_workflow(inputs / "direct", config)
+    names = ["s.valid.txt.zst", "s.test.txt.zst", "s.train.00000-of-00002.txt.zst", "s.train.00001-of-00002.txt.zst"]
+    for name in names:
+        assert (inputs / name).read_bytes() == (inputs / "direct" / name).read_bytes(), name
+
+
+def test_exit_statuses(inputs, installed):
+    assert snakeshuf(inputs, installed, "a.jsonl").returncode == 2  # no -o
+    missing = snakeshuf(inputs, installed, "none.jsonl", "-o", "o.txt")
+    assert missing.returncode == 2 and "input 'none.jsonl' does not exist" in missing.stderr
+    failing = {**installed, "SNAKESHUF_FAIL_BUCKETS": "0"}
+    failed = snakeshuf(inputs, failing, "a.jsonl", "-o", "o.txt")
+    assert failed.returncode == 1 and "run the same command again" in failed.stderr
+    assert snakeshuf(inputs, installed, "a.jsonl", "-o", "o.txt").returncode == 0
+    assert (inputs / "o.txt").exists()
+
+
+def test_help_reads_like_a_unix_command(installed, tmp_path):
+    text = snakeshuf(tmp_path, installed, "--help").stdout
+    assert text.startswith("usage: snakeshuf [OPTION]... IN... -o OUT")
+    for option in ("--seed", "--memory SIZE", "--split NAME=SIZE[:SHARDS]", "--paired", "--profile", "--dry-run"):
+        assert option in text
+
+
+@pytest.mark.parametrize("text, mib", [("2G", 2048), ("512M", 512), ("1.5G", 1536), ("160", 160), ("4GiB", 4096)])
+def test_sizes_with_units(text, mib):
+    assert mebibytes(text) == mib
+
+
+@pytest.mark.parametrize(
+    "text, split",
+    [("valid=0.01", ("valid", 0.01)), ("test=1000", ("test", 1000)), ("train=rest:64", ("train", {"size": "rest", "shards": 64}))],
+)
+def test_split_options(text, split):
+    assert split_option(text) == split
