@@ -49,6 +49,13 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 100))
 @example(  # all inputs empty: an input function failed with IndexError (no split jobs at all)
     Scenario(files=(FileSpec(0), FileSpec(0)), output="out/e.txt.zst", shards=3)
 )
+@example(  # a gzip file of tiny records among many: refused at kilobyte scale (campaign seed 1002)
+    Scenario(
+        files=tuple(FileSpec(600, "short", seed=i) for i in range(30))
+        + (FileSpec(1048, "tiny", seed=12915, crlf=True, codec="gzip"),),
+        runs=(Run(memory_mb=167, unit=1024), Run(memory_mb=245, unit=1024, chunks=4)),
+    )
+)
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics
