@@ -2,10 +2,11 @@
 started and no output written."""
 
 import os
+import subprocess
 
 import pytest
 
-from conftest import run_workflow
+from conftest import run_workflow, snakemake_command
 
 
 @pytest.fixture
@@ -158,3 +159,14 @@ def test_booleans_given_on_the_command_line_are_read_as_booleans(workdir, good_i
     assert (workdir / "out.txt").exists()
     result = run_workflow(workdir / "again", config, "--config", "check_disk_space=maybe", check=False)
     assert result.returncode != 0 and "config key 'check_disk_space' must be true or false (it is 'maybe')" in result.stderr
+
+
+def test_one_input_and_splits_given_on_the_command_line(workdir, good_input):
+    """Snakemake's --config gives a string for one input and strings for the numbers in a mapping."""
+    splits = {"train": {"size": "rest", "shards": 2}, "valid": 1}
+    run_workflow(workdir / "file", {"inputs": [str(workdir / good_input)], "output": "out.txt", "splits": splits})
+    given = ["inputs=data/a.txt", "output=out.txt", "splits={train: {size: rest, shards: 2}, valid: 1}"]
+    result = subprocess.run(snakemake_command(workdir, {}, "--config", *given), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("out.valid.txt", "out.train.00000-of-00002.txt", "out.train.00001-of-00002.txt"):
+        assert (workdir / name).read_bytes() == (workdir / "file" / name).read_bytes(), name

@@ -1,5 +1,7 @@
 """Checking the configuration against config/schema.yaml, with messages for humans."""
 
+import re
+
 import jsonschema
 import yaml
 from snakemake.utils import validate
@@ -42,21 +44,40 @@ def separator_byte(config):
     return SEPARATOR_BYTES[config["separator"]]
 
 
-def read_command_line_booleans(config, schema):
-    """`--config check_disk_space=false` arrives as the string 'false':
-    Snakemake's --config does not parse booleans."""
+def number_or_text(value):
+    """'2' -> 2 and '0.1' -> 0.1; anything else as it is."""
+    if isinstance(value, str) and re.fullmatch(r"\d+", value):
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\d*\.\d+", value):
+        return float(value)
+    return value
+
+
+def read_command_line_values(config, schema):
+    """What Snakemake's --config leaves as strings: booleans
+    (`check_disk_space=false`), one input (`inputs=a.jsonl`) and the numbers
+    inside splits (`'splits={valid: 0.1, train: {size: rest, shards: 8}}'`)."""
     words = {"true": True, "false": False}
     for key, spec in schema["properties"].items():
         value = config.get(key)
         if spec.get("type") == "boolean" and isinstance(value, str) and value.lower() in words:
             config[key] = words[value.lower()]
+    if isinstance(config.get("inputs"), str):
+        config["inputs"] = [config["inputs"]]
+    splits = config.get("splits")
+    if isinstance(splits, dict):
+        for name, size in splits.items():
+            if isinstance(size, dict):
+                splits[name] = {part: number_or_text(value) for part, value in size.items()}
+            else:
+                splits[name] = number_or_text(size)
 
 
 def check_config(config, schema_path):
     """Validate `config` and fill in defaults; raise ConfigError listing every problem."""
     with open(schema_path) as handle:
         schema = yaml.safe_load(handle)
-    read_command_line_booleans(config, schema)
+    read_command_line_values(config, schema)
     problems = [describe(e, schema) for e in Validator(schema).iter_errors(config)]
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
