@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.join(SNAKESHUF_DIR, "scripts"))
 
-from snakeshuf import console, preflight
+from snakeshuf import console, preflight, progress
 from snakeshuf.config import check_config, separator_byte
 from snakeshuf.errors import ConfigError, InputError
 from snakeshuf.lock import OutputLock
@@ -124,14 +124,15 @@ def take_output_lock():
 
 
 def start_run():
-    """Before the first job (onstart): the checks and the output's lock. In a
-    module, rule write_plan runs the checks, and no lock is held."""
+    """Before the first job (onstart): the checks, the output's lock, progress
+    lines. In a module, rule write_plan runs the checks; no lock, no progress."""
     try:
         preflight.check_places(SPEC)
         take_output_lock()
         preflight.check(SPEC, config["check_disk_space"])
     except (ConfigError, InputError) as error:
         console.fail(error)
+    progress.watch(SPEC)
 
 
 def finish_run():

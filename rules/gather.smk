@@ -23,7 +23,7 @@ rule gather:
         verify=config["verify_output"],
         # No onsuccess runs in a module: gather removes the scratch itself.
         remove_scratch=IN_MODULE and not workflow.storage_settings.notemp,
-        split_logs=expand(log_path("split_chunk", "{chunk}"), chunk=CHUNKS),
+        split_logs=SPLIT_LOGS,
         tally_log=log_path("tally_buckets"),
     script:
         "../scripts/gather.py"

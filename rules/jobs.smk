@@ -29,3 +29,7 @@ def benchmark_path(rule_name, wildcard=""):
     return os.path.join(
         "benchmarks", RUN_NAME, rule_name, f"{wildcard or rule_name}.tsv"
     )
+
+
+# Where the split jobs' reports are: for gather's summary and the progress lines.
+SPLIT_LOGS = expand(log_path("split_chunk", "{chunk}"), chunk=CHUNKS)

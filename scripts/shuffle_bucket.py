@@ -25,6 +25,7 @@ from snakeshuf.buckets import BucketStats
 from snakeshuf.directio import DirectReader
 from snakeshuf.errors import IntegrityError
 from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
+from snakeshuf.progress import JobProgress
 from snakeshuf.sinks import PieceSink, RegionSink
 from snakeshuf.spec import RunSpec
 
@@ -122,8 +123,10 @@ def shuffle_bucket(spec, bucket, memory, files):
     output = BucketOutput(sink, spec.separator, where)
     if passes == 1:
         output.write_sorted(*load_whole(sections, *totals[:2]))
+    progress = JobProgress(f"bucket {bucket}", totals[1])
     for which in range(passes if passes > 1 else 0):
         output.write_sorted(*load_pass(sections, spec, passes, which))
+        progress.update(output.nbytes)
     sink.close()
     if (output.records, output.nbytes, output.key_sum) != totals:
         raise IntegrityError(

@@ -14,6 +14,7 @@ from snakeshuf import jobs
 from snakeshuf import keys as keylib
 from snakeshuf.aligned import aligned_batches
 from snakeshuf.memory import MemoryModel
+from snakeshuf.progress import JobProgress
 from snakeshuf.errors import RecordTooLarge
 from snakeshuf.records import RecordReader
 from snakeshuf.runfile import RunWriter, as_records, take
@@ -54,12 +55,15 @@ def keyed_batches(spec, segments, memory):
 
 def split_chunk(spec, chunk, memory, run_path, index_path):
     records = nbytes = 0
+    segments = spec.chunks[chunk]
+    progress = JobProgress(f"chunk {chunk}", spec.chunk_bytes(chunk))
     with jobs.atomic_write(run_path, direct=True) as handle:
         writer = RunWriter(handle)
-        for batch, stream, positions in keyed_batches(spec, spec.chunks[chunk], memory):
+        for batch, stream, positions in keyed_batches(spec, segments, memory):
             writer.write_spill(*group_by_bucket(batch, spec.seed, stream, positions, spec.buckets))
             records += len(batch.ends)
             nbytes += len(batch.data)
+            progress.update(nbytes)
     index = writer.index()
     with jobs.atomic_write(index_path) as handle:
         np.save(handle, index)

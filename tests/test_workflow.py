@@ -2,6 +2,8 @@
 that depends on the inputs and the seed only."""
 
 import json
+import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -94,3 +96,15 @@ def test_order_depends_only_on_inputs_and_seed(tmp_path, corpus_60mb):
 def records_of_bytes(data):
     return data.split(b"\n")
 
+
+
+def test_progress_in_bytes_from_the_main_process_and_in_each_job_log(tmp_path):
+    corpus = corpus_file(tmp_path / "corpus.txt", 24 << 20, seed=5)
+    env = {**os.environ, "SNAKESHUF_PROGRESS_SECONDS": "0.05"}
+    result = run_workflow(tmp_path, {"inputs": [corpus], "output": "out.txt", "memory_mb": 160}, env=env)
+    shares = [int(m) for m in re.findall(r"snakeshuf: progress (\d+)% of 24\.0 MiB", result.stderr)]
+    assert shares and all(0 <= s <= 100 for s in shares) and max(shares) >= 50, result.stderr[-3000:]
+    assert shares == sorted(shares), "progress went backwards"
+    for log in (tmp_path / "logs").glob("*/split_chunk/*.log"):
+        done = [float(m.replace(",", "")) for m in re.findall(r"progress: chunk \d+: ([\d,.]+) MiB of", log.read_text())]
+        assert done and done == sorted(done), f"{log.name}: no progress lines, or not increasing"

@@ -58,6 +58,14 @@ class RunSpec:
         """The output under its temporary name, while bucket jobs write it in place."""
         return self.output + PARTIAL
 
+    def chunk_bytes(self, chunk):
+        """The bytes of records chunk `chunk` holds (estimated for a compressed file)."""
+        files = self.files
+        return sum(
+            s.end - s.start if files[s.file_index].codec is codecs.PLAIN else files[s.file_index].data_bytes
+            for s in self.chunks[chunk]
+        )
+
     @property
     def paths(self):
         return Scratch(self.scratch)

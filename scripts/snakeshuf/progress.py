@@ -1,0 +1,80 @@
+"""Progress while a run goes, in bytes: a line in a long job's log, and a line
+from the main process with the whole run's share done and the time left.
+
+The main process (the Snakefile's onstart) starts a thread that looks at what
+finished jobs left: each split job's index file (its chunk's bytes, from the
+spec) and each bucket job's stats file. Every input byte is handled twice, by
+a split job and by a bucket job, so the run is done when both have seen them all.
+"""
+
+import os
+import sys
+import threading
+import time
+
+from snakeshuf.buckets import BucketStats
+
+# SNAKESHUF_PROGRESS_SECONDS: how often a line is printed (tests use less).
+INTERVAL_SECONDS = float(os.environ.get("SNAKESHUF_PROGRESS_SECONDS", 5))
+
+
+class JobProgress:
+    """A line in the job's log at most every INTERVAL_SECONDS."""
+
+    def __init__(self, what, total_bytes):
+        self.what, self.total, self.last = what, total_bytes, time.monotonic()
+
+    def update(self, done_bytes):
+        now = time.monotonic()
+        if now - self.last >= INTERVAL_SECONDS:
+            self.last = now
+            share = 100 * done_bytes / self.total if self.total else 100
+            print(f"progress: {self.what}: {mib(done_bytes)} of {mib(self.total)} ({share:.0f}%)", flush=True)
+
+
+def mib(nbytes):
+    return f"{nbytes / 2**20:,.1f} MiB"
+
+
+def bytes_done(spec):
+    """(split, shuffle): the bytes of the chunks indexed and of the buckets written."""
+    paths = spec.paths
+    split = sum(spec.chunk_bytes(c) for c in range(len(spec.chunks)) if os.path.exists(paths.index(c)))
+    shuffle = 0
+    for bucket in range(spec.buckets):
+        try:
+            shuffle += BucketStats.load(paths.stats(bucket)).bytes
+        except (OSError, ValueError):  # not written yet, or being written
+            pass
+    return split, shuffle
+
+
+def describe(split, shuffle, total, rate):
+    """One line: the share done, each stage's, and the time left at `rate` bytes/s."""
+    done, whole = split + shuffle, 2 * total
+    line = (
+        f"snakeshuf: progress {100 * done / whole:.0f}% of {mib(total)} "
+        f"(split {100 * split / total:.0f}%, shuffle {100 * shuffle / total:.0f}%)"
+    )
+    if rate > 0 and done < whole:
+        line += f", about {(whole - done) / rate:,.0f} s left"
+    return line
+
+
+def watch(spec):
+    """Print the progress line every INTERVAL_SECONDS until the outputs exist."""
+    total = sum(spec.chunk_bytes(c) for c in range(len(spec.chunks)))
+    if not total:
+        return
+
+    def loop():
+        started, at_start = time.monotonic(), sum(bytes_done(spec))
+        while True:
+            time.sleep(INTERVAL_SECONDS)
+            if all(os.path.exists(path) for path in spec.outputs):
+                return  # published (and the scratch directory may be gone)
+            split, shuffle = bytes_done(spec)
+            rate = (split + shuffle - at_start) / (time.monotonic() - started)
+            print(describe(split, shuffle, total, rate), file=sys.stderr, flush=True)
+
+    threading.Thread(target=loop, name="snakeshuf-progress", daemon=True).start()
