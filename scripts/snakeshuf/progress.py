@@ -44,7 +44,7 @@ def bytes_done(spec):
     for bucket in range(spec.buckets):
         try:
             shuffle += BucketStats.load(paths.stats(bucket)).bytes
-        except (OSError, ValueError):  # not written yet, or being written
+        except (OSError, ValueError, KeyError, TypeError):  # not written yet; damaged: gather says so
             pass
     return split, shuffle
 
