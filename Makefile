@@ -20,6 +20,7 @@ $(TEST_VENV)/.installed: requirements.txt requirements-run.txt requirements-slur
 	$(PYTHON) -m venv $(TEST_VENV)
 	$(TEST_VENV)/bin/pip install --quiet --upgrade pip
 	$(TEST_VENV)/bin/pip install --quiet -r requirements-slurm.txt
+	$(PYTHON) tests/evict_from_page_cache.py $(TEST_VENV)
 	touch $@
 
 run: setup

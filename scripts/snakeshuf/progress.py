@@ -14,8 +14,10 @@ import time
 
 from snakeshuf.buckets import BucketStats
 
-# SNAKESHUF_PROGRESS_SECONDS: how often a line is printed (tests use less).
+# SNAKESHUF_PROGRESS_SECONDS: how often a line is printed. Tests set 0: a job
+# then prints at every step, and the run's line comes POLL_SECONDS apart.
 INTERVAL_SECONDS = float(os.environ.get("SNAKESHUF_PROGRESS_SECONDS", 5))
+POLL_SECONDS = 0.05
 
 
 class JobProgress:
@@ -70,7 +72,7 @@ def watch(spec):
     def loop():
         started, at_start = time.monotonic(), sum(bytes_done(spec))
         while True:
-            time.sleep(INTERVAL_SECONDS)
+            time.sleep(max(INTERVAL_SECONDS, POLL_SECONDS))
             if all(os.path.exists(path) for path in spec.outputs):
                 return  # published (and the scratch directory may be gone)
             split, shuffle = bytes_done(spec)
