@@ -101,15 +101,18 @@ def split_sizes(config, total):
     """[(split name, records, shards)] in output order."""
     if not config["splits"]:
         return [("", total, config["shards"])]
-    asked, rest = {}, None
+    asked, rest, fractions = {}, None, 0.0
     for name, value in config["splits"].items():
         size, shards = (value["size"], value.get("shards", 1)) if isinstance(value, dict) else (value, 1)
         if size == "rest":
             rest = name
             size = 0
         elif isinstance(size, float):
+            fractions += size
             size = math.floor(size * total)
         asked[name] = [size, shards]
+    if fractions > 1 + 1e-9:  # whatever the corpus holds
+        raise Refused("the fractions add up to")
     if sum(size for size, _ in asked.values()) > total:
         raise Refused("the splits ask for")
     leftover = total - sum(size for size, _ in asked.values())

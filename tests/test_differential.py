@@ -56,6 +56,14 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 100))
         runs=(Run(memory_mb=167, unit=1024), Run(memory_mb=245, unit=1024, chunks=4)),
     )
 )
+@example(  # fractions adding up to 1.5 beside a 'rest' split: refused at once, whatever the corpus (campaign seed 1010)
+    Scenario(
+        files=(FileSpec(123, "short", seed=1763, final_separator=False, codec="xz"),),
+        runs=(Run(memory_mb=173, unit=1024, chunks=4, cores=1), Run(memory_mb=206, unit=8192, chunks=1, cores=1)),
+        seed=18314, header_lines=1, output="out/noext",
+        splits=(("train", 1.0, 2), ("valid", "rest", 2), ("test", 0.5, 3)), verify="changed",
+    )
+)
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics
