@@ -41,4 +41,4 @@ onsuccess:
 
 
 onerror:
-    console.print_failure_hint(SPEC.output)
+    report_failure()

@@ -9,6 +9,7 @@ import sys
 sys.path.insert(0, os.path.join(SNAKESHUF_DIR, "scripts"))
 
 from snakeshuf import console, preflight, progress
+from snakeshuf.stopping import RunStopper
 from snakeshuf.config import check_config, separator_byte
 from snakeshuf.errors import ConfigError, InputError
 from snakeshuf.lock import OutputLock
@@ -94,6 +95,7 @@ RUN_NAME = os.path.basename(SPEC.scratch)
 CHUNKS = range(len(SPEC.chunks))
 BUCKETS = range(SPEC.buckets)
 OUTPUT_LOCK = OutputLock(RUN_FILES.lock)
+STOPPER = RunStopper()
 
 
 def try_output_lock():
@@ -125,7 +127,8 @@ def take_output_lock():
 
 def start_run():
     """Before the first job (onstart): the checks, the output's lock, progress
-    lines. In a module, rule write_plan runs the checks; no lock, no progress."""
+    lines, a clean stop on SIGTERM or Ctrl-C. In a module, rule write_plan runs
+    the checks; no lock, no progress, and signals are the including workflow's."""
     try:
         preflight.check_places(SPEC)
         take_output_lock()
@@ -133,6 +136,7 @@ def start_run():
     except (ConfigError, InputError) as error:
         console.fail(error)
     progress.watch(SPEC)
+    STOPPER.install(workflow.scheduler, workflow.local_exec)
 
 
 def finish_run():
@@ -142,6 +146,14 @@ def finish_run():
         console.print_summary(SPEC, RUN_FILES.summary)
         if not workflow.storage_settings.notemp:
             remove_leftovers(SPEC.scratch, SPEC.outputs, RUN_FILES.summary)
+
+
+def report_failure():
+    """After a failed or stopped run (onerror): what to do now."""
+    if STOPPER.signal_name:
+        console.print_stop_hint(SPEC.output, STOPPER.signal_name)
+    else:
+        console.print_failure_hint(SPEC.output)
 
 
 # A run killed just after publishing leaves markers that would make this one

@@ -1,6 +1,11 @@
 # How each job runs: its command line, log file and benchmark file.
 import shlex
 
+if not IN_MODULE:  # the prefix is every rule's, also an including workflow's
+    # Ctrl-C reaches every process in the terminal's foreground group: jobs
+    # ignore it (no traceback), the main process stops them (snakeshuf.stopping).
+    shell.prefix("set -euo pipefail; trap '' INT; ")
+
 
 def python_for_jobs():
     """The interpreter running Snakemake has snakeshuf's packages; with

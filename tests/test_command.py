@@ -2,6 +2,7 @@
 same bytes as the `snakemake` command, and exit statuses people can act on."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 
 from conftest import REPO, corpus_file, run_workflow
 from snakeshuf.cli import mebibytes, split_option
+from test_stopping import SELECTING, STOP_SECONDS, run_and_signal, wait_until_gone
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +71,20 @@ def test_exit_statuses(inputs, installed):
     assert failed.returncode == 1 and "run the same command again" in failed.stderr
     assert snakeshuf(inputs, installed, "a.jsonl", "-o", "o.txt").returncode == 0
     assert (inputs / "o.txt").exists()
+
+
+def test_sigterm_stops_the_run_and_the_same_command_resumes(inputs, installed):
+    args = ["a.jsonl", "more/*.jsonl", "-o", "t.jsonl", "--memory", "160M"]
+    moment = (SELECTING, 3, 0.5)
+    seconds, returncode, stderr = run_and_signal(["snakeshuf", *args], signal.SIGTERM, moment, installed, inputs)
+    assert seconds is not None and seconds < STOP_SECONDS and returncode == 1, stderr[-3000:]
+    assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr, stderr[-3000:]
+    assert not wait_until_gone(inputs), "jobs of the stopped run are still running"
+    resumed = snakeshuf(inputs, installed, *args)
+    assert resumed.returncode == 0 and "Nothing to be done" not in resumed.stderr, resumed.stderr[-3000:]
+    direct = {"inputs": [str(inputs / "a.jsonl"), str(inputs / "more/*.jsonl")], "output": "t.jsonl", "memory_mb": 160}
+    run_workflow(inputs / "direct", direct)
+    assert (inputs / "t.jsonl").read_bytes() == (inputs / "direct" / "t.jsonl").read_bytes()
 
 
 def test_help_reads_like_a_unix_command(installed, tmp_path):

@@ -6,6 +6,7 @@ by cgroups, so a job that outgrows its request really is killed.
 """
 
 import os
+import signal
 import subprocess
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from conftest import REPO, corpus_file, job_reports, run_workflow, snakemake_command
 from slurm_acceptance import rule_of, sacct_jobs
 from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB
+from test_stopping import STOP_SECONDS, run_and_signal
 
 pytestmark = pytest.mark.slurm
 
@@ -43,15 +45,18 @@ def reference(tmp_path_factory):
     return config, (root / "local" / "out.txt").read_bytes()
 
 
-def run_on_slurm(workdir, config, *args, env_extra=None, check=True):
-    command = snakemake_command(
+def slurm_command(workdir, config, *args):
+    return RUN_TIMEOUT + snakemake_command(
         workdir, config,
         "--workflow-profile", str(REPO / "profiles" / "slurm"),
         "--slurm-init-seconds-before-status-checks", "2",
         *args,
     )
+
+
+def run_on_slurm(workdir, config, *args, env_extra=None, check=True):
     env = dict(os.environ, **(env_extra or {}))
-    result = subprocess.run(RUN_TIMEOUT + command, capture_output=True, text=True, env=env)
+    result = subprocess.run(slurm_command(workdir, config, *args), capture_output=True, text=True, env=env)
     assert result.returncode != 124, "the SLURM run timed out"
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stderr[-6000:]}")
@@ -113,3 +118,21 @@ def test_bucket_jobs_as_a_slurm_array_give_the_same_bytes(tmp_path, reference):
     buckets = len(list((tmp_path / "logs").glob("*/shuffle_bucket/*.log")))
     array_tasks = [job for job in jobs if "_" in job.id]
     assert len(array_tasks) == buckets > 1 and len(jobs) == 3 + 1 + buckets + 1, jobs
+
+
+def test_sigterm_cancels_the_runs_slurm_jobs_and_the_same_command_resumes(tmp_path, reference):
+    config, expected = reference
+    moment = ("rule shuffle_bucket", 1, 1.0)  # a second after the first bucket job is submitted
+    seconds, returncode, stderr = run_and_signal(slurm_command(tmp_path, config), signal.SIGTERM, moment)
+    assert seconds is not None and returncode != 0, stderr[-3000:]
+    assert seconds < STOP_SECONDS, f"exited {seconds:.1f} s after SIGTERM"
+    assert "Traceback" not in stderr and "stopped by SIGTERM" in stderr, stderr[-3000:]
+    assert not queued_jobs(tmp_path), "SLURM jobs of the run are still queued or running"
+    run_on_slurm(tmp_path, config)
+    assert (tmp_path / "out.txt").read_bytes() == expected
+
+
+def queued_jobs(workdir):
+    """The run's jobs SLURM still has (their logs are under the run's directory)."""
+    jobs = subprocess.run(["squeue", "-h", "-o", "%i %o"], capture_output=True, text=True, check=True)
+    return [line for line in jobs.stdout.splitlines() if str(workdir) in line]

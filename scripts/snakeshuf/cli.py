@@ -1,22 +1,26 @@
 """The `snakeshuf` command: the workflow for people who do not use Snakemake.
 
-It turns its options into a configuration and runs the same Snakefile with
-Snakemake's own command line (python -m snakemake), so its output is byte for
-byte what `snakemake --config ...` gives. Exit status: 0 done, 1 the run
-failed (run the same command again), 2 a usage or configuration error.
+It turns its options into a configuration and becomes Snakemake's own
+command line (python -m snakemake) on the same Snakefile, so its output is
+byte for byte what `snakemake --config ...` gives, and signals (SIGTERM,
+Ctrl-C) reach the run directly. Exit status: 0 done, 1 the run failed (run
+the same command again), 2 a usage or configuration error.
 """
 
 import argparse
+import hashlib
 import importlib.metadata
 import os
 import re
-import subprocess
 import sys
-import tempfile
 
 import yaml
 
-from snakeshuf.console import REFUSED
+from snakeshuf.jobs import atomic_write
+
+# Beside Snakemake's own records in the working directory, which the jobs of
+# a cluster run share.
+CONFIG_DIR = os.path.join(".snakemake", "snakeshuf")
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 DESCRIPTION = """\
@@ -123,17 +127,28 @@ def snakemake_command(args, workflow, configfile):
     return command
 
 
+def write_config(config):
+    """The configuration as a file Snakemake and every job can read, named by
+    its content: the same command finds the same file."""
+    text = yaml.safe_dump(config, sort_keys=False).encode()  # splits keep their order
+    path = os.path.join(CONFIG_DIR, f"config-{hashlib.sha256(text).hexdigest()[:16]}.yaml")
+    os.makedirs(CONFIG_DIR, exist_ok=True)
+    with atomic_write(path) as handle:
+        handle.write(text)
+    return path
+
+
 def main(argv=None):
     p = parser()
     args = p.parse_args(argv)
     if not (args.inputs or args.paired or args.sample_sheet):
         p.error("give the input files (IN...), --paired groups or a --sample-sheet")
-    workflow = workflow_dir()
-    with tempfile.NamedTemporaryFile("w", prefix="snakeshuf-", suffix=".yaml") as configfile:
-        yaml.safe_dump(config_of(args), configfile, sort_keys=False)  # splits keep their order
-        configfile.flush()
-        status = subprocess.run(snakemake_command(args, workflow, configfile.name)).returncode
-    return status if status in (0, REFUSED) else 1
+    try:
+        configfile = write_config(config_of(args))
+    except OSError as error:
+        p.error(f"cannot write '{error.filename}' ({error.strerror}): run snakeshuf in a directory you can write")
+    command = snakemake_command(args, workflow_dir(), configfile)
+    os.execv(command[0], command)
 
 
 if __name__ == "__main__":

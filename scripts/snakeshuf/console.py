@@ -31,6 +31,14 @@ def print_failure_hint(output):
     )
 
 
+def print_stop_hint(output, signal_name):
+    print(
+        f"snakeshuf: stopped by {signal_name} before publishing '{output}'. Run the same "
+        "command again to go on: only unfinished jobs are redone, and the output is the same.",
+        file=sys.stderr,
+    )
+
+
 def output_description(outputs):
     if len(outputs) == 1:
         return outputs[0]

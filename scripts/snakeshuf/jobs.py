@@ -81,19 +81,24 @@ def listed(variable):
     return {int(part) for part in os.environ.get(variable, "").split(",") if part.strip()}
 
 
+SLOW_JOB_SECONDS = 30
 _held = []  # what SNAKESHUF_EXTRA_MEMORY_MB holds until the job ends
 
 
 def inject_faults(bucket=None, memory_mb=None):
     """Test hooks, set through the environment so that they never change what
     Snakemake sees of a job (params, config): SNAKESHUF_FAIL_BUCKETS=3,7 makes
-    those shuffle jobs fail; SNAKESHUF_OOM_BELOW_MB=N makes any job given less
-    than N MB die the way the out-of-memory killer ends it (SIGKILL);
+    those shuffle jobs fail; SNAKESHUF_SLOW_BUCKETS=0 makes those take
+    SLOW_JOB_SECONDS more, like the jobs of a large corpus;
+    SNAKESHUF_OOM_BELOW_MB=N makes any job given less than N MB die the way
+    the out-of-memory killer ends it (SIGKILL);
     SNAKESHUF_EXTRA_MEMORY_MB=N makes every job hold N MB more than its model
     says, like a job whose memory was underestimated, for a real OOM kill where
     memory is enforced."""
     if bucket is not None and bucket in listed("SNAKESHUF_FAIL_BUCKETS"):
         raise InjectedFault(f"bucket {bucket}: failure injected by SNAKESHUF_FAIL_BUCKETS")
+    if bucket is not None and bucket in listed("SNAKESHUF_SLOW_BUCKETS"):
+        time.sleep(SLOW_JOB_SECONDS)
     extra_mb = int(os.environ.get("SNAKESHUF_EXTRA_MEMORY_MB", 0))
     if extra_mb:
         _held.append(np.ones(extra_mb * 2**20, dtype=np.uint8))

@@ -1,0 +1,79 @@
+"""Stopping a run within seconds on SIGTERM or Ctrl-C, in a state that the
+same command resumes.
+
+Snakemake 9.27.1's own SIGTERM handler takes the scheduler's lock, which the
+interrupted code may already hold (the run then hangs), and even when it does
+not, the run waits for its running jobs to finish. This handler takes no lock:
+it stops the run's job processes and interrupts the scheduler, which cancels
+what is left (remote jobs included) and ends the run as failed.
+"""
+
+import signal
+import sys
+import threading
+import time
+
+import psutil
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How often the run's job processes are stopped again once stopping: a job
+# the scheduler handed to a thread just before the signal starts a moment later.
+REPEAT_SECONDS = 0.1
+
+
+def runs_inside(frame, code):
+    """Whether `frame` or any frame below it runs `code`."""
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def stop_descendants():
+    """SIGTERM every process this one started: jobs, the scheduler's solver."""
+    for process in psutil.Process().children(recursive=True):
+        try:
+            process.terminate()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def keep_stopping_descendants():
+    while True:
+        time.sleep(REPEAT_SECONDS)
+        stop_descendants()
+
+
+class RunStopper:
+    """Installed in the main process just before the scheduler starts."""
+
+    def __init__(self):
+        self.scheduler = None
+        self.local_jobs = True
+        self.signal_name = None  # of the signal that stopped the run
+
+    def install(self, scheduler, local_jobs):
+        """`local_jobs`: whether jobs run here. Remote jobs are cancelled by
+        their executor, whose commands (sbatch, scancel) must not be stopped."""
+        self.scheduler = scheduler
+        self.local_jobs = local_jobs
+        for number in SIGNALS:
+            signal.signal(number, self.stop)
+
+    def stop(self, number, frame):
+        if self.signal_name:  # a second Ctrl-C, or SIGTERM with it: already on it
+            return
+        self.signal_name = signal.Signals(number).name
+        print(
+            f"snakeshuf: {self.signal_name} received: stopping the run's jobs",
+            file=sys.stderr,
+        )
+        if self.local_jobs:
+            stop_descendants()
+            threading.Thread(target=keep_stopping_descendants, daemon=True).start()
+        # Read by the scheduler at its next round: set without its lock.
+        self.scheduler._user_kill = "graceful"
+        if runs_inside(frame, type(self.scheduler).schedule.__code__):
+            # The scheduler handles this at any point by cancelling its jobs.
+            raise KeyboardInterrupt

@@ -1,0 +1,193 @@
+"""SIGTERM and Ctrl-C stop a run within seconds, its jobs with it, at any
+moment (while Snakemake selects jobs included), and the same command then
+resumes to the bytes an undisturbed run gives."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import REPO, corpus_file, run_workflow, snakemake_command
+from snakeshuf.stopping import SIGNALS, RunStopper
+
+STOP_SECONDS = 5
+SELECTING = "Select jobs to execute"
+# (signal, seed of its random moments, tries)
+ROUNDS = [(signal.SIGTERM, 11, 10), (signal.SIGINT, 12, 4)]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """60 MB at memory_mb=160: several split and bucket jobs, short ones."""
+    path = tmp_path_factory.mktemp("stopping") / "corpus.txt"
+    corpus_file(path, 60 << 20, seed=8)
+    return str(path)
+
+
+def config_for(corpus):
+    return {"inputs": [corpus], "output": "out.txt", "seed": 3, "memory_mb": 160}
+
+
+@pytest.fixture(scope="module")
+def undisturbed(tmp_path_factory, corpus):
+    """The reference bytes, and how many times an undisturbed run selects jobs."""
+    workdir = tmp_path_factory.mktemp("undisturbed")
+    result = run_workflow(workdir, config_for(corpus))
+    return (workdir / "out.txt").read_bytes(), result.stderr.count(SELECTING)
+
+
+def processes_in(workdir):
+    """Processes still working in `workdir` (the run's jobs run there)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if Path(process.cwd()) == workdir:
+                found.append(process.cmdline())
+        except psutil.Error:  # gone, a zombie, or not ours to look at
+            pass
+    return found
+
+
+def run_and_signal(command, number, moment, env=os.environ, cwd=None):
+    """Run `command` (a workflow run whose bucket 0 is slow); at `moment` =
+    (text, k, delay), delay seconds after the k-th line with `text` in its
+    output, send it `number`.
+    Returns (seconds it took to exit after the signal, or None if it ended
+    first; exit code; stderr)."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd, start_new_session=True,
+        env={**env, "SNAKESHUF_SLOW_BUCKETS": "0"},  # a job of minutes: stopped, not awaited
+    )
+    text, k, delay = moment
+    lines, seen = [], 0
+    sent = {}  # when the signal went
+    for line in process.stderr:
+        lines.append(line)
+        seen += text in line
+        if seen == k:
+            threading.Timer(delay, send_if_running, (process, number, sent)).start()
+            break
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr))
+    reader.start()
+    process.wait(timeout=120)
+    reader.join()
+    seconds = time.monotonic() - sent["at"] if sent else None
+    return seconds, process.returncode, "".join(lines)
+
+
+def send_if_running(process, number, sent):
+    """SIGINT as Ctrl-C in a terminal sends it, to every process of the run;
+    anything else to the main process alone, as `kill` does."""
+    if process.poll() is None:
+        sent["at"] = time.monotonic()
+        if number == signal.SIGINT:
+            os.killpg(process.pid, number)
+        else:
+            process.send_signal(number)
+
+
+def wait_until_gone(workdir, seconds=2):
+    deadline = time.monotonic() + seconds
+    while processes_in(workdir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return processes_in(workdir)
+
+
+@pytest.mark.parametrize("number,seed,tries", ROUNDS, ids=[s.name for s, _, _ in ROUNDS])
+def test_a_signal_at_random_moments_stops_the_run_and_jobs(tmp_path, corpus, undisturbed, number, seed, tries):
+    reference, selections = undisturbed
+    rng = random.Random(seed)
+    for attempt in range(tries):
+        workdir = tmp_path / f"try{attempt}"
+        config = config_for(corpus)
+        moment = (SELECTING, rng.randint(1, selections - 2), rng.uniform(0, 1.0))  # the last two select gather and all
+        seconds, returncode, stderr = run_and_signal(snakemake_command(workdir, config), number, moment)
+        context = f"try {attempt}, signal at {moment}:\n{stderr[-3000:]}"
+        assert "Traceback" not in stderr, context
+        # Bucket 0 takes 30 s more: the signal always finds the run going.
+        assert seconds is not None and returncode != 0, f"the run was not stopped; {context}"
+        assert seconds < STOP_SECONDS, f"exited {seconds:.1f} s after the signal; {context}"
+        last_lines = "\n".join(stderr.splitlines()[-6:])
+        assert f"stopped by {number.name}" in last_lines, context
+        assert not wait_until_gone(workdir), f"jobs still running; {context}"
+        out = workdir / "out.txt"
+        assert not out.exists() or out.read_bytes() == reference, context
+        run_workflow(workdir, config)  # the same command, no --unlock
+        assert out.read_bytes() == reference, context
+
+
+# Run in a process of its own: once stopping, the stopper goes on stopping
+# every process its process starts.
+LOCK_HELD = """
+import json, os, signal, subprocess, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from snakeshuf.stopping import RunStopper
+
+class Scheduler:  # the part of Snakemake's job scheduler the stopper relies on
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._user_kill = None
+
+    def schedule(self):
+        with self._lock:  # as while Snakemake selects jobs
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(float(sys.argv[2]))
+
+job = subprocess.Popen(["sleep", "60"])
+scheduler = Scheduler()
+RunStopper().install(scheduler, local_jobs=True)
+started = time.monotonic()
+try:
+    scheduler.schedule()
+    interrupted = False
+except KeyboardInterrupt:
+    interrupted = True
+print(json.dumps({
+    "interrupted": interrupted,
+    "seconds": time.monotonic() - started,
+    "job": job.wait(timeout=5),
+    "user_kill": scheduler._user_kill,
+    "lock_free": not scheduler._lock.locked(),
+}))
+"""
+
+
+def test_a_signal_while_the_scheduler_holds_its_lock_interrupts_it_and_stops_jobs():
+    """Snakemake's own handler waits for that lock here, forever."""
+    result = subprocess.run(
+        [sys.executable, "-c", LOCK_HELD, str(REPO / "scripts"), str(STOP_SECONDS)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["interrupted"] and outcome["seconds"] < 1, outcome
+    assert outcome["job"] == -signal.SIGTERM, "the running job was not stopped"
+    assert outcome["user_kill"] == "graceful" and outcome["lock_free"], outcome
+
+
+class Scheduler:
+    def __init__(self):
+        self._user_kill = None
+
+    def schedule(self):
+        pass
+
+
+def test_a_signal_before_the_scheduler_runs_stops_it_at_its_first_round():
+    saved = {number: signal.getsignal(number) for number in SIGNALS}
+    scheduler = Scheduler()
+    try:
+        RunStopper().install(scheduler, local_jobs=False)
+        os.kill(os.getpid(), signal.SIGINT)  # outside schedule(): no KeyboardInterrupt
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+    assert scheduler._user_kill == "graceful"
