@@ -16,6 +16,9 @@ IN_MODULE = not workflow.modifier.is_main_snakefile()
 configfile: os.path.join(SNAKESHUF_DIR, "config", "config.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/jobs.smk"
 include: "rules/resources.smk"
@@ -24,6 +27,7 @@ include: "rules/split.smk"
 include: "rules/tally.smk"
 include: "rules/shuffle.smk"
 include: "rules/gather.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -51,6 +51,7 @@ def owned_files(outputs):
         scratch,
         os.path.join("logs", name),
         os.path.join("benchmarks", name),
+        os.path.join("reports", name),
     )
     return RunFiles(config["output"], tuple(outputs), directories)
 

@@ -1,4 +1,5 @@
-# How each job runs: its command line, log file and benchmark file.
+# How each job runs: its command line, log file and benchmark file (and the
+# report's files).
 import shlex
 
 if not IN_MODULE:  # the prefix is every rule's, also an including workflow's
@@ -38,3 +39,13 @@ def benchmark_path(rule_name, wildcard=""):
 
 # Where the split jobs' reports are: for gather's summary and the progress lines.
 SPLIT_LOGS = expand(log_path("split_chunk", "{chunk}"), chunk=CHUNKS)
+
+
+def report_file(name, caption):
+    """A file of rule run_report, shown in Snakemake's report with report/<caption>.rst."""
+    return report(
+        os.path.join("reports", RUN_NAME, name),
+        caption=f"../report/{caption}.rst",
+        category="Run",
+        labels={"figure": caption.replace("_", " ")},
+    )

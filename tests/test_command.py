@@ -87,6 +87,15 @@ def test_sigterm_stops_the_run_and_the_same_command_resumes(inputs, installed):
     assert (inputs / "t.jsonl").read_bytes() == (inputs / "direct" / "t.jsonl").read_bytes()
 
 
+def test_a_report_with_the_run(inputs, installed):
+    result = snakeshuf(inputs, installed, "a.jsonl", "-o", "r.jsonl", "--memory", "160M", "--report", "r.html")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (inputs / "r.jsonl").exists()
+    html = (inputs / "r.html").read_text()
+    for name in ("summary.html", "bucket_sizes.svg", "job_memory.svg", "stage_throughput.svg"):
+        assert name in html
+
+
 def test_help_reads_like_a_unix_command(installed, tmp_path):
     text = snakeshuf(tmp_path, installed, "--help").stdout
     assert text.startswith("usage: snakeshuf [OPTION]... IN... -o OUT")

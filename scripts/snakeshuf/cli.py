@@ -96,7 +96,7 @@ def parser():
     p.add_argument("--profile", metavar="slurm|PATH", help="a Snakemake profile, e.g. slurm for profiles/slurm")
     p.add_argument("-n", "--dry-run", action="store_true", help="print the plan and the jobs, run nothing")
     p.add_argument("--unlock", action="store_true", help="release Snakemake's lock after a killed run")
-    p.add_argument("--report", metavar="FILE", help="write Snakemake's HTML report of the last run")
+    p.add_argument("--report", metavar="FILE", help="also write an HTML report of the run: summary, figures of buckets, memory, throughput")
     return p
 
 
@@ -122,8 +122,8 @@ def snakemake_command(args, workflow, configfile):
     for flag, given in (("--dry-run", args.dry_run), ("--unlock", args.unlock)):
         if given:
             command.append(flag)
-    if args.report:
-        command += ["--report", args.report]
+    if args.report:  # the run (or what is missing of it), its figures, then the report
+        command += ["run_report", "--report", args.report, "--report-after-run"]
     return command
 
 

@@ -27,7 +27,7 @@ LOCK = ".lock"
 class RunFiles:
     output: str  # the configured output name
     outputs: tuple  # every output file
-    directories: tuple  # the run's scratch, log and benchmark directories
+    directories: tuple  # the run's scratch, log, benchmark and report directories
 
     @property
     def summary(self):

@@ -1,0 +1,26 @@
+"""Rule run_report: the tables and figures of a finished run that Snakemake's
+report shows (snakeshuf.report). Not part of a normal run: it runs when asked,
+snakemake run_report --report report.html --report-after-run.
+
+Run with Snakemake's script: directive, like gather.
+"""
+
+import json
+
+from snakeshuf import jobs, report
+
+
+def run_report(snakemake):
+    with open(snakemake.params.summary) as handle:
+        summary = json.load(handle)
+    budget_mb, out = snakemake.params.memory_mb, snakemake.output
+    table = report.job_table(snakemake.params.logs)
+    with jobs.atomic_write(out.summary) as handle:
+        handle.write(report.summary_html(summary, budget_mb).encode())
+    report.plot_bucket_sizes(table, out.bucket_sizes)
+    report.plot_job_memory(table, budget_mb, out.job_memory)
+    report.plot_stage_throughput(summary, out.throughput)
+
+
+if __name__ == "__main__":
+    jobs.run_rule(run_report, snakemake)  # noqa: F821 (given by Snakemake)
