@@ -141,12 +141,9 @@ def start_run():
 
 
 def finish_run():
-    """After the last job (onsuccess): the result on the console, the scratch
-    directory gone. In a module, gather removes the scratch directory."""
+    """After the last job (onsuccess): the result on the console."""
     if all(os.path.exists(path) for path in SPEC.outputs):
         console.print_summary(SPEC, RUN_FILES.summary)
-        if not workflow.storage_settings.notemp:
-            remove_leftovers(SPEC.scratch, SPEC.outputs, RUN_FILES.summary)
 
 
 def report_failure():

@@ -21,8 +21,9 @@ rule gather:
     params:
         # Whether to re-read what looks unchanged; not part of the output.
         verify=config["verify_output"],
-        # No onsuccess runs in a module: gather removes the scratch itself.
-        remove_scratch=IN_MODULE and not workflow.storage_settings.notemp,
+        # Gather removes the scratch directory itself once the output is
+        # published: also in a module (no onsuccess) and in a run killed just after.
+        remove_scratch=not workflow.storage_settings.notemp,
         split_logs=SPLIT_LOGS,
         tally_log=log_path("tally_buckets"),
     script:

@@ -11,7 +11,9 @@ rule write_plan:
         "../envs/snakeshuf.yaml"
     params:
         spec=SPEC.to_json(),
-        # For snakeshuf.preflight's checks (see scripts/write_plan.py).
+        # snakeshuf.preflight's checks: onstart made them, but no onstart
+        # runs in a module (see scripts/write_plan.py).
+        preflight=IN_MODULE,
         check_disk_space=config["check_disk_space"],
     script:
         "../scripts/write_plan.py"

@@ -1,9 +1,8 @@
 """Rule write_plan: the run spec that the main process built while parsing
 the workflow (snakeshuf.spec), written as the plan file that every job reads.
 
-It first runs the checks of snakeshuf.preflight: the main workflow's onstart
-has run them already, but no onstart runs where snakeshuf is a module of
-another workflow, and this is the first job either way.
+Where snakeshuf is a module of another workflow, it first runs the checks of
+snakeshuf.preflight: no onstart runs there, and this is the first job.
 
 Run with Snakemake's script: directive: a `run:` block would start a whole
 second Snakemake process for it.
@@ -16,8 +15,9 @@ from snakeshuf.spec import RunSpec
 def write_plan(snakemake):
     text, params = snakemake.params.spec, snakemake.params
     spec = RunSpec.from_json(text)
-    preflight.check_places(spec)
-    preflight.check(spec, params.check_disk_space)
+    if params.preflight:
+        preflight.check_places(spec)
+        preflight.check(spec, params.check_disk_space)
     with jobs.atomic_write(snakemake.output[0]) as handle:
         handle.write(text.encode())
 

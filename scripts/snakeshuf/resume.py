@@ -10,9 +10,9 @@ before running it (the forced job was pruned from the DAG first), so the run
 fails on missing files. When the summary proves the output complete, the
 marker is dropped instead, so the same command simply finishes.
 
-The scratch directory is removed once the output is complete: at the end of
-a run (the Snakefile's onsuccess), and when a run finds a complete output
-left by one that was killed before removing it.
+The scratch directory is removed once the output is complete: by gather,
+right after publishing, and when a run finds a complete output left by one
+that was killed before removing it.
 """
 
 import json
