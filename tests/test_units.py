@@ -1,6 +1,7 @@
 """The pieces the workflow is made of, checked against plain-Python references."""
 
 import re
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import yaml
 
 from snakeshuf import keys as keylib
-from snakeshuf import outputs, runfile, tally
+from snakeshuf import outputs, progress, runfile, tally
 from snakeshuf.config import check_config
 from snakeshuf.outputs import output_paths, read_layout
 from snakeshuf.integrity import checksum
@@ -271,3 +272,11 @@ def test_bucket_rows_reads_exactly_one_buckets_rows(tmp_path):
     for bucket in range(13):
         got = runfile.bucket_rows(str(tmp_path / "i.npy"), bucket)
         assert np.array_equal(got, index[index[:, BUCKET] == bucket]), bucket
+
+
+def test_the_time_left_comes_from_the_speed_of_the_stage_in_progress():
+    total, seen = 1000, deque([(0.0, 0, 0)], maxlen=progress.RATE_WINDOW + 1)
+    for sample in [(1.0, 900, 0), (2.0, 1000, 0), (12.0, 1000, 100), (22.0, 1000, 200)]:
+        progress.add_sample(seen, sample, total)
+    assert progress.rate(seen) == 10  # the shuffle stage's 200 bytes in 20 s, not the split's pace
+    assert progress.describe(1000, 200, total, progress.rate(seen)).endswith("about 80 s left")

@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 
 from snakeshuf.buckets import BucketStats
 
@@ -18,6 +19,9 @@ from snakeshuf.buckets import BucketStats
 # then prints at every step, and the run's line comes POLL_SECONDS apart.
 INTERVAL_SECONDS = float(os.environ.get("SNAKESHUF_PROGRESS_SECONDS", 5))
 POLL_SECONDS = 0.05
+# The time left comes from the speed over the last lines of the same stage
+# (a bucket job takes longer per byte than a split job).
+RATE_WINDOW = 6
 
 
 class JobProgress:
@@ -63,6 +67,19 @@ def describe(split, shuffle, total, rate):
     return line
 
 
+def add_sample(seen, sample, total):
+    """Add a (time, split, shuffle) sample; the end of the split stage starts a new window."""
+    if sample[1] == total > seen[-1][1]:
+        seen.clear()
+    seen.append(sample)
+
+
+def rate(seen):
+    """Bytes per second over the (time, split, shuffle) samples `seen`."""
+    (then, *done_then), (now, *done_now) = seen[0], seen[-1]
+    return (sum(done_now) - sum(done_then)) / (now - then) if now > then else 0
+
+
 def watch(spec):
     """Print the progress line every INTERVAL_SECONDS until the outputs exist."""
     total = sum(spec.chunk_bytes(c) for c in range(len(spec.chunks)))
@@ -70,13 +87,13 @@ def watch(spec):
         return
 
     def loop():
-        started, at_start = time.monotonic(), sum(bytes_done(spec))
+        seen = deque([(time.monotonic(), *bytes_done(spec))], maxlen=RATE_WINDOW + 1)
         while True:
             time.sleep(max(INTERVAL_SECONDS, POLL_SECONDS))
             if all(os.path.exists(path) for path in spec.outputs):
                 return  # published (and the scratch directory may be gone)
             split, shuffle = bytes_done(spec)
-            rate = (split + shuffle - at_start) / (time.monotonic() - started)
-            print(describe(split, shuffle, total, rate), file=sys.stderr, flush=True)
+            add_sample(seen, (time.monotonic(), split, shuffle), total)
+            print(describe(split, shuffle, total, rate(seen)), file=sys.stderr, flush=True)
 
     threading.Thread(target=loop, name="snakeshuf-progress", daemon=True).start()
