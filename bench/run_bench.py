@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
-"""Benchmark snakeshuf against GNU shuf and sort -R, side by side.
+"""Benchmark snakeshuf against GNU shuf, sort -R and terashuf, side by side.
 
 Generates (or reuses) a corpus of the requested size, then runs every tool on
 it in turn, `--runs` rounds, interleaved so that all tools see the same
 machine state. Prints per tool the median wall time, MB/s, the largest
-process's peak RSS (GNU time's %M) and the ratio to shuf; also the I/O floor,
-twice the time of `cp corpus copy && sync`, and snakeshuf's time per stage.
+process's peak RSS (GNU time's %M) and the ratios to shuf, terashuf and the
+I/O floor (twice the time of `cp corpus copy && sync`: the data read and
+written twice), and snakeshuf's time per stage.
 
-  python bench/run_bench.py --size 4G --memory-mb 512 --cores 2 --runs 3
+  python bench/run_bench.py --size 4G --memory-mb 512 --cores 2 --runs 3 --terashuf ~/terashuf/terashuf
+
+terashuf is optional and never bundled: build it from its public source
+(github.com/alexandres/terashuf: `make`, a C++11 compiler and nothing else)
+and pass the binary with --terashuf. It gets the same memory per process
+(MEMORY=memory_mb/1024 GB) and a fixed SEED.
 """
 
 import argparse
@@ -25,6 +31,9 @@ from make_corpus import generate, parse_size
 
 REPO = Path(__file__).resolve().parent.parent
 TIME = "/usr/bin/time"
+# Free disk a round needs, in corpus sizes: the corpus, snakeshuf's run files
+# and output (or another tool's output and temporary files), and some slack.
+DISK_PER_CORPUS = 3.2
 
 
 def timed(command, **kwargs):
@@ -90,6 +99,15 @@ def io_floor(corpus, out_dir):
     return 2 * wall, 0.0
 
 
+def terashuf(binary):
+    def run(corpus, out_dir, args):
+        env = {**os.environ, "MEMORY": str(args.memory_mb / 1024), "SEED": "1", "TMPDIR": str(out_dir)}
+        command = ["sh", "-c", 'exec "$0" < "$1" > "$2"', str(binary), str(corpus), str(out_dir / "terashuf.out")]
+        return timed(command, env=env)
+
+    return run
+
+
 TOOLS = {
     "snakeshuf": snakeshuf,
     "shuf": lambda corpus, out_dir, args: timed(["shuf", str(corpus), "-o", str(out_dir / "shuf.out")]),
@@ -101,19 +119,29 @@ TOOLS = {
 
 
 def table(results, size, rounds):
-    shuf_wall = statistics.median(w for w, _ in results["shuf"]) if "shuf" in results else None
+    medians = {tool: statistics.median(w for w, _ in runs) for tool, runs in results.items()}
+    bases = [tool for tool in ("shuf", "terashuf", "I/O floor") if tool in medians]
     lines = [
         f"corpus {size / 2**30:.2f} GiB, {rounds} interleaved rounds, medians",
-        "| tool | runs | wall (s) | MB/s | peak RSS (MB) | wall / shuf |",
-        "|---|---|---|---|---|---|",
+        "| tool | runs | wall (s) | MB/s | peak RSS (MB) |" + "".join(f" wall / {b} |" for b in bases),
+        "|---|---|---|---|---|" + "---|" * len(bases),
     ]
     for tool, runs in results.items():
-        wall = statistics.median(w for w, _ in runs)
-        rss = max(r for _, r in runs)
-        ratio = f"{wall / shuf_wall:.2f}" if shuf_wall else "-"
+        wall, rss = medians[tool], max(r for _, r in runs)
+        ratios = "".join(f" {wall / medians[b]:.2f} |" for b in bases)
         rss_text = f"{rss:.0f}" if rss else "-"
-        lines.append(f"| {tool} | {len(runs)} | {wall:.1f} | {size / 1e6 / wall:.0f} | {rss_text} | {ratio} |")
+        lines.append(f"| {tool} | {len(runs)} | {wall:.1f} | {size / 1e6 / wall:.0f} | {rss_text} |{ratios}")
     return "\n".join(lines)
+
+
+def check_free_disk(workdir, size, corpus_exists):
+    needed = (DISK_PER_CORPUS - (1 if corpus_exists else 0)) * size
+    free = shutil.disk_usage(workdir).free
+    if free < needed:
+        sys.exit(
+            f"not enough free disk in {workdir}: a {size / 2**30:.1f} GiB corpus needs about "
+            f"{needed / 2**30:.1f} GiB, {free / 2**30:.1f} GiB are free; use --workdir elsewhere"
+        )
 
 
 def main(argv=None):
@@ -126,16 +154,23 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--slow-runs", type=int, default=None,
                         help="rounds that include sort -R (default: all; it is slow)")
-    parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, from: {', '.join(TOOLS)}")
+    parser.add_argument("--terashuf", type=Path, metavar="PATH", help="a terashuf binary: adds it to the tools")
+    parser.add_argument("--tools", help=f"comma-separated, from: {', '.join(TOOLS)}, terashuf (default: all)")
     args = parser.parse_args(argv)
+    if args.terashuf:
+        TOOLS["terashuf"] = terashuf(args.terashuf.resolve())
     args.workdir.mkdir(parents=True, exist_ok=True)
     corpus = args.corpus or args.workdir / f"corpus-{args.size}.txt"
+    check_free_disk(args.workdir, corpus.stat().st_size if corpus.exists() else args.size, corpus.exists())
     if not corpus.exists():
         print(f"generating {corpus} ...", flush=True)
         with open(corpus, "wb") as out:
             generate(out, args.size, seed=1, fmt="text")
     size = corpus.stat().st_size
-    tools = args.tools.split(",")
+    tools = args.tools.split(",") if args.tools else list(TOOLS)
+    unknown = set(tools) - set(TOOLS)
+    if unknown:
+        sys.exit(f"unknown tools {sorted(unknown)} (terashuf needs --terashuf PATH)")
     results = {tool: [] for tool in tools}
     stage_rounds = []
     for round_index in range(args.runs):
@@ -147,7 +182,7 @@ def main(argv=None):
             if tool == "snakeshuf":
                 stage_rounds.append(stage_seconds(args.workdir))
             print(f"round {round_index + 1}: {tool}: {wall:.1f} s, {rss:.0f} MB", flush=True)
-    for name in ("snakeshuf.out", "shuf.out", "sort.out"):
+    for name in ("snakeshuf.out", "shuf.out", "sort.out", "terashuf.out"):
         (args.workdir / name).unlink(missing_ok=True)
     print()
     print(table({t: r for t, r in results.items() if r}, size, args.runs))
