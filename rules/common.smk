@@ -17,12 +17,20 @@ from snakeshuf.namespace import RunFiles, check_names
 from snakeshuf.outputs import column_names, output_paths, read_layout
 from snakeshuf.plan import make_paired_plan, make_plan
 from snakeshuf.records import common_header
-from snakeshuf.resume import clear_stale_markers, incomplete_markers, remove_leftovers
+from snakeshuf.resume import (
+    clear_stale_markers,
+    incomplete_markers,
+    output_is_complete,
+    remove_leftovers,
+)
 from snakeshuf.scratch import Scratch, run_directory
 from snakeshuf.sheet import read_sample_sheet
 from snakeshuf.spec import RunSpec
 
 SHEET_SCHEMA = os.path.join(SNAKESHUF_DIR, "config", "sample_sheet.schema.yaml")
+STOPPER = RunStopper()
+if workflow.is_main_process and not IN_MODULE:  # a module's signals are its includer's
+    STOPPER.listen()
 
 
 def make_input_plan(run):
@@ -96,7 +104,6 @@ RUN_NAME = os.path.basename(SPEC.scratch)
 CHUNKS = range(len(SPEC.chunks))
 BUCKETS = range(SPEC.buckets)
 OUTPUT_LOCK = OutputLock(RUN_FILES.lock)
-STOPPER = RunStopper()
 
 
 def try_output_lock():
@@ -137,7 +144,7 @@ def start_run():
     except (ConfigError, InputError) as error:
         console.fail(error)
     progress.watch(SPEC)
-    STOPPER.install(workflow.scheduler, workflow.local_exec)
+    STOPPER.attach(workflow.scheduler, workflow.local_exec)
 
 
 def finish_run():
@@ -148,10 +155,8 @@ def finish_run():
 
 def report_failure():
     """After a failed or stopped run (onerror): what to do now."""
-    if STOPPER.signal_name:
-        console.print_stop_hint(SPEC.output, STOPPER.signal_name)
-    else:
-        console.print_failure_hint(SPEC.output)
+    published = output_is_complete(SPEC.outputs, RUN_FILES.summary)
+    console.print_failure_hint(SPEC.output, STOPPER.signal_name, published)
 
 
 # A run killed just after publishing leaves markers that would make this one

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from conftest import REPO, corpus_file, run_workflow, snakemake_command
-from snakeshuf.stopping import SIGNALS, RunStopper
+from snakeshuf.stopping import SIGNALS, STOPPED, RunStopper
 
 STOP_SECONDS = 5
 SELECTING = "Select jobs to execute"
@@ -56,12 +56,12 @@ def processes_in(workdir):
     return found
 
 
-def run_and_signal(command, number, moment, env=os.environ, cwd=None):
+def run_and_signal(command, number, moment, env=os.environ, cwd=None, hang_up=False):
     """Run `command` (a workflow run whose bucket 0 is slow); at `moment` =
     (text, k, delay), delay seconds after the k-th line with `text` in its
-    output, send it `number`.
+    output, send it `number` (`hang_up`: having closed the pipe it writes to).
     Returns (seconds it took to exit after the signal, or None if it ended
-    first; exit code; stderr)."""
+    first; exit code; what it wrote)."""
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd, start_new_session=True,
         env={**env, "SNAKESHUF_SLOW_BUCKETS": "0"},  # a job of minutes: stopped, not awaited
@@ -75,10 +75,14 @@ def run_and_signal(command, number, moment, env=os.environ, cwd=None):
         if seen == k:
             threading.Timer(delay, send_if_running, (process, number, sent)).start()
             break
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr))
-    reader.start()
+    if hang_up:
+        process.stderr.close()
+    else:
+        reader = threading.Thread(target=lambda: lines.extend(process.stderr))
+        reader.start()
     process.wait(timeout=120)
-    reader.join()
+    if not hang_up:
+        reader.join()
     seconds = time.monotonic() - sent["at"] if sent else None
     return seconds, process.returncode, "".join(lines)
 
@@ -101,27 +105,50 @@ def wait_until_gone(workdir, seconds=2):
     return processes_in(workdir)
 
 
+def assert_stopped_and_resumed(workdir, config, reference, number, moment, hang_up=False):
+    """Signal a run at `moment` (see run_and_signal): it must end within
+    STOP_SECONDS, say so, leave no job running and no partial output, and the
+    same command (no --unlock) must then give the reference's bytes."""
+    seconds, returncode, stderr = run_and_signal(snakemake_command(workdir, config), number, moment, hang_up=hang_up)
+    context = f"{number.name} at {moment}:\n{stderr[-3000:]}"
+    assert "Traceback" not in stderr, context
+    # Bucket 0 takes 30 s more: the signal always finds the run going.
+    assert seconds is not None and returncode != 0, f"the run was not stopped; {context}"
+    assert seconds < STOP_SECONDS, f"exited {seconds:.1f} s after the signal; {context}"
+    if not hang_up:
+        last_lines = "\n".join(stderr.splitlines()[-6:])
+        assert f"stopped by {number.name}" in last_lines, context
+    assert not wait_until_gone(workdir), f"jobs still running; {context}"
+    out = workdir / "out.txt"
+    assert not out.exists() or out.read_bytes() == reference, context
+    run_workflow(workdir, config)  # the same command, no --unlock
+    assert out.read_bytes() == reference, context
+
+
 @pytest.mark.parametrize("number,seed,tries", ROUNDS, ids=[s.name for s, _, _ in ROUNDS])
 def test_a_signal_at_random_moments_stops_the_run_and_jobs(tmp_path, corpus, undisturbed, number, seed, tries):
     reference, selections = undisturbed
     rng = random.Random(seed)
     for attempt in range(tries):
-        workdir = tmp_path / f"try{attempt}"
-        config = config_for(corpus)
         moment = (SELECTING, rng.randint(1, selections - 2), rng.uniform(0, 1.0))  # the last two select gather and all
-        seconds, returncode, stderr = run_and_signal(snakemake_command(workdir, config), number, moment)
-        context = f"try {attempt}, signal at {moment}:\n{stderr[-3000:]}"
-        assert "Traceback" not in stderr, context
-        # Bucket 0 takes 30 s more: the signal always finds the run going.
-        assert seconds is not None and returncode != 0, f"the run was not stopped; {context}"
-        assert seconds < STOP_SECONDS, f"exited {seconds:.1f} s after the signal; {context}"
-        last_lines = "\n".join(stderr.splitlines()[-6:])
-        assert f"stopped by {number.name}" in last_lines, context
-        assert not wait_until_gone(workdir), f"jobs still running; {context}"
-        out = workdir / "out.txt"
-        assert not out.exists() or out.read_bytes() == reference, context
-        run_workflow(workdir, config)  # the same command, no --unlock
-        assert out.read_bytes() == reference, context
+        assert_stopped_and_resumed(tmp_path / f"try{attempt}", config_for(corpus), reference, number, moment)
+
+
+def test_a_signal_while_snakemake_starts_ends_the_run_and_leaves_no_lock(tmp_path, corpus, undisturbed):
+    """From the plan (printed while parsing) through building the DAG, taking
+    Snakemake's locks and onstart, to the first job."""
+    reference, _ = undisturbed
+    for attempt, delay in enumerate([0, 0.1, 0.2, 0.3, 0.5, 0.7]):
+        number = (signal.SIGTERM, signal.SIGINT)[attempt % 2]
+        moment = ("snakeshuf plan:", 1, delay)
+        assert_stopped_and_resumed(tmp_path / f"try{attempt}", config_for(corpus), reference, number, moment)
+
+
+def test_a_signal_stops_the_run_when_nobody_reads_its_output(tmp_path, corpus, undisturbed):
+    """`snakeshuf ... 2>&1 | tee log` and Ctrl-C: tee dies first."""
+    reference, _ = undisturbed
+    moment = ("shuffle_bucket/0.log", 1, 1.0)  # a second after the slow bucket 0 started
+    assert_stopped_and_resumed(tmp_path, config_for(corpus), reference, signal.SIGTERM, moment, hang_up=True)
 
 
 # Run in a process of its own: once stopping, the stopper goes on stopping
@@ -143,7 +170,7 @@ class Scheduler:  # the part of Snakemake's job scheduler the stopper relies on
 
 job = subprocess.Popen(["sleep", "60"])
 scheduler = Scheduler()
-RunStopper().install(scheduler, local_jobs=True)
+RunStopper().attach(scheduler, local_jobs=True)
 started = time.monotonic()
 try:
     scheduler.schedule()
@@ -173,6 +200,31 @@ def test_a_signal_while_the_scheduler_holds_its_lock_interrupts_it_and_stops_job
     assert outcome["user_kill"] == "graceful" and outcome["lock_free"], outcome
 
 
+# Snakemake holds its locks in a `with` block while it builds the DAG.
+LOCKED = """
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from snakeshuf.stopping import RunStopper
+
+RunStopper().listen()
+open(sys.argv[2], "w").close()
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+finally:
+    os.remove(sys.argv[2])
+"""
+
+
+def test_a_signal_before_the_scheduler_exists_ends_the_run_and_unwinds_locks(tmp_path):
+    lock = tmp_path / "lock"
+    result = subprocess.run(
+        [sys.executable, "-c", LOCKED, str(REPO / "scripts"), str(lock)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == STOPPED and not lock.exists(), result.stderr
+    assert result.stderr.strip() == "snakeshuf: stopped by SIGTERM before any job ran; run the same command again"
+
+
 class Scheduler:
     def __init__(self):
         self._user_kill = None
@@ -185,7 +237,7 @@ def test_a_signal_before_the_scheduler_runs_stops_it_at_its_first_round():
     saved = {number: signal.getsignal(number) for number in SIGNALS}
     scheduler = Scheduler()
     try:
-        RunStopper().install(scheduler, local_jobs=False)
+        RunStopper().attach(scheduler, local_jobs=False)
         os.kill(os.getpid(), signal.SIGINT)  # outside schedule(): no KeyboardInterrupt
     finally:
         for number, handler in saved.items():

@@ -21,22 +21,23 @@ def fail(error):
     sys.exit(REFUSED)
 
 
-def print_failure_hint(output):
-    """After a failed job: what to do (Snakemake has printed the job's log)."""
-    print(
-        f"snakeshuf: the run stopped before publishing '{output}'; the failed job's log "
-        "is above. Fix what it names, if anything, then run the same command again: "
-        "only what failed is redone, and the output is the same.",
-        file=sys.stderr,
-    )
-
-
-def print_stop_hint(output, signal_name):
-    print(
-        f"snakeshuf: stopped by {signal_name} before publishing '{output}'. Run the same "
-        "command again to go on: only unfinished jobs are redone, and the output is the same.",
-        file=sys.stderr,
-    )
+def print_failure_hint(output, signal_name, published):
+    """After a failed or stopped run (Snakemake has printed a failed job's log)."""
+    if published:
+        how = f"was stopped by {signal_name}" if signal_name else "failed"
+        text = f"the run {how} after publishing '{output}', which is complete."
+    elif signal_name:
+        text = (
+            f"stopped by {signal_name} before publishing '{output}'. Run the same command "
+            "again to go on: only unfinished jobs are redone, and the output is the same."
+        )
+    else:
+        text = (
+            f"the run stopped before publishing '{output}'; the failed job's log is above. "
+            "Fix what it names, if anything, then run the same command again: only what "
+            "failed is redone, and the output is the same."
+        )
+    print(f"snakeshuf: {text}", file=sys.stderr)
 
 
 def output_description(outputs):

@@ -3,9 +3,11 @@ same command resumes.
 
 Snakemake 9.27.1's own SIGTERM handler takes the scheduler's lock, which the
 interrupted code may already hold (the run then hangs), and even when it does
-not, the run waits for its running jobs to finish. This handler takes no lock:
-it stops the run's job processes and interrupts the scheduler, which cancels
-what is left (remote jobs included) and ends the run as failed.
+not, the run waits for its running jobs to finish; before the scheduler
+exists, SIGTERM kills Snakemake outright and leaves its locks behind. This
+handler takes no lock: it stops the run's job processes and interrupts the
+scheduler, which cancels what is left (remote jobs included) and ends the run
+as failed; before that, it ends the run at once, unwinding Snakemake's locks.
 """
 
 import signal
@@ -16,6 +18,7 @@ import time
 import psutil
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOPPED = 1  # the exit status of a stopped run, as of a failed one: run it again
 # How often the run's job processes are stopped again once stopping: a job
 # the scheduler handed to a thread just before the signal starts a moment later.
 REPEAT_SECONDS = 0.1
@@ -45,35 +48,51 @@ def keep_stopping_descendants():
         stop_descendants()
 
 
+def tell(text):
+    """A line on stderr, if anyone still reads it (`| tee` dies of Ctrl-C too)."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
 class RunStopper:
-    """Installed in the main process just before the scheduler starts."""
+    """The main process's handler of SIGTERM and Ctrl-C, from parsing on."""
 
     def __init__(self):
         self.scheduler = None
         self.local_jobs = True
         self.signal_name = None  # of the signal that stopped the run
 
-    def install(self, scheduler, local_jobs):
-        """`local_jobs`: whether jobs run here. Remote jobs are cancelled by
-        their executor, whose commands (sbatch, scancel) must not be stopped."""
-        self.scheduler = scheduler
-        self.local_jobs = local_jobs
+    def listen(self):
+        """Before the scheduler exists (parsing, building the DAG), a signal
+        ends the run at once: no job has started."""
         for number in SIGNALS:
             signal.signal(number, self.stop)
+
+    def attach(self, scheduler, local_jobs):
+        """Just before the scheduler starts (onstart), once Snakemake's own
+        SIGTERM handler is in place, replace it. `local_jobs`: whether jobs
+        run here; remote jobs are cancelled by their executor, whose commands
+        (sbatch, scancel) must not be stopped."""
+        self.scheduler, self.local_jobs = scheduler, local_jobs
+        if scheduler._user_kill and not self.signal_name:  # Snakemake's handler got one
+            self.signal_name = signal.Signals.SIGTERM.name
+        self.listen()
 
     def stop(self, number, frame):
         if self.signal_name:  # a second Ctrl-C, or SIGTERM with it: already on it
             return
         self.signal_name = signal.Signals(number).name
-        print(
-            f"snakeshuf: {self.signal_name} received: stopping the run's jobs",
-            file=sys.stderr,
-        )
+        if self.scheduler is None:
+            tell(f"snakeshuf: stopped by {self.signal_name} before any job ran; run the same command again")
+            raise SystemExit(STOPPED)  # unwinds Snakemake's locks, without a traceback
         if self.local_jobs:
             stop_descendants()
             threading.Thread(target=keep_stopping_descendants, daemon=True).start()
         # Read by the scheduler at its next round: set without its lock.
         self.scheduler._user_kill = "graceful"
         if runs_inside(frame, type(self.scheduler).schedule.__code__):
+            tell(f"snakeshuf: {self.signal_name} received: stopping the run's jobs")
             # The scheduler handles this at any point by cancelling its jobs.
             raise KeyboardInterrupt
