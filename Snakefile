@@ -16,9 +16,6 @@ IN_MODULE = not workflow.modifier.is_main_snakefile()
 configfile: os.path.join(SNAKESHUF_DIR, "config", "config.yaml")
 
 
-report: "report/workflow.rst"
-
-
 include: "rules/common.smk"
 include: "rules/jobs.smk"
 include: "rules/resources.smk"

@@ -2,6 +2,10 @@
 # workflow's description (report/workflow.rst): rule run_report's tables and
 # figures. Not a target of a normal run, so it costs a normal run nothing:
 #   snakemake run_report --report report.html --report-after-run
+if not IN_MODULE:  # else it would become the including workflow's description
+    workflow.report("../report/workflow.rst")
+
+
 rule run_report:
     """The run's summary as tables, and figures of its buckets and jobs."""
     input:
@@ -17,8 +21,15 @@ rule run_report:
     conda:
         "../envs/snakeshuf.yaml"
     params:
+        # gather writes it beside the outputs (it is not one of its outputs).
         summary=RUN_FILES.summary,
-        logs=os.path.join("logs", RUN_NAME),
+        # This run's jobs (the log directory may hold an earlier plan's too).
+        logs={
+            "split": SPLIT_LOGS,
+            "tally": [log_path("tally_buckets")],
+            "shuffle": expand(log_path("shuffle_bucket", "{bucket}"), bucket=BUCKETS),
+            "gather": [log_path("gather")],
+        },
         memory_mb=config["memory_mb"],
     script:
         "../scripts/run_report.py"

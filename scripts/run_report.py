@@ -8,11 +8,22 @@ Run with Snakemake's script: directive, like gather.
 import json
 
 from snakeshuf import jobs, report
+from snakeshuf.errors import InputError
+
+
+def read_summary(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except OSError as error:
+        raise InputError(
+            f"cannot read the run's summary '{path}' ({error.strerror}): run the same command "
+            "with --forcerun gather to write the output and its summary again"
+        ) from None
 
 
 def run_report(snakemake):
-    with open(snakemake.params.summary) as handle:
-        summary = json.load(handle)
+    summary = read_summary(snakemake.params.summary)
     budget_mb, out = snakemake.params.memory_mb, snakemake.output
     table = report.job_table(snakemake.params.logs)
     with jobs.atomic_write(out.summary) as handle:

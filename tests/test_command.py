@@ -64,6 +64,8 @@ def test_splits_and_shards_from_the_command_line(inputs, installed):
 
 def test_exit_statuses(inputs, installed):
     assert snakeshuf(inputs, installed, "a.jsonl").returncode == 2  # no -o
+    dry_report = snakeshuf(inputs, installed, "a.jsonl", "-o", "o.txt", "-n", "--report", "r.html")
+    assert dry_report.returncode == 2 and "--report needs a run" in dry_report.stderr
     missing = snakeshuf(inputs, installed, "none.jsonl", "-o", "o.txt")
     assert missing.returncode == 2 and "input 'none.jsonl' does not exist" in missing.stderr
     failing = {**installed, "SNAKESHUF_FAIL_BUCKETS": "0"}

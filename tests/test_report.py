@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ElementTree
 from conftest import corpus_file, run_workflow
 from snakeshuf import report
 
-FIGURES = {"bucket_sizes.svg": "Bytes per bucket", "job_memory.svg": "Peak memory of each job",
+FIGURES = {"bucket_sizes.svg": "Bytes per bucket (", "job_memory.svg": "Peak memory of each job",
            "stage_throughput.svg": "Throughput per stage"}
 
 
@@ -18,13 +18,15 @@ def svg_text(path):
 
 def test_the_report_shows_the_run(tmp_path):
     corpus = corpus_file(tmp_path / "corpus.txt", 40 << 20, seed=4)
-    config = {"inputs": [corpus], "output": "out.txt", "seed": 9, "memory_mb": 160}
+    earlier = {"inputs": [corpus], "output": "out.txt", "seed": 9, "memory_mb": 160}
+    run_workflow(tmp_path, earlier)  # more buckets than the run reported on: their logs stay
+    config = {**earlier, "memory_mb": 180}
     normal = run_workflow(tmp_path, config)
     assert "run_report" not in normal.stderr, "a normal run built the report"
     run_workflow(tmp_path, config, "run_report", "--report", "report.html", "--report-after-run")
 
     html = (tmp_path / "report.html").read_text()
-    assert "snakeshuf wrote a uniformly random permutation" in html and "out.txt</tt> (seed 9," in html
+    assert "snakeshuf wrote a uniformly random permutation" in html and "out.txt</tt>" in html and "seed 9," in html
     for name in [*FIGURES, "summary.html"]:
         assert name in html, f"{name} is not in the report"
     [directory] = (tmp_path / "reports").iterdir()
@@ -36,9 +38,27 @@ def test_the_report_shows_the_run(tmp_path):
     assert f"{summary['outputs']['out.txt']['records']:,}" in tables
     assert f"<td>{summary['buckets']}</td>" in tables
 
-    jobs = report.job_table(tmp_path / "logs" / directory.name)
+    logs = tmp_path / "logs" / directory.name
+    jobs = report.job_table({"shuffle": sorted(logs.glob("shuffle_bucket/*.log"))})
+    assert len(jobs) > summary["buckets"] > 1, "the earlier run left no more bucket logs"
+    assert f"({summary['buckets']} buckets)" in svg_text(directory / "bucket_sizes.svg"), "an earlier run's buckets"
+    jobs = report.job_table({"shuffle": [logs / f"shuffle_bucket/{b}.log" for b in range(summary["buckets"])],
+                             "split": [logs / "split_chunk/0.log"], "tally": [logs / "tally_buckets/tally_buckets.log"],
+                             "gather": [logs / "gather/gather.log"]})
     buckets = jobs[jobs.stage == "shuffle"]
-    assert sorted(buckets.job) == list(range(summary["buckets"])) and summary["buckets"] > 1
     assert buckets.bytes.sum() == summary["bytes"]
     assert set(jobs.stage) == {"split", "tally", "shuffle", "gather"}
     assert (jobs.peak_rss_mb < config["memory_mb"]).all()
+
+
+def test_a_report_without_the_runs_summary_says_how_to_get_it_back(tmp_path):
+    corpus = corpus_file(tmp_path / "corpus.txt", 1 << 20, seed=5)
+    config = {"inputs": [corpus], "output": "out.txt", "memory_mb": 160}
+    run_workflow(tmp_path, config)
+    (tmp_path / "out.txt.summary.json").unlink()
+    result = run_workflow(tmp_path, config, "run_report", "--report", "r.html", "--report-after-run", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "cannot read the run's summary 'out.txt.summary.json'" in result.stderr
+    assert "--forcerun gather" in result.stderr
+    run_workflow(tmp_path, config, "run_report", "--report", "r.html", "--report-after-run", "--forcerun", "gather")
+    assert (tmp_path / "r.html").exists()

@@ -143,6 +143,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not (args.inputs or args.paired or args.sample_sheet):
         p.error("give the input files (IN...), --paired groups or a --sample-sheet")
+    if args.report and (args.dry_run or args.unlock):
+        p.error("--report needs a run: leave out --dry-run and --unlock")
     try:
         configfile = write_config(config_of(args))
     except OSError as error:

@@ -3,9 +3,6 @@ summary as tables, and figures of bucket sizes, each job's peak memory against
 the budget, and each stage's throughput, from the summary and the JSON report
 line each job leaves at the end of its log."""
 
-import glob
-import os
-
 import matplotlib
 
 matplotlib.use("svg")  # files only, no display
@@ -17,21 +14,21 @@ import pandas as pd  # noqa: E402
 from snakeshuf.summary import last_report  # noqa: E402
 
 MIB = 2**20
-# The job log directories of a run (logs/<run>/<rule>/), by stage.
-STAGE_RULES = {"split": "split_chunk", "tally": "tally_buckets", "shuffle": "shuffle_bucket", "gather": "gather"}
 # Stages whose jobs read and write every byte of the corpus once (gather
 # copies bytes only for compressed or sharded outputs).
 STREAMING_STAGES = ("split", "shuffle")
 STYLE = "<style>body, table {font-family: sans-serif; font-size: 14px} td, th {padding: 2px 10px}</style>"
 INPUT_ROWS = 50  # a run of thousands of inputs lists the first ones
+BAR_LIMIT = 200  # more buckets than this are drawn as a histogram of their sizes
 
 
-def job_table(log_directory):
-    """One row per finished job: stage, job (chunk or bucket number), bytes,
-    records, seconds, peak_rss_mb, memory_mb (the budget it was given)."""
+def job_table(logs):
+    """One row per finished job of `logs` ({stage: job log paths}): stage, job
+    (chunk or bucket number), bytes, records, seconds, peak_rss_mb and
+    memory_mb (the budget it was given)."""
     rows = []
-    for stage, rule in STAGE_RULES.items():
-        for path in sorted(glob.glob(os.path.join(log_directory, rule, "*.log"))):
+    for stage, paths in logs.items():
+        for path in paths:
             report = last_report(path)
             if report:
                 job = report.get("bucket", report.get("chunk", 0))
@@ -49,13 +46,20 @@ def stage_table(summary):
     return stages
 
 
+def layout_text(split):
+    """'train: rest in 64 shards', or 'one file' for a plain output."""
+    size = "" if not split["name"] else f"{split['name']}: {split['size']}"
+    shards = f" in {split['shards']} shards" if split["shards"] > 1 else ""
+    return (size + shards).strip() or "one file"
+
+
 def summary_html(summary, budget_mb):
     """The summary as HTML tables: the run, its output files, stages, inputs."""
     run = {
         "records": f"{summary['records']:,}",
         "bytes": f"{summary['bytes']:,}",
         "seed": summary["order"]["seed"],
-        "layout": ", ".join(split["name"] or "one file" for split in summary["order"]["layout"]),
+        "layout": ", ".join(layout_text(split) for split in summary["order"]["layout"]),
         "chunks (split jobs)": summary["chunks"],
         "buckets (shuffle jobs)": summary["buckets"],
         "memory_mb per job": budget_mb,
@@ -74,12 +78,18 @@ def summary_html(summary, budget_mb):
 
 
 def plot_bucket_sizes(jobs, path):
+    """A bar per bucket; past BAR_LIMIT buckets, how many buckets have each size."""
     buckets = jobs[jobs.stage == "shuffle"].sort_values("job")
     figure, axes = plt.subplots(figsize=(8, 3.5))
-    axes.bar(buckets.job, buckets.bytes / MIB, color="tab:blue")
-    axes.axhline(buckets.bytes.mean() / MIB, color="black", linewidth=1, label="mean")
-    axes.set(xlabel="bucket", ylabel="MiB", title="Bytes per bucket")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(buckets) <= BAR_LIMIT:
+        axes.bar(buckets.job, buckets.bytes / MIB, color="tab:blue")
+        axes.axhline(buckets.bytes.mean() / MIB, color="black", linewidth=1, label="mean")
+        axes.set(xlabel="bucket", ylabel="MiB")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        axes.hist(buckets.bytes / MIB, bins=50, color="tab:blue")
+        axes.set(xlabel="MiB in a bucket", ylabel="buckets")
+    axes.set_title(f"Bytes per bucket ({len(buckets):,} buckets)")
     save(figure, path)
 
 
