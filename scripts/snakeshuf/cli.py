@@ -3,8 +3,10 @@
 It turns its options into a configuration and becomes Snakemake's own
 command line (python -m snakemake) on the same Snakefile, so its output is
 byte for byte what `snakemake --config ...` gives, and signals (SIGTERM,
-Ctrl-C) reach the run directly. Exit status: 0 done, 1 the run failed (run
-the same command again), 2 a usage or configuration error.
+Ctrl-C) reach the run directly. Exit status: 0 done, 1 the run failed or
+was stopped (run the same command again), 2 a usage or configuration error;
+a signal in the second Snakemake takes to start, before the workflow is read,
+ends it as the signal does (130 for Ctrl-C, 143 for SIGTERM).
 """
 
 import argparse
