@@ -67,6 +67,8 @@ class RunStopper:
     def listen(self):
         """Before the scheduler exists (parsing, building the DAG), a signal
         ends the run at once: no job has started."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # Snakemake run from another thread (its API): signals are not ours
         for number in SIGNALS:
             signal.signal(number, self.stop)
 
