@@ -41,6 +41,17 @@ def benchmark_path(rule_name, wildcard=""):
 SPLIT_LOGS = expand(log_path("split_chunk", "{chunk}"), chunk=CHUNKS)
 
 
+def job_logs(wildcards):
+    """This plan's job logs by stage (an earlier plan's may lie beside them).
+    A function, so that thousands of bucket logs cost nothing at parse."""
+    return {
+        "split": SPLIT_LOGS,
+        "tally": [log_path("tally_buckets")],
+        "shuffle": expand(log_path("shuffle_bucket", "{bucket}"), bucket=BUCKETS),
+        "gather": [log_path("gather")],
+    }
+
+
 def report_file(name, caption):
     """A file of rule run_report, shown in Snakemake's report with report/<caption>.rst."""
     return report(

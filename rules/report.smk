@@ -23,13 +23,7 @@ rule run_report:
     params:
         # gather writes it beside the outputs (it is not one of its outputs).
         summary=RUN_FILES.summary,
-        # This run's jobs (the log directory may hold an earlier plan's too).
-        logs={
-            "split": SPLIT_LOGS,
-            "tally": [log_path("tally_buckets")],
-            "shuffle": expand(log_path("shuffle_bucket", "{bucket}"), bucket=BUCKETS),
-            "gather": [log_path("gather")],
-        },
+        logs=job_logs,
         memory_mb=config["memory_mb"],
     script:
         "../scripts/run_report.py"

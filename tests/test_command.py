@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import REPO, corpus_file, run_workflow
 from snakeshuf.cli import mebibytes, split_option
@@ -44,6 +45,9 @@ def test_the_command_gives_the_bytes_of_the_snakemake_run(inputs, installed):
     result = snakeshuf(inputs, installed, "a.jsonl", "more/*.jsonl", "-o", "out.jsonl", "--seed", "7", "--memory", "1G")
     assert result.returncode == 0, result.stderr[-4000:]
     assert "share/snakeshuf/config/config.yaml" in result.stderr, "not the installed workflow"
+    # The configuration lies in the working directory, where cluster jobs can read it.
+    [configfile] = (inputs / ".snakemake" / "snakeshuf").glob("config-*.yaml")
+    assert yaml.safe_load(configfile.read_text())["seed"] == 7
     config = {"inputs": ["a.jsonl", "more/*.jsonl"], "output": "direct.jsonl", "seed": 7, "memory_mb": 1024}
     run_workflow(inputs / "direct", {**config, "inputs": [str(inputs / "a.jsonl"), str(inputs / "more/*.jsonl")]})
     assert (inputs / "out.jsonl").read_bytes() == (inputs / "direct" / "direct.jsonl").read_bytes()

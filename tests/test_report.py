@@ -5,6 +5,8 @@ throughput, from a rule that a normal run does not run."""
 import json
 import xml.etree.ElementTree as ElementTree
 
+import pandas as pd
+
 from conftest import corpus_file, run_workflow
 from snakeshuf import report
 
@@ -62,3 +64,12 @@ def test_a_report_without_the_runs_summary_says_how_to_get_it_back(tmp_path):
     assert "--forcerun gather" in result.stderr
     run_workflow(tmp_path, config, "run_report", "--report", "r.html", "--report-after-run", "--forcerun", "gather")
     assert (tmp_path / "r.html").exists()
+
+
+def test_many_buckets_are_drawn_as_a_histogram_and_shards_are_named(tmp_path):
+    jobs = pd.DataFrame({"stage": "shuffle", "job": range(300), "bytes": [(1 + b % 7) << 20 for b in range(300)]})
+    report.plot_bucket_sizes(jobs, tmp_path / "b.svg")
+    text = svg_text(tmp_path / "b.svg")
+    assert "(300 buckets)" in text and "MiB in a bucket" in text
+    layout = [{"name": "valid", "size": 0.01, "shards": 1}, {"name": "train", "size": "rest", "shards": 3}]
+    assert ", ".join(map(report.layout_text, layout)) == "valid: 0.01, train: rest in 3 shards"
