@@ -9,7 +9,7 @@ import sys
 sys.path.insert(0, os.path.join(SNAKESHUF_DIR, "scripts"))
 
 from snakeshuf import console, preflight, progress
-from snakeshuf.stopping import RunStopper
+from snakeshuf.stopping import RunStopper, cancel_scheduler_wakeups
 from snakeshuf.config import check_config, separator_byte
 from snakeshuf.errors import ConfigError, InputError
 from snakeshuf.lock import OutputLock
@@ -149,12 +149,14 @@ def start_run():
 
 def finish_run():
     """After the last job (onsuccess): the result on the console."""
+    cancel_scheduler_wakeups()
     if all(os.path.exists(path) for path in SPEC.outputs):
         console.print_summary(SPEC, RUN_FILES.summary)
 
 
 def report_failure():
     """After a failed or stopped run (onerror): what to do now."""
+    cancel_scheduler_wakeups()
     published = output_is_complete(SPEC.outputs, RUN_FILES.summary)
     console.print_failure_hint(SPEC.output, STOPPER.signal_name, published)
 

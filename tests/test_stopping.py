@@ -243,3 +243,19 @@ def test_a_signal_before_the_scheduler_runs_stops_it_at_its_first_round():
         for number, handler in saved.items():
             signal.signal(number, handler)
     assert scheduler._user_kill == "graceful"
+
+
+# Snakemake's scheduler wakes itself after each round with a threading.Timer
+# of this span; Python waits for such a timer before the process exits.
+LONG_WAKEUP_SPAN = "100/300s"
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["finished", "failed"])
+def test_an_ended_run_exits_without_waiting_for_the_schedulers_wakeup(tmp_path, fails):
+    corpus = corpus_file(tmp_path / "corpus.txt", 20_000, seed=4)
+    command = snakemake_command(tmp_path / "run", {"inputs": [corpus], "output": "out.txt"},
+                                "--max-jobs-per-timespan", LONG_WAKEUP_SPAN)
+    env = {**os.environ, "SNAKESHUF_FAIL_BUCKETS": "0" if fails else ""}
+    # Without the cancel the process would live on for 300 s after its last job.
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == (1 if fails else 0), result.stderr[-3000:]

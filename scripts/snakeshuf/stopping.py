@@ -48,6 +48,16 @@ def keep_stopping_descendants():
         stop_descendants()
 
 
+def cancel_scheduler_wakeups():
+    """After the last job (onsuccess, onerror). Snakemake's scheduler wakes
+    itself again after each round with a threading.Timer of its
+    --max-jobs-per-timespan span (1 s); such a timer is not a daemon, so the
+    finished run's process would wait up to that long to exit."""
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
+
+
 def tell(text):
     """A line on stderr, if anyone still reads it (`| tee` dies of Ctrl-C too)."""
     try:
