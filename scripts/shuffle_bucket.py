@@ -15,6 +15,7 @@ the table stands for all of them.
 """
 
 import argparse
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -22,12 +23,15 @@ from snakeshuf import jobs
 from snakeshuf import keys as keylib
 from snakeshuf import runfile, tally
 from snakeshuf.buckets import BucketStats
-from snakeshuf.directio import DirectReader
+from snakeshuf.directio import STAGING_BYTES, DirectReader
 from snakeshuf.errors import IntegrityError
 from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
 from snakeshuf.progress import JobProgress
 from snakeshuf.sinks import PieceSink, RegionSink
 from snakeshuf.spec import RunSpec
+
+# Threads reading a bucket's run files, sharing one job's staging memory.
+READ_THREADS = 2
 
 
 class BucketOutput:
@@ -55,16 +59,28 @@ class BucketOutput:
 
 
 def load_whole(sections, records, nbytes):
-    """All keys, record lengths and records of the bucket, read straight into three arrays."""
+    """All keys, record lengths and records of the bucket, read straight into
+    three arrays, a run file a task: while one thread waits on the disk the
+    other copies and checksums (NumPy, CRC-32C and preadv release the GIL)."""
     keys, lengths, data = np.empty(records, np.uint64), np.empty(records, np.uint32), np.empty(nbytes, np.uint8)
-    k = d = 0
+    tasks, k, d = [], 0, 0
     for run, run_rows in sections:
-        with DirectReader(run) as reader:
-            for row in run_rows:
-                n, b = int(row[runfile.RECORDS]), int(row[runfile.NBYTES])
-                runfile.read_section(reader, row, keys[k : k + n], lengths[k : k + n], data[d : d + b])
-                k, d = k + n, d + b
+        places = []
+        for row in run_rows:
+            n, b = int(row[runfile.RECORDS]), int(row[runfile.NBYTES])
+            places.append((row, keys[k : k + n], lengths[k : k + n], data[d : d + b]))
+            k, d = k + n, d + b
+        tasks.append((run, places))
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        for done in [pool.submit(read_run_sections, *task) for task in tasks]:
+            done.result()
     return keys, lengths, data
+
+
+def read_run_sections(run, places):
+    with DirectReader(run, STAGING_BYTES // READ_THREADS) as reader:
+        for row, *arrays in places:
+            runfile.read_section(reader, row, *arrays)
 
 
 def load_pass(sections, spec, passes, which):
