@@ -67,7 +67,7 @@ def check_run(workdir, finished, config, contents, run):
     returncode, stderr = finished
     assert "Traceback" not in stderr, stderr[-4000:]
     try:
-        expected = expected_outputs(config, contents, run.max_record_bytes)
+        expected = expected_outputs(config, contents, run.accepted_record_bytes)
     except Refused as refusal:
         assert returncode != 0, f"exit 0, but a correct run refuses: {refusal}"
         assert str(refusal) in stderr and "snakeshuf: error:" in stderr, stderr[-4000:]
