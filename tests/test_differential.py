@@ -72,6 +72,19 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 100))
         seed=1, separator="nul", paired_width=3, output="out/corpus.jsonl.zst", splits=(("train", 1.0, 2),), names="odd",
     )
 )
+@example(  # splits larger than the corpus, and a gzip input past the compressed-input limit: refused for the latter (campaign seed 1029)
+    Scenario(
+        files=(FileSpec(45, "mixed", seed=4498, final_separator=False, crlf=True, codec="gzip"),
+               FileSpec(499, "tiny", seed=4006357, final_separator=False, crlf=True),
+               FileSpec(0, "tiny", seed=58, codec="gzip"), FileSpec(6, "mixed", seed=214, final_separator=False, codec="zstd"),
+               FileSpec(0, "short", seed=1189420, codec="bzip2"), FileSpec(39, "mixed", seed=21044, crlf=True, codec="bzip2"),
+               FileSpec(34, "mixed", seed=618, crlf=True, codec="zstd"),
+               FileSpec(6, "mixed", seed=716, final_separator=False, codec="gzip")),
+        runs=(Run(memory_mb=170, unit=1024, chunks=3, cores=1), Run(memory_mb=163, unit=1024, chunks=2)),
+        seed=0, separator="nul", output="shuffled.txt.gz", source="sheet", verify="always",
+        splits=(("train", "rest", 2), ("valid", 56, 1), ("test", 1.0, 3)),
+    )
+)
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics
