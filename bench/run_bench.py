@@ -81,12 +81,18 @@ def largest_job_peak(workdir):
 
 
 def stage_seconds(out_dir):
-    """Wall-clock-free view of the last snakeshuf run: per stage, the number of
-    jobs and their summed seconds and CPU seconds (the difference is I/O wait)."""
+    """The last snakeshuf run per stage: the number of jobs, their summed
+    seconds and CPU seconds (the difference is I/O wait), and the stage's
+    span from its first job's start to its last job's end (a job's own
+    clock starts after its imports)."""
     totals = {}
     for report in job_reports(out_dir / "snakeshuf"):
-        totals.setdefault(report["stage"], []).append((report["seconds"], report["cpu_seconds"]))
-    return {stage: (len(times), *map(sum, zip(*times))) for stage, times in totals.items()}
+        end = report["finished_at"]
+        totals.setdefault(report["stage"], []).append((report["seconds"], report["cpu_seconds"], end - report["seconds"], end))
+    return {
+        stage: (len(jobs), sum(j[0] for j in jobs), sum(j[1] for j in jobs), max(j[3] for j in jobs) - min(j[2] for j in jobs))
+        for stage, jobs in totals.items()
+    }
 
 
 def io_floor(corpus, out_dir):
@@ -187,11 +193,11 @@ def main(argv=None):
     print()
     print(table({t: r for t, r in results.items() if r}, size, args.runs))
     if stage_rounds:
-        print(f"\nsnakeshuf, summed job time per stage (medians of {len(stage_rounds)} runs):")
-        for stage, (jobs, _, _) in stage_rounds[-1].items():
-            seconds = statistics.median(r[stage][1] for r in stage_rounds)
-            cpu = statistics.median(r[stage][2] for r in stage_rounds)
-            print(f"  {stage}: {jobs} jobs, {seconds:.1f} s ({cpu:.2f} s CPU), {size / 1e6 / seconds:.0f} MB/s per core")
+        print(f"\nsnakeshuf per stage, medians of {len(stage_rounds)} runs: summed job time, and the stage's span")
+        for stage, (jobs, *_) in stage_rounds[-1].items():
+            seconds, cpu, span = (statistics.median(r[stage][i] for r in stage_rounds) for i in (1, 2, 3))
+            print(f"  {stage}: {jobs} jobs, {seconds:.1f} s ({cpu:.2f} s CPU), {size / 1e6 / seconds:.0f} MB/s per core;"
+                  f" span {span:.1f} s")
 
 
 if __name__ == "__main__":
