@@ -97,22 +97,32 @@ def paired_records(config, contents, limit):
     return b"", keyed
 
 
+def splits_asked(config):
+    """{split name: (size, shards)} as configured: a size is a count, a fraction or 'rest'."""
+    return {
+        name: (value["size"], value.get("shards", 1)) if isinstance(value, dict) else (value, 1)
+        for name, value in config["splits"].items()
+    }
+
+
+def check_fractions(config):
+    """Fractions adding up to more than 1 are a configuration error, whatever the inputs hold."""
+    if sum(size for size, _ in splits_asked(config).values() if isinstance(size, float)) > 1 + 1e-9:
+        raise Refused("the fractions add up to")
+
+
 def split_sizes(config, total):
     """[(split name, records, shards)] in output order."""
     if not config["splits"]:
         return [("", total, config["shards"])]
-    asked, rest, fractions = {}, None, 0.0
-    for name, value in config["splits"].items():
-        size, shards = (value["size"], value.get("shards", 1)) if isinstance(value, dict) else (value, 1)
+    asked, rest = {}, None
+    for name, (size, shards) in splits_asked(config).items():
         if size == "rest":
             rest = name
             size = 0
         elif isinstance(size, float):
-            fractions += size
             size = math.floor(size * total)
         asked[name] = [size, shards]
-    if fractions > 1 + 1e-9:  # whatever the corpus holds
-        raise Refused("the fractions add up to")
     if sum(size for size, _ in asked.values()) > total:
         raise Refused("the splits ask for")
     leftover = total - sum(size for size, _ in asked.values())
@@ -148,6 +158,7 @@ def expected_outputs(config, contents, max_record_bytes=2**32 - 1):
     `max_record_bytes`: the longest record (with its separator) the run's
     memory allows, as the documentation states it."""
     config = {**DEFAULTS, **config}
+    check_fractions(config)  # the configuration is checked before any input is read
     paired = bool(config["paired"])
     make = paired_records if paired else single_file_records
     header, keyed = make(config, contents, max_record_bytes)

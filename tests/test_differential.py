@@ -85,6 +85,14 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 100))
         splits=(("train", "rest", 2), ("valid", 56, 1), ("test", 1.0, 3)),
     )
 )
+@example(  # misaligned pairs and fractions adding up to 2: the configuration is refused first (campaign seed 1036)
+    Scenario(
+        files=(FileSpec(271, "mixed", seed=833662),),
+        runs=(Run(memory_mb=161, unit=4096, chunks=4, cores=1), Run(memory_mb=320, unit=2048, chunks=4)),
+        seed=1, paired_width=2, misaligned=True, output="shuffled.txt.gz", verify="changed",
+        splits=(("train", 1.0, 1), ("valid", "rest", 1), ("test", 1.0, 1)),
+    )
+)
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics
