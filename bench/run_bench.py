@@ -85,14 +85,15 @@ def stage_seconds(out_dir):
     seconds and CPU seconds (the difference is I/O wait), and the stage's
     span from its first job's start to its last job's end (a job's own
     clock starts after its imports)."""
-    totals = {}
+    jobs = {}
     for report in job_reports(out_dir / "snakeshuf"):
         end = report["finished_at"]
-        totals.setdefault(report["stage"], []).append((report["seconds"], report["cpu_seconds"], end - report["seconds"], end))
-    return {
-        stage: (len(jobs), sum(j[0] for j in jobs), sum(j[1] for j in jobs), max(j[3] for j in jobs) - min(j[2] for j in jobs))
-        for stage, jobs in totals.items()
-    }
+        jobs.setdefault(report["stage"], []).append((report["seconds"], report["cpu_seconds"], end - report["seconds"], end))
+    stages = {}
+    for stage, stage_jobs in jobs.items():
+        seconds, cpu, starts, ends = zip(*stage_jobs)
+        stages[stage] = (len(stage_jobs), sum(seconds), sum(cpu), max(ends) - min(starts))
+    return stages
 
 
 def io_floor(corpus, out_dir):
