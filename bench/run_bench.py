@@ -141,6 +141,11 @@ def table(results, size, rounds):
     return "\n".join(lines)
 
 
+def remove_outputs(workdir):
+    for name in ("snakeshuf.out", "shuf.out", "sort.out", "terashuf.out"):
+        (workdir / name).unlink(missing_ok=True)
+
+
 def check_free_disk(workdir, size, corpus_exists):
     needed = (DISK_PER_CORPUS - (1 if corpus_exists else 0)) * size
     free = shutil.disk_usage(workdir).free
@@ -189,8 +194,7 @@ def main(argv=None):
             if tool == "snakeshuf":
                 stage_rounds.append(stage_seconds(args.workdir))
             print(f"round {round_index + 1}: {tool}: {wall:.1f} s, {rss:.0f} MB", flush=True)
-    for name in ("snakeshuf.out", "shuf.out", "sort.out", "terashuf.out"):
-        (args.workdir / name).unlink(missing_ok=True)
+            remove_outputs(args.workdir)  # so that the disk holds one tool's files at a time
     print()
     print(table({t: r for t, r in results.items() if r}, size, args.runs))
     if stage_rounds:

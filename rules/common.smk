@@ -73,6 +73,7 @@ def run_spec(plan, run, layout):
         chunks=plan.chunks,
         width=plan.width,
         buckets=plan.buckets,
+        parts=plan.layout.parts,
         seed=config["seed"],
         separator=separator,
         header_lines=lines,

@@ -1,9 +1,9 @@
-"""Rule split_chunk: give every record of a chunk its key and sort it into buckets.
+"""Rule split_chunk: give every record of a chunk its key and sort it into key ranges.
 
 Usage (rules/split.smk):
   split_chunk.py --plan PLAN --chunk C --memory-mb M --run RUN --index INDEX
 The plan file (snakeshuf.spec) says which byte ranges chunk C holds and how
-records are keyed and bucketed.
+records are keyed and sorted into key ranges.
 """
 
 import argparse
@@ -21,15 +21,15 @@ from snakeshuf.runfile import RunWriter, as_records, take
 from snakeshuf.spec import RunSpec
 
 
-def group_by_bucket(batch, seed, stream, positions, buckets):
-    """The batch's keys, record lengths and records regrouped by bucket (input
-    order within a bucket)."""
+def group_by_key_range(batch, seed, stream, positions, key_ranges):
+    """The batch's keys, record lengths and records regrouped by key range
+    (input order within a key range)."""
     keys = keylib.record_keys(seed, stream, positions)
-    bucket = keylib.bucket_of(keys, buckets).astype(np.uint16 if buckets <= 1 << 16 else np.uint32)
-    order = np.argsort(bucket, kind="stable")
-    counts = np.bincount(bucket, minlength=buckets)
+    where = keylib.range_of(keys, key_ranges).astype(np.uint16 if key_ranges <= 1 << 16 else np.uint32)
+    order = np.argsort(where, kind="stable")
+    counts = np.bincount(where, minlength=key_ranges)
     lengths = np.diff(batch.ends, prepend=0).astype(np.uint32)
-    byte_counts = np.bincount(bucket, weights=lengths, minlength=buckets).astype(np.int64)
+    byte_counts = np.bincount(where, weights=lengths, minlength=key_ranges).astype(np.int64)
     return keys[order], lengths[order], take(as_records(batch.data, batch.ends), order), counts, byte_counts
 
 
@@ -60,7 +60,7 @@ def split_chunk(spec, chunk, memory, run_path, index_path):
     with jobs.atomic_write(run_path, direct=True) as handle:
         writer = RunWriter(handle)
         for batch, stream, positions in keyed_batches(spec, segments, memory):
-            writer.write_spill(*group_by_bucket(batch, spec.seed, stream, positions, spec.buckets))
+            writer.write_spill(*group_by_key_range(batch, spec.seed, stream, positions, spec.key_ranges))
             records += len(batch.ends)
             nbytes += len(batch.data)
             progress.update(nbytes)

@@ -21,7 +21,7 @@ from snakeshuf.spec import RunSpec  # noqa: E402
 def tally_buckets(snakemake):
     spec, memory_mb = RunSpec.read(snakemake.input.plan), snakemake.resources.budget_mb
     jobs.inject_faults(memory_mb=memory_mb)
-    table = tally.tally(snakemake.input.indexes, spec.buckets, spec.header_bytes)
+    table = tally.tally(snakemake.input.indexes, spec.buckets, spec.parts, spec.header_bytes)
     with jobs.atomic_write(snakemake.output.bounds) as handle:
         np.save(handle, file_bounds(spec.layout, tally.totals(table)["records"]))
     with jobs.atomic_write(snakemake.output.table) as handle:

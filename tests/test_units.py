@@ -16,10 +16,10 @@ from snakeshuf.integrity import checksum
 from snakeshuf.memory import INDEX_ROW_BYTES, INDEX_SHARE
 from snakeshuf.namespace import RunFiles
 from snakeshuf.plan import (
-    AUTO_CHUNK_TARGET_COUNT, MAX_BUCKETS, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
+    AUTO_CHUNK_TARGET_COUNT, MAX_KEY_RANGES, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
 )
 from snakeshuf.runfile import (
-    BUCKET, CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS, section_checksum, spill_rows,
+    CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_RANGE, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS, section_checksum, spill_rows,
 )
 from snakeshuf.errors import ConfigError, LayoutError, RecordTooLarge
 from snakeshuf.records import RecordReader
@@ -98,13 +98,17 @@ def test_keys_depend_on_seed_file_and_offset():
     assert np.array_equal(a[500:], keylib.record_keys(1, 0, positions[500:]))
 
 
-def test_buckets_are_contiguous_key_ranges():
+def test_key_ranges_are_contiguous_and_nest():
     keys = np.sort(keylib.record_keys(7, 0, np.arange(100_000)))
     for k in (1, 3, 17, 1000):
-        buckets = keylib.bucket_of(keys, k)
-        assert np.all(np.diff(buckets.astype(np.int64)) >= 0) and buckets.max() < k
-        passes = keylib.sub_range_of(keys[buckets == 0], k, 5)
+        ranges = keylib.range_of(keys, k).astype(np.int64)
+        assert np.all(np.diff(ranges) >= 0) and ranges.max() < k
+        passes = keylib.sub_range_of(keys[ranges == 0], k, 5)
         assert np.all(np.diff(passes.astype(np.int64)) >= 0) and passes.max() < 5
+        for parts in (1, 2, 7, 64):
+            finer = keylib.range_of(keys, k * parts).astype(np.int64)
+            assert np.array_equal(finer // parts, ranges), (k, parts)
+            assert np.array_equal(finer % parts, keylib.sub_range_of(keys, k, parts).astype(np.int64)), (k, parts)
 
 
 def test_checksum_continues_over_any_slicing_and_sees_order():
@@ -134,7 +138,7 @@ def test_plan_follows_memory(tmp_path):
     with open(big, "wb") as handle:
         handle.truncate(10 << 30)  # sparse: planning only stats
     small, large = (make_plan([str(big)], output_named(tmp_path / "o"), m) for m in (256, 1024))
-    assert small.buckets > large.buckets > 1
+    assert small.layout.key_ranges > large.layout.key_ranges > 1
     with pytest.raises(ConfigError, match="minimum"):
         make_plan([str(big)], output_named(tmp_path / "o"), 100)
 
@@ -146,18 +150,18 @@ def sparse_files(directory, count, size):
     return [str(directory / "f*.txt")]
 
 
-def test_a_10_tb_plan_bounds_buckets_and_each_split_jobs_index(tmp_path):
+def test_a_10_tb_plan_bounds_key_ranges_and_each_split_jobs_index(tmp_path):
     inputs = sparse_files(tmp_path, 1000, 10 << 30)
     plan = make_plan(inputs, output_named(tmp_path / "out"), 1024)
     memory = plan.memory
     spills_per_chunk = -(-plan.chunk_bytes // memory.block_bytes)
-    assert spills_per_chunk * plan.buckets * INDEX_ROW_BYTES <= memory.usable_bytes * INDEX_SHARE
-    assert 1 < plan.buckets <= MAX_BUCKETS
+    assert spills_per_chunk * plan.layout.key_ranges * INDEX_ROW_BYTES <= memory.usable_bytes * INDEX_SHARE
+    assert 1 < plan.layout.key_ranges <= MAX_KEY_RANGES
     assert len(plan.chunks) > AUTO_CHUNK_TARGET_COUNT  # the index bound, not the default, cut them
     with pytest.raises(ConfigError, match=r"set memory_mb to at least (\d+)") as refused:
         make_plan(inputs, output_named(tmp_path / "out"), 512)
     enough = int(re.search(r"at least (\d+)", str(refused.value)).group(1))
-    assert make_plan(inputs, output_named(tmp_path / "out"), enough).buckets <= MAX_BUCKETS
+    assert make_plan(inputs, output_named(tmp_path / "out"), enough).layout.key_ranges <= MAX_KEY_RANGES
     with pytest.raises(ConfigError, match="chunk_mb is 100000"):
         make_plan(inputs, output_named(tmp_path / "out"), 1024, chunk_mb=100_000)
 
@@ -184,7 +188,7 @@ def test_index_rows_match_the_checksums_the_shuffle_verifies():
     lengths = rng.integers(0, 2**32, counts.sum(), dtype=np.uint32)
     rows = spill_rows(keys, lengths, data, counts, byte_counts, (100, length_base, length_base + 4 * len(keys)))
     assert rows.shape[1] * rows.itemsize == INDEX_ROW_BYTES  # what the memory model counts
-    assert list(rows[:, BUCKET]) == list(np.flatnonzero(counts))
+    assert list(rows[:, KEY_RANGE]) == list(np.flatnonzero(counts))
     key_start, data_start = 0, 0
     for row in rows:
         records, nbytes = int(row[RECORDS]), int(row[NBYTES])
@@ -208,7 +212,8 @@ def test_order_by_key_breaks_ties_by_input_position():
     assert np.array_equal(keylib.order_by_key(unique), np.argsort(unique, kind="stable"))
 
 
-def test_bucket_table_sums_every_index_and_places_buckets_back_to_back(tmp_path, monkeypatch):
+@pytest.mark.parametrize("parts", [1, 3])
+def test_bucket_table_sums_every_index_and_places_buckets_back_to_back(tmp_path, monkeypatch, parts):
     monkeypatch.setattr(tally, "ROWS_PER_STEP", 7)  # several blocks per index
     rng = np.random.default_rng(4)
     buckets = 5
@@ -216,17 +221,17 @@ def test_bucket_table_sums_every_index_and_places_buckets_back_to_back(tmp_path,
     paths = []
     for chunk in range(3):
         index = np.zeros((int(rng.integers(0, 40)), len(runfile.COLUMNS)), np.uint64)
-        index[:, BUCKET] = np.sort(rng.integers(0, buckets, len(index)))
+        index[:, KEY_RANGE] = np.sort(rng.integers(0, buckets * parts, len(index)))
         index[:, RECORDS] = rng.integers(1, 100, len(index))
         index[:, NBYTES] = rng.integers(1, 10_000, len(index))
         index[:, KEY_SUM] = rng.integers(0, 2**64, len(index), dtype=np.uint64)
         for row in index.tolist():
-            totals = expected[row[BUCKET]]
+            totals = expected[row[KEY_RANGE] // parts]
             for column, field in enumerate((RECORDS, NBYTES, KEY_SUM)):
                 totals[column] += row[field]
         paths.append(tmp_path / f"{chunk}.npy")
         np.save(paths[-1], index)
-    table = tally.tally(paths, buckets)
+    table = tally.tally(paths, buckets, parts)
     offset = first = 0
     for bucket, (records, nbytes, key_sum) in enumerate(expected):
         assert table[bucket].tolist() == [records, nbytes, key_sum % 2**64, offset, first]
@@ -263,15 +268,17 @@ def test_output_names_keep_the_extension_and_compression_suffix():
     assert output_paths("noext", read_layout({}, 2)) == ["noext.00000-of-00002", "noext.00001-of-00002"]
 
 
-def test_bucket_rows_reads_exactly_one_buckets_rows(tmp_path):
+def test_range_rows_reads_exactly_the_rows_of_its_key_ranges(tmp_path):
     rng = np.random.default_rng(6)
     index = np.zeros((5000, len(runfile.COLUMNS)), np.uint64)
-    index[:, BUCKET] = np.sort(rng.choice([0, 3, 4, 9, 11], 5000))  # buckets 1, 2, 5-8, 10 are empty
+    index[:, KEY_RANGE] = np.sort(rng.choice([0, 3, 4, 9, 11], 5000))  # ranges 1, 2, 5-8, 10 are empty
     index[:, RECORDS] = np.arange(5000)
     np.save(tmp_path / "i.npy", index)
-    for bucket in range(13):
-        got = runfile.bucket_rows(str(tmp_path / "i.npy"), bucket)
-        assert np.array_equal(got, index[index[:, BUCKET] == bucket]), bucket
+    for lo in range(13):
+        for hi in range(lo, 14):
+            got = runfile.range_rows(str(tmp_path / "i.npy"), lo, hi)
+            chosen = (index[:, KEY_RANGE] >= lo) & (index[:, KEY_RANGE] < hi)
+            assert np.array_equal(got, index[chosen]), (lo, hi)
 
 
 def test_the_time_left_comes_from_the_speed_of_the_stage_in_progress():

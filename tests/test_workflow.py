@@ -83,8 +83,8 @@ def test_order_depends_only_on_inputs_and_seed(tmp_path, corpus_60mb):
         name: shuffled_bytes(tmp_path / name.replace(" ", "-"), inputs, seed=3, **options)
         for name, options in variants.items()
     }
-    bucket_counts = {name: summary["buckets"] for name, (_, summary) in results.items()}
-    assert len({bucket_counts[n] for n in ("160 MB", "192 MB", "288 MB")}) == 3, bucket_counts
+    layouts = {name: (summary["buckets"], summary["key_ranges"]) for name, (_, summary) in results.items()}
+    assert len({layouts[n] for n in ("160 MB", "192 MB", "288 MB")}) == 3, layouts
     reference = results["160 MB"][0]
     for name, (data, _) in results.items():
         assert data == reference, f"output with {name} differs from 160 MB"

@@ -19,7 +19,7 @@ import numpy as np
 
 from snakeshuf import tally
 from snakeshuf.jobs import save_json
-from snakeshuf.directio import DirectReader
+from snakeshuf.directio import DirectReader, aligned_buffer
 from snakeshuf.errors import IntegrityError
 from snakeshuf.integrity import checksum
 
@@ -77,7 +77,7 @@ def file_checksum(path, offset, size):
     """The checksum of bytes [offset, offset + size) of a file, or None if it is shorter."""
     buffer = np.empty(READ_BYTES, np.uint8)
     running = done = 0
-    with DirectReader(path, READ_BYTES) as reader:
+    with DirectReader(path, aligned_buffer(READ_BYTES)) as reader:
         while done < size:
             got = reader.read_into(offset + done, buffer[: min(len(buffer), size - done)])
             if not got:

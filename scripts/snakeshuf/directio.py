@@ -127,12 +127,13 @@ class DirectWriter:
 
 class DirectReader:
     """Reads byte ranges at any offset; aligned O_DIRECT reads are staged in an
-    aligned buffer and copied out."""
+    aligned buffer (`staging`, else a new one) and copied out."""
 
-    def __init__(self, path, staging_bytes=STAGING_BYTES):
+    def __init__(self, path, staging=None):
         self.path = path
         self.fd, self.direct = open_direct(path, os.O_RDONLY)
-        self.buffer = aligned_buffer(staging_bytes) if self.direct else None
+        if self.direct:
+            self.buffer = aligned_buffer(STAGING_BYTES) if staging is None else staging
 
     def read_into(self, offset, out):
         """Fill `out` (a uint8 array) from `offset`; returns the bytes read."""

@@ -6,8 +6,9 @@ index), in a stream chosen by the seed and the input file. Because a key never
 depends on which job computed it, the output order cannot depend on chunking,
 bucket count, memory budget, cores, executor, retries or resumption.
 
-Buckets are contiguous key ranges, so sorting every bucket by key and
-concatenating the buckets in order sorts all records by key.
+Key ranges are contiguous and nest (range j of n * parts lies in range
+j // parts of n), so sorting every key range by key and concatenating them in
+order sorts all records by key: a bucket is `parts` consecutive key ranges.
 """
 
 import numpy as np
@@ -42,19 +43,20 @@ def record_keys(seed, file_index, positions):
         return mix64(stream_base(seed, file_index) + (positions + np.uint64(1)) * GOLDEN_GAMMA)
 
 
-def bucket_of(keys, buckets):
-    """Bucket index of each key: monotone in the key, so buckets are key ranges.
+def range_of(keys, ranges):
+    """Which of `ranges` key ranges each key falls in: monotone in the key.
 
-    Bucket j holds the keys whose top 32 bits h satisfy floor(h * buckets / 2^32) == j.
+    Range j holds the keys whose top 32 bits h satisfy floor(h * ranges / 2^32) == j,
+    so floor(range_of(k, n * parts) / parts) == range_of(k, n).
     """
     with np.errstate(over="ignore"):
-        return ((keys >> _S32) * np.uint64(buckets)) >> _S32
+        return ((keys >> _S32) * np.uint64(ranges)) >> _S32
 
 
-def sub_range_of(keys, buckets, passes):
-    """Which of `passes` equal key sub-ranges of its bucket each key falls in (monotone)."""
+def sub_range_of(keys, ranges, passes):
+    """Which of `passes` equal sub-ranges of its key range each key falls in (monotone)."""
     with np.errstate(over="ignore"):
-        inside = ((keys >> _S32) * np.uint64(buckets)) & np.uint64(0xFFFFFFFF)
+        inside = ((keys >> _S32) * np.uint64(ranges)) & np.uint64(0xFFFFFFFF)
         return (inside * np.uint64(passes)) >> _S32
 
 

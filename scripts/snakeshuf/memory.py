@@ -9,10 +9,12 @@ counts whole folios as resident. What remains is the usable part:
 * a split job holds one read buffer, the same bytes regrouped by bucket,
   per-record arrays for at most `batch_records` records, and the index rows
   of the spills written so far (chunks are cut small enough to bound them);
-* a shuffle job holds its bucket's bytes plus SHUFFLE_BYTES_PER_RECORD of
-  arrays per record, and writes its output in small slices. A bucket that
-  would not fit (short records, skew) is done in several passes over key
-  sub-ranges, never loaded whole.
+* a shuffle job takes its bucket one key range at a time: it holds a key
+  range's bytes plus SHUFFLE_BYTES_PER_RECORD of arrays per record, and
+  writes its output in small slices. While it orders and writes one key range
+  it reads the next, so the plan makes key ranges half of what fits. A key
+  range that would not fit (short records, skew) is done in several passes
+  over key sub-ranges, never loaded whole.
 """
 
 import math
@@ -70,20 +72,31 @@ class MemoryModel:
         return self.usable_bytes - 2 * OUTPUT_SLICE_BYTES
 
     @property
-    def bucket_bytes(self):
-        """Bucket size the plan aims at: a full bucket of average records fits."""
+    def fitting_bytes(self):
+        """The most bytes of average records a shuffle job can hold at once."""
         per_byte = 1 + SHUFFLE_BYTES_PER_RECORD / PLANNED_RECORD_BYTES
         return int(self.shuffle_bytes / per_byte)
 
-    def max_chunk_bytes(self, buckets):
+    @property
+    def key_range_bytes(self):
+        """Key range size the plan aims at: two ranges of average records fit,
+        the one being written and the next being read."""
+        return self.fitting_bytes // 2
+
+    def max_chunk_bytes(self, key_ranges):
         """The largest chunk whose index rows fit a split job's share: a spill of
-        average records adds one row per bucket."""
-        spills = int(self.usable_bytes * INDEX_SHARE) // (buckets * INDEX_ROW_BYTES)
+        average records adds one row per key range."""
+        spills = int(self.usable_bytes * INDEX_SHARE) // (key_ranges * INDEX_ROW_BYTES)
         return max(1, spills) * self.block_bytes
+
+    @staticmethod
+    def shuffle_need(records, nbytes):
+        """The bytes a shuffle job holds to order `records` records of `nbytes`."""
+        return nbytes + records * SHUFFLE_BYTES_PER_RECORD
 
     def shuffle_passes(self, records, nbytes):
         """Key sub-ranges a shuffle job needs so that each fits in memory."""
-        need = nbytes + records * SHUFFLE_BYTES_PER_RECORD
+        need = self.shuffle_need(records, nbytes)
         if need <= self.shuffle_bytes:
             return 1
         # A pass collects pieces and then joins them (twice its size), and key

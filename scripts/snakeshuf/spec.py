@@ -24,7 +24,8 @@ class RunSpec:
     files: tuple  # plan.InputFile, in input order
     chunks: tuple  # for each split job, a tuple of plan.Segment
     width: int  # files per record: more than 1 for paired (aligned) inputs
-    buckets: int
+    buckets: int  # shuffle jobs
+    parts: int  # consecutive key ranges per bucket, which its job orders one at a time
     seed: int
     separator: int  # the byte that ends every record
     header_lines: int
@@ -58,6 +59,12 @@ class RunSpec:
         """The output under its temporary name, while bucket jobs write it in place."""
         return self.output + PARTIAL
 
+    @property
+    def key_ranges(self):
+        """What split jobs sort records into: bucket b holds key ranges
+        b * parts .. (b + 1) * parts - 1."""
+        return self.buckets * self.parts
+
     def chunk_bytes(self, chunk):
         """The bytes of records chunk `chunk` holds (estimated for a compressed file)."""
         files = self.files
@@ -74,7 +81,7 @@ class RunSpec:
         return json.dumps({
             "files": [[f.path, f.size, f.codec] for f in self.files],
             "chunks": [[[s.file_index, s.start, s.end] for s in chunk] for chunk in self.chunks],
-            "width": self.width, "buckets": self.buckets, "seed": self.seed, "separator": self.separator,
+            "width": self.width, "buckets": self.buckets, "parts": self.parts, "seed": self.seed, "separator": self.separator,
             "header_lines": self.header_lines, "header_bytes": self.header_bytes,
             "layout": [[s.name, s.size, s.shards] for s in self.layout],
             "output": self.output, "scratch": self.scratch,

@@ -65,6 +65,7 @@ def build(spec, totals, sizes, reports):
         },
         "inputs": {f.path: f.size for f in spec.files},
         "buckets": spec.buckets,
+        "key_ranges": spec.key_ranges,
         "chunks": len(spec.chunks),
         "stages": {name: stage(reports.get(name, [])) for name in STAGES},
     }

@@ -15,13 +15,14 @@ RECORDS, BYTES, KEY_SUM, OFFSET, FIRST_RECORD = range(len(COLUMNS))
 ROWS_PER_STEP = 1 << 16
 
 
-def add_index(table, index):
-    """Add an index's rows to the per-bucket counts, a block of rows at a time
-    (an index is memory-mapped: a block's pages are all it keeps resident)."""
+def add_index(table, index, parts):
+    """Add an index's rows to the per-bucket counts (a bucket is `parts` key
+    ranges), a block of rows at a time (an index is memory-mapped: a block's
+    pages are all it keeps resident)."""
     with np.errstate(over="ignore"):
         for lo in range(0, len(index), ROWS_PER_STEP):
             rows = np.array(index[lo : lo + ROWS_PER_STEP])
-            bucket = rows[:, runfile.BUCKET].astype(np.intp)
+            bucket = (rows[:, runfile.KEY_RANGE] // np.uint64(parts)).astype(np.intp)
             np.add.at(table[:, RECORDS], bucket, rows[:, runfile.RECORDS])
             np.add.at(table[:, BYTES], bucket, rows[:, runfile.NBYTES])
             np.add.at(table[:, KEY_SUM], bucket, rows[:, runfile.KEY_SUM])
@@ -35,13 +36,15 @@ def place(table, header_bytes):
         table[:, start] += np.uint64(base)
 
 
-def tally(index_paths, buckets, header_bytes=0):
+def tally(index_paths, buckets, parts=1, header_bytes=0):
     table = np.zeros((buckets, len(COLUMNS)), np.uint64)
     for path in index_paths:
         index = runfile.load_index(path)
-        if len(index) and int(index[-1, runfile.BUCKET]) >= buckets:
-            raise IntegrityError(f"index '{path}' names bucket {index[-1, runfile.BUCKET]} of {buckets}")
-        add_index(table, index)
+        if len(index) and int(index[-1, runfile.KEY_RANGE]) >= buckets * parts:
+            raise IntegrityError(
+                f"index '{path}' names key range {index[-1, runfile.KEY_RANGE]} of {buckets * parts}"
+            )
+        add_index(table, index, parts)
         del index
     place(table, header_bytes)
     return table
