@@ -2,7 +2,8 @@
 records by key and write them where they go in the output.
 
 A bucket is a few consecutive key ranges (snakeshuf.plan); the job orders and
-writes them one after the other, and reads the next while it writes one.
+writes them one after the other, and reads the next while it writes one when
+both fit in its memory (the plan sizes them so).
 
 The bucket table gives the bucket's place in the one order, so its records go
 straight to their final place: for one plain output, its region of the output
@@ -78,12 +79,15 @@ class PartReader:
     heaps, which keep what is freed (measured: 164 MB peaks at a 160 MB budget)."""
 
     def __init__(self, slots, records, nbytes):
-        self.slots = [(np.empty(records, np.uint64), np.empty(records, np.uint32), np.empty(nbytes, np.uint8))
-                      for _ in range(slots)]
+        self.capacity = (records, nbytes)
+        self.slots = [None] * slots
         self.pool = ThreadPoolExecutor(READ_THREADS)
         self.staging = threading.local()
 
     def load(self, sections, slot):
+        if self.slots[slot] is None:
+            records, nbytes = self.capacity
+            self.slots[slot] = (np.empty(records, np.uint64), np.empty(records, np.uint32), np.empty(nbytes, np.uint8))
         records, nbytes, _ = expected_totals(sections)
         keys, lengths, data = (array[:n] for array, n in zip(self.slots[slot], (records, records, nbytes)))
         tasks, k, d = [], 0, 0
@@ -104,6 +108,10 @@ class PartReader:
         with DirectReader(run, self.staging.buffer) as reader:
             for row, *arrays in places:
                 runfile.read_section(reader, row, *arrays)
+
+    def release(self):
+        """Free the slots (a key range done in several passes needs the memory)."""
+        self.slots = [None] * len(self.slots)
 
     def close(self):
         self.pool.shutdown()
@@ -128,22 +136,27 @@ def load_pass(sections, key_ranges, passes, which, separator):
 
 
 def expected_totals(sections):
-    rows = [rs for _, rs in sections if len(rs)]
-    if not rows:
-        return 0, 0, 0
-    rows = np.concatenate(rows)
-    key_sum = int(rows[:, runfile.KEY_SUM].sum(dtype=np.uint64))
-    return int(rows[:, runfile.RECORDS].sum()), int(rows[:, runfile.NBYTES].sum()), key_sum
+    records = nbytes = key_sum = 0
+    for _, rows in sections:
+        records += int(rows[:, runfile.RECORDS].sum())
+        nbytes += int(rows[:, runfile.NBYTES].sum())
+        key_sum += int(rows[:, runfile.KEY_SUM].sum(dtype=np.uint64))
+    return records, nbytes, key_sum & keylib.MASK64
 
 
 def bucket_parts(spec, bucket):
-    """For each key range of the bucket, in order: its (run file, index rows) sections."""
+    """For each key range of the bucket, in order: its sections, as (run file,
+    index rows) for each run file that has any (views of one read per index)."""
     paths, first = spec.paths, bucket * spec.parts
-    rows = [runfile.range_rows(paths.index(c), first, first + spec.parts) for c in range(len(spec.chunks))]
-    return [
-        [(paths.run(c), r[r[:, runfile.KEY_RANGE] == key_range]) for c, r in enumerate(rows)]
-        for key_range in range(first, first + spec.parts)
-    ]
+    wanted = np.arange(first, first + spec.parts + 1, dtype=np.uint64)
+    parts = [[] for _ in range(spec.parts)]
+    for chunk in range(len(spec.chunks)):
+        rows = runfile.range_rows(paths.index(chunk), first, first + spec.parts)
+        bounds = np.searchsorted(rows[:, runfile.KEY_RANGE], wanted)  # rows are sorted by key range
+        for part, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+            if hi > lo:
+                parts[part].append((paths.run(chunk), rows[lo:hi]))
+    return parts
 
 
 class BucketWriter:
@@ -173,6 +186,7 @@ class BucketWriter:
         coming = None
         for p, sections in enumerate(parts):
             if passes[p] > 1:
+                reader.release()
                 for which in range(passes[p]):
                     self.output.write_sorted(*load_pass(sections, self.spec.key_ranges, passes[p], which,
                                                         self.spec.separator))

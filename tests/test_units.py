@@ -13,10 +13,10 @@ from snakeshuf import outputs, progress, runfile, tally
 from snakeshuf.config import check_config
 from snakeshuf.outputs import output_paths, read_layout
 from snakeshuf.integrity import checksum
-from snakeshuf.memory import INDEX_ROW_BYTES, INDEX_SHARE
+from snakeshuf.memory import INDEX_ROW_BYTES, INDEX_SHARE, MemoryModel
 from snakeshuf.namespace import RunFiles
 from snakeshuf.plan import (
-    AUTO_CHUNK_TARGET_COUNT, MAX_KEY_RANGES, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
+    AUTO_CHUNK_TARGET_COUNT, MAX_JOBS, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
 )
 from snakeshuf.runfile import (
     CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_RANGE, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS, section_checksum, spill_rows,
@@ -150,20 +150,32 @@ def sparse_files(directory, count, size):
     return [str(directory / "f*.txt")]
 
 
-def test_a_10_tb_plan_bounds_key_ranges_and_each_split_jobs_index(tmp_path):
+def test_a_10_tb_plan_bounds_its_jobs_and_each_split_jobs_index(tmp_path):
     inputs = sparse_files(tmp_path, 1000, 10 << 30)
     plan = make_plan(inputs, output_named(tmp_path / "out"), 1024)
     memory = plan.memory
     spills_per_chunk = -(-plan.chunk_bytes // memory.block_bytes)
     assert spills_per_chunk * plan.layout.key_ranges * INDEX_ROW_BYTES <= memory.usable_bytes * INDEX_SHARE
-    assert 1 < plan.layout.key_ranges <= MAX_KEY_RANGES
+    assert 1 < plan.buckets and plan.buckets + len(plan.chunks) <= MAX_JOBS
     assert len(plan.chunks) > AUTO_CHUNK_TARGET_COUNT  # the index bound, not the default, cut them
     with pytest.raises(ConfigError, match=r"set memory_mb to at least (\d+)") as refused:
         make_plan(inputs, output_named(tmp_path / "out"), 512)
     enough = int(re.search(r"at least (\d+)", str(refused.value)).group(1))
-    assert make_plan(inputs, output_named(tmp_path / "out"), enough).layout.key_ranges <= MAX_KEY_RANGES
+    enough_plan = make_plan(inputs, output_named(tmp_path / "out"), enough)
+    assert enough_plan.buckets + len(enough_plan.chunks) <= MAX_JOBS
     with pytest.raises(ConfigError, match="chunk_mb is 100000"):
         make_plan(inputs, output_named(tmp_path / "out"), 1024, chunk_mb=100_000)
+
+
+def test_a_plan_whose_split_index_would_outgrow_its_share_is_refused(tmp_path):
+    inputs = sparse_files(tmp_path, 40, 10 << 30)  # 400 GiB at the minimum memory: too many key ranges
+    with pytest.raises(ConfigError, match=r"set memory_mb to at least (\d+)") as refused:
+        make_plan(inputs, output_named(tmp_path / "out"), 160)
+    enough = int(re.search(r"at least (\d+)", str(refused.value)).group(1))
+    plan = make_plan(inputs, output_named(tmp_path / "out"), enough)
+    spills_per_chunk = -(-plan.chunk_bytes // plan.memory.block_bytes)
+    assert spills_per_chunk * plan.layout.key_ranges * INDEX_ROW_BYTES <= plan.memory.usable_bytes * INDEX_SHARE
+    assert plan.buckets + len(plan.chunks) <= MAX_JOBS
 
 
 @pytest.mark.parametrize("total_mib", [1, 100, 300, 1024, 3000, 4096, 50_000, 10 << 20])
@@ -287,3 +299,41 @@ def test_the_time_left_comes_from_the_speed_of_the_stage_in_progress():
         progress.add_sample(seen, sample, total)
     assert progress.rate(seen) == 10  # the shuffle stage's 200 bytes in 20 s, not the split's pace
     assert progress.describe(1000, 200, total, progress.rate(seen)).endswith("about 80 s left")
+
+
+def test_a_key_range_taking_several_passes_is_read_with_no_slot_held(monkeypatch):
+    """A bucket whose middle key range is too large for one pass: the slots
+    of the key ranges around it are freed first, as the memory model assumes
+    (MemoryModel.shuffle_passes counts all of shuffle_bytes as free)."""
+    import shuffle_bucket
+
+    memory = MemoryModel(160)
+    sizes = [(10_000, 2 << 20), (100_000, 3 * memory.shuffle_bytes), (10_000, 2 << 20), (10_000, 2 << 20)]
+    parts = []
+    for records, nbytes in sizes:
+        rows = np.zeros((1, len(runfile.COLUMNS)), np.uint64)
+        rows[0, RECORDS], rows[0, NBYTES] = records, nbytes
+        parts.append([("run", rows)])
+    readers, seen = [], []
+    monkeypatch.setattr(shuffle_bucket.PartReader, "read_run_sections", lambda self, run, places: None)
+    original = shuffle_bucket.PartReader.__init__
+    monkeypatch.setattr(shuffle_bucket.PartReader, "__init__",
+                        lambda self, *args: (readers.append(self), original(self, *args))[1])
+    monkeypatch.setattr(shuffle_bucket, "load_pass", lambda *args: (
+        seen.append([slot is None for slot in readers[0].slots]), (np.empty(0, np.uint64),) * 3)[1])
+
+    class Output:
+        nbytes, written = 0, []
+
+        def write_sorted(self, keys, lengths, data):
+            self.written.append(len(keys))
+
+    class Progress:
+        def update(self, nbytes):
+            pass
+
+    spec = type("Spec", (), {"key_ranges": 4, "separator": 10})()
+    writer = shuffle_bucket.BucketWriter(Output(), memory, spec)
+    writer.write(parts, Progress())
+    assert writer.passes > 1 and seen and all(all(free) for free in seen)
+    assert Output.written[0] == 10_000 and Output.written[-2:] == [10_000, 10_000]

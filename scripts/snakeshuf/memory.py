@@ -6,7 +6,7 @@ measured at 61 to 98 MB for the same imports: shared libraries that were
 written recently sit in the page cache as large folios, and mapping them
 counts whole folios as resident. What remains is the usable part:
 
-* a split job holds one read buffer, the same bytes regrouped by bucket,
+* a split job holds one read buffer, the same bytes regrouped by key range,
   per-record arrays for at most `batch_records` records, and the index rows
   of the spills written so far (chunks are cut small enough to bound them);
 * a shuffle job takes its bucket one key range at a time: it holds a key
@@ -23,16 +23,16 @@ from dataclasses import dataclass
 
 # The bytes of one MiB of memory_mb and chunk_mb. Tests shrink it
 # (SNAKESHUF_MIB_BYTES=4096) so that a corpus of kilobytes takes many chunks,
-# buckets and passes; the output never depends on it.
+# buckets, key ranges and passes; the output never depends on it.
 MB = int(os.environ.get("SNAKESHUF_MIB_BYTES", 1 << 20))
 BASE_MB = 128
 MIN_MEMORY_MB = 160
-# Arrays per record: split keeps ends, keys, bucket ids, order and the regrouped
+# Arrays per record: split keeps ends, keys, key range ids, order and the regrouped
 # keys and lengths; shuffle keeps keys, lengths, record offsets, the sort order
 # and sort scratch.
 SPLIT_BYTES_PER_RECORD = 64
 SHUFFLE_BYTES_PER_RECORD = 48
-# The plan sizes buckets for records of this many bytes on average; shorter
+# The plan sizes key ranges for records of this many bytes on average; shorter
 # records make a shuffle job take extra passes, not extra memory.
 PLANNED_RECORD_BYTES = 128
 OUTPUT_SLICE_BYTES = 4 * MB
@@ -42,7 +42,7 @@ OUTPUT_SLICE_BYTES = 4 * MB
 # rss+mapped_file of the job, polled). A cluster job asks for memory_mb plus this.
 CLUSTER_JOB_OVERHEAD_MB = 256
 MULTI_PASS_FACTOR = 2.5
-# A split job keeps one index row (8 uint64 columns) per bucket per spill until
+# A split job keeps one index row (8 uint64 columns) per key range per spill until
 # it writes the index; they may take this share of its usable memory.
 INDEX_ROW_BYTES = 64
 MAX_RECORD_BYTES = (1 << 32) - 1
@@ -79,10 +79,10 @@ class MemoryModel:
 
     @property
     def key_range_bytes(self):
-        """Key range size the plan aims at: two ranges of average records fit,
-        the one being written and the next being read."""
-        return self.fitting_bytes // 2
-
+        """Key range size the plan aims at: two fit, the one being written and
+        the next being read, also for records shorter than planned (down to
+        ~67 bytes on average)."""
+        return self.fitting_bytes * 2 // 5
     def max_chunk_bytes(self, key_ranges):
         """The largest chunk whose index rows fit a split job's share: a spill of
         average records adds one row per key range."""

@@ -37,14 +37,15 @@ AUTO_CHUNK_TARGET_COUNT = 128
 BUCKET_JOB_BYTES = 1024 * MB
 MAX_PARTS = 8
 BUCKET_JOBS_STEP = 2
-# A split job writes an index row per key range per spill, so chunks shrink
-# as key ranges grow: a 10 TB plan at memory_mb=1024 has 31,712 key ranges
-# in ~1,630 split jobs. Much beyond this, split jobs become too many for
-# Snakemake's DAG (a 10 TB plan of 15,856 jobs dry-runs in 31 s here).
-MAX_KEY_RANGES = 50_000
+# A 10 TB plan of 15,856 jobs dry-runs in 31 s here; much beyond this,
+# building Snakemake's DAG alone takes minutes. Split jobs count too: each
+# writes an index row per key range per spill, so many key ranges make
+# chunks small (a 10 TB plan at memory_mb=1024: 9,910 bucket and ~1,990
+# split jobs).
+MAX_JOBS = 20_000
 # Planning assumes compressed text holds this many times its size (gzip and
 # zstd reach 3-5x on web text). A wrong guess changes the number of jobs,
-# never their memory (a bucket that is too large is done in several passes).
+# never their memory (a key range that is too large is done in several passes).
 COMPRESSED_EXPANSION = 4
 
 
@@ -248,20 +249,30 @@ def bucket_layout(total_bytes, memory):
     return BucketLayout(buckets, math.ceil(ranges / buckets))
 
 
-def smallest_memory_for(total_bytes, key_ranges):
-    """The smallest memory_mb (in steps of 64) whose plan has at most `key_ranges` key ranges."""
+def fewest_jobs(total_bytes, memory):
+    """Bucket jobs and the fewest split jobs the split jobs' index bound allows."""
+    layout = bucket_layout(total_bytes, memory)
+    return layout.buckets + math.ceil(total_bytes / memory.max_chunk_bytes(layout.key_ranges))
+
+
+def fits_scale(total_bytes, memory):
+    return fewest_jobs(total_bytes, memory) <= MAX_JOBS
+
+
+def smallest_memory_for(total_bytes):
+    """The smallest memory_mb (in steps of 64) whose plan fits MAX_JOBS."""
     memory_mb = MIN_MEMORY_MB
-    while bucket_layout(total_bytes, MemoryModel(memory_mb)).key_ranges > key_ranges:
+    while not fits_scale(total_bytes, MemoryModel(memory_mb)):
         memory_mb += 64
     return memory_mb
 
 
-def check_scale(total_bytes, layout):
-    if layout.key_ranges > MAX_KEY_RANGES:
+def check_scale(total_bytes, memory):
+    if not fits_scale(total_bytes, memory):
         raise ConfigError(
-            f"the plan cuts the keys into {layout.key_ranges:,} ranges, more than the {MAX_KEY_RANGES:,} "
-            "whose index the split jobs keep small enough; set memory_mb to at least "
-            f"{smallest_memory_for(total_bytes, MAX_KEY_RANGES)} (each key range then holds more of the input)"
+            f"with memory_mb={memory.memory_mb} the plan needs more than the {MAX_JOBS:,} jobs Snakemake "
+            f"schedules well; set memory_mb to at least {smallest_memory_for(total_bytes)} "
+            "(each job then takes a larger share of the input)"
         )
 
 
@@ -302,8 +313,8 @@ def make_plan(inputs, run, memory_mb, chunk_mb="auto", sheet=None):
         files = load_inputs(expand_inputs(inputs, owners), owners, "config key 'inputs'")
     total = sum(f.data_bytes for f in files)
     memory = MemoryModel(memory_mb)
+    check_scale(total, memory)
     layout = bucket_layout(total, memory)
-    check_scale(total, layout)
     chunk_bytes = chunk_size(total, chunk_mb, memory, layout.key_ranges)
     check_compressed_sizes(files, memory, layout.key_ranges)
     return Plan(files, cut_chunks(files, chunk_bytes), layout, memory, chunk_bytes)
@@ -340,8 +351,8 @@ def make_paired_plan(groups, run, memory_mb):
     files = load_inputs(paths, run.owners(), "config key 'paired'")
     total = sum(f.data_bytes for f in files)
     memory = MemoryModel(memory_mb)
+    check_scale(total, memory)
     layout = bucket_layout(total, memory)
-    check_scale(total, layout)
     grouped = [files[i : i + width] for i in range(0, len(files), width)]
     chunks = tuple(tuple(Segment(f.index, 0, f.size) for f in group) for group in grouped)
     largest = max(sum(f.data_bytes for f in group) for group in grouped)
