@@ -174,7 +174,7 @@ class BucketWriter:
         self.passes = max(passes, default=1)
         whole = [size for size, n in zip(sizes, passes) if n == 1]
         largest = (max((r for r, _ in whole), default=0), max((b for _, b in whole), default=0))
-        ahead = len(whole) > 1 and 2 * self.memory.shuffle_need(*largest) <= self.memory.shuffle_bytes
+        ahead = len(whole) > 1 and self.memory.read_ahead_need(*largest) <= self.memory.shuffle_bytes
         reader = PartReader(2 if ahead else 1, *largest)
         with ThreadPoolExecutor(1) as background:
             try:

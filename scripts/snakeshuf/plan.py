@@ -40,7 +40,7 @@ BUCKET_JOBS_STEP = 2
 # A 10 TB plan of 15,856 jobs dry-runs in 31 s here; much beyond this,
 # building Snakemake's DAG alone takes minutes. Split jobs count too: each
 # writes an index row per key range per spill, so many key ranges make
-# chunks small (a 10 TB plan at memory_mb=1024: 9,910 bucket and ~1,990
+# chunks small (a 10 TB plan at memory_mb=1024: 7,928 bucket and ~1,630
 # split jobs).
 MAX_JOBS = 20_000
 # Planning assumes compressed text holds this many times its size (gzip and
