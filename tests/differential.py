@@ -85,11 +85,12 @@ def check_run(workdir, finished, config, contents, run):
     assert published == {*expected, summary}, f"published {sorted(published)}, expected {sorted(expected)}"
     for path, data in expected.items():
         assert decompressed(workdir / path) == data, f"{path} differs from the reference"
-    assert_summary_counts(json.loads((workdir / summary).read_text()), expected, full_config(config))
-    return exercised(job_reports(workdir), len(expected))
+    facts = json.loads((workdir / summary).read_text())
+    assert_summary_counts(facts, expected, full_config(config))
+    return exercised(job_reports(workdir), len(expected), facts)
 
 
-def exercised(reports, files):
+def exercised(reports, files, summary):
     shuffles = [r for r in reports if r["stage"] == "shuffle"]
     splits = [r for r in reports if r["stage"] == "split"]
     return [
@@ -97,6 +98,7 @@ def exercised(reports, files):
         f"split jobs: {min(len(splits), 5)}{'+' if len(splits) >= 5 else ''}",
         f"bucket jobs: {min(len(shuffles), 5)}{'+' if len(shuffles) >= 5 else ''}",
         f"most passes in a bucket: {min(max((r['passes'] for r in shuffles), default=0), 3)}",
+        f"key ranges per bucket: {'1' if summary['key_ranges'] == summary['buckets'] else '2+'}",
     ]
 
 

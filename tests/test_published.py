@@ -14,9 +14,9 @@ from differential import check_scenario
 from reference import expected_outputs
 from scenarios import FileSpec, Run, Scenario
 
-# Sentence-level records (~60 bytes) and tiny ones at the smallest budget:
-# every bucket takes several passes.
-SHORT_RECORDS = (FileSpec(3000, "short", seed=1), FileSpec(3000, "tiny", seed=2), FileSpec(2000, "short", seed=3))
+# Tiny records (~4 bytes) with some sentence-level ones (~60 bytes) at the
+# smallest budget: key ranges, planned for 128-byte records, take several passes.
+SHORT_RECORDS = (FileSpec(1000, "short", seed=1), FileSpec(6000, "tiny", seed=2), FileSpec(2000, "tiny", seed=3))
 MULTI_PASS_RUNS = (Run(memory_mb=160, unit=4096), Run(memory_mb=161, unit=2048, chunks=2, cores=1))
 
 MULTI_PASS_LAYOUTS = {
@@ -28,7 +28,8 @@ MULTI_PASS_LAYOUTS = {
 
 @pytest.mark.parametrize("layout", MULTI_PASS_LAYOUTS)
 def test_layouts_cut_buckets_that_take_several_passes_where_the_reference_does(layout):
-    check_scenario(Scenario(files=SHORT_RECORDS, runs=MULTI_PASS_RUNS, **MULTI_PASS_LAYOUTS[layout]))
+    facts = check_scenario(Scenario(files=SHORT_RECORDS, runs=MULTI_PASS_RUNS, **MULTI_PASS_LAYOUTS[layout]))
+    assert "key ranges per bucket: 2+" in facts and "most passes in a bucket: 1" not in facts, facts
 
 
 # --- the run's own files are never its inputs ------------------------------

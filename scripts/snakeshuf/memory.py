@@ -87,6 +87,7 @@ class MemoryModel:
         smaller sections: at 2/5 of fitting_bytes, 16 GiB took 24-27 s in
         the shuffle stage against 21.6-21.8 s."""
         return self.fitting_bytes // 2
+
     def max_chunk_bytes(self, key_ranges):
         """The largest chunk whose index rows fit a split job's share: a spill of
         average records adds one row per key range."""
