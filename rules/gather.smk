@@ -23,8 +23,11 @@ rule gather:
         verify=config["verify_output"],
         # Gather removes the scratch directory itself once the output is
         # published: also in a module (no onsuccess) and in a run killed just after.
-        remove_scratch=not workflow.storage_settings.notemp,
-        split_logs=SPLIT_LOGS,
+        keep_scratch="--keep-scratch" if workflow.storage_settings.notemp else "",
+        # A function: Snakemake leaves its "{chunk}" alone (the script fills it).
+        split_logs=lambda wildcards: log_path("split_chunk", "{chunk}"),
         tally_log=log_path("tally_buckets"),
-    script:
-        "../scripts/gather.py"
+    shell:
+        f"{job_command('gather')} --plan {{input.plan:q}} --verify {{params.verify}}"
+        " --split-logs {params.split_logs:q} --tally-log {params.tally_log:q} {params.keep_scratch}"
+        " > {log:q} 2>&1"

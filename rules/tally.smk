@@ -18,5 +18,6 @@ rule tally_buckets:
         mem_mb=get_mem_mb,
         budget_mb=get_budget_mb,
         runtime=runtime_for(PLAN.index_bytes),
-    script:
-        "../scripts/tally_buckets.py"
+    shell:
+        f"{job_command('tally_buckets')} --plan {{input.plan:q}} --memory-mb {{resources.budget_mb}}"
+        " --table {output.table:q} --bounds {output.bounds:q} > {log:q} 2>&1"

@@ -6,26 +6,28 @@ A region or piece that does not match what its bucket job recorded (a damaged
 or deleted file) has its bucket's stats removed, so that running the same
 command again redoes exactly those buckets.
 
-Run with Snakemake's script: directive (rules/gather.smk): the bucket jobs'
-stats come as the rule's input list, which no command line could hold for
-thousands of buckets.
+Usage (rules/gather.smk):
+  gather.py --plan PLAN --verify {changed,always} --split-logs PATTERN
+            --tally-log LOG [--keep-scratch]
+The bucket jobs' stats and the bucket table are the plan's (snakeshuf.scratch
+names them), so that no command line has to hold thousands of paths;
+PATTERN is the split jobs' log with "{chunk}" for the chunk.
 """
 
+import argparse
 import errno
 import os
 import shutil
 
-os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy: a job is single-threaded
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from snakeshuf import buckets, codecs, jobs, keys, summary, tally  # noqa: E402
-from snakeshuf.buckets import BucketStats  # noqa: E402
-from snakeshuf.errors import IntegrityError  # noqa: E402
-from snakeshuf.namespace import SUMMARY  # noqa: E402
-from snakeshuf.records import common_header  # noqa: E402
-from snakeshuf.resume import remove_leftovers  # noqa: E402
-from snakeshuf.spec import RunSpec  # noqa: E402
+from snakeshuf import buckets, codecs, jobs, keys, summary, tally
+from snakeshuf.buckets import BucketStats
+from snakeshuf.errors import IntegrityError
+from snakeshuf.namespace import SUMMARY
+from snakeshuf.records import common_header
+from snakeshuf.resume import remove_leftovers
+from snakeshuf.spec import RunSpec
 
 COPY_BYTES = 4 << 20
 
@@ -124,13 +126,14 @@ def join_pieces(spec, stats, header):
     return written
 
 
-def write_summary(spec, stats, table, written, params):
+def write_summary(spec, stats, table, written, args):
     """The summary: the totals, each output file and each stage (the split and
     tally jobs' reports are in their logs, the bucket jobs' in their stats)."""
     totals = tally.totals(table)
+    split_logs = (args.split_logs.format(chunk=chunk) for chunk in range(len(spec.chunks)))
     reports = {
-        "split": [summary.last_report(path) for path in params.split_logs],
-        "tally": [summary.last_report(params.tally_log)],
+        "split": [summary.last_report(path) for path in split_logs],
+        "tally": [summary.last_report(args.tally_log)],
         "shuffle": [s.job for s in stats],
         "gather": [jobs.report("gather", records=totals["records"], outputs=len(written))],
     }
@@ -138,27 +141,38 @@ def write_summary(spec, stats, table, written, params):
     jobs.save_json(spec.output + SUMMARY, summary.build(spec, totals, list(written.values()), reports))
 
 
-def gather(snakemake):
-    spec, inputs = RunSpec.read(snakemake.input.plan), snakemake.input
-    stats = [BucketStats.load(path) for path in inputs.stats]
+def gather(args):
+    spec = RunSpec.read(args.plan)
+    stats_paths = [spec.paths.stats(bucket) for bucket in range(spec.buckets)]
+    stats = [BucketStats.load(path) for path in stats_paths]
     header = common_header(spec.files[:1], spec.header_lines, spec.separator) if spec.header_lines else b""
-    redo_damaged(spec, stats, inputs.stats, snakemake.params.verify)
-    table = tally.load(inputs.table)
+    redo_damaged(spec, stats, stats_paths, args.verify)
+    table = tally.load(spec.paths.table)
     buckets.check_against_table(stats, table)
     if not spec.in_place:
-        buckets.check_cut(stats, np.load(inputs.bounds), spec.width)
+        buckets.check_cut(stats, np.load(spec.paths.bounds), spec.width)
     check_stages(spec, stats, table, header)
     total = sum(s.bytes for s in stats)
     written = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header)
-    write_summary(spec, stats, table, written, snakemake.params)
+    write_summary(spec, stats, table, written, args)
     for partial, path in zip(written, spec.outputs):
         os.replace(partial, path)
     for s in stats:
         for piece in s.pieces:
             os.remove(piece.path)
-    if snakemake.params.remove_scratch:
+    if not args.keep_scratch:
         remove_leftovers(spec.scratch, spec.outputs, spec.output + SUMMARY)
 
 
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--plan", required=True)
+    parser.add_argument("--verify", choices=("changed", "always"), required=True)
+    parser.add_argument("--split-logs", required=True, help='the split jobs\' logs, "{chunk}" for the chunk')
+    parser.add_argument("--tally-log", required=True)
+    parser.add_argument("--keep-scratch", action="store_true", help="leave the scratch directory (--notemp)")
+    gather(parser.parse_args(argv))
+
+
 if __name__ == "__main__":
-    jobs.run_rule(gather, snakemake)  # noqa: F821 (given by Snakemake)
+    jobs.run(main)

@@ -3,31 +3,38 @@ table (snakeshuf.tally): each bucket's records, bytes and key checksum and
 where its region of the output starts; and where each output file starts in
 the one order (for shards and splits).
 
-Run with Snakemake's script: directive (rules/tally.smk): the indexes come as
-the rule's input list.
+Usage (rules/tally.smk):
+  tally_buckets.py --plan PLAN --memory-mb M --table TABLE --bounds BOUNDS
+The indexes are the plan's (snakeshuf.scratch names them by chunk), so that no
+command line has to hold thousands of paths.
 """
 
-import os
+import argparse
 
-os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy: a job is single-threaded
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from snakeshuf import jobs, tally  # noqa: E402
-from snakeshuf.outputs import file_bounds  # noqa: E402
-from snakeshuf.spec import RunSpec  # noqa: E402
+from snakeshuf import jobs, tally
+from snakeshuf.outputs import file_bounds
+from snakeshuf.spec import RunSpec
 
 
-def tally_buckets(snakemake):
-    spec, memory_mb = RunSpec.read(snakemake.input.plan), snakemake.resources.budget_mb
-    jobs.inject_faults(memory_mb=memory_mb)
-    table = tally.tally(snakemake.input.indexes, spec.buckets, spec.parts, spec.header_bytes)
-    with jobs.atomic_write(snakemake.output.bounds) as handle:
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--plan", required=True)
+    parser.add_argument("--memory-mb", type=int, required=True)
+    parser.add_argument("--table", required=True, help="the bucket table to write")
+    parser.add_argument("--bounds", required=True, help="where each output file starts in the order")
+    args = parser.parse_args(argv)
+    jobs.inject_faults(memory_mb=args.memory_mb)
+    spec = RunSpec.read(args.plan)
+    indexes = [spec.paths.index(chunk) for chunk in range(len(spec.chunks))]
+    table = tally.tally(indexes, spec.buckets, spec.parts, spec.header_bytes)
+    with jobs.atomic_write(args.bounds) as handle:
         np.save(handle, file_bounds(spec.layout, tally.totals(table)["records"]))
-    with jobs.atomic_write(snakemake.output.table) as handle:
+    with jobs.atomic_write(args.table) as handle:
         np.save(handle, table)
-    jobs.report("tally", buckets=spec.buckets, chunks=len(spec.chunks), memory_mb=memory_mb, **tally.totals(table))
+    jobs.report("tally", buckets=spec.buckets, chunks=len(spec.chunks), memory_mb=args.memory_mb, **tally.totals(table))
 
 
 if __name__ == "__main__":
-    jobs.run_rule(tally_buckets, snakemake)  # noqa: F821 (given by Snakemake)
+    jobs.run(main)

@@ -1,8 +1,8 @@
-"""Rule write_plan: the run spec that the main process built while parsing
-the workflow (snakeshuf.spec), written as the plan file that every job reads.
-
-Where snakeshuf is a module of another workflow, it first runs the checks of
-snakeshuf.preflight: no onstart runs there, and this is the first job.
+"""Rule write_plan where snakeshuf is a module of another workflow: the run
+spec that the main process built while parsing the workflow (snakeshuf.spec),
+written as the plan file that every job reads, after the checks of
+snakeshuf.preflight (no onstart runs in a module, and this is the first job).
+Elsewhere Snakemake renders the plan file itself (rules/plan.smk).
 
 Run with Snakemake's script: directive: a `run:` block would start a whole
 second Snakemake process for it.
@@ -15,9 +15,8 @@ from snakeshuf.spec import RunSpec
 def write_plan(snakemake):
     text, params = snakemake.params.spec, snakemake.params
     spec = RunSpec.from_json(text)
-    if params.preflight:
-        preflight.check_places(spec)
-        preflight.check(spec, params.check_disk_space)
+    preflight.check_places(spec)
+    preflight.check(spec, params.check_disk_space)
     with jobs.atomic_write(snakemake.output[0]) as handle:
         handle.write(text.encode())
 

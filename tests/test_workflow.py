@@ -1,6 +1,7 @@
 """The whole workflow on real files: nothing lost, nothing altered, and an order
 that depends on the inputs and the seed only."""
 
+import hashlib
 import json
 import os
 import re
@@ -61,6 +62,14 @@ def test_intermediates_are_removed_after_success(workdir, awkward_inputs):
     run_workflow(workdir, config)
     leftovers = [p for p in (workdir / "tmp-scratch").rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_the_plan_file_holds_exactly_the_spec_its_name_hashes(workdir, awkward_inputs):
+    config = {"inputs": awkward_inputs[:3], "output": "shuffled.txt", "scratch": "kept"}
+    run_workflow(workdir, config, "--notemp")
+    [plan] = (workdir / "kept").glob("*/plan-*.json")
+    assert plan.name == f"plan-{hashlib.sha1(plan.read_bytes()).hexdigest()[:12]}.json"
+    assert json.loads(plan.read_bytes())["files"][0][0] == awkward_inputs[0]
 
 
 def shuffled_bytes(workdir, inputs, cores=2, **config):
