@@ -3,6 +3,7 @@
 # too, so it only calls stat() and reads the first input's header); the
 # output's lock; and the input functions of the rules.
 import atexit
+import gc
 import os
 import sys
 
@@ -146,6 +147,9 @@ def start_run():
         console.fail(error)
     progress.watch(SPEC)
     STOPPER.attach(workflow.scheduler, workflow.local_exec)
+    # What Snakemake has built lives until the end: leaving it out of every
+    # garbage collection, the interpreter's last ones included, saves ~0.3 s.
+    gc.freeze()
 
 
 def finish_run():
