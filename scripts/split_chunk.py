@@ -7,6 +7,7 @@ records are keyed and sorted into key ranges.
 """
 
 import argparse
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -22,15 +23,16 @@ from snakeshuf.spec import RunSpec
 
 
 def group_by_key_range(batch, seed, stream, positions, key_ranges):
-    """The batch's keys, record lengths and records regrouped by key range
-    (input order within a key range)."""
+    """The batch's keys and record lengths regrouped by key range (input order
+    within a key range), the counts and bytes of each key range, and the order
+    that regroups the records."""
     keys = keylib.record_keys(seed, stream, positions)
     where = keylib.range_of(keys, key_ranges).astype(np.uint16 if key_ranges <= 1 << 16 else np.uint32)
     order = np.argsort(where, kind="stable")
     counts = np.bincount(where, minlength=key_ranges)
     lengths = np.diff(batch.ends, prepend=0).astype(np.uint32)
     byte_counts = np.bincount(where, weights=lengths, minlength=key_ranges).astype(np.int64)
-    return keys[order], lengths[order], take(as_records(batch.data, batch.ends), order), counts, byte_counts
+    return keys[order], lengths[order], counts, byte_counts, order
 
 
 def keyed_batches(spec, segments, memory):
@@ -57,13 +59,25 @@ def split_chunk(spec, chunk, memory, run_path, index_path):
     records = nbytes = 0
     segments = spec.chunks[chunk]
     progress = JobProgress(f"chunk {chunk}", spec.chunk_bytes(chunk))
-    with jobs.atomic_write(run_path, direct=True) as handle:
-        writer = RunWriter(handle)
+    # A background thread writes each spill while the next batch is read and
+    # keyed; one spill's records at a time, so memory is as without it.
+    with jobs.atomic_write(run_path, direct=True) as handle, ThreadPoolExecutor(1) as background:
+        writer, writing = RunWriter(handle), None
         for batch, stream, positions in keyed_batches(spec, segments, memory):
-            writer.write_spill(*group_by_key_range(batch, spec.seed, stream, positions, spec.key_ranges))
+            keys, lengths, counts, byte_counts, order = group_by_key_range(
+                batch, spec.seed, stream, positions, spec.key_ranges
+            )
+            if writing:
+                writing.result()
+            # No name holds the records: the next take must find them freed.
+            records_in_order = take(as_records(batch.data, batch.ends), order)
+            writing = background.submit(writer.write_spill, keys, lengths, records_in_order, counts, byte_counts)
+            del records_in_order, order
             records += len(batch.ends)
             nbytes += len(batch.data)
             progress.update(nbytes)
+        if writing:
+            writing.result()
     index = writer.index()
     with jobs.atomic_write(index_path) as handle:
         np.save(handle, index)
