@@ -178,16 +178,16 @@ def test_a_plan_whose_split_index_would_outgrow_its_share_is_refused(tmp_path):
     assert plan.buckets + len(plan.chunks) <= MAX_JOBS
 
 
-@pytest.mark.parametrize("total_mib", [1, 100, 300, 1024, 3000, 4096, 50_000, 10 << 20])
+@pytest.mark.parametrize("total_mib", [0, 1, 100, 300, 1024, 3000, 4096, 6144, 50_000, 10 << 20])
 def test_auto_chunks_feed_parallel_jobs_and_stay_few(total_mib):
     total = total_mib << 20
     chunk = auto_chunk_bytes(total)
     count = -(-total // chunk)
     assert chunk >= 64 << 20 and count <= AUTO_CHUNK_TARGET_COUNT
     if total >= 2 * (64 << 20):
-        assert count >= 2  # split jobs can run side by side
-    if total <= AUTO_CHUNK_TARGET_COUNT << 30:
-        assert chunk <= 1 << 30
+        assert count >= 2 and count % 2 == 0  # split jobs run side by side, two cores finish together
+    if total <= AUTO_CHUNK_TARGET_COUNT << 31:
+        assert chunk <= 2 << 30
 
 
 def test_index_rows_match_the_checksums_the_shuffle_verifies():

@@ -16,27 +16,26 @@ from snakeshuf.errors import ConfigError
 from snakeshuf.memory import INDEX_ROW_BYTES, MB, MIN_MEMORY_MB, MemoryModel
 
 # Each split job pays a start-up and the first touch of its buffers (costly on
-# VMs that return freed memory to the host): 1 GiB chunks amortise both (4 GiB,
-# 2 cores: 22.6 s against 24.9 s with 512 MiB chunks). Smaller inputs are cut
-# into at least AUTO_CHUNK_MIN_COUNT chunks (of 64 MiB or more) so that split
-# jobs still run side by side (4 chunks measured slower than 2 at 1 and 2 GiB:
-# each costs a start-up); larger ones into at most AUTO_CHUNK_TARGET_COUNT.
-AUTO_CHUNK_BYTES = 1024 * MB
+# VMs that return freed memory to the host), and a bucket job pays the same
+# and overlaps reading with ordering only within itself, reading one key
+# range while it orders and writes the one before. Chunks of AUTO_CHUNK_BYTES
+# and buckets of about BUCKET_JOB_BYTES (2 to MAX_PARTS key ranges) amortise
+# both: 2 GiB of each against 1 GiB made whole runs 0.887x as long at 4 GiB
+# and 0.928x at 16 GiB (memory_mb=512, 2 cores, medians of 5 and 3 pairs),
+# as 1 GiB against 512 MiB chunks and 273 MB buckets had before. Smaller
+# inputs are cut into at least AUTO_CHUNK_MIN_COUNT chunks (of 64 MiB or
+# more) so that split jobs still run side by side (4 chunks measured slower
+# than 2 at 1 and 2 GiB: each costs a start-up); larger ones into at most
+# AUTO_CHUNK_TARGET_COUNT. Chunks and buckets come in multiples of JOBS_STEP,
+# so that two cores finish them together (4 GiB: whole run 10.4-10.8 s with
+# 4 buckets against 10.9-11.8 s with 8).
+AUTO_CHUNK_BYTES = 2048 * MB
 AUTO_CHUNK_FLOOR_BYTES = 64 * MB
 AUTO_CHUNK_MIN_COUNT = 2
 AUTO_CHUNK_TARGET_COUNT = 128
-# A bucket job pays a start-up (imports, the first touch of its buffers) and
-# overlaps reading with ordering only within itself, reading one key range
-# while it orders and writes the one before: buckets of about
-# BUCKET_JOB_BYTES, 2 to MAX_PARTS key ranges, amortise both (16 GiB at
-# memory_mb=512, 2 cores: shuffle stage 20.4-22.8 s against 28.3-29.4 s
-# with one job per 273 MB bucket) and leave large inputs many jobs to run
-# side by side. Buckets come in multiples of BUCKET_JOBS_STEP, so that two
-# cores finish them together (4 GiB: whole run 10.4-10.8 s with 4 buckets
-# against 10.9-11.8 s with 8).
-BUCKET_JOB_BYTES = 1024 * MB
-MAX_PARTS = 8
-BUCKET_JOBS_STEP = 2
+BUCKET_JOB_BYTES = 2048 * MB
+MAX_PARTS = 16
+JOBS_STEP = 2
 # A 10 TB plan of 15,856 jobs dry-runs in 31 s here; much beyond this,
 # building Snakemake's DAG alone takes minutes. Split jobs count too: each
 # writes an index row per key range per spill, so many key ranges make
@@ -215,10 +214,16 @@ def load_inputs(found, owners, source):
 
 
 def auto_chunk_bytes(total_bytes):
-    """1 GiB, smaller for small inputs (parallel split jobs), larger for huge
-    ones (a bounded number of jobs)."""
+    """AUTO_CHUNK_BYTES, smaller for small inputs (parallel split jobs) and for
+    an even count, larger for huge ones (a bounded number of jobs)."""
     small_input = max(AUTO_CHUNK_FLOOR_BYTES, math.ceil(total_bytes / AUTO_CHUNK_MIN_COUNT))
-    return max(min(AUTO_CHUNK_BYTES, small_input), math.ceil(total_bytes / AUTO_CHUNK_TARGET_COUNT))
+    chunk = max(min(AUTO_CHUNK_BYTES, small_input), math.ceil(total_bytes / AUTO_CHUNK_TARGET_COUNT))
+    count = round_up_to_step(max(1, math.ceil(total_bytes / chunk)))
+    return max(AUTO_CHUNK_FLOOR_BYTES, math.ceil(total_bytes / count))
+
+
+def round_up_to_step(jobs):
+    return -(-jobs // JOBS_STEP) * JOBS_STEP
 
 
 def cut_chunks(files, chunk_bytes):
@@ -244,8 +249,8 @@ def bucket_layout(total_bytes, memory):
     ranges = max(1, math.ceil(total_bytes / memory.key_range_bytes))
     parts = min(max(2, math.ceil(BUCKET_JOB_BYTES / memory.key_range_bytes)), MAX_PARTS)
     buckets = math.ceil(ranges / parts)
-    if ranges >= BUCKET_JOBS_STEP:
-        buckets = -(-buckets // BUCKET_JOBS_STEP) * BUCKET_JOBS_STEP
+    if ranges >= JOBS_STEP:
+        buckets = round_up_to_step(buckets)
     return BucketLayout(buckets, math.ceil(ranges / buckets))
 
 
