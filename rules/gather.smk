@@ -25,7 +25,7 @@ rule gather:
         # published: also in a module (no onsuccess) and in a run killed just after.
         keep_scratch="--keep-scratch" if workflow.storage_settings.notemp else "",
         # A function: Snakemake leaves its "{chunk}" alone (the script fills it).
-        split_logs=lambda wildcards: log_path("split_chunk", "{chunk}"),
+        split_logs=lambda wildcards: SPLIT_LOG,
         tally_log=log_path("tally_buckets"),
     shell:
         f"{job_command('gather')} --plan {{input.plan:q}} --verify {{params.verify}}"

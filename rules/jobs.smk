@@ -38,7 +38,8 @@ def benchmark_path(rule_name, wildcard=""):
 
 
 # Where the split jobs' reports are: for gather's summary and the progress lines.
-SPLIT_LOGS = expand(log_path("split_chunk", "{chunk}"), chunk=CHUNKS)
+SPLIT_LOG = log_path("split_chunk", "{chunk}")
+SPLIT_LOGS = expand(SPLIT_LOG, chunk=CHUNKS)
 
 
 def job_logs(wildcards):

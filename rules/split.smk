@@ -10,7 +10,7 @@ rule split_chunk:
         run=SCRATCH.run(),
         index=SCRATCH.index(),
     log:
-        log_path("split_chunk", "{chunk}"),
+        SPLIT_LOG,
     benchmark:
         benchmark_path("split_chunk", "{chunk}")
     conda:
