@@ -25,15 +25,16 @@ from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB  # noqa: E402
 Job = collections.namedtuple("Job", "id comment state step_state mem_mb")
 
 
-def sacct_jobs(workdir):
-    """Every SLURM job that ran in workdir, oldest first. comment is the
+def sacct_jobs(workdir, since="now-3hours"):
+    """Every SLURM job that ran in workdir since `since` (sacct's --starttime),
+    oldest first. comment is the
     executor's rule_<rule>_wildcards_<values>. step_state is that of step 0,
     where srun runs the rule: when a rule is killed for memory, that step ends
     OUT_OF_MEMORY and the job as a whole FAILED (the jobstep wrapper around it
     exits 1). The first task of an array job runs its rule without srun, so it
     has no step 0."""
     result = subprocess.run(
-        ["sacct", "-n", "-P", "--starttime", "now-3hours", "-o", "JobID,Comment,State,ReqMem,WorkDir"],
+        ["sacct", "-n", "-P", "--starttime", since, "-o", "JobID,Comment,State,ReqMem,WorkDir"],
         capture_output=True, text=True, check=True,
     )
     jobs, step_states = [], {}

@@ -25,6 +25,13 @@ MEMORY_MB = 160
 # otherwise wait forever (and it ignores SIGTERM then, hence -k).
 RUN_TIMEOUT = ["timeout", "-k", "10", "900"]
 SLURM_STATUS_CHECK_SECONDS = 180
+# sacct keeps earlier sessions' jobs, whose working directories a new
+# session's tmp_path may repeat (pytest numbers them from 0 again).
+SESSION_START = time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def jobs_of(workdir):
+    return sacct_jobs(workdir, since=SESSION_START)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -70,7 +77,7 @@ def test_slurm_run_matches_the_local_run_and_asks_for_the_planned_memory(tmp_pat
     run_on_slurm(tmp_path, config)
     assert (tmp_path / "out.txt").read_bytes() == expected
 
-    jobs = sacct_jobs(tmp_path)
+    jobs = jobs_of(tmp_path)
     rules = sorted(rule_of(job) for job in jobs)
     assert rules.count("gather") == 1 and rules.count("tally_buckets") == 1
     assert rules.count("split_chunk") == 3 and rules.count("shuffle_bucket") > 1, rules
@@ -87,10 +94,10 @@ def test_rerun_after_a_failed_bucket_submits_only_that_bucket_and_gather(tmp_pat
                           env_extra={"SNAKESHUF_FAIL_BUCKETS": "1"}, check=False)
     assert failed.returncode != 0
     assert not (tmp_path / "out.txt").exists()
-    first_run = len(sacct_jobs(tmp_path))
+    first_run = len(jobs_of(tmp_path))
 
     run_on_slurm(tmp_path, config)
-    rerun = [job.comment for job in sacct_jobs(tmp_path)[first_run:]]
+    rerun = [job.comment for job in jobs_of(tmp_path)[first_run:]]
     assert sorted(rerun) == ["rule_gather", "rule_shuffle_bucket_wildcards_1"]
     assert (tmp_path / "out.txt").read_bytes() == expected
 
@@ -103,7 +110,7 @@ def test_a_job_killed_for_memory_is_retried_with_more_and_succeeds(tmp_path, ref
     run_on_slurm(tmp_path, config, env_extra={"SNAKESHUF_EXTRA_MEMORY_MB": "300"})
     assert (tmp_path / "out.txt").read_bytes() == expected
 
-    jobs = sacct_jobs(tmp_path)
+    jobs = jobs_of(tmp_path)
     killed = [job for job in jobs if job.step_state == "OUT_OF_MEMORY"]
     retried = [job for job in jobs if rule_of(job) != "gather" and job.step_state == "COMPLETED"]
     assert killed and len(killed) == len(retried), jobs
@@ -115,7 +122,7 @@ def test_bucket_jobs_as_a_slurm_array_give_the_same_bytes(tmp_path, reference):
     config, expected = reference
     run_on_slurm(tmp_path, config, "--slurm-array-jobs", "shuffle_bucket")
     assert (tmp_path / "out.txt").read_bytes() == expected
-    jobs = sacct_jobs(tmp_path)
+    jobs = jobs_of(tmp_path)
     assert {job.state for job in jobs} == {"COMPLETED"}
     buckets = len(list((tmp_path / "logs").glob("*/shuffle_bucket/*.log")))
     array_tasks = [job for job in jobs if "_" in job.id]
@@ -141,7 +148,7 @@ def final_bucket_states(workdir, seconds=30):
     """The states of the run's bucket jobs once SLURM's accounting has them all ended."""
     deadline = time.monotonic() + seconds
     while True:
-        states = {job.state for job in sacct_jobs(workdir) if rule_of(job) == "shuffle_bucket"}
+        states = {job.state for job in jobs_of(workdir) if rule_of(job) == "shuffle_bucket"}
         if (states and not states & {"PENDING", "RUNNING"}) or time.monotonic() > deadline:
             return states
         time.sleep(1)
