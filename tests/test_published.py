@@ -93,9 +93,10 @@ def test_a_second_run_on_the_same_output_is_refused_at_once(tmp_path):
     inputs = sorted(str(p) for p in (tmp_path / "data").glob("*.txt"))
     output = str(tmp_path / "shared" / "out.txt")
     first_config = {"inputs": inputs, "output": output, "seed": 1, "memory_mb": 160}
-    env = {**os.environ, "SNAKESHUF_MIB_BYTES": "65536"}  # many small jobs: a run of several seconds
+    env = {**os.environ, "SNAKESHUF_MIB_BYTES": "65536"}
+    slow = {**env, "SNAKESHUF_SLOW_BUCKETS": "0"}  # the first run is still going when the others start
     first = subprocess.Popen(
-        snakemake_command(tmp_path / "first", first_config), env=env,
+        snakemake_command(tmp_path / "first", first_config), env=slow,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
