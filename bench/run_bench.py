@@ -6,7 +6,9 @@ it in turn, `--runs` rounds, interleaved so that all tools see the same
 machine state. Prints per tool the median wall time, MB/s, the largest
 process's peak RSS (GNU time's %M) and the ratios to shuf, terashuf and the
 I/O floor (twice the time of `cp corpus copy && sync`: the data read and
-written twice), and snakeshuf's time per stage.
+written twice), and snakeshuf's time per stage. The Snakemake floor is
+snakeshuf's DAG for the corpus with jobs that only start Python and import
+NumPy (bench/empty_dag.smk): what a run costs before any work.
 
   python bench/run_bench.py --size 4G --memory-mb 512 --cores 2 --runs 3 --terashuf ~/terashuf/terashuf
 
@@ -19,6 +21,7 @@ and pass the binary with --terashuf. It gets the same memory per process
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -30,6 +33,7 @@ from pathlib import Path
 from make_corpus import generate, parse_size
 
 REPO = Path(__file__).resolve().parent.parent
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 TIME = "/usr/bin/time"
 # Free disk a round needs, in corpus sizes: the corpus, snakeshuf's run files
 # and output (or another tool's output and temporary files), and some slack.
@@ -47,24 +51,53 @@ def timed(command, **kwargs):
     return wall, peak_kb / 1024
 
 
-def snakeshuf(corpus, out_dir, args):
+def fresh_directory(path):
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    return path
+
+
+def snakeshuf_command(corpus, out_dir, args, *options):
+    """The snakemake command that shuffles `corpus` in out_dir/snakeshuf."""
     workdir = out_dir / "snakeshuf"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir()
-    for leftover in out_dir.glob("snakeshuf.out*"):
-        leftover.unlink()
     config = {
         "inputs": [str(corpus)], "output": str(out_dir / "snakeshuf.out"),
         "memory_mb": args.memory_mb, "seed": 1, "scratch": str(workdir / "scratch"),
     }
     (workdir / "config.yaml").write_text(json.dumps(config))
-    snakemake = Path(sys.executable).parent / "snakemake"
-    command = [
-        str(snakemake), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"), "--cores", str(args.cores), "--quiet",
+    return [
+        str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(workdir / "config.yaml"), "--cores", str(args.cores), *options,
     ]
-    wall, _ = timed(command)
+
+
+def snakeshuf(corpus, out_dir, args):
+    workdir = fresh_directory(out_dir / "snakeshuf")
+    for leftover in out_dir.glob("snakeshuf.out*"):
+        leftover.unlink()
+    wall, _ = timed(snakeshuf_command(corpus, out_dir, args, "--quiet"))
     return wall, largest_job_peak(workdir)
+
+
+def planned_jobs(corpus, out_dir, args):
+    """snakeshuf's number of split and bucket jobs for this corpus (a dry run)."""
+    fresh_directory(out_dir / "snakeshuf")
+    command = snakeshuf_command(corpus, out_dir, args, "--dry-run")
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    counts = dict(re.findall(r"^(split_chunk|shuffle_bucket)\s+(\d+)$", result.stdout, re.M))
+    return int(counts["split_chunk"]), int(counts["shuffle_bucket"])
+
+
+def snakemake_floor(corpus, out_dir, args):
+    """snakeshuf's DAG (split jobs, tally, bucket jobs, gather) with jobs that
+    only start Python and import NumPy: what Snakemake and job starts cost."""
+    chunks, buckets = planned_jobs(corpus, out_dir, args)
+    workdir = fresh_directory(out_dir / "snakemake-floor")
+    command = [
+        str(SNAKEMAKE), "--snakefile", str(REPO / "bench" / "empty_dag.smk"), "--directory", str(workdir),
+        "--config", f"chunks={chunks}", f"buckets={buckets}", "--cores", str(args.cores), "--quiet",
+    ]
+    return timed(command)[0], 0.0
 
 
 def job_reports(workdir):
@@ -122,6 +155,7 @@ TOOLS = {
         ["sort", "-R", str(corpus), "-o", str(out_dir / "sort.out")], env={**os.environ, "LC_ALL": "C"}
     ),
     "I/O floor": lambda corpus, out_dir, args: io_floor(corpus, out_dir),
+    "Snakemake floor": snakemake_floor,
 }
 
 
