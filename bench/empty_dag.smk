@@ -1,16 +1,34 @@
 # snakeshuf's DAG with jobs that do nothing but start Python and import NumPy,
 # as every snakeshuf job does: what Snakemake itself and the job starts cost a
 # run of `chunks` split jobs and `buckets` bucket jobs (bench/run_bench.py,
-# tool "Snakemake floor").
+# tool "Snakemake floor"). Snakemake's process does what snakeshuf's does to
+# start and end quickly (rules/common.smk: gc.freeze, no wake-up timer left).
+import gc
+import os
+import shlex
 import sys
+
+sys.path.insert(0, os.path.join(str(workflow.current_basedir), "..", "scripts"))
+
+from snakeshuf.stopping import cancel_scheduler_wakeups
 
 CHUNKS = range(config["chunks"])
 BUCKETS = range(config["buckets"])
 # Started as snakeshuf starts its jobs (rules/jobs.smk); the job touches its output.
-JOB = (
-    f"exec env OPENBLAS_NUM_THREADS=1 {sys.executable} -c "
-    "'import sys, numpy; open(sys.argv[1], \"w\").close()' {output}"
-)
+TOUCH = "import sys, numpy; open(sys.argv[1], 'w').close()"
+JOB = shlex.join(["exec", "env", "OPENBLAS_NUM_THREADS=1", sys.executable, "-c", TOUCH])
+
+
+onstart:
+    gc.freeze()
+
+
+onsuccess:
+    cancel_scheduler_wakeups()
+
+
+onerror:
+    cancel_scheduler_wakeups()
 
 
 rule all:
@@ -18,11 +36,28 @@ rule all:
         "gathered",
 
 
+rule write_plan:
+    """As snakeshuf's plan file: rendered in Snakemake's own process (rules/plan.smk)."""
+    input:
+        template=os.path.join(
+            str(workflow.current_basedir), "..", "rules", "plan.json.jinja2"
+        ),
+    output:
+        "plan",
+    localrule: True
+    params:
+        spec="{}",
+    template_engine:
+        "jinja2"
+
+
 rule split_chunk:
+    input:
+        "plan",
     output:
         "runs/{chunk}",
     shell:
-        JOB
+        JOB + " {output}"
 
 
 rule tally_buckets:
@@ -31,7 +66,7 @@ rule tally_buckets:
     output:
         "table",
     shell:
-        JOB
+        JOB + " {output}"
 
 
 rule shuffle_bucket:
@@ -40,7 +75,7 @@ rule shuffle_bucket:
     output:
         "stats/{bucket}",
     shell:
-        JOB
+        JOB + " {output}"
 
 
 rule gather:
@@ -49,4 +84,4 @@ rule gather:
     output:
         "gathered",
     shell:
-        JOB
+        JOB + " {output}"

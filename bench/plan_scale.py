@@ -39,8 +39,13 @@ def dry_run(directory, memory_mb):
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     seconds = time.monotonic() - started
     peak_mb = int(re.search(r"peak_rss_kb=(\d+)", result.stderr).group(1)) / 1024
-    counts = dict(re.findall(r"^(split_chunk|shuffle_bucket)\s+(\d+)$", result.stdout, re.M))
-    return seconds, peak_mb, int(counts["split_chunk"]), int(counts["shuffle_bucket"])
+    return seconds, peak_mb, *job_counts(result.stdout)
+
+
+def job_counts(dry_run_output):
+    """The numbers of split and bucket jobs in the table a dry run prints."""
+    counts = dict(re.findall(r"^(split_chunk|shuffle_bucket)\s+(\d+)$", dry_run_output, re.M))
+    return int(counts["split_chunk"]), int(counts["shuffle_bucket"])
 
 
 def main():

@@ -21,7 +21,6 @@ and pass the binary with --terashuf. It gets the same memory per process
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -31,9 +30,11 @@ import time
 from pathlib import Path
 
 from make_corpus import generate, parse_size
+from plan_scale import job_counts
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+PLANNED_JOBS = {}  # corpus path: (split jobs, bucket jobs)
 TIME = "/usr/bin/time"
 # Free disk a round needs, in corpus sizes: the corpus, snakeshuf's run files
 # and output (or another tool's output and temporary files), and some slack.
@@ -71,21 +72,33 @@ def snakeshuf_command(corpus, out_dir, args, *options):
     ]
 
 
-def snakeshuf(corpus, out_dir, args):
-    workdir = fresh_directory(out_dir / "snakeshuf")
+def remove_snakeshuf_run(out_dir):
+    """A fresh directory for the next run, and no output of an earlier one."""
     for leftover in out_dir.glob("snakeshuf.out*"):
         leftover.unlink()
+    return fresh_directory(out_dir / "snakeshuf")
+
+
+def snakeshuf(corpus, out_dir, args):
+    workdir = remove_snakeshuf_run(out_dir)
     wall, _ = timed(snakeshuf_command(corpus, out_dir, args, "--quiet"))
     return wall, largest_job_peak(workdir)
 
 
 def planned_jobs(corpus, out_dir, args):
-    """snakeshuf's number of split and bucket jobs for this corpus (a dry run)."""
-    fresh_directory(out_dir / "snakeshuf")
+    """snakeshuf's numbers of split and bucket jobs for this corpus (a dry run)."""
+    if corpus not in PLANNED_JOBS:
+        PLANNED_JOBS[corpus] = dry_run_job_counts(corpus, out_dir, args)
+    return PLANNED_JOBS[corpus]
+
+
+def dry_run_job_counts(corpus, out_dir, args):
+    remove_snakeshuf_run(out_dir)
     command = snakeshuf_command(corpus, out_dir, args, "--dry-run")
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    counts = dict(re.findall(r"^(split_chunk|shuffle_bucket)\s+(\d+)$", result.stdout, re.M))
-    return int(counts["split_chunk"]), int(counts["shuffle_bucket"])
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"snakeshuf's dry run failed: {' '.join(command)}\n{result.stderr[-3000:]}")
+    return job_counts(result.stdout)
 
 
 def snakemake_floor(corpus, out_dir, args):
@@ -95,9 +108,12 @@ def snakemake_floor(corpus, out_dir, args):
     workdir = fresh_directory(out_dir / "snakemake-floor")
     command = [
         str(SNAKEMAKE), "--snakefile", str(REPO / "bench" / "empty_dag.smk"), "--directory", str(workdir),
-        "--config", f"chunks={chunks}", f"buckets={buckets}", "--cores", str(args.cores), "--quiet",
+        "--workflow-profile", str(REPO / "profiles" / "default"), "--config", f"chunks={chunks}",
+        f"buckets={buckets}", "--cores", str(args.cores), "--quiet",
     ]
-    return timed(command)[0], 0.0
+    wall, _ = timed(command)
+    shutil.rmtree(workdir)
+    return wall, 0.0
 
 
 def job_reports(workdir):
@@ -157,6 +173,7 @@ TOOLS = {
     "I/O floor": lambda corpus, out_dir, args: io_floor(corpus, out_dir),
     "Snakemake floor": snakemake_floor,
 }
+MOVES_NO_DATA = {"Snakemake floor"}
 
 
 def table(results, size, rounds):
@@ -171,7 +188,8 @@ def table(results, size, rounds):
         wall, rss = medians[tool], max(r for _, r in runs)
         ratios = "".join(f" {wall / medians[b]:.2f} |" for b in bases)
         rss_text = f"{rss:.0f}" if rss else "-"
-        lines.append(f"| {tool} | {len(runs)} | {wall:.1f} | {size / 1e6 / wall:.0f} | {rss_text} |{ratios}")
+        rate = "-" if tool in MOVES_NO_DATA else f"{size / 1e6 / wall:.0f}"
+        lines.append(f"| {tool} | {len(runs)} | {wall:.1f} | {rate} | {rss_text} |{ratios}")
     return "\n".join(lines)
 
 
