@@ -86,19 +86,16 @@ def snakeshuf(corpus, out_dir, args):
 
 
 def planned_jobs(corpus, out_dir, args):
-    """snakeshuf's numbers of split and bucket jobs for this corpus (a dry run)."""
+    """snakeshuf's numbers of split and bucket jobs for this corpus (a dry
+    run, once per corpus: they do not change between rounds)."""
     if corpus not in PLANNED_JOBS:
-        PLANNED_JOBS[corpus] = dry_run_job_counts(corpus, out_dir, args)
+        remove_snakeshuf_run(out_dir)
+        command = snakeshuf_command(corpus, out_dir, args, "--dry-run")
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"snakeshuf's dry run failed: {' '.join(command)}\n{result.stderr[-3000:]}")
+        PLANNED_JOBS[corpus] = job_counts(result.stdout)
     return PLANNED_JOBS[corpus]
-
-
-def dry_run_job_counts(corpus, out_dir, args):
-    remove_snakeshuf_run(out_dir)
-    command = snakeshuf_command(corpus, out_dir, args, "--dry-run")
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"snakeshuf's dry run failed: {' '.join(command)}\n{result.stderr[-3000:]}")
-    return job_counts(result.stdout)
 
 
 def snakemake_floor(corpus, out_dir, args):
