@@ -101,6 +101,8 @@ if workflow.is_main_process:  # also on -n, and for each module instance
     console.print_plan(SPEC, PLAN, config["sample_sheet"])
 
 PLAN_FILE = SPEC.plan_file()
+# Written by onstart, moved into place by rule write_plan (rules/plan.smk).
+STAGED_PLAN = PLAN_FILE + ".staged"
 SCRATCH = Scratch(SPEC.scratch)
 RUN_NAME = os.path.basename(SPEC.scratch)
 CHUNKS = range(len(SPEC.chunks))
@@ -136,8 +138,8 @@ def take_output_lock():
 
 
 def start_run():
-    """Before the first job (onstart): the checks, the output's lock, progress
-    lines, a clean stop on SIGTERM or Ctrl-C. In a module, rule write_plan runs
+    """Before the first job (onstart): the checks, the output's lock, the plan
+    file, progress lines, a clean stop on SIGTERM or Ctrl-C. In a module, rule write_plan runs
     the checks; no lock, no progress, and signals are the including workflow's."""
     try:
         preflight.check_places(SPEC)
@@ -145,6 +147,7 @@ def start_run():
         preflight.check(SPEC, config["check_disk_space"])
     except (ConfigError, InputError) as error:
         console.fail(error)
+    SPEC.write(STAGED_PLAN)
     progress.watch(SPEC)
     STOPPER.attach(workflow.scheduler, workflow.local_exec)
     # What Snakemake has built lives until the end: leaving it out of every

@@ -18,16 +18,13 @@ rule gather:
     resources:
         mem_mb=get_mem_mb,
         runtime=runtime_for(PLAN.total_bytes),
-    params:
+    shell:
+        f"{job_command('gather')} --plan {{input.plan:q}}"
         # Whether to re-read what looks unchanged; not part of the output.
-        verify=config["verify_output"],
+        f" --verify {shell_word(config['verify_output'])}"
+        # The script fills in the "{chunk}" of the split logs' pattern.
+        f" --split-logs {shell_word(SPLIT_LOG)} --tally-log {shell_word(log_path('tally_buckets'))}"
         # Gather removes the scratch directory itself once the output is
         # published: also in a module (no onsuccess) and in a run killed just after.
-        keep_scratch="--keep-scratch" if workflow.storage_settings.notemp else "",
-        # A function: Snakemake leaves its "{chunk}" alone (the script fills it).
-        split_logs=lambda wildcards: SPLIT_LOG,
-        tally_log=log_path("tally_buckets"),
-    shell:
-        f"{job_command('gather')} --plan {{input.plan:q}} --verify {{params.verify}}"
-        " --split-logs {params.split_logs:q} --tally-log {params.tally_log:q} {params.keep_scratch}"
-        " > {log:q} 2>&1"
+        + (" --keep-scratch" if workflow.storage_settings.notemp else "")
+        + " > {log:q} 2>&1"

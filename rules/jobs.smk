@@ -26,6 +26,13 @@ def job_command(name):
     return shlex.join(words)
 
 
+# Rules put their values in their commands, not in params: Snakemake imports
+# pandas (0.3 s) to record the params of each finished job that has some.
+def shell_word(value):
+    """`value` as one word of a shell rule's command, which Snakemake formats."""
+    return shlex.quote(value).replace("{", "{{").replace("}", "}}")
+
+
 def log_path(rule_name, wildcard=""):
     """A log's pattern: `wildcard` is e.g. "{bucket}" (the rule's own name if none)."""
     return os.path.join("logs", RUN_NAME, rule_name, f"{wildcard or rule_name}.log")

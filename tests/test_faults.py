@@ -63,10 +63,10 @@ def test_only_failed_buckets_are_redone(tmp_path, corpus, reference):
     partial = (tmp_path / "out.txt.partial").read_bytes()
     logs_before = {b: p.stat().st_mtime_ns for b, p in bucket_logs(tmp_path).items()}
 
-    # An upgrade between the failure and the rerun leaves a newer plan template
-    # (rule write_plan's input): the plan, and every job after it, stay done.
-    template = REPO / "rules" / "plan.json.jinja2"
-    os.utime(template, (time.time(), time.time()))
+    # An upgrade between the failure and the rerun leaves newer rule files and
+    # scripts: the plan, and every job after it, stay done.
+    for path in [*(REPO / "rules").glob("*.smk"), *(REPO / "scripts").glob("*.py")]:
+        os.utime(path, (time.time(), time.time()))
     dry = run_workflow(tmp_path, config, "--dry-run")
     assert job_stats(dry.stdout) == {"shuffle_bucket": 2, "gather": 1, "all": 1}
 

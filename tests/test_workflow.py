@@ -5,12 +5,14 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import corpus_file, records_of, run_workflow
+from conftest import corpus_file, records_of, run_workflow, snakemake_command
 
 
 def write(path, data):
@@ -70,6 +72,30 @@ def test_the_plan_file_holds_exactly_the_spec_its_name_hashes(workdir, awkward_i
     [plan] = (workdir / "kept").glob("*/plan-*.json")
     assert plan.name == f"plan-{hashlib.sha1(plan.read_bytes()).hexdigest()[:12]}.json"
     assert json.loads(plan.read_bytes())["files"][0][0] == awkward_inputs[0]
+
+
+# Runs Snakemake as the run environment (.venv) has it, without the SLURM
+# executor plugin of the test environment, which imports pandas itself.
+WITHOUT_SLURM_PLUGIN = """
+import pkgutil, runpy, sys
+every_module = pkgutil.iter_modules
+pkgutil.iter_modules = lambda *a, **k: (m for m in every_module(*a, **k) if "slurm" not in m.name)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_snakemake_does_not_import_pandas_in_a_run(workdir, awkward_inputs):
+    """Snakemake imports pandas (0.3 s) to record a finished job's params, and
+    to build the job object of a template rule: snakeshuf's rules have neither."""
+    config = {"inputs": awkward_inputs[:2], "output": "shuffled.txt"}
+    command = [sys.executable, "-X", "importtime", "-c", WITHOUT_SLURM_PLUGIN, *snakemake_command(workdir, config)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "snakemake.persistence" in imported, "no import profile: the check below would pass vacuously"
+    assert "snakemake_executor_plugin_slurm" not in imported
+    assert "pandas" not in imported
 
 
 def shuffled_bytes(workdir, inputs, cores=2, **config):

@@ -10,10 +10,11 @@ budget, nothing more: what the output is comes from here alone.
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 
 from snakeshuf import codecs
-from snakeshuf.jobs import PARTIAL
+from snakeshuf.jobs import PARTIAL, atomic_write
 from snakeshuf.outputs import Split, column_names, output_paths
 from snakeshuf.plan import InputFile, Segment
 from snakeshuf.scratch import Scratch
@@ -90,6 +91,12 @@ class RunSpec:
     def plan_file(self):
         """The plan file's path, named by the spec's content."""
         return self.paths.plan(hashlib.sha1(self.to_json().encode()).hexdigest()[:12])
+
+    def write(self, path):
+        """Write the spec as a plan file (complete or not at all)."""
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with atomic_write(path) as handle:
+            handle.write(self.to_json().encode())
 
     @classmethod
     def read(cls, path):
