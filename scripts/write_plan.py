@@ -2,7 +2,7 @@
 spec that the main process built while parsing the workflow (snakeshuf.spec),
 written as the plan file that every job reads, after the checks of
 snakeshuf.preflight (no onstart runs in a module, and this is the first job).
-Elsewhere Snakemake renders the plan file itself (rules/plan.smk).
+Elsewhere onstart writes the plan file in Snakemake's process (rules/plan.smk).
 
 Run with Snakemake's script: directive: a `run:` block would start a whole
 second Snakemake process for it.
