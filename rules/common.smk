@@ -3,6 +3,7 @@
 # too, so it only calls stat() and reads the first input's header); the
 # output's lock; and the input functions of the rules.
 import atexit
+import errno
 import gc
 import os
 import sys
@@ -13,6 +14,7 @@ from snakeshuf import console, preflight, progress
 from snakeshuf.stopping import RunStopper, cancel_scheduler_wakeups
 from snakeshuf.config import check_config, separator_byte
 from snakeshuf.errors import ConfigError, InputError
+from snakeshuf.jobs import disk_full_message
 from snakeshuf.lock import OutputLock
 from snakeshuf.namespace import RunFiles, check_names
 from snakeshuf.outputs import column_names, output_paths, read_layout
@@ -145,9 +147,9 @@ def start_run():
         preflight.check_places(SPEC)
         take_output_lock()
         preflight.check(SPEC, config["check_disk_space"])
+        stage_plan()
     except (ConfigError, InputError) as error:
         console.fail(error)
-    SPEC.write(STAGED_PLAN)
     progress.watch(SPEC)
     STOPPER.attach(workflow.scheduler, workflow.local_exec)
     # What Snakemake has built lives until the end: leaving it out of every
@@ -155,9 +157,29 @@ def start_run():
     gc.freeze()
 
 
+def stage_plan():
+    """Write the plan file for rule write_plan to move into place."""
+    try:
+        SPEC.write(STAGED_PLAN)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise ConfigError(disk_full_message(error)) from None
+        raise ConfigError(
+            f"config key 'scratch': cannot write '{error.filename}' ({error.strerror}): "
+            "choose a scratch directory you can write"
+        ) from None
+
+
+def discard_staged_plan():
+    """A run that did not need the plan file (it was there) leaves none behind."""
+    if os.path.exists(STAGED_PLAN):
+        os.remove(STAGED_PLAN)
+
+
 def finish_run():
     """After the last job (onsuccess): the result on the console."""
     cancel_scheduler_wakeups()
+    discard_staged_plan()
     if all(os.path.exists(path) for path in SPEC.outputs):
         console.print_summary(SPEC, RUN_FILES.summary)
 
@@ -165,6 +187,7 @@ def finish_run():
 def report_failure():
     """After a failed or stopped run (onerror): what to do now."""
     cancel_scheduler_wakeups()
+    discard_staged_plan()
     published = output_is_complete(SPEC.outputs, RUN_FILES.summary)
     console.print_failure_hint(SPEC.output, STOPPER.signal_name, published)
 

@@ -33,4 +33,7 @@ else:
         conda:
             "../envs/snakeshuf.yaml"
         shell:
-            f"mv {shell_word(STAGED_PLAN)} {{output:q}} 2> {{log:q}}"
+            f"if [ ! -e {shell_word(STAGED_PLAN)} ]; then echo 'snakeshuf: error: onstart"
+            " writes the plan file, and --no-hooks skips it (and the checks before the"
+            " first job): run without --no-hooks' >&2; exit 1; fi;"
+            f" mv {shell_word(STAGED_PLAN)} {{output:q}} 2> {{log:q}}"

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from conftest import run_workflow, snakemake_command
+from snakeshuf.scratch import run_directory
 
 
 @pytest.fixture
@@ -136,6 +137,14 @@ def test_bad_configuration_is_refused_before_any_job(workdir, good_input, case):
     config, expected = CASES[case]
     config = {"output": "out.txt", **config}
     assert_refused(workdir, config, *expected)
+
+
+def test_a_file_where_the_run_directory_goes_is_refused(workdir, good_input):
+    config = {"inputs": ["data/a.txt"], "output": "out.txt", "scratch": "scratch"}
+    (workdir / "scratch").mkdir()
+    run_dir = run_directory("scratch", str(workdir / "out.txt"))
+    (workdir / run_dir).write_bytes(b"not a directory")
+    assert_refused(workdir, config, "config key 'scratch'", f"'{run_dir}'", "is a file")
 
 
 def test_input_that_is_not_a_regular_file(workdir, good_input):

@@ -63,8 +63,9 @@ def test_only_failed_buckets_are_redone(tmp_path, corpus, reference):
     partial = (tmp_path / "out.txt.partial").read_bytes()
     logs_before = {b: p.stat().st_mtime_ns for b, p in bucket_logs(tmp_path).items()}
 
-    # An upgrade between the failure and the rerun leaves newer rule files and
-    # scripts: the plan, and every job after it, stay done.
+    # An upgrade between the failure and the rerun that leaves newer rule files
+    # and scripts (the rules' commands the same): the plan, and every job after
+    # it, stay done.
     for path in [*(REPO / "rules").glob("*.smk"), *(REPO / "scripts").glob("*.py")]:
         os.utime(path, (time.time(), time.time()))
     dry = run_workflow(tmp_path, config, "--dry-run")

@@ -26,6 +26,13 @@ def test_file_names_with_shell_metacharacters_simply_work(workdir):
     assert not list(workdir.rglob("PWNED"))
 
 
+def test_a_scratch_path_that_looks_like_an_option_simply_works(workdir):
+    (workdir / "in.txt").write_bytes(b"".join(b"line %d\n" % j for j in range(500)))
+    config = {"inputs": ["in.txt"], "output": "out.txt", "scratch": "-scratch"}
+    run_workflow(workdir, config)
+    assert sorted(records_of(workdir / "out.txt")) == sorted(records_of(workdir / "in.txt"))
+
+
 def test_symlink_loop_is_refused(workdir):
     os.symlink("b.txt", workdir / "a.txt")
     os.symlink("a.txt", workdir / "b.txt")
@@ -112,6 +119,24 @@ def test_full_disk_is_reported_and_the_same_command_finishes_later(workdir, smal
     run_workflow(workdir, config)
     reference = tmp_reference(workdir, config)
     assert (workdir / "out.txt").read_bytes() == reference
+
+
+def test_a_full_disk_before_the_first_job_is_a_message_not_a_traceback(workdir, small_disk):
+    corpus_file(workdir / "corpus.txt", 1 << 20, seed=4)
+    with open(small_disk / "filler", "wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * (1 << 20))
+                filler.flush()
+        except OSError:
+            pass
+    config = {"inputs": ["corpus.txt"], "output": "out.txt", "scratch": str(small_disk), "check_disk_space": False}
+    result = run_workflow(workdir, config, check=False)
+    assert result.returncode != 0
+    assert "snakeshuf: error: the disk is full" in result.stderr and str(small_disk) in result.stderr
+    assert "Traceback" not in result.stderr and "OSError" not in result.stderr
+    assert not (workdir / "logs").exists(), "a job ran"
+    assert not (workdir / "out.txt").exists()
 
 
 def tmp_reference(workdir, config):

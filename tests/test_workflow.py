@@ -74,6 +74,26 @@ def test_the_plan_file_holds_exactly_the_spec_its_name_hashes(workdir, awkward_i
     assert json.loads(plan.read_bytes())["files"][0][0] == awkward_inputs[0]
 
 
+def test_a_run_without_hooks_says_why_it_cannot_start(workdir, awkward_inputs):
+    """--no-hooks skips onstart, which writes the plan file (and makes the
+    checks and takes the output's lock)."""
+    config = {"inputs": awkward_inputs[:3], "output": "shuffled.txt"}
+    result = run_workflow(workdir, config, "--no-hooks", check=False)
+    assert result.returncode != 0
+    assert "snakeshuf: error: onstart writes the plan file, and --no-hooks skips it" in result.stderr
+    assert not (workdir / "shuffled.txt").exists()
+
+
+def test_no_staged_plan_file_is_left_in_a_kept_scratch(workdir, awkward_inputs):
+    """onstart stages the plan file on every run with jobs; a run that does
+    not need it (the plan is there) must not leave it behind."""
+    config = {"inputs": awkward_inputs[:3], "output": "shuffled.txt", "scratch": "kept"}
+    run_workflow(workdir, config, "--until", "split_chunk")
+    run_workflow(workdir, config, "--until", "tally_buckets")
+    assert list((workdir / "kept").rglob("plan-*.json"))
+    assert not list((workdir / "kept").rglob("*.staged"))
+
+
 # Runs Snakemake as the run environment (.venv) has it, without the SLURM
 # executor plugin of the test environment, which imports pandas itself.
 WITHOUT_SLURM_PLUGIN = """

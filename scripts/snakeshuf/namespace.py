@@ -108,6 +108,11 @@ def check_places(run):
                 f"config key '{key}': '{path}' cannot be created, since '{anchor}' is a file, "
                 "not a directory: choose another path"
             )
+    if os.path.exists(scratch) and not os.path.isdir(scratch):
+        raise ConfigError(
+            f"config key 'scratch': '{scratch}' is a file where this run's directory goes: "
+            "remove it, or choose another scratch directory"
+        )
     for path in run.outputs:
         if os.path.isdir(path):
             raise ConfigError(

@@ -25,6 +25,8 @@ NAME_CHARS = 64
 def run_directory(scratch, output):
     """The subdirectory of `scratch` that holds the intermediates of `output`."""
     digest = hashlib.sha1(os.path.abspath(output).encode("utf-8", "surrogateescape")).hexdigest()
+    if scratch.startswith("-"):  # job commands would read it as an option
+        scratch = os.path.join(os.curdir, scratch)
     return os.path.join(scratch, f"{os.path.basename(output)[:NAME_CHARS]}-{digest[:8]}")
 
 
