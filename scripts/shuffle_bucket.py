@@ -26,7 +26,7 @@ import numpy as np
 
 from snakeshuf import jobs
 from snakeshuf import keys as keylib
-from snakeshuf import runfile, tally
+from snakeshuf import runfile, runindex, tally
 from snakeshuf.buckets import BucketStats
 from snakeshuf.directio import DirectReader, aligned_buffer
 from snakeshuf.errors import IntegrityError
@@ -94,7 +94,7 @@ class PartReader:
         for run, run_rows in sections:
             places = []
             for row in run_rows:
-                n, b = int(row[runfile.RECORDS]), int(row[runfile.NBYTES])
+                n, b = int(row[runindex.RECORDS]), int(row[runindex.NBYTES])
                 places.append((row, keys[k : k + n], lengths[k : k + n], data[d : d + b]))
                 k, d = k + n, d + b
             tasks.append((run, places))
@@ -138,9 +138,9 @@ def load_pass(sections, key_ranges, passes, which, separator):
 def expected_totals(sections):
     records = nbytes = key_sum = 0
     for _, rows in sections:
-        records += int(rows[:, runfile.RECORDS].sum())
-        nbytes += int(rows[:, runfile.NBYTES].sum())
-        key_sum += int(rows[:, runfile.KEY_SUM].sum(dtype=np.uint64))
+        records += int(rows[:, runindex.RECORDS].sum())
+        nbytes += int(rows[:, runindex.NBYTES].sum())
+        key_sum += int(rows[:, runindex.KEY_SUM].sum(dtype=np.uint64))
     return records, nbytes, key_sum & keylib.MASK64
 
 
@@ -151,8 +151,8 @@ def bucket_parts(spec, bucket):
     wanted = np.arange(first, first + spec.parts + 1, dtype=np.uint64)
     parts = [[] for _ in range(spec.parts)]
     for chunk in range(len(spec.chunks)):
-        rows = runfile.range_rows(paths.index(chunk), first, first + spec.parts)
-        bounds = np.searchsorted(rows[:, runfile.KEY_RANGE], wanted)  # rows are sorted by key range
+        rows = runindex.range_rows(paths.index(chunk), first, first + spec.parts)
+        bounds = np.searchsorted(rows[:, runindex.KEY_RANGE], wanted)  # rows are sorted by key range
         for part, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
             if hi > lo:
                 parts[part].append((paths.run(chunk), rows[lo:hi]))

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from snakeshuf import keys as keylib
-from snakeshuf import outputs, progress, runfile, tally
+from snakeshuf import outputs, progress, runfile, runindex, tally
 from snakeshuf.config import check_config
 from snakeshuf.outputs import output_paths, read_layout
 from snakeshuf.integrity import checksum
@@ -18,9 +18,8 @@ from snakeshuf.namespace import RunFiles
 from snakeshuf.plan import (
     AUTO_CHUNK_TARGET_COUNT, MAX_JOBS, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
 )
-from snakeshuf.runfile import (
-    CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_RANGE, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS, section_checksum, spill_rows,
-)
+from snakeshuf.runfile import section_checksum, spill_rows
+from snakeshuf.runindex import CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_RANGE, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS
 from snakeshuf.errors import ConfigError, LayoutError, RecordTooLarge
 from snakeshuf.records import RecordReader
 
@@ -232,7 +231,7 @@ def test_bucket_table_sums_every_index_and_places_buckets_back_to_back(tmp_path,
     expected = [[0, 0, 0] for _ in range(buckets)]
     paths = []
     for chunk in range(3):
-        index = np.zeros((int(rng.integers(0, 40)), len(runfile.COLUMNS)), np.uint64)
+        index = np.zeros((int(rng.integers(0, 40)), len(runindex.COLUMNS)), np.uint64)
         index[:, KEY_RANGE] = np.sort(rng.integers(0, buckets * parts, len(index)))
         index[:, RECORDS] = rng.integers(1, 100, len(index))
         index[:, NBYTES] = rng.integers(1, 10_000, len(index))
@@ -282,13 +281,13 @@ def test_output_names_keep_the_extension_and_compression_suffix():
 
 def test_range_rows_reads_exactly_the_rows_of_its_key_ranges(tmp_path):
     rng = np.random.default_rng(6)
-    index = np.zeros((5000, len(runfile.COLUMNS)), np.uint64)
+    index = np.zeros((5000, len(runindex.COLUMNS)), np.uint64)
     index[:, KEY_RANGE] = np.sort(rng.choice([0, 3, 4, 9, 11], 5000))  # ranges 1, 2, 5-8, 10 are empty
     index[:, RECORDS] = np.arange(5000)
     np.save(tmp_path / "i.npy", index)
     for lo in range(13):
         for hi in range(lo, 14):
-            got = runfile.range_rows(str(tmp_path / "i.npy"), lo, hi)
+            got = runindex.range_rows(str(tmp_path / "i.npy"), lo, hi)
             chosen = (index[:, KEY_RANGE] >= lo) & (index[:, KEY_RANGE] < hi)
             assert np.array_equal(got, index[chosen]), (lo, hi)
 
@@ -311,7 +310,7 @@ def test_a_key_range_taking_several_passes_is_read_with_no_slot_held(monkeypatch
     sizes = [(10_000, 2 << 20), (100_000, 3 * memory.shuffle_bytes), (10_000, 2 << 20), (10_000, 2 << 20)]
     parts = []
     for records, nbytes in sizes:
-        rows = np.zeros((1, len(runfile.COLUMNS)), np.uint64)
+        rows = np.zeros((1, len(runindex.COLUMNS)), np.uint64)
         rows[0, RECORDS], rows[0, NBYTES] = records, nbytes
         parts.append([("run", rows)])
     readers, seen = [], []

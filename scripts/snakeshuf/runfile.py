@@ -3,15 +3,9 @@
 A split job writes ONE data file and ONE index. The data file is a sequence of
 spills; a spill holds the record keys (uint64), then the record lengths
 (uint32), then the records, each grouped by key range in key range order and
-in input order within a key range. The index (a .npy array, one row per
-non-empty section, sorted by key range then spill) lets a shuffle job find
-and verify its sections without reading anyone else's. The lengths spare the shuffle job a
-scan of every byte for separators.
+in input order within a key range. The index is snakeshuf.runindex's. The
+lengths spare the shuffle job a scan of every byte for separators.
 """
-
-
-import bisect
-import os
 
 import numpy as np
 import pyarrow as pa
@@ -20,9 +14,17 @@ from pyarrow._compute import call_function
 from snakeshuf import keys as keylib
 from snakeshuf.errors import IntegrityError
 from snakeshuf.integrity import checksum
-
-COLUMNS = ("key_range", "key_offset", "length_offset", "data_offset", "records", "nbytes", "checksum", "key_sum")
-KEY_RANGE, KEY_OFFSET, LENGTH_OFFSET, DATA_OFFSET, RECORDS, NBYTES, CHECKSUM, KEY_SUM = range(len(COLUMNS))
+from snakeshuf.runindex import (
+    CHECKSUM,
+    COLUMNS,
+    DATA_OFFSET,
+    KEY_OFFSET,
+    KEY_RANGE,
+    KEY_SUM,
+    LENGTH_OFFSET,
+    NBYTES,
+    RECORDS,
+)
 
 
 def as_records(data, ends):
@@ -127,31 +129,6 @@ def spill_rows(keys, lengths, data, counts, byte_counts, bases):
     return rows
 
 
-def range_rows(index_path, lo, hi):
-    """The rows of key ranges lo .. hi - 1 in an index file (sorted by key
-    range), found by a binary search that reads one 8-byte cell per probe. Not np.searchsorted
-    on a memory map: that copies the key range column, and even a bisect over a
-    map faults in (and keeps resident) ~300 KB per probe through readahead,
-    gigabytes per bucket job over the hundreds of indexes of a 10 TB plan."""
-    try:
-        with open(index_path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            shape, _, _ = (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(handle)
-            base, row_bytes, fd = handle.tell(), shape[1] * 8, handle.fileno()
-
-            def key_range_at(row):
-                return int.from_bytes(os.pread(fd, 8, base + row * row_bytes + KEY_RANGE * 8), "little")
-
-            first = bisect.bisect_left(range(shape[0]), lo, key=key_range_at)
-            end = bisect.bisect_left(range(shape[0]), hi, lo=first, key=key_range_at)
-            data = os.pread(fd, (end - first) * row_bytes, base + first * row_bytes)
-    except (OSError, ValueError) as error:
-        raise IntegrityError(f"index '{index_path}' cannot be read: {error}") from None
-    if len(data) != (end - first) * row_bytes:
-        raise IntegrityError(f"index '{index_path}' is truncated")
-    return np.frombuffer(data, np.uint64).reshape(end - first, shape[1]).copy()
-
-
 def read_section(reader, row, keys=None, lengths=None, data=None):
     """Keys, record lengths and bytes of one section, checked against its index
     row; read into `keys`, `lengths` and `data` when given (views of the right length)."""
@@ -170,11 +147,3 @@ def read_section(reader, row, keys=None, lengths=None, data=None):
             f"run file '{path}' is corrupt: checksum mismatch in a section of key range {row[KEY_RANGE]}"
         )
     return keys, lengths, data
-
-
-def load_index(path):
-    try:
-        return np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as error:
-        raise IntegrityError(f"index '{path}' cannot be read: {error}") from None
-

@@ -6,7 +6,7 @@ once and writes it; each bucket job then reads one row instead of every index
 
 import numpy as np
 
-from snakeshuf import runfile
+from snakeshuf import runindex
 from snakeshuf.errors import IntegrityError
 
 COLUMNS = ("records", "bytes", "key_sum", "offset", "first_record")
@@ -22,10 +22,10 @@ def add_index(table, index, parts):
     with np.errstate(over="ignore"):
         for lo in range(0, len(index), ROWS_PER_STEP):
             rows = np.array(index[lo : lo + ROWS_PER_STEP])
-            bucket = (rows[:, runfile.KEY_RANGE] // np.uint64(parts)).astype(np.intp)
-            np.add.at(table[:, RECORDS], bucket, rows[:, runfile.RECORDS])
-            np.add.at(table[:, BYTES], bucket, rows[:, runfile.NBYTES])
-            np.add.at(table[:, KEY_SUM], bucket, rows[:, runfile.KEY_SUM])
+            bucket = (rows[:, runindex.KEY_RANGE] // np.uint64(parts)).astype(np.intp)
+            np.add.at(table[:, RECORDS], bucket, rows[:, runindex.RECORDS])
+            np.add.at(table[:, BYTES], bucket, rows[:, runindex.NBYTES])
+            np.add.at(table[:, KEY_SUM], bucket, rows[:, runindex.KEY_SUM])
 
 
 def place(table, header_bytes):
@@ -39,10 +39,10 @@ def place(table, header_bytes):
 def tally(index_paths, buckets, parts=1, header_bytes=0):
     table = np.zeros((buckets, len(COLUMNS)), np.uint64)
     for path in index_paths:
-        index = runfile.load_index(path)
-        if len(index) and int(index[-1, runfile.KEY_RANGE]) >= buckets * parts:
+        index = runindex.load_index(path)
+        if len(index) and int(index[-1, runindex.KEY_RANGE]) >= buckets * parts:
             raise IntegrityError(
-                f"index '{path}' names key range {index[-1, runfile.KEY_RANGE]} of {buckets * parts}"
+                f"index '{path}' names key range {index[-1, runindex.KEY_RANGE]} of {buckets * parts}"
             )
         add_index(table, index, parts)
         del index
