@@ -144,7 +144,7 @@ def test_a_file_where_the_run_directory_goes_is_refused(workdir, good_input):
     (workdir / "scratch").mkdir()
     run_dir = run_directory("scratch", str(workdir / "out.txt"))
     (workdir / run_dir).write_bytes(b"not a directory")
-    assert_refused(workdir, config, "config key 'scratch'", f"'{run_dir}'", "is a file")
+    assert_refused(workdir, config, "config key 'scratch'", f"{run_dir}' is a file")
 
 
 def test_input_that_is_not_a_regular_file(workdir, good_input):

@@ -1,6 +1,8 @@
 """The pieces the workflow is made of, checked against plain-Python references."""
 
 import re
+import subprocess
+import sys
 from collections import deque
 from pathlib import Path
 
@@ -337,3 +339,15 @@ def test_a_key_range_taking_several_passes_is_read_with_no_slot_held(monkeypatch
     assert len(readers[0].slots) == 2, "the small key ranges around it must be read ahead"
     assert writer.passes > 1 and seen and all(all(free) for free in seen)
     assert Output.written[0] == 10_000 and Output.written[-2:] == [10_000, 10_000]
+
+
+@pytest.mark.parametrize("script", ["tally_buckets.py", "gather.py"])
+def test_the_jobs_that_read_only_indexes_do_not_import_arrow(script):
+    """Arrow costs a job ~40 ms to import (snakeshuf.runindex is apart for this)."""
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    command = [sys.executable, "-X", "importtime", str(scripts / script), "--help"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "numpy" in imported, "no import profile: the check below would pass vacuously"
+    assert "pyarrow" not in imported
+

@@ -101,18 +101,14 @@ def check_places(run):
     directories, and no output is a directory already."""
     scratch = run.directories[0]
     for path in [*run.outputs, *run.bookkeeping(), *run.directories]:
-        anchor = existing_ancestor(os.path.dirname(path))
+        # A directory the run makes may exist already, as a directory.
+        anchor = existing_ancestor(path if path in run.directories else os.path.dirname(path))
         if not os.path.isdir(anchor):
             key = "scratch" if path == scratch else "output"
             raise ConfigError(
                 f"config key '{key}': '{path}' cannot be created, since '{anchor}' is a file, "
                 "not a directory: choose another path"
             )
-    if os.path.exists(scratch) and not os.path.isdir(scratch):
-        raise ConfigError(
-            f"config key 'scratch': '{scratch}' is a file where this run's directory goes: "
-            "remove it, or choose another scratch directory"
-        )
     for path in run.outputs:
         if os.path.isdir(path):
             raise ConfigError(
