@@ -59,7 +59,9 @@ def processes_in(workdir):
 def run_and_signal(command, number, moment, env=os.environ, cwd=None, hang_up=False):
     """Run `command` (a workflow run whose bucket 0 is slow); at `moment` =
     (text, k, delay), delay seconds after the k-th line with `text` in its
-    output, send it `number` (`hang_up`: having closed the pipe it writes to).
+    output, send it `number` (`hang_up`: just after closing the pipe it
+    writes to, as a `| tee` that Ctrl-C ended first; closed any earlier,
+    Snakemake may end the run itself at its next line, before the signal).
     Returns (seconds it took to exit after the signal, or None if it ended
     first; exit code; what it wrote)."""
     process = subprocess.Popen(
@@ -73,11 +75,9 @@ def run_and_signal(command, number, moment, env=os.environ, cwd=None, hang_up=Fa
         lines.append(line)
         seen += text in line
         if seen == k:
-            threading.Timer(delay, send_if_running, (process, number, sent)).start()
+            threading.Timer(delay, send_if_running, (process, number, sent, hang_up)).start()
             break
-    if hang_up:
-        process.stderr.close()
-    else:
+    if not hang_up:
         reader = threading.Thread(target=lambda: lines.extend(process.stderr))
         reader.start()
     process.wait(timeout=120)
@@ -87,9 +87,11 @@ def run_and_signal(command, number, moment, env=os.environ, cwd=None, hang_up=Fa
     return seconds, process.returncode, "".join(lines)
 
 
-def send_if_running(process, number, sent):
+def send_if_running(process, number, sent, hang_up=False):
     """SIGINT as Ctrl-C in a terminal sends it, to every process of the run;
     anything else to the main process alone, as `kill` does."""
+    if hang_up:
+        process.stderr.close()
     if process.poll() is None:
         sent["at"] = time.monotonic()
         if number == signal.SIGINT:
