@@ -1,8 +1,9 @@
 # snakeshuf's DAG with jobs that do nothing but start Python and import NumPy,
 # as every snakeshuf job does: what Snakemake itself and the job starts cost a
-# run of `chunks` split jobs and `buckets` bucket jobs (bench/run_bench.py,
-# tool "Snakemake floor"). Snakemake's process does what snakeshuf's does to
-# start and end quickly (rules/common.smk: gc.freeze, no wake-up timer left).
+# run of `chunks` split jobs, `tally` tally jobs (1 in a large plan, else 0)
+# and `buckets` bucket jobs (bench/run_bench.py, tool "Snakemake floor").
+# Snakemake's process does what snakeshuf's does to start and end quickly
+# (rules/common.smk: gc.freeze, no wake-up timer left).
 import gc
 import os
 import shlex
@@ -56,18 +57,24 @@ rule split_chunk:
         JOB + " {output}"
 
 
-rule tally_buckets:
-    input:
-        expand("runs/{chunk}", chunk=CHUNKS),
-    output:
-        "table",
-    shell:
-        JOB + " {output}"
+# As rules/tally.smk: a small plan has no tally job, and the bucket jobs and
+# gather depend on every run file instead of the table.
+TABLE = ["table"] if config["tally"] else expand("runs/{chunk}", chunk=CHUNKS)
+
+if config["tally"]:
+
+    rule tally_buckets:
+        input:
+            expand("runs/{chunk}", chunk=CHUNKS),
+        output:
+            "table",
+        shell:
+            JOB + " {output}"
 
 
 rule shuffle_bucket:
     input:
-        "table",
+        TABLE,
     output:
         "stats/{bucket}",
     shell:
@@ -76,6 +83,7 @@ rule shuffle_bucket:
 
 rule gather:
     input:
+        TABLE,
         expand("stats/{bucket}", bucket=BUCKETS),
     output:
         "gathered",

@@ -39,13 +39,18 @@ def dry_run(directory, memory_mb):
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     seconds = time.monotonic() - started
     peak_mb = int(re.search(r"peak_rss_kb=(\d+)", result.stderr).group(1)) / 1024
-    return seconds, peak_mb, *job_counts(result.stdout)
+    chunks, _, buckets = job_counts(result.stdout)
+    return seconds, peak_mb, chunks, buckets
+
+
+PLANNED_RULES = ("split_chunk", "tally_buckets", "shuffle_bucket")
 
 
 def job_counts(dry_run_output):
-    """The numbers of split and bucket jobs in the table a dry run prints."""
-    counts = dict(re.findall(r"^(split_chunk|shuffle_bucket)\s+(\d+)$", dry_run_output, re.M))
-    return int(counts["split_chunk"]), int(counts["shuffle_bucket"])
+    """The numbers of split, tally (0 in a small plan) and bucket jobs in the
+    table a dry run prints."""
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", dry_run_output, re.M))
+    return tuple(int(counts.get(rule, 0)) for rule in PLANNED_RULES)
 
 
 def main():

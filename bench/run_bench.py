@@ -34,7 +34,7 @@ from plan_scale import job_counts
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-PLANNED_JOBS = {}  # corpus path: (split jobs, bucket jobs)
+PLANNED_JOBS = {}  # corpus path: (split jobs, tally jobs, bucket jobs)
 TIME = "/usr/bin/time"
 # Free disk a round needs, in corpus sizes: the corpus, snakeshuf's run files
 # and output (or another tool's output and temporary files), and some slack.
@@ -86,8 +86,8 @@ def snakeshuf(corpus, out_dir, args):
 
 
 def planned_jobs(corpus, out_dir, args):
-    """snakeshuf's numbers of split and bucket jobs for this corpus (a dry
-    run, once per corpus: they do not change between rounds)."""
+    """snakeshuf's numbers of split, tally and bucket jobs for this corpus (a
+    dry run, once per corpus: they do not change between rounds)."""
     if corpus not in PLANNED_JOBS:
         remove_snakeshuf_run(out_dir)
         command = snakeshuf_command(corpus, out_dir, args, "--dry-run")
@@ -99,14 +99,15 @@ def planned_jobs(corpus, out_dir, args):
 
 
 def snakemake_floor(corpus, out_dir, args):
-    """snakeshuf's DAG (split jobs, tally, bucket jobs, gather) with jobs that
-    only start Python and import NumPy: what Snakemake and job starts cost."""
-    chunks, buckets = planned_jobs(corpus, out_dir, args)
+    """snakeshuf's DAG (split jobs, a tally job in a large plan, bucket jobs,
+    gather) with jobs that only start Python and import NumPy: what Snakemake
+    and job starts cost."""
+    chunks, tally, buckets = planned_jobs(corpus, out_dir, args)
     workdir = fresh_directory(out_dir / "snakemake-floor")
     command = [
         str(SNAKEMAKE), "--snakefile", str(REPO / "bench" / "empty_dag.smk"), "--directory", str(workdir),
         "--workflow-profile", str(REPO / "profiles" / "default"), "--config", f"chunks={chunks}",
-        f"buckets={buckets}", "--cores", str(args.cores), "--quiet",
+        f"tally={tally}", f"buckets={buckets}", "--cores", str(args.cores), "--quiet",
     ]
     wall, _ = timed(command)
     shutil.rmtree(workdir)

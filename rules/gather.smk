@@ -1,10 +1,9 @@
 rule gather:
     """Checks what every bucket job wrote, joins it into the output files and publishes them."""
     input:
+        **TABLE_INPUTS,
         inputs=get_input_files,
         plan=PLAN_FILE,
-        table=SCRATCH.table,
-        bounds=SCRATCH.bounds,
         stats=expand(SCRATCH.stats(), bucket=BUCKETS),
     output:
         data=SPEC.outputs,
@@ -23,7 +22,12 @@ rule gather:
         # Whether to re-read what looks unchanged; not part of the output.
         f" --verify {shell_word(config['verify_output'])}"
         # The script fills in the "{chunk}" of the split logs' pattern.
-        f" --split-logs {shell_word(SPLIT_LOG)} --tally-log {shell_word(log_path('tally_buckets'))}"
+        f" --split-logs {shell_word(SPLIT_LOG)}"
+        + (
+            TABLE_OPTIONS + f" --tally-log {shell_word(TALLY_LOG)}"
+            if TALLY_JOB
+            else ""
+        )
         # Gather removes the scratch directory itself once the output is
         # published: also in a module (no onsuccess) and in a run killed just after.
         + (" --keep-scratch" if workflow.storage_settings.notemp else "")

@@ -54,7 +54,7 @@ def job_logs(wildcards):
     A function, so that thousands of bucket logs cost nothing at parse."""
     return {
         "split": SPLIT_LOGS,
-        "tally": [log_path("tally_buckets")],
+        "tally": [TALLY_LOG] if TALLY_JOB else [],
         "shuffle": expand(log_path("shuffle_bucket", "{bucket}"), bucket=BUCKETS),
         "gather": [log_path("gather")],
     }

@@ -1,11 +1,8 @@
 rule shuffle_bucket:
     """Orders one bucket's records by key and writes them where they go."""
     input:
+        **TABLE_INPUTS,
         plan=PLAN_FILE,
-        # Every bucket job needs every run file: the bucket table stands for
-        # them all, so that the DAG has one edge per bucket job, not two per chunk.
-        table=SCRATCH.table,
-        bounds=SCRATCH.bounds,
     output:
         stats=temp(SCRATCH.stats()),
     log:
@@ -21,5 +18,5 @@ rule shuffle_bucket:
         runtime=runtime_for(PLAN.total_bytes / PLAN.buckets),
     shell:
         f"{job_command('shuffle_bucket')} --plan {{input.plan:q}} --bucket {{wildcards.bucket}}"
-        " --memory-mb {resources.budget_mb} --table {input.table:q} --bounds {input.bounds:q}"
-        " --stats {output.stats:q} > {log:q} 2>&1"
+        f" --memory-mb {{resources.budget_mb}}{TABLE_OPTIONS} --stats {{output.stats:q}}"
+        " > {log:q} 2>&1"

@@ -4,9 +4,10 @@ rule split_chunk:
         files=get_chunk_files,
         plan=PLAN_FILE,
     output:
-        # Not temp(): the bucket jobs read them after tally_buckets, whose
-        # table stands for them all; the run's scratch directory is removed
-        # once the output is complete.
+        # Not temp(): in a large plan the bucket jobs read them after
+        # tally_buckets, whose table stands for them all, and Snakemake would
+        # remove them after the tally; gather removes the run's scratch
+        # directory once the output is complete.
         run=SCRATCH.run(),
         index=SCRATCH.index(),
     log:

@@ -8,18 +8,17 @@ command again redoes exactly those buckets.
 
 Usage (rules/gather.smk):
   gather.py --plan PLAN --verify {changed,always} --split-logs PATTERN
-            --tally-log LOG [--keep-scratch]
-The bucket jobs' stats and the bucket table are the plan's (snakeshuf.scratch
-names them), so that no command line has to hold thousands of paths;
-PATTERN is the split jobs' log with "{chunk}" for the chunk.
+            [--table TABLE --bounds BOUNDS --tally-log LOG] [--keep-scratch]
+The bucket jobs' stats are the plan's (snakeshuf.scratch names them), so
+that no command line has to hold thousands of paths; PATTERN is the split
+jobs' log with "{chunk}" for the chunk. Without --table (a small plan: no
+rule tally_buckets), gather makes the bucket table from the indexes itself.
 """
 
 import argparse
 import errno
 import os
 import shutil
-
-import numpy as np
 
 from snakeshuf import buckets, codecs, jobs, keys, summary, tally
 from snakeshuf.buckets import BucketStats
@@ -133,7 +132,7 @@ def write_summary(spec, stats, table, written, args):
     split_logs = (args.split_logs.format(chunk=chunk) for chunk in range(len(spec.chunks)))
     reports = {
         "split": [summary.last_report(path) for path in split_logs],
-        "tally": [summary.last_report(args.tally_log)],
+        "tally": [summary.last_report(args.tally_log)] if args.tally_log else [],
         "shuffle": [s.job for s in stats],
         "gather": [jobs.report("gather", records=totals["records"], outputs=len(written))],
     }
@@ -147,10 +146,10 @@ def gather(args):
     stats = [BucketStats.load(path) for path in stats_paths]
     header = common_header(spec.files[:1], spec.header_lines, spec.separator) if spec.header_lines else b""
     redo_damaged(spec, stats, stats_paths, args.verify)
-    table = tally.load(spec.paths.table)
+    table, bounds = tally.load_or_make(spec, args)
     buckets.check_against_table(stats, table)
     if not spec.in_place:
-        buckets.check_cut(stats, np.load(spec.paths.bounds), spec.width)
+        buckets.check_cut(stats, bounds, spec.width)
     check_stages(spec, stats, table, header)
     total = sum(s.bytes for s in stats)
     written = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header)
@@ -169,7 +168,8 @@ def main(argv):
     parser.add_argument("--plan", required=True)
     parser.add_argument("--verify", choices=("changed", "always"), required=True)
     parser.add_argument("--split-logs", required=True, help='the split jobs\' logs, "{chunk}" for the chunk')
-    parser.add_argument("--tally-log", required=True)
+    tally.add_arguments(parser)
+    parser.add_argument("--tally-log", help="rule tally_buckets' log (with --table)")
     parser.add_argument("--keep-scratch", action="store_true", help="leave the scratch directory (--notemp)")
     gather(parser.parse_args(argv))
 

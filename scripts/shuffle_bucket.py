@@ -13,9 +13,10 @@ which gather joins. What the job wrote is recorded for gather to check
 (snakeshuf.buckets).
 
 Usage (rules/shuffle.smk):
-  shuffle_bucket.py --plan PLAN --bucket J --memory-mb M --table TABLE --bounds BOUNDS --stats JSON
-The run files and their indexes are where the plan says (snakeshuf.scratch):
-the table stands for all of them.
+  shuffle_bucket.py --plan PLAN --bucket J --memory-mb M [--table TABLE --bounds BOUNDS] --stats JSON
+The run files and their indexes are where the plan says (snakeshuf.scratch).
+Without --table (a small plan: no rule tally_buckets), the job makes the
+bucket table from the indexes itself.
 """
 
 import argparse
@@ -206,25 +207,25 @@ def check_against_table(row, totals, where):
         raise IntegrityError(
             f"{where}: the run indexes list {totals[0]} records / {totals[1]} bytes but the bucket "
             f"table {row['records']} / {row['bytes']} (or the key checksums differ): an index "
-            "changed after the table was made; delete the scratch directory and run again"
+            "changed after the table was made, or is damaged; delete the scratch directory and run again"
         )
 
 
-def open_sink(spec, row, bounds_path, bucket):
+def open_sink(spec, row, bounds, bucket):
     if spec.in_place:
         return RegionSink(spec.target, row["offset"])
-    return PieceSink(spec, bucket, np.load(bounds_path), row["first_record"])
+    return PieceSink(spec, bucket, bounds, row["first_record"])
 
 
-def shuffle_bucket(spec, bucket, memory, files):
-    """`files`: the declared (table, bounds, stats) paths."""
-    table_path, bounds_path, stats_path = files
+def shuffle_bucket(spec, bucket, memory, args):
+    """`args`: the declared files (table and bounds none without a tally job, stats)."""
+    table, bounds = tally.load_or_make(spec, args)
     parts = bucket_parts(spec, bucket)
     totals = expected_totals([section for sections in parts for section in sections])
     where = f"bucket {bucket}"
-    row = tally.bucket_row(table_path, bucket)
+    row = tally.bucket_row(table, bucket)
     check_against_table(row, totals, where)
-    sink = open_sink(spec, row, bounds_path, bucket)
+    sink = open_sink(spec, row, bounds, bucket)
     output = BucketOutput(sink, spec.separator, where)
     writer = BucketWriter(output, memory, spec)
     writer.write(parts, JobProgress(where, totals[1]))
@@ -236,7 +237,7 @@ def shuffle_bucket(spec, bucket, memory, files):
         )
     report = jobs.report("shuffle", bucket=bucket, records=totals[0], bytes=totals[1], passes=writer.passes,
                          memory_mb=memory.memory_mb)
-    BucketStats(bucket, *totals, job=report, **sink.report()).save(stats_path)
+    BucketStats(bucket, *totals, job=report, **sink.report()).save(args.stats)
 
 
 def main(argv):
@@ -244,13 +245,11 @@ def main(argv):
     parser.add_argument("--plan", required=True)
     parser.add_argument("--bucket", type=int, required=True)
     parser.add_argument("--memory-mb", type=int, required=True)
-    parser.add_argument("--table", required=True, help="the bucket table (rule tally_buckets)")
-    parser.add_argument("--bounds", required=True, help="where each output file starts in the order")
+    tally.add_arguments(parser)
     parser.add_argument("--stats", required=True, help="what this job wrote, for gather")
     args = parser.parse_args(argv)
     jobs.inject_faults(bucket=args.bucket, memory_mb=args.memory_mb)
-    files = (args.table, args.bounds, args.stats)
-    shuffle_bucket(RunSpec.read(args.plan), args.bucket, MemoryModel(args.memory_mb), files)
+    shuffle_bucket(RunSpec.read(args.plan), args.bucket, MemoryModel(args.memory_mb), args)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Rule tally_buckets: read every split job's index once and write the bucket
-table (snakeshuf.tally): each bucket's records, bytes and key checksum and
+"""Rule tally_buckets (large plans only): read every split job's index once
+and write the bucket table (snakeshuf.tally): each bucket's records, bytes and key checksum and
 where its region of the output starts; and where each output file starts in
 the one order (for shards and splits).
 
@@ -14,7 +14,6 @@ import argparse
 import numpy as np
 
 from snakeshuf import jobs, tally
-from snakeshuf.outputs import file_bounds
 from snakeshuf.spec import RunSpec
 
 
@@ -27,10 +26,9 @@ def main(argv):
     args = parser.parse_args(argv)
     jobs.inject_faults(memory_mb=args.memory_mb)
     spec = RunSpec.read(args.plan)
-    indexes = [spec.paths.index(chunk) for chunk in range(len(spec.chunks))]
-    table = tally.tally(indexes, spec.buckets, spec.parts, spec.header_bytes)
+    table, bounds = tally.from_indexes(spec)
     with jobs.atomic_write(args.bounds) as handle:
-        np.save(handle, file_bounds(spec.layout, tally.totals(table)["records"]))
+        np.save(handle, bounds)
     with jobs.atomic_write(args.table) as handle:
         np.save(handle, table)
     jobs.report("tally", buckets=spec.buckets, chunks=len(spec.chunks), memory_mb=args.memory_mb, **tally.totals(table))

@@ -99,6 +99,7 @@ def exercised(reports, files, summary):
         f"bucket jobs: {min(len(shuffles), 5)}{'+' if len(shuffles) >= 5 else ''}",
         f"most passes in a bucket: {min(max((r['passes'] for r in shuffles), default=0), 3)}",
         f"key ranges per bucket: {'1' if summary['key_ranges'] == summary['buckets'] else '2+'}",
+        f"tally job: {'yes' if any(r['stage'] == 'tally' for r in reports) else 'no'}",
     ]
 
 

@@ -22,8 +22,9 @@ def svg_text(path):
 def test_the_report_shows_the_run(tmp_path):
     corpus = corpus_file(tmp_path / "corpus.txt", 40 << 20, seed=4)
     earlier = {"inputs": [corpus], "output": "out.txt", "seed": 9, "memory_mb": 160}
-    small_unit = {**os.environ, "SNAKESHUF_MIB_BYTES": "65536"}
-    run_workflow(tmp_path, earlier, env=small_unit)  # more buckets than the run reported on: their logs stay
+    small_unit = {**os.environ, "SNAKESHUF_MIB_BYTES": "49152"}
+    # More buckets than the run reported on, and a tally job it does not have: their logs stay.
+    run_workflow(tmp_path, earlier, env=small_unit)
     config = {**earlier, "memory_mb": 180}
     normal = run_workflow(tmp_path, config)
     assert "run_report" not in normal.stderr, "a normal run built the report"
@@ -46,12 +47,14 @@ def test_the_report_shows_the_run(tmp_path):
     jobs = report.job_table({"shuffle": sorted(logs.glob("shuffle_bucket/*.log"))})
     assert len(jobs) > summary["buckets"] > 1, "the earlier run left no more bucket logs"
     assert f"({summary['buckets']} buckets)" in svg_text(directory / "bucket_sizes.svg"), "an earlier run's buckets"
+    assert (logs / "tally_buckets/tally_buckets.log").exists()
+    assert "tally" not in svg_text(directory / "job_memory.svg"), "an earlier run's tally job"
+    assert summary["stages"]["tally"] is None, "an earlier run's tally job"
     jobs = report.job_table({"shuffle": [logs / f"shuffle_bucket/{b}.log" for b in range(summary["buckets"])],
-                             "split": [logs / "split_chunk/0.log"], "tally": [logs / "tally_buckets/tally_buckets.log"],
-                             "gather": [logs / "gather/gather.log"]})
+                             "split": [logs / "split_chunk/0.log"], "gather": [logs / "gather/gather.log"]})
     buckets = jobs[jobs.stage == "shuffle"]
     assert buckets.bytes.sum() == summary["bytes"]
-    assert set(jobs.stage) == {"split", "tally", "shuffle", "gather"}
+    assert set(jobs.stage) == {"split", "shuffle", "gather"}
     assert (jobs.peak_rss_mb < config["memory_mb"]).all()
 
 

@@ -79,7 +79,7 @@ def test_slurm_run_matches_the_local_run_and_asks_for_the_planned_memory(tmp_pat
 
     jobs = jobs_of(tmp_path)
     rules = sorted(rule_of(job) for job in jobs)
-    assert rules.count("gather") == 1 and rules.count("tally_buckets") == 1
+    assert rules.count("gather") == 1 and "tally_buckets" not in rules  # a small plan: no tally job
     assert rules.count("split_chunk") == 3 and rules.count("shuffle_bucket") > 1, rules
     assert {(job.state, job.step_state) for job in jobs} == {("COMPLETED", "COMPLETED")}
     assert {job.mem_mb for job in jobs} == {MEMORY_MB + CLUSTER_JOB_OVERHEAD_MB}
@@ -126,7 +126,8 @@ def test_bucket_jobs_as_a_slurm_array_give_the_same_bytes(tmp_path, reference):
     assert {job.state for job in jobs} == {"COMPLETED"}
     buckets = len(list((tmp_path / "logs").glob("*/shuffle_bucket/*.log")))
     array_tasks = [job for job in jobs if "_" in job.id]
-    assert len(array_tasks) == buckets > 1 and len(jobs) == 3 + 1 + buckets + 1, jobs
+    # 3 split jobs, the bucket jobs (a small plan: no tally job) and gather.
+    assert len(array_tasks) == buckets > 1 and len(jobs) == 3 + buckets + 1, jobs
 
 
 def test_sigterm_cancels_the_runs_slurm_jobs_and_the_same_command_resumes(tmp_path, reference):

@@ -151,6 +151,27 @@ def sparse_files(directory, count, size):
     return [str(directory / "f*.txt")]
 
 
+@pytest.mark.parametrize("gib, tally_job", [(1, False), (16, False), (64, True)])
+def test_only_a_large_plan_has_a_tally_job(tmp_path, gib, tally_job):
+    """At memory_mb=512 the benchmark's corpora up to 16 GiB make the bucket
+    table in the bucket jobs (a tally job costs a start and a stage gap); at
+    64 GiB the bucket jobs would read ~700 MB of index in all."""
+    plan = make_plan(sparse_files(tmp_path, 1, gib << 30), output_named(tmp_path / "out"), 512)
+    assert plan.tally_job == tally_job
+
+
+def test_whether_a_plan_has_a_tally_job_follows_its_plan_file_not_memory_mb(tmp_path):
+    """A resume under another memory_mb whose plan file is the same must build
+    the same DAG (else Snakemake redoes finished work, or a finished output)."""
+    inputs = sparse_files(tmp_path, 1, 35 << 30)
+    by_plan_file = {}
+    for memory_mb in range(576, 800, 32):
+        plan = make_plan(inputs, output_named(tmp_path / "out"), memory_mb)
+        by_plan_file.setdefault((plan.chunks, plan.layout), {})[memory_mb] = plan.tally_job
+    assert max(map(len, by_plan_file.values())) >= 2, "no two memory_mb share a plan file"
+    assert all(len(set(shape.values())) == 1 for shape in by_plan_file.values()), by_plan_file
+
+
 def test_a_10_tb_plan_bounds_its_jobs_and_each_split_jobs_index(tmp_path):
     inputs = sparse_files(tmp_path, 1000, 10 << 30)
     plan = make_plan(inputs, output_named(tmp_path / "out"), 1024)
@@ -159,6 +180,7 @@ def test_a_10_tb_plan_bounds_its_jobs_and_each_split_jobs_index(tmp_path):
     assert spills_per_chunk * plan.layout.key_ranges * INDEX_ROW_BYTES <= memory.usable_bytes * INDEX_SHARE
     assert 1 < plan.buckets and plan.buckets + len(plan.chunks) <= MAX_JOBS
     assert len(plan.chunks) > AUTO_CHUNK_TARGET_COUNT  # the index bound, not the default, cut them
+    assert plan.tally_job  # every bucket job reading every index would read ~200 TB in all
     with pytest.raises(ConfigError, match=r"set memory_mb to at least (\d+)") as refused:
         make_plan(inputs, output_named(tmp_path / "out"), 512)
     enough = int(re.search(r"at least (\d+)", str(refused.value)).group(1))

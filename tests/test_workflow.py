@@ -89,7 +89,7 @@ def test_no_staged_plan_file_is_left_in_a_kept_scratch(workdir, awkward_inputs):
     not need it (the plan is there) must not leave it behind."""
     config = {"inputs": awkward_inputs[:3], "output": "shuffled.txt", "scratch": "kept"}
     run_workflow(workdir, config, "--until", "split_chunk")
-    run_workflow(workdir, config, "--until", "tally_buckets")
+    run_workflow(workdir, config, "--until", "shuffle_bucket")
     assert list((workdir / "kept").rglob("plan-*.json"))
     assert not list((workdir / "kept").rglob("*.staged"))
 

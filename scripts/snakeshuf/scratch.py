@@ -5,7 +5,7 @@ path, so that runs of different outputs never share a file.
     plan-<hash>.json          the run spec (snakeshuf.spec)
     runs/<chunk>.run          a split job's run file, and
     runs/<chunk>.index.npy    its index
-    runs/buckets.npy          the bucket table (rule tally_buckets), and
+    runs/buckets.npy          the bucket table (rule tally_buckets, large plans), and
     runs/files.npy            where each output file starts in the order
     buckets/<bucket>.json     what a bucket job wrote (snakeshuf.buckets)
     pieces/<file>-<column>-<bucket>.piece   a bucket's records of one output file

@@ -1,13 +1,16 @@
 """The bucket table: per bucket, what every split job put in it, and where its
-records go in the output. One job (rule tally_buckets) reads every run index
-once and writes it; each bucket job then reads one row instead of every index
-(at 10 TB, ~40 GB of index rows per bucket job otherwise).
+records go in the output. In a large plan one job (rule tally_buckets) reads
+every run index once and writes it, and each bucket job reads the table
+instead of every index (at 10 TB, ~40 GB of index rows per bucket job
+otherwise; the table is 40 bytes a bucket). In a small one each bucket job
+and gather make it themselves (snakeshuf.plan.NO_TALLY_JOB_INDEX_BYTES).
 """
 
 import numpy as np
 
 from snakeshuf import runindex
 from snakeshuf.errors import IntegrityError
+from snakeshuf.outputs import file_bounds
 
 COLUMNS = ("records", "bytes", "key_sum", "offset", "first_record")
 RECORDS, BYTES, KEY_SUM, OFFSET, FIRST_RECORD = range(len(COLUMNS))
@@ -50,6 +53,28 @@ def tally(index_paths, buckets, parts=1, header_bytes=0):
     return table
 
 
+def from_indexes(spec):
+    """The bucket table of the spec's run indexes, and where each output file
+    starts in the order."""
+    indexes = [spec.paths.index(chunk) for chunk in range(len(spec.chunks))]
+    table = tally(indexes, spec.buckets, spec.parts, spec.header_bytes)
+    return table, file_bounds(spec.layout, totals(table)["records"])
+
+
+def add_arguments(parser):
+    """A bucket job's and gather's options for the files of rule tally_buckets."""
+    parser.add_argument("--table", help="the bucket table (rule tally_buckets); none: made from the indexes")
+    parser.add_argument("--bounds", help="where each output file starts in the order (with --table)")
+
+
+def load_or_make(spec, args):
+    """The table and bounds that rule tally_buckets wrote (args.table,
+    args.bounds), or, in a plan without that job, the same from the indexes."""
+    if args.table is None:
+        return from_indexes(spec)
+    return load(args.table, "bucket table"), load(args.bounds, "file bounds")
+
+
 def totals(table):
     """Records, bytes and key checksum of everything the split jobs wrote."""
     with np.errstate(over="ignore"):
@@ -57,16 +82,15 @@ def totals(table):
     return {"records": int(table[:, RECORDS].sum()), "bytes": int(table[:, BYTES].sum()), "key_sum": key_sum}
 
 
-def load(path):
+def load(path, what):
     try:
-        return np.load(path, mmap_mode="r")
+        return np.load(path)
     except (OSError, ValueError) as error:
-        raise IntegrityError(f"bucket table '{path}' cannot be read: {error}") from None
+        raise IntegrityError(f"{what} '{path}' cannot be read: {error}") from None
 
 
-def bucket_row(path, bucket):
+def bucket_row(table, bucket):
     """One bucket's row, and the size of the whole output (header and every bucket)."""
-    table = load(path)
     row = {name: int(value) for name, value in zip(COLUMNS, table[bucket])}
     row["output_bytes"] = int(table[-1, OFFSET] + table[-1, BYTES])
     return row
