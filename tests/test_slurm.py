@@ -5,6 +5,7 @@ jobs go through sbatch and srun, sacct reads slurmdbd, and memory is enforced
 by cgroups, so a job that outgrows its request really is killed.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -118,16 +119,20 @@ def test_a_job_killed_for_memory_is_retried_with_more_and_succeeds(tmp_path, ref
     assert {job.mem_mb for job in retried} == {400 + CLUSTER_JOB_OVERHEAD_MB}
 
 
-def test_bucket_jobs_as_a_slurm_array_give_the_same_bytes(tmp_path, reference):
+def test_bucket_jobs_of_a_large_plan_as_a_slurm_array_give_the_same_bytes(tmp_path, reference):
+    """A plan large enough for a tally job (at a memory unit of 32 KiB: 9
+    split jobs, 6 bucket jobs): the bucket jobs read its table on the cluster."""
     config, expected = reference
-    run_on_slurm(tmp_path, config, "--slurm-array-jobs", "shuffle_bucket")
+    large_plan = {"SNAKESHUF_MIB_BYTES": "32768"}
+    run_on_slurm(tmp_path, {**config, "chunk_mb": "auto"}, "--slurm-array-jobs", "shuffle_bucket", env_extra=large_plan)
     assert (tmp_path / "out.txt").read_bytes() == expected
     jobs = jobs_of(tmp_path)
     assert {job.state for job in jobs} == {"COMPLETED"}
-    buckets = len(list((tmp_path / "logs").glob("*/shuffle_bucket/*.log")))
+    summary = json.loads((tmp_path / "out.txt.summary.json").read_text())
     array_tasks = [job for job in jobs if "_" in job.id]
-    # 3 split jobs, the bucket jobs (a small plan: no tally job) and gather.
-    assert len(array_tasks) == buckets > 1 and len(jobs) == 3 + buckets + 1, jobs
+    assert [rule_of(job) for job in jobs].count("tally_buckets") == 1, jobs
+    assert len(array_tasks) == summary["buckets"] > 1, jobs
+    assert len(jobs) == summary["chunks"] + 1 + summary["buckets"] + 1, jobs
 
 
 def test_sigterm_cancels_the_runs_slurm_jobs_and_the_same_command_resumes(tmp_path, reference):
