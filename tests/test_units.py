@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 from collections import deque
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -322,6 +323,22 @@ def test_the_time_left_comes_from_the_speed_of_the_stage_in_progress():
         progress.add_sample(seen, sample, total)
     assert progress.rate(seen) == 10  # the shuffle stage's 200 bytes in 20 s, not the split's pace
     assert progress.describe(1000, 200, total, progress.rate(seen)).endswith("about 80 s left")
+
+
+def test_no_progress_sample_is_taken_from_a_run_published_while_it_was_counted(tmp_path, monkeypatch):
+    """Gather publishes and Snakemake removes the scratch files between two
+    looks: the count finds nothing (0 %), and must not be printed after 100 %."""
+    output = tmp_path / "out.txt"
+    spec = SimpleNamespace(outputs=[str(output)])
+
+    def publish_while_counting(_spec):
+        output.write_bytes(b"done\n")
+        return 0, 0
+
+    monkeypatch.setattr(progress, "bytes_done", lambda _spec: (700, 300))
+    assert progress.sample_unless_published(spec)[1:] == (700, 300)
+    monkeypatch.setattr(progress, "bytes_done", publish_while_counting)
+    assert progress.sample_unless_published(spec) is None
 
 
 def test_a_key_range_taking_several_passes_is_read_with_no_slot_held(monkeypatch):

@@ -80,6 +80,17 @@ def rate(seen):
     return (sum(done_now) - sum(done_then)) / (now - then) if now > then else 0
 
 
+def sample_unless_published(spec):
+    """(time, split, shuffle) now, or None once the outputs exist.
+
+    The outputs are looked for after the files are counted: Snakemake removes
+    the scratch files only once gather has published, so a count taken while
+    they went (which would read as 0 %) is always followed by finding the outputs.
+    """
+    sample = (time.monotonic(), *bytes_done(spec))
+    return None if all(os.path.exists(path) for path in spec.outputs) else sample
+
+
 def watch(spec):
     """Print the progress line every INTERVAL_SECONDS until the outputs exist."""
     total = sum(spec.chunk_bytes(c) for c in range(len(spec.chunks)))
@@ -90,10 +101,10 @@ def watch(spec):
         seen = deque([(time.monotonic(), *bytes_done(spec))], maxlen=RATE_WINDOW + 1)
         while True:
             time.sleep(max(INTERVAL_SECONDS, POLL_SECONDS))
-            if all(os.path.exists(path) for path in spec.outputs):
-                return  # published (and the scratch directory may be gone)
-            split, shuffle = bytes_done(spec)
-            add_sample(seen, (time.monotonic(), split, shuffle), total)
-            print(describe(split, shuffle, total, rate(seen)), file=sys.stderr, flush=True)
+            sample = sample_unless_published(spec)
+            if sample is None:
+                return
+            add_sample(seen, sample, total)
+            print(describe(*sample[1:], total, rate(seen)), file=sys.stderr, flush=True)
 
     threading.Thread(target=loop, name="snakeshuf-progress", daemon=True).start()
