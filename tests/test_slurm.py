@@ -24,6 +24,8 @@ SEED = 5
 MEMORY_MB = 160
 # Every cluster run is bounded: a Snakemake that lost track of its jobs would
 # otherwise wait forever (and it ignores SIGTERM then, hence -k).
+# Only around runs no test signals: SIGTERM sent to `timeout` goes on to its
+# whole process group, so a scancel the run had just started would die of it.
 RUN_TIMEOUT = ["timeout", "-k", "10", "900"]
 SLURM_STATUS_CHECK_SECONDS = 180
 # sacct keeps earlier sessions' jobs, whose working directories a new
@@ -56,7 +58,7 @@ def reference(tmp_path_factory):
 
 
 def slurm_command(workdir, config, *args):
-    return RUN_TIMEOUT + snakemake_command(
+    return snakemake_command(
         workdir, config,
         "--workflow-profile", str(REPO / "profiles" / "slurm"),
         "--slurm-init-seconds-before-status-checks", "2",
@@ -66,7 +68,8 @@ def slurm_command(workdir, config, *args):
 
 def run_on_slurm(workdir, config, *args, env_extra=None, check=True):
     env = dict(os.environ, **(env_extra or {}))
-    result = subprocess.run(slurm_command(workdir, config, *args), capture_output=True, text=True, env=env)
+    command = RUN_TIMEOUT + slurm_command(workdir, config, *args)
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     assert result.returncode != 124, "the SLURM run timed out"
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stderr[-6000:]}")
