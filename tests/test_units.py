@@ -240,12 +240,25 @@ def test_index_rows_match_the_checksums_the_shuffle_verifies():
         key_start, data_start = key_start + records, data_start + nbytes
 
 
-def test_order_by_key_breaks_ties_by_input_position():
-    rng = np.random.default_rng(4)
-    keys = rng.integers(0, 50, 10_000).astype(np.uint64)  # many ties
-    assert np.array_equal(keylib.order_by_key(keys), np.argsort(keys, kind="stable"))
-    unique = keylib.record_keys(1, 0, np.arange(10_000))
-    assert np.array_equal(keylib.order_by_key(unique), np.argsort(unique, kind="stable"))
+def keys_agreeing_above_low_bits(rng, n, low_bits):
+    """Keys of few distinct high parts and random low bits: many agree above the low bits."""
+    high = rng.integers(0, 50, n).astype(np.uint64) << np.uint64(64 - 6)
+    return high | rng.integers(0, 1 << low_bits, n).astype(np.uint64)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 1000, 10_000, 65_537])
+def test_order_by_key_breaks_ties_by_input_position(n):
+    rng = np.random.default_rng(n)
+    position_bits = max(1, (n - 1).bit_length())
+    cases = {
+        "many equal keys": rng.integers(0, 50, n).astype(np.uint64),
+        "keys differing only in their low bits": keys_agreeing_above_low_bits(rng, n, position_bits),
+        "low bits and equal keys": keys_agreeing_above_low_bits(rng, n, 2),
+        "near 2**64": np.uint64(2**64 - 1) - rng.integers(0, 2 * n, n).astype(np.uint64),
+        "real keys": keylib.record_keys(1, 0, np.arange(n)),
+    }
+    for name, keys in cases.items():
+        assert np.array_equal(keylib.order_by_key(keys), np.argsort(keys, kind="stable")), name
 
 
 @pytest.mark.parametrize("parts", [1, 3])
