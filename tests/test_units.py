@@ -246,7 +246,7 @@ def keys_agreeing_above_low_bits(rng, n, low_bits):
     return high | rng.integers(0, 1 << low_bits, n).astype(np.uint64)
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 1000, 10_000, 65_537])
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 1000, 10_000, 65_537])
 def test_order_by_key_breaks_ties_by_input_position(n):
     rng = np.random.default_rng(n)
     position_bits = max(1, (n - 1).bit_length())
