@@ -12,7 +12,7 @@ as in a run; the defaults are a key range of a 1 GiB run at memory_mb 512
 
 import argparse
 import sys
-import time
+import timeit
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +30,6 @@ def keys_of_one_key_range(n, key_ranges):
     return np.uint64(key_ranges // 2 * width) + keys % np.uint64(width)
 
 
-def best_seconds(function, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sizes", nargs="*", default=SIZES, metavar="KEYS:KEY_RANGES")
@@ -49,8 +40,8 @@ def main():
         n, key_ranges = map(int, size.split(":"))
         keys = keys_of_one_key_range(n, key_ranges)
         assert np.array_equal(keylib.order_by_key(keys), np.argsort(keys, kind="stable"))
-        ours = best_seconds(lambda: keylib.order_by_key(keys), args.repeat)
-        numpy = best_seconds(lambda: np.argsort(keys, kind="stable"), args.repeat)
+        ours = min(timeit.repeat(lambda: keylib.order_by_key(keys), number=1, repeat=args.repeat))
+        numpy = min(timeit.repeat(lambda: np.argsort(keys, kind="stable"), number=1, repeat=args.repeat))
         print(f"| {n:,} | {key_ranges:,} | {ours * 1e3:.1f} | {numpy * 1e3:.1f} |", flush=True)
 
 

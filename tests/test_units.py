@@ -25,6 +25,7 @@ from snakeshuf.runfile import section_checksum, spill_rows
 from snakeshuf.runindex import CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_RANGE, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS
 from snakeshuf.errors import ConfigError, LayoutError, RecordTooLarge
 from snakeshuf.records import RecordReader
+from sort_keys import keys_of_one_key_range  # bench/, on the path by conftest
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -256,7 +257,7 @@ def test_order_by_key_breaks_ties_by_input_position(n):
         "low bits and equal keys": keys_agreeing_above_low_bits(rng, n, 2),
         "near 2**64": np.uint64(2**64 - 1) - rng.integers(0, 2 * n, n).astype(np.uint64),
         "real keys": keylib.record_keys(1, 0, np.arange(n)),
-        "one key range of many": keys_of_one_key_range(n),
+        "one key range of many": keys_of_one_key_range(n, 8192),
         "a narrow span": np.uint64(1 << 40) + rng.integers(0, 3 * n + 1, n).astype(np.uint64),
     }
     for name, keys in cases.items():
@@ -265,16 +266,11 @@ def test_order_by_key_breaks_ties_by_input_position(n):
         assert np.array_equal(keys, unchanged), name
 
 
-def keys_of_one_key_range(n):
-    """Real keys moved into one key range of 8,192: they share their top 13 bits."""
-    return np.uint64(5000 << 51) | keylib.record_keys(3, 0, np.arange(n)) >> np.uint64(13)
-
-
 def test_keys_of_one_large_key_range_rarely_tie_in_their_packed_words():
-    # 2,000,000 keys sharing the top 13 bits of a key range: with those bits
+    # 2,000,000 keys of one key range of 8,192, sharing their top 13 bits: with those bits
     # kept, 64 - 21 - 13 = 30 bits would be left and ~1,900 pairs tie; with
     # them shifted out, 43 bits and ~0.2 pairs expected.
-    _, high_parts = keylib.sort_packed(keys_of_one_key_range(2_000_000))
+    _, high_parts = keylib.sort_packed(keys_of_one_key_range(2_000_000, 8192))
     assert np.count_nonzero(high_parts[1:] == high_parts[:-1]) <= 4
 
 
