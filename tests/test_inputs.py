@@ -82,6 +82,21 @@ def test_damaged_compressed_input_is_named_and_nothing_is_published(tmp_path, pa
     assert not (tmp_path / "out.txt").exists()
 
 
+@pytest.mark.parametrize("codec", ["bzip2", "xz"])
+def test_damaged_second_stream_fails_the_run_instead_of_dropping_its_records(tmp_path, parts, codec):
+    """Hostile pass, item 1: Python's readers took a damaged second stream for
+    trailing garbage, and the run published the first stream's records, exit 0."""
+    name, compressor = CODECS[codec]
+    first = compressor(parts[1])
+    (tmp_path / name).write_bytes(first + b"\0" + compressor(parts[2])[1:])
+    result = run_workflow(
+        tmp_path, {"inputs": [name], "output": "out.txt", "memory_mb": 160}, "--retries", "0", check=False
+    )
+    assert result.returncode != 0
+    assert f"input '{name}' is not a valid {codec} file" in result.stderr
+    assert not (tmp_path / "out.txt").exists()
+
+
 def test_nul_separated_records_keep_their_newlines(tmp_path):
     records = [b"line %d\nof record %d\x00" % (i, i) for i in range(5000)]
     (tmp_path / "z.bin").write_bytes(b"".join(records))

@@ -1,15 +1,19 @@
 """Compression, in and out.
 
 Inputs are recognised by their first bytes (not their names) and read as one
-stream of records, in bounded memory. Outputs are compressed when their name
+stream of records, in bounded memory. A compressed input is read whole, every
+member, stream and frame of it, or refused: it is accepted exactly when the
+codec's own `-t` accepts it without a warning. Outputs are compressed when their name
 ends in .gz or .zst: each bucket job writes its pieces as whole gzip members
 or zstd frames, and a file made of such pieces, joined, is a valid file.
 """
 
 import bz2
 import gzip
+import io
 import lzma
 import os
+import re
 import struct
 import zlib
 
@@ -17,11 +21,12 @@ import zstandard
 
 from snakeshuf.errors import CorruptStream
 
-MAGIC = {
-    "gzip": b"\x1f\x8b",
-    "bzip2": b"BZh",
-    "xz": b"\xfd7zXZ\x00",
-    "zstd": b"\x28\xb5\x2f\xfd",
+# Each format's whole signature: a plain text may well start with "BZh".
+SIGNATURE = {
+    "gzip": re.compile(rb"\x1f\x8b\x08"),  # deflate, the only method gzip defines
+    "bzip2": re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)"),  # a block, or the end of an empty stream
+    "xz": re.compile(rb"\xfd7zXZ\x00"),
+    "zstd": re.compile(rb"\x28\xb5\x2f\xfd"),
 }
 PLAIN = None
 READ_SIZE = 1 << 20
@@ -29,28 +34,111 @@ ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
 
 
 def detect(path):
-    """The codec whose magic bytes start the file, or PLAIN."""
+    """The codec whose signature starts the file, or PLAIN."""
     with open(path, "rb") as handle:
-        head = handle.read(8)
-    for codec, magic in MAGIC.items():
-        if head.startswith(magic):
+        head = handle.read(10)
+    for codec, signature in SIGNATURE.items():
+        if signature.match(head):
             return codec
     return PLAIN
 
 
 def open_stream(raw, codec):
     """A readable binary stream of the decompressed bytes of the open file `raw`."""
-    if codec == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    if codec == "bzip2":
-        return bz2.BZ2File(raw, mode="rb")
-    if codec == "xz":
-        return lzma.LZMAFile(raw, mode="rb")
     if codec == "zstd":
         check_zstd_frames(raw)
         raw.seek(0)
         return zstandard.ZstdDecompressor().stream_reader(raw, read_size=READ_SIZE, read_across_frames=True)
+    if codec in STREAM_FORMATS:
+        return Streams(raw, codec)
     raise ValueError(f"unknown codec {codec!r}")
+
+
+class Inflater:
+    """zlib's gzip decompressor with the interface of lzma's and bz2's
+    (`needs_input`; unread input kept inside), so one loop reads all three."""
+
+    def __init__(self):
+        self.inner, self.tail = zlib.decompressobj(wbits=31), b""
+
+    def decompress(self, data, max_length):
+        out = self.inner.decompress(self.tail + data, max_length)
+        self.tail = self.inner.unconsumed_tail
+        return out
+
+    needs_input = property(lambda self: not self.tail)
+    eof = property(lambda self: self.inner.eof)
+    unused_data = property(lambda self: self.inner.unused_data)
+
+
+# What may follow a stream: xz's stream padding is zero bytes in fours,
+# anywhere between and after streams (xz file format 1.1.0, section 2.2);
+# gzip ignores zero bytes at the end of the file; bzip2 allows nothing.
+STREAM_FORMATS = {
+    "gzip": (Inflater, "end"),
+    "bzip2": (bz2.BZ2Decompressor, None),
+    "xz": (lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ), "fours"),
+}
+
+
+class Streams(io.RawIOBase):
+    """The decompressed bytes of every stream of a gzip, bzip2 or xz file in
+    turn. Python's own readers take bytes they cannot read after the first
+    stream for trailing garbage and end quietly; here they are an error."""
+
+    def __init__(self, raw, codec):
+        self.raw = raw
+        self.new_decompressor, self.padding = STREAM_FORMATS[codec]
+        self.decompressor, self.data, self.at_eof = self.new_decompressor(), b"", False
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while True:
+            if self.decompressor.eof and not self.next_stream():
+                return 0
+            if self.decompressor.needs_input and not self.data:
+                self.fill()
+                if not self.data:
+                    raise CorruptStream("the file ends inside a compressed stream")
+            out = self.decompressor.decompress(self.data, min(len(buffer), READ_SIZE))
+            self.data = b""
+            if out:
+                buffer[: len(out)] = out
+                return len(out)
+
+    def fill(self):
+        if not self.at_eof:
+            self.data = self.raw.read(READ_SIZE)
+            self.at_eof = not self.data
+
+    def next_stream(self):
+        """Start the next stream after the one just ended; False at the end of the file."""
+        self.data = self.decompressor.unused_data
+        zeros = self.skip_zeros()
+        if not self.data:
+            if zeros and self.padding is None or self.padding == "fours" and zeros % 4:
+                raise CorruptStream(f"{zeros} zero bytes after the last stream")
+            return False
+        if zeros and self.padding != "fours" or zeros % 4:
+            raise CorruptStream(f"{zeros} zero bytes between streams")
+        self.decompressor = self.new_decompressor()
+        return True
+
+    def skip_zeros(self):
+        """Drop the zero bytes that follow a stream; how many there were."""
+        count = 0
+        while True:
+            if not self.data:
+                self.fill()
+                if not self.data:
+                    return count
+            rest = self.data.lstrip(b"\0")
+            count += len(self.data) - len(rest)
+            self.data = rest
+            if rest:
+                return count
 
 
 ZSTD_FRAME = 0xFD2FB528
