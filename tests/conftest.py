@@ -99,7 +99,8 @@ def input_paths(workdir, config, outputs):
     if config["sample_sheet"]:
         sheet = os.path.join(workdir, config["sample_sheet"])
         with open(sheet, newline="") as handle:
-            rows = csv.DictReader(handle, delimiter="," if sheet.lower().endswith(".csv") else "\t")
+            tsv = {"delimiter": "\t", "quoting": csv.QUOTE_NONE}  # documented: TSV is read literally
+            rows = csv.DictReader(handle, **({} if sheet.lower().endswith(".csv") else tsv))
             return [os.path.join(workdir, row["path"]) for row in rows]
     paths = []
     for pattern in config["inputs"]:

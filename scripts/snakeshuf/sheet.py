@@ -1,42 +1,73 @@
 """Sample sheets: the input files listed in a table (config key 'sample_sheet'),
-read with pandas and checked row by row against config/sample_sheet.schema.yaml."""
+read strictly and checked row by row against config/sample_sheet.schema.yaml.
 
+A .csv sheet is read as RFC 4180 says (fields may be quoted); any other is
+tab-separated and read literally (a quote is part of the name). Every row has
+as many fields as the header: a row with one more would shift the columns,
+so it is an error naming the line. Empty lines are skipped.
+"""
+
+import csv
 import re
 
 from snakeshuf.errors import ConfigError
 
+DIALECTS = {
+    "csv": {"delimiter": ",", "strict": True},
+    "tsv": {"delimiter": "\t", "quoting": csv.QUOTE_NONE},
+}
+
 
 def read_sample_sheet(path, schema_path):
-    """The 'path' column of a .csv (comma) or other (tab-separated) table, in order."""
+    """The 'path' column of a sheet, in order."""
+    where = f"sample sheet '{path}' (config key 'sample_sheet')"
+    header, rows = read_rows(path, where)
+    if "path" not in header:
+        columns = ", ".join(map(repr, header))
+        raise ConfigError(f"{where} has no column 'path' (its header names {columns}); name the files' column 'path'")
+    if not rows:
+        raise ConfigError(f"{where} lists no files: add at least one row under its header")
+    records = [dict(zip(header, fields)) for _, fields in rows]
+    validate_rows(records, [line for line, _ in rows], schema_path, where)
+    return [record["path"] for record in records]
+
+
+def read_rows(path, where):
+    """The header and (line number, fields) of every non-empty row."""
+    dialect = DIALECTS["csv" if path.lower().endswith(".csv") else "tsv"]
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle, **dialect)
+            header = next(reader, [])
+            rows = [(reader.line_num, fields) for fields in reader if fields]
+    except FileNotFoundError:
+        raise ConfigError(f"{where} does not exist") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ConfigError(f"{where} cannot be read as a table: {error}") from None
+    for line, fields in rows:
+        if len(fields) != len(header):
+            raise ConfigError(
+                f"{where}, line {line}: {len(fields)} fields where the header has {len(header)} "
+                f"({', '.join(map(repr, fields))}); remove the extra separator or add the missing field"
+            )
+    return header, rows
+
+
+def validate_rows(records, lines, schema_path, where):
     import pandas as pd  # only runs that use a sample sheet pay for the import
     from snakemake.utils import validate
     from snakemake_interface_common.exceptions import WorkflowError
 
-    where = f"sample sheet '{path}' (config key 'sample_sheet')"
     try:
-        table = pd.read_csv(
-            path, sep="," if path.lower().endswith(".csv") else "\t", dtype=str, keep_default_na=False
-        )
-    except FileNotFoundError:
-        raise ConfigError(f"{where} does not exist") from None
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"{where} cannot be read as a table: {error}") from None
-    if "path" not in table.columns:
-        columns = ", ".join(map(repr, table.columns))
-        raise ConfigError(f"{where} has no column 'path' (its header names {columns}); name the files' column 'path'")
-    if table.empty:
-        raise ConfigError(f"{where} lists no files: add at least one row under its header")
-    try:
-        validate(table, schema_path)
+        validate(pd.DataFrame(records, dtype=str), schema_path)
     except WorkflowError as error:
-        raise ConfigError(f"{where}, {describe_row_error(str(error))}") from None
-    return table["path"].tolist()
+        raise ConfigError(f"{where}, {describe_row_error(str(error), lines)}") from None
 
 
-def describe_row_error(message):
-    """'line N: what is wrong' from snakemake.utils.validate's message (rows
-    count from 0 there; line 1 of the file is the header)."""
+def describe_row_error(message, lines):
+    """'line N: what is wrong' from snakemake.utils.validate's message (it
+    counts rows from 0; `lines` gives each row's line in the file)."""
     row = re.search(r"row (\d+)", message)
     problem = re.search(r"ValidationError: (.*)", message)
-    line = f"line {int(row.group(1)) + 2}" if row else "a row"
+    line = f"line {lines[int(row.group(1))]}" if row else "a row"
     return f"{line}: {problem.group(1) if problem else message.splitlines()[0]}"
