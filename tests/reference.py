@@ -150,6 +150,35 @@ def column_names(config):
     return [str(c) for c in range(len(names))]
 
 
+def output_names(config):
+    """Every output file's name, in output order: the layout alone decides them."""
+    paired = bool(config["paired"])
+    if not config["splits"] and config["shards"] == 1 and not paired:
+        return [config["output"]]
+    stem, suffix = stem_and_suffix(config["output"])
+    splits = splits_asked(config) if config["splits"] else {"": (None, config["shards"])}
+    names = []
+    for split, (_, shards) in splits.items():
+        for shard in range(shards):
+            name = stem + (f".{split}" if split else "") + (f".{shard:05d}-of-{shards:05d}" if shards > 1 else "")
+            names += [name + (f".{column}" if column is not None else "") + suffix
+                      for column in (column_names(config) if paired else [None])]
+    return names
+
+
+def check_written_once(config, names):
+    """A run writes no file twice: each output, its unfinished '.partial', and
+    the output's summary (and its '.partial') and lock are all different files."""
+    output = config["output"]
+    written = [*names, *(n + ".partial" for n in names), output + ".summary.json", output + ".summary.json.partial",
+               output + ".lock"]
+    seen = set()
+    for name in written:
+        if os.path.normpath(name) in seen:
+            raise Refused(f"the run would write '{name}' twice")
+        seen.add(os.path.normpath(name))
+
+
 DEFAULTS = {"seed": 42, "separator": "newline", "header_lines": 0, "paired": [], "shards": 1, "splits": {}}
 
 
@@ -159,23 +188,18 @@ def expected_outputs(config, contents, max_record_bytes=2**32 - 1):
     memory allows, as the documentation states it."""
     config = {**DEFAULTS, **config}
     check_fractions(config)  # the configuration is checked before any input is read
+    names = output_names(config)
+    check_written_once(config, names)
     paired = bool(config["paired"])
     make = paired_records if paired else single_file_records
     header, keyed = make(config, contents, max_record_bytes)
     ordered = keyed.in_key_order()
-    stem, suffix = stem_and_suffix(config["output"])
-    columns = column_names(config) if paired else [None]
-    sizes = split_sizes(config, len(ordered))
-    if sizes == [("", len(ordered), 1)] and not paired:
-        return {config["output"]: header + b"".join(r for (r,) in ordered)}
-    outputs, start = {}, 0
-    for split, size, shards in sizes:
+    columns = len(config["paired"][0]) if paired else 1
+    pieces, start = [], 0
+    for split, size, shards in split_sizes(config, len(ordered)):
         records = ordered[start : start + size]
         start += size
         for shard in range(shards):
             piece = records[shard * size // shards : (shard + 1) * size // shards]
-            name = stem + (f".{split}" if split else "") + (f".{shard:05d}-of-{shards:05d}" if shards > 1 else "")
-            for c, column in enumerate(columns):
-                path = name + (f".{column}" if column is not None else "") + suffix
-                outputs[path] = header + b"".join(row[c] for row in piece)
-    return outputs
+            pieces += [header + b"".join(row[c] for row in piece) for c in range(columns)]
+    return dict(zip(names, pieces, strict=True))

@@ -257,6 +257,10 @@ def file_specs(draw, kb_each, long_limit):
     return spec
 
 
+# 'lock' beside an output without an extension names the run's lock: refused.
+SPLIT_NAMES = ("train", "valid", "test", "lock", "partial", "summary")
+
+
 @st.composite
 def layouts(draw):
     """(shards, splits) as the config gives them."""
@@ -265,7 +269,7 @@ def layouts(draw):
         return 1, ()
     if kind == "shards":
         return draw(st.integers(2, 6)), ()
-    names = ["train", "valid", "test"][: draw(st.integers(1, 3))]
+    names = draw(st.lists(st.sampled_from(SPLIT_NAMES), min_size=1, max_size=3, unique=True))
     if draw(st.booleans()):  # without a 'rest' split, fractions that add up to 1
         sizes = [1 / len(names)] * len(names)
     else:

@@ -93,6 +93,9 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 80))
         splits=(("train", 1.0, 1), ("valid", "rest", 1), ("test", 1.0, 1)),
     )
 )
+@example(  # a split named 'lock' was published, then deleted with the run's lock (hostile pass, item 3)
+    Scenario(files=(FileSpec(100, "short", seed=3),), output="out/noext", splits=(("lock", 0.5, 1), ("train", "rest", 1)))
+)
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics

@@ -96,6 +96,14 @@ CASES = {
         {"inputs": ["data/a.txt"], "splits": {"train": 1.5, "valid": "rest"}},
         ["split 'train': the fraction 1.5 is not in (0, 1]"],
     ),
+    "split named like the output's lock": (
+        {"inputs": ["data/a.txt"], "output": "shuffled", "splits": {"lock": 0.5, "train": "rest"}},
+        ["the run would write 'shuffled.lock' twice, as output 'shuffled.lock' and as the lock of output 'shuffled'"],
+    ),
+    "paired column named like the output's lock": (
+        {"paired": [["data/a.lock", "data/a.txt"]], "output": "shuffled"},
+        ["the run would write 'shuffled.lock' twice, as output 'shuffled.lock' and as the lock of output 'shuffled'"],
+    ),
     "split name with a slash": (
         {"inputs": ["data/a.txt"], "splits": {"a/b": 0.5, "c": "rest"}},
         ["config key 'splits'", "'a/b'"],

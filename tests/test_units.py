@@ -416,3 +416,15 @@ def test_the_jobs_that_read_only_indexes_do_not_import_arrow(script):
     assert "numpy" in imported, "no import profile: the check below would pass vacuously"
     assert "pyarrow" not in imported
 
+
+
+def test_a_run_refuses_to_write_one_file_twice_or_inside_a_directory_it_removes():
+    from snakeshuf.namespace import check_clashes
+
+    check_clashes(RunFiles("o", ("o.a", "o.b"), ("scratch/o-1", "logs/o-1")))
+    with pytest.raises(ConfigError, match="write 'o.lock' twice, as output 'o.lock' and as the lock of output 'o'"):
+        check_clashes(RunFiles("o", ("o.train", "o.lock"), ()))
+    with pytest.raises(ConfigError, match="write 'd/../o.a' twice, as output 'o.a' and as output 'd/../o.a'"):
+        check_clashes(RunFiles("o", ("o.a", "d/../o.a"), ()))
+    with pytest.raises(ConfigError, match="output 'logs/o-1/o' would lie in 'logs/o-1', a directory of the run's own"):
+        check_clashes(RunFiles("logs/o-1/o", ("logs/o-1/o",), ("scratch/o-1", "logs/o-1")))

@@ -4,7 +4,10 @@ A run writes each output file under a temporary name (<file>.partial), then
 the summary (<output>.summary.json, through <output>.summary.json.partial);
 it holds <output>.lock while it runs (snakeshuf.lock); its intermediates live
 in its own scratch subdirectory, its logs and benchmarks under
-logs/<run name> and benchmarks/<run name>. An input that is one of these would
+logs/<run name> and benchmarks/<run name>. Two of these names that are one
+file (a split named 'lock' beside an output without an extension), or a file
+inside the run's directories, are refused before any job, naming both: the run
+would overwrite or delete what it published. An input that is one of these would
 be overwritten, deleted or shuffled into itself, so it is refused before any
 job, naming both. A glob skips them all but the outputs (what a failed run
 leaves behind), so that running the same command again works; an output of an
@@ -37,13 +40,19 @@ class RunFiles:
     def lock(self):
         return self.output + LOCK
 
+    def written(self):
+        """(path, what it is) of every file the run writes."""
+        return [
+            *((path, f"output '{path}'") for path in self.outputs),
+            *((path + PARTIAL, f"the unfinished output '{path}'") for path in self.outputs),
+            (self.summary, f"the summary of output '{self.output}'"),
+            (self.summary + PARTIAL, f"the unfinished summary of output '{self.output}'"),
+            (self.lock, f"the lock of output '{self.output}'"),
+        ]
+
     def bookkeeping(self):
         """{path: what it is} of the files a run writes beside its outputs."""
-        named = {path + PARTIAL: f"the unfinished output '{path}'" for path in self.outputs}
-        named[self.summary] = f"the summary of output '{self.output}'"
-        named[self.summary + PARTIAL] = f"the unfinished summary of output '{self.output}'"
-        named[self.lock] = f"the lock of output '{self.output}'"
-        return named
+        return dict(self.written()[len(self.outputs) :])
 
     def owners(self):
         """An index of what each existing file of the run is (see Owners)."""
@@ -117,14 +126,44 @@ def check_places(run):
             )
 
 
+def written_files(run):
+    """{path: what it is to the run} of every file the run writes; an error
+    names both things if two of them are one file."""
+    named = {}
+    for path, what in run.written():
+        place = os.path.abspath(path)
+        if place in named:
+            raise ConfigError(
+                f"the run would write '{path}' twice, as {named[place]} and as {what}: "
+                "choose other split names or another output name"
+            )
+        named[place] = what
+    return named
+
+
+def check_clashes(run):
+    """No two files the run writes are one, and none is inside one of the
+    run's directories (which it removes)."""
+    written = written_files(run)
+    for directory in run.directories:
+        place = os.path.abspath(directory)
+        for path, what in written.items():
+            if path == place or path.startswith(place + os.sep):
+                raise ConfigError(
+                    f"{what} would lie in '{directory}', a directory of the run's own that it removes: "
+                    "choose another output path"
+                )
+
+
 def check_names(run):
-    """Every path the run writes can be written: no braces, no name too long."""
+    """Every path the run writes can be written: no braces, no clash, no name too long."""
     for key, path in (("output", run.output), ("scratch", os.path.dirname(run.directories[0]))):
         if has_braces(path):
             raise ConfigError(
                 f"config key '{key}': '{path}' contains '{{' or '}}', which Snakemake reads as "
                 "wildcards in file names; choose a path without braces"
             )
+    check_clashes(run)
     check_places(run)
     written = [*run.outputs, *run.bookkeeping(), *run.directories]
     longest = max(written, key=longest_name)
