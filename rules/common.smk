@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.join(SNAKESHUF_DIR, "scripts"))
 
-from snakeshuf import console, preflight, progress
+from snakeshuf import console, preflight, progress, provenance
 from snakeshuf.stopping import RunStopper, cancel_scheduler_wakeups
 from snakeshuf.config import check_config, separator_byte
 from snakeshuf.errors import ConfigError, InputError
@@ -20,12 +20,8 @@ from snakeshuf.namespace import RunFiles, check_names
 from snakeshuf.outputs import column_names, output_paths, read_layout
 from snakeshuf.plan import make_paired_plan, make_plan
 from snakeshuf.records import common_header
-from snakeshuf.resume import (
-    clear_stale_markers,
-    incomplete_markers,
-    output_is_complete,
-    remove_leftovers,
-)
+from snakeshuf.provenance import output_is_complete
+from snakeshuf.resume import clear_stale_markers, incomplete_markers, remove_leftovers
 from snakeshuf.scratch import Scratch, run_directory
 from snakeshuf.sheet import read_sample_sheet
 from snakeshuf.spec import RunSpec
@@ -99,8 +95,31 @@ try:
 except (ConfigError, InputError) as error:
     console.fail(error)
 
+
+def judge_output_on_disk():
+    """Whether the output set on disk is this run's (snakeshuf.provenance)."""
+    try:
+        verdict = provenance.judge(SPEC, RUN_FILES.summary, config["overwrite"])
+    except ConfigError as error:
+        console.fail(error)
+    console.print_verdict(SPEC.output, verdict)
+    return verdict
+
+
+# Jobs do not judge: to them the output is never current, which only
+# declares gather's receipt (rules/gather.smk).
+VERDICT = provenance.Verdict(current=False)
+# What gather writes once it has published this spec's output (in the run's logs).
+RECEIPT = os.path.join(
+    RUN_FILES.directories[1],
+    "gather",
+    f"published-{provenance.fingerprint(provenance.made_by(SPEC))[:16]}",
+)
 if workflow.is_main_process:  # also on -n, and for each module instance
     console.print_plan(SPEC, PLAN, config["sample_sheet"])
+    VERDICT = judge_output_on_disk()
+    if not VERDICT.current and os.path.exists(RECEIPT):
+        os.remove(RECEIPT)  # an earlier run's, of an output changed since
 
 PLAN_FILE = SPEC.plan_file()
 # Written by onstart, moved into place by rule write_plan (rules/plan.smk).

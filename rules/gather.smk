@@ -5,7 +5,12 @@ rule gather:
         inputs=get_input_files,
         plan=PLAN_FILE,
         stats=expand(SCRATCH.stats(), bucket=BUCKETS),
+    # The receipt is missing until gather has published this spec's output
+    # (not temp(): Snakemake takes a missing temp file for one deleted after
+    # use): an output set on disk that this spec did not make is rebuilt,
+    # whatever its mtimes say; one it made is not asked for (rule all).
     output:
+        **({} if VERDICT.current else {"receipt": RECEIPT}),
         data=SPEC.outputs,
     log:
         log_path("gather"),
@@ -18,7 +23,7 @@ rule gather:
         mem_mb=get_mem_mb,
         runtime=runtime_for(PLAN.total_bytes),
     shell:
-        f"{job_command('gather')} --plan {{input.plan:q}}"
+        f"{job_command('gather')} --plan {{input.plan:q}} --receipt {shell_word(RECEIPT)}"
         # Whether to re-read what looks unchanged; not part of the output.
         f" --verify {shell_word(config['verify_output'])}"
         # The script fills in the "{chunk}" of the split logs' pattern.

@@ -7,7 +7,7 @@ or deleted file) has its bucket's stats removed, so that running the same
 command again redoes exactly those buckets.
 
 Usage (rules/gather.smk):
-  gather.py --plan PLAN --verify {changed,always} --split-logs PATTERN
+  gather.py --plan PLAN --receipt FILE --verify {changed,always} --split-logs PATTERN
             [--table TABLE --bounds BOUNDS --tally-log LOG] [--keep-scratch]
 The bucket jobs' stats are the plan's (snakeshuf.scratch names them), so
 that no command line has to hold thousands of paths; PATTERN is the split
@@ -20,7 +20,7 @@ import errno
 import os
 import shutil
 
-from snakeshuf import buckets, codecs, jobs, keys, summary, tally
+from snakeshuf import buckets, codecs, jobs, keys, provenance, summary, tally
 from snakeshuf.buckets import BucketStats
 from snakeshuf.errors import IntegrityError
 from snakeshuf.namespace import SUMMARY
@@ -97,21 +97,21 @@ def copy_into(out, path):
 
 
 def finish_in_place(spec, header, total):
-    """The one-file layout: the bucket jobs wrote the records in place."""
+    """The one-file layout: the bucket jobs wrote the records in place; the file, under its temporary name."""
     with open(spec.target, "r+b") as handle:
         os.pwrite(handle.fileno(), header, 0)
         handle.truncate(len(header) + total)
         os.fsync(handle.fileno())
-    return {spec.target: len(header) + total}
+    return [spec.target]
 
 
 def join_pieces(spec, stats, header):
-    """Each output file (under a temporary name): the header, then its pieces in bucket order."""
+    """Each output file (its temporary name): the header, then its pieces in bucket order."""
     by_file = [[] for _ in spec.outputs]
     for s in stats:  # in bucket order
         for piece in s.pieces:
             by_file[piece.file * spec.width + piece.column].append(piece)
-    written = {}
+    written = []
     for path, pieces in zip(spec.outputs, by_file):
         partial = path + jobs.PARTIAL
         os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
@@ -121,11 +121,11 @@ def join_pieces(spec, stats, header):
             for piece in pieces:
                 copy_into(out, piece.path)
             os.fsync(out.fileno())
-        written[partial] = os.path.getsize(partial)
+        written.append(partial)
     return written
 
 
-def write_summary(spec, stats, table, written, args):
+def write_summary(spec, stats, table, files, args):
     """The summary: the totals, each output file and each stage (the split and
     tally jobs' reports are in their logs, the bucket jobs' in their stats)."""
     totals = tally.totals(table)
@@ -134,10 +134,10 @@ def write_summary(spec, stats, table, written, args):
         "split": [summary.last_report(path) for path in split_logs],
         "tally": [summary.last_report(args.tally_log)] if args.tally_log else [],
         "shuffle": [s.job for s in stats],
-        "gather": [jobs.report("gather", records=totals["records"], outputs=len(written))],
+        "gather": [jobs.report("gather", records=totals["records"], outputs=len(files))],
     }
     totals["header_bytes"] = spec.header_bytes
-    jobs.save_json(spec.output + SUMMARY, summary.build(spec, totals, list(written.values()), reports))
+    jobs.save_json(spec.output + SUMMARY, summary.build(spec, totals, files, reports))
 
 
 def gather(args):
@@ -153,7 +153,10 @@ def gather(args):
     check_stages(spec, stats, table, header)
     total = sum(s.bytes for s in stats)
     written = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header)
-    write_summary(spec, stats, table, written, args)
+    digest = provenance.fingerprint(provenance.made_by(spec))
+    for partial in written:
+        provenance.mark(partial, digest)
+    write_summary(spec, stats, table, [os.stat(partial) for partial in written], args)
     for partial, path in zip(written, spec.outputs):
         os.replace(partial, path)
     for s in stats:
@@ -161,6 +164,7 @@ def gather(args):
             os.remove(piece.path)
     if not args.keep_scratch:
         remove_leftovers(spec.scratch, spec.outputs, spec.output + SUMMARY)
+    open(args.receipt, "wb").close()
 
 
 def main(argv):
@@ -170,6 +174,7 @@ def main(argv):
     parser.add_argument("--split-logs", required=True, help='the split jobs\' logs, "{chunk}" for the chunk')
     tally.add_arguments(parser)
     parser.add_argument("--tally-log", help="rule tally_buckets' log (with --table)")
+    parser.add_argument("--receipt", required=True, help="a file to create once the output is published")
     parser.add_argument("--keep-scratch", action="store_true", help="leave the scratch directory (--notemp)")
     gather(parser.parse_args(argv))
 

@@ -96,6 +96,7 @@ def parser():
     p.add_argument("--sample-sheet", metavar="FILE", help="a TSV/CSV with a 'path' column listing the inputs")
     p.add_argument("--scratch", metavar="DIR", help="where intermediate files go (default ./scratch)")
     p.add_argument("--profile", metavar="slurm|PATH", help="a Snakemake profile, e.g. slurm for profiles/slurm")
+    p.add_argument("--overwrite", action="store_true", help="replace files at OUT's paths that snakeshuf did not make")
     p.add_argument("-n", "--dry-run", action="store_true", help="print the plan and the jobs, run nothing")
     p.add_argument("--unlock", action="store_true", help="release Snakemake's lock after a killed run")
     p.add_argument("--report", metavar="FILE", help="also write an HTML report of the run: summary, figures of buckets, memory, throughput")
@@ -109,6 +110,7 @@ def config_of(args):
         "inputs": args.inputs or None, "shards": args.shards, "header_lines": args.header_lines,
         "separator": args.separator, "paired": args.paired, "sample_sheet": args.sample_sheet,
         "scratch": args.scratch, "splits": dict(args.split) if args.split else None,
+        "overwrite": args.overwrite or None,
     }
     config.update({key: value for key, value in optional.items() if value is not None})
     return config

@@ -69,6 +69,14 @@ def print_plan(spec, plan, sheet):
     print("snakeshuf plan:\n  " + "\n  ".join(plan_lines(spec, plan, sheet)), file=sys.stderr)
 
 
+def print_verdict(output, verdict):
+    """One line on the output already on disk: kept, or why it is rebuilt."""
+    if verdict.current:
+        print(f"snakeshuf: '{output}' is up to date: this run's inputs, seed and settings made it", file=sys.stderr)
+    elif verdict.why:
+        print(f"snakeshuf: '{output}' is rebuilt: {verdict.why}", file=sys.stderr)
+
+
 def print_summary(spec, summary_path):
     with open(summary_path) as handle:
         summary = json.load(handle)

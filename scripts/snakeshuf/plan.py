@@ -59,6 +59,7 @@ class InputFile:
     path: str
     size: int
     codec: str = codecs.PLAIN
+    mtime_ns: int = 0  # with the size, what says an input changed (snakeshuf.provenance)
 
     @property
     def data_bytes(self):
@@ -224,7 +225,7 @@ def load_inputs(found, owners, source):
             )
         seen[key] = path
     return tuple(
-        InputFile(i, path, info.st_size, codecs.detect(path) if info.st_size else codecs.PLAIN)
+        InputFile(i, path, info.st_size, codecs.detect(path) if info.st_size else codecs.PLAIN, info.st_mtime_ns)
         for i, (path, info) in enumerate(infos)
     )
 

@@ -15,24 +15,13 @@ right after publishing, and when a run finds a complete output left by one
 that was killed before removing it.
 """
 
-import json
 import os
 import shutil
 from base64 import urlsafe_b64encode
 
+from snakeshuf.provenance import output_is_complete
+
 INCOMPLETE_DIR = os.path.join(".snakemake", "incomplete")
-
-
-def output_is_complete(outputs, summary):
-    """Whether the summary lists exactly `outputs`, each with the size it has."""
-    try:
-        with open(summary) as handle:
-            recorded = json.load(handle)["outputs"]
-        return list(recorded) == list(outputs) and all(
-            os.path.getsize(p) == recorded[p]["bytes"] for p in outputs
-        )
-    except (OSError, ValueError, KeyError, TypeError):  # TypeError: an older summary
-        return False
 
 
 def incomplete_markers(outputs):

@@ -9,7 +9,7 @@ form of it when the run ends.
 import json
 from dataclasses import asdict
 
-from snakeshuf import __version__
+from snakeshuf import __version__, provenance
 from snakeshuf.outputs import record_counts
 
 STAGES = ("split", "tally", "shuffle", "gather")
@@ -45,16 +45,22 @@ def file_records(spec, records):
     return [count for count in counts for _ in range(spec.width)]
 
 
-def build(spec, totals, sizes, reports):
+def build(spec, totals, files, reports):
     """The summary: `totals` holds records, bytes, header_bytes and key_sum;
-    `sizes` each output file's bytes on disk; `reports` each stage's job reports."""
+    `files` each output file's stat as it will be published; `reports` each
+    stage's job reports. It is also the record of what made the output
+    (snakeshuf.provenance)."""
     records = file_records(spec, totals["records"])
+    made = provenance.made_by(spec)
     return {
         "version": __version__,
         "output": spec.output,
         "outputs": {
-            path: {"records": n, "bytes": size} for path, n, size in zip(spec.outputs, records, sizes)
+            path: {"records": n, "bytes": info.st_size, "inode": info.st_ino}
+            for path, n, info in zip(spec.outputs, records, files)
         },
+        "fingerprint": provenance.fingerprint(made),
+        "made_by": made,
         **totals,
         "order": {
             "seed": spec.seed,

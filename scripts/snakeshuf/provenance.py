@@ -1,0 +1,165 @@
+"""What made an output set, and whether the one on disk is what this run would make.
+
+Snakemake decides "up to date" from mtimes and its own records in the
+working directory's .snakemake/; from any other directory mtimes alone
+decide. So before any job a run compares its own record with the one gather
+wrote into the output's summary: everything that changes the published bytes
+(each input's absolute path, size and mtime, the seed, the separator, the
+header, the layout and the output files' names, which give the compression,
+and the output format's version) and nothing that cannot (memory, chunking,
+cores, executor, scratch, retries). Each output file's size and inode are
+recorded too: a file replaced, cut or grown since it was published is not
+current (its mtime is not: Snakemake touches every output after its job).
+Stats only: no input or output byte is read.
+
+A file at an output path that no summary lists and that does not carry the
+extended attribute gather sets on each output it publishes is someone's
+data: the run refuses to replace it unless config key 'overwrite' says so.
+"""
+
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass
+
+from snakeshuf.errors import ConfigError
+
+# The output format's version: a new one for any change that gives the same
+# spec other bytes (tests/test_stable_output.py records the bytes).
+FORMAT = 1
+MADE_BY = "user.snakeshuf.made-by"  # the extended attribute on every published file
+
+
+def made_by(spec):
+    """What defines the bytes `spec` publishes, as plain JSON values."""
+    return {
+        "format": FORMAT,
+        "inputs": [[os.path.abspath(f.path), f.size, f.mtime_ns] for f in spec.files],
+        "files_per_record": spec.width,
+        "seed": spec.seed,
+        "separator": spec.separator,
+        "header_lines": spec.header_lines,
+        "layout": [[s.name, s.size, s.shards] for s in spec.layout],
+        "outputs": [os.path.abspath(path) for path in spec.outputs],
+    }
+
+
+def fingerprint(made):
+    return hashlib.sha256(json.dumps(made, sort_keys=True).encode()).hexdigest()
+
+
+def mark(path, digest):
+    """Sign a file gather is about to publish; a filesystem without extended
+    attributes keeps only the summary's record."""
+    try:
+        os.setxattr(path, MADE_BY, digest.encode())
+    except OSError:
+        pass
+
+
+def is_marked(path):
+    try:
+        os.getxattr(path, MADE_BY)
+        return True
+    except OSError:
+        return False
+
+
+def read_record(summary_path):
+    """The summary's content, or None if it is missing or unreadable."""
+    try:
+        with open(summary_path) as handle:
+            record = json.load(handle)
+        return record if isinstance(record, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def changed_since_published(outputs, record):
+    """Why the output files on disk are not the ones `record` lists, or None."""
+    listed = record.get("outputs") if record else None
+    if not isinstance(listed, dict) or list(listed) != list(outputs):
+        return "its summary does not list these output files"
+    for path in outputs:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return f"'{path}' is missing"
+        entry = listed[path]
+        if not isinstance(entry, dict) or entry.get("bytes") != info.st_size:
+            return f"'{path}' does not have the size its summary records"
+        if entry.get("inode", info.st_ino) != info.st_ino:
+            return f"'{path}' was replaced after it was published"
+    return None
+
+
+def output_is_complete(outputs, summary_path):
+    """Whether every output file is on disk as its summary records it."""
+    return changed_since_published(outputs, read_record(summary_path)) is None
+
+
+def difference(old, new):
+    """The first thing that differs between two records of what made an output, in words."""
+    if old.get("format") != new["format"]:
+        return f"it was made by another version of snakeshuf's output (format {old.get('format')}, now {new['format']})"
+    if old.get("seed") != new["seed"]:
+        return f"it was made with seed {old.get('seed')}; this run asks for seed {new['seed']}"
+    before = {path: (size, mtime) for path, size, mtime in old.get("inputs", [])}
+    now = {path: (size, mtime) for path, size, mtime in new["inputs"]}
+    for path, (size, mtime) in now.items():
+        if path not in before:
+            return f"input '{path}' is new"
+        if before[path][0] != size:
+            return f"input '{path}' changed size ({before[path][0]} -> {size} bytes)"
+        if before[path][1] != mtime:
+            return f"input '{path}' was modified"
+    for path in before.keys() - now.keys():
+        return f"input '{path}' is no longer an input"
+    if list(before) != list(now):
+        return "the inputs are listed in another order"
+    for key, value in new.items():
+        if old.get(key) != value:
+            return f"it was made with {key.replace('_', ' ')} {old.get(key)!r}; this run asks for {value!r}"
+    return "it was made by another run"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    current: bool  # the outputs on disk are what this run would publish
+    why: str = None  # why the outputs on disk are rebuilt (None: there are none)
+
+
+def judge(spec, summary_path, overwrite):
+    """What to do with the output set on disk for `spec`; refuses to replace
+    a file snakeshuf cannot show it made (unless `overwrite`)."""
+    existing = [path for path in spec.outputs if os.path.lexists(path)]
+    record = read_record(summary_path)
+    if not existing and not os.path.lexists(summary_path):
+        return Verdict(False)
+    check_replaceable(existing, record, summary_path, overwrite)
+    made = made_by(spec)
+    if record is None:
+        state = "unreadable" if os.path.lexists(summary_path) else "missing"
+        return Verdict(False, f"its summary '{summary_path}' is {state}")
+    if record.get("fingerprint") != fingerprint(made):
+        return Verdict(False, difference(record.get("made_by") or {}, made))
+    why = changed_since_published(spec.outputs, record)
+    return Verdict(why is None, why)
+
+
+def check_replaceable(existing, record, summary_path, overwrite):
+    listed = set((record or {}).get("made_by", {}).get("outputs", []))
+    for path in existing:
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(
+                f"output '{path}' exists and is not a regular file (a link, device or pipe): "
+                "snakeshuf replaces only files it made; choose another output path"
+            )
+        if not (overwrite or os.path.abspath(path) in listed or is_marked(path)):
+            raise ConfigError(
+                f"output '{path}' exists, and snakeshuf cannot show that it made it (its summary "
+                f"'{summary_path}' does not list it): move it away, or set config key 'overwrite' "
+                "to true (snakeshuf --overwrite) to replace it"
+            )

@@ -1,0 +1,115 @@
+"""An output on disk counts as current only if this run's inputs, seed and
+settings made it, from any working directory (issue 27). Every run here
+starts in a fresh working directory, with no .snakemake/ of its own, on one
+output beside the inputs; run_workflow checks each finished run against the
+reference model for that run's own configuration."""
+
+import json
+import os
+
+import pytest
+
+from conftest import run_workflow
+
+MEMORY = {"memory_mb": 160}
+
+
+@pytest.fixture
+def place(tmp_path):
+    """Inputs and the output in one directory, runs in others."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_bytes(b"".join(b"a %d\n" % i for i in range(3000)))
+    return tmp_path
+
+
+def run_from(place, name, **config):
+    config = {"inputs": [str(place / "data" / "a.txt")], "output": str(place / "data" / "out.txt"), **MEMORY, **config}
+    return run_workflow(place / name, config)
+
+
+def stat_of(path):
+    info = os.stat(path)
+    return info.st_ino, info.st_mtime_ns, info.st_size
+
+
+def test_another_seed_from_another_directory_rebuilds_and_says_why(place):
+    run_from(place, "a", seed=1)
+    result = run_from(place, "b", seed=2)
+    assert "was made with seed 1; this run asks for seed 2" in result.stderr
+    summary = json.loads((place / "data" / "out.txt.summary.json").read_text())
+    assert summary["order"]["seed"] == 2
+
+
+def test_an_added_input_older_than_the_output_is_shuffled_in(place):
+    run_from(place, "a")
+    old = place / "data" / "old.txt"
+    old.write_bytes(b"".join(b"old %d\n" % i for i in range(500)))
+    os.utime(old, ns=(1, 1))  # as rsync -a or tar x leave it
+    result = run_from(place, "b", inputs=[str(place / "data" / "a.txt"), str(old)])
+    assert f"input '{old}' is new" in result.stderr
+    assert (place / "data" / "out.txt").read_bytes().count(b"old ") == 500
+
+
+def test_an_input_replaced_by_another_size_with_the_old_mtime_rebuilds(place):
+    run_from(place, "a")
+    a = place / "data" / "a.txt"
+    kept = os.stat(a)
+    a.write_bytes(b"".join(b"new %d\n" % i for i in range(2000)))
+    os.utime(a, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    result = run_from(place, "b")
+    assert "changed size" in result.stderr
+
+
+@pytest.mark.parametrize("change", ["appended to", "replaced", "summary deleted", "summary unreadable"])
+def test_an_output_changed_after_publishing_is_rebuilt(place, change):
+    run_from(place, "a")
+    out, summary = place / "data" / "out.txt", place / "data" / "out.txt.summary.json"
+    if change == "appended to":
+        with open(out, "ab") as handle:
+            handle.write(b"extra\n")
+    elif change == "replaced":
+        data = out.read_bytes()
+        out.unlink()
+        out.write_bytes(data[::-1])
+        os.setxattr(out, "user.snakeshuf.made-by", b"copied")  # a copy that kept the attribute
+    elif change == "summary deleted":
+        summary.unlink()
+    else:
+        summary.write_text("{not json")
+    result = run_from(place, "b")
+    assert "is rebuilt:" in result.stderr, result.stderr[-2000:]
+
+
+def test_a_deleted_shard_is_rebuilt(place):
+    run_from(place, "a", shards=3, output=str(place / "data" / "out"))
+    (place / "data" / "out.00001-of-00003").unlink()
+    result = run_from(place, "b", shards=3, output=str(place / "data" / "out"))
+    assert "out.00001-of-00003' is missing" in result.stderr
+
+
+def test_memory_and_cores_change_nothing_on_disk(place):
+    run_from(place, "a")
+    before = stat_of(place / "data" / "out.txt")
+    result = run_from(place, "b", memory_mb=300)
+    assert "is up to date" in result.stderr
+    result = run_workflow(
+        place / "a", {"inputs": [str(place / "data" / "a.txt")], "output": str(place / "data" / "out.txt"), **MEMORY},
+        cores=1,
+    )
+    assert "is up to date" in result.stderr
+    assert stat_of(place / "data" / "out.txt") == before
+
+
+def test_someones_file_at_the_output_path_is_never_replaced_silently(place):
+    out = place / "data" / "out.txt"
+    out.write_bytes(b"my notes\n")
+    result = run_workflow(
+        place / "a", {"inputs": [str(place / "data" / "a.txt")], "output": str(out), **MEMORY}, check=False
+    )
+    assert result.returncode == 2
+    assert f"output '{out}' exists, and snakeshuf cannot show that it made it" in result.stderr
+    assert "config key 'overwrite'" in result.stderr
+    assert out.read_bytes() == b"my notes\n"
+    run_from(place, "b", overwrite=True)
+    assert out.read_bytes() != b"my notes\n"
