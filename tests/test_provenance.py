@@ -113,3 +113,15 @@ def test_someones_file_at_the_output_path_is_never_replaced_silently(place):
     assert out.read_bytes() == b"my notes\n"
     run_from(place, "b", overwrite=True)
     assert out.read_bytes() != b"my notes\n"
+
+
+def test_an_output_of_a_version_without_the_record_is_rebuilt_not_refused(place):
+    run_from(place, "a")
+    summary_path = place / "data" / "out.txt.summary.json"
+    summary = json.loads(summary_path.read_text())
+    for key in ("fingerprint", "made_by"):
+        del summary[key]
+    summary_path.write_text(json.dumps(summary))
+    os.removexattr(place / "data" / "out.txt", "user.snakeshuf.made-by")
+    result = run_from(place, "b")
+    assert "is rebuilt: it was made by another version of snakeshuf's output" in result.stderr

@@ -124,6 +124,14 @@ def difference(old, new):
     return "it was made by another run"
 
 
+def described_difference(old, new):
+    """difference(), or a plain word where the old record is not one it can read."""
+    try:
+        return difference(old if isinstance(old, dict) else {}, new)
+    except (TypeError, ValueError, AttributeError):
+        return "its summary's record of what made it is unreadable"
+
+
 @dataclass(frozen=True)
 class Verdict:
     current: bool  # the outputs on disk are what this run would publish
@@ -143,13 +151,22 @@ def judge(spec, summary_path, overwrite):
         state = "unreadable" if os.path.lexists(summary_path) else "missing"
         return Verdict(False, f"its summary '{summary_path}' is {state}")
     if record.get("fingerprint") != fingerprint(made):
-        return Verdict(False, difference(record.get("made_by") or {}, made))
+        return Verdict(False, described_difference(record.get("made_by"), made))
     why = changed_since_published(spec.outputs, record)
     return Verdict(why is None, why)
 
 
+def listed_outputs(record):
+    """The output files a summary lists, as absolute paths (a summary older
+    than the fingerprint lists them only under 'outputs')."""
+    record = record or {}
+    made = record.get("made_by") if isinstance(record.get("made_by"), dict) else {}
+    outputs = record.get("outputs") if isinstance(record.get("outputs"), dict) else {}
+    return {os.path.abspath(p) for p in [*made.get("outputs", []), *outputs]}
+
+
 def check_replaceable(existing, record, summary_path, overwrite):
-    listed = set((record or {}).get("made_by", {}).get("outputs", []))
+    listed = listed_outputs(record)
     for path in existing:
         info = os.lstat(path)
         if not stat.S_ISREG(info.st_mode):
