@@ -103,6 +103,14 @@ def exercised(reports, files, summary):
     ]
 
 
+def run_earlier(root, config, scenario):
+    """Another seed's run, from another directory, on the output path of the
+    first run: what it leaves there must be rebuilt, never taken as current."""
+    earlier = {**config, "seed": (scenario.seed + 1) % 2**64, "output": os.path.join("..", "run0", config["output"])}
+    [(_, stderr)] = finish([start_run(root / "earlier", earlier, scenario.runs[0])])
+    assert "Traceback" not in stderr, stderr[-4000:]
+
+
 def check_scenario(scenario):
     with tempfile.TemporaryDirectory(prefix="snakeshuf-differential-") as tmp:
         root = Path(tmp)
@@ -112,6 +120,8 @@ def check_scenario(scenario):
         total = sum(len(c) for c in contents)
         workdirs = [root / f"run{i}" for i in range(len(scenario.runs))]
         configs = [{**config, "memory_mb": r.memory_mb, "chunk_mb": chunk_mb(r, total)} for r in scenario.runs]
+        if scenario.earlier_run:
+            run_earlier(root, configs[0], scenario)
         finished = finish([start_run(w, c, r) for w, c, r in zip(workdirs, configs, scenario.runs)])
         facts = []
         for workdir, result, c, run in zip(workdirs, finished, configs, scenario.runs):

@@ -86,6 +86,7 @@ class Scenario:
     source: str = "list"  # list | glob | sheet
     names: str = "plain"
     verify: str = "changed"
+    earlier_run: bool = False  # another seed's run on the first run's output path, from another directory
 
 
 def record_lengths(spec, rng):
@@ -313,4 +314,5 @@ def scenarios(draw):
         source=draw(st.sampled_from(["list", "glob", "sheet"])),
         names=draw(st.sampled_from(NAME_STYLES)),
         verify=draw(st.sampled_from(["changed", "always"])),
+        earlier_run=draw(st.integers(0, 3)) == 0,
     )

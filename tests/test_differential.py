@@ -96,6 +96,9 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 80))
 @example(  # a split named 'lock' was published, then deleted with the run's lock (hostile pass, item 3)
     Scenario(files=(FileSpec(100, "short", seed=3),), output="out/noext", splits=(("lock", 0.5, 1), ("train", "rest", 1)))
 )
+@example(  # an earlier run of another seed on the same output, from another directory, was taken as current (issue 27)
+    Scenario(files=(FileSpec(500, "short", seed=5), FileSpec(300, "mixed", seed=6)), shards=2, earlier_run=True)
+)
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics
