@@ -211,14 +211,16 @@ def report_failure():
     console.print_failure_hint(SPEC.output, STOPPER.signal_name, published)
 
 
-# A run killed just after publishing leaves markers that would make this one
-# redo gather on missing inputs (snakeshuf.resume). Clearing them, and the
-# scratch of that complete output, is the only write while parsing, and only
-# under the output's lock, so it never touches a running run's files.
-if workflow.is_main_process and incomplete_markers(SPEC.outputs):
-    if try_output_lock() is None and clear_stale_markers(
-        SPEC.outputs, RUN_FILES.summary
-    ):
+# A run killed just after publishing leaves its scratch directory, and in a
+# module Snakemake's markers that would make this one redo gather on missing
+# inputs (snakeshuf.resume). Clearing them once the output is current is,
+# with a stale receipt, the only write while parsing, and only under the
+# output's lock, so it never touches a running run's files.
+if workflow.is_main_process and VERDICT.current:
+    if (
+        incomplete_markers(SPEC.outputs) or os.path.isdir(SPEC.scratch)
+    ) and try_output_lock() is None:
+        clear_stale_markers(SPEC.outputs, RUN_FILES.summary)
         remove_leftovers(SPEC.scratch, SPEC.outputs, RUN_FILES.summary)
 
 

@@ -5,13 +5,17 @@ rule gather:
         inputs=get_input_files,
         plan=PLAN_FILE,
         stats=expand(SCRATCH.stats(), bucket=BUCKETS),
-    # The receipt is missing until gather has published this spec's output
-    # (not temp(): Snakemake takes a missing temp file for one deleted after
-    # use): an output set on disk that this spec did not make is rebuilt,
-    # whatever its mtimes say; one it made is not asked for (rule all).
+    # What a run asks for is the receipt, missing until gather has published
+    # this spec's output: an output set on disk that this spec did not make
+    # is rebuilt, whatever its mtimes say; one it made is not asked for (rule
+    # all). The output files are gather's own only in a module, where the
+    # including workflow's rules ask for them: Snakemake deletes a job's
+    # outputs when it starts it, and the old ones stay until gather replaces
+    # them. Not temp(): Snakemake takes a missing temp file for one deleted
+    # after use.
     output:
-        **({} if VERDICT.current else {"receipt": RECEIPT}),
-        data=SPEC.outputs,
+        **({"data": SPEC.outputs} if IN_MODULE else {}),
+        receipt=RECEIPT,
     log:
         log_path("gather"),
     benchmark:

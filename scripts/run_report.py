@@ -18,7 +18,7 @@ def read_summary(path):
     except OSError as error:
         raise InputError(
             f"cannot read the run's summary '{path}' ({error.strerror}): run the same command "
-            "with --forcerun gather to write the output and its summary again"
+            "again; an output whose summary is missing is rebuilt first"
         ) from None
 
 

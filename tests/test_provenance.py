@@ -125,3 +125,21 @@ def test_an_output_of_a_version_without_the_record_is_rebuilt_not_refused(place)
     os.removexattr(place / "data" / "out.txt", "user.snakeshuf.made-by")
     result = run_from(place, "b")
     assert "is rebuilt: it was made by another version of snakeshuf's output" in result.stderr
+
+
+def test_the_old_output_stays_until_the_new_one_is_published(place):
+    """A rebuild whose gather fails (a damaged bucket region) leaves the old
+    output as it was: Snakemake deletes a job's outputs when it starts it, so
+    the published files are not gather's outputs."""
+    run_from(place, "a", seed=1)
+    out = place / "data" / "out.txt"
+    before, data = stat_of(out), out.read_bytes()
+    config = {"inputs": [str(place / "data" / "a.txt")], "output": str(out), **MEMORY, "seed": 2}
+    run_workflow(place / "b", config, "--until", "shuffle_bucket")
+    partial = place / "data" / "out.txt.partial"
+    damaged = bytearray(partial.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x55
+    partial.write_bytes(bytes(damaged))
+    result = run_workflow(place / "b", {**config, "verify_output": "always"}, check=False)
+    assert result.returncode != 0 and "do not match" in result.stderr
+    assert stat_of(out) == before and out.read_bytes() == data
