@@ -120,3 +120,20 @@ def test_sizes_with_units(text, mib):
 )
 def test_split_options(text, split):
     assert split_option(text) == split
+
+
+def test_the_command_from_two_directories_rebuilds_another_seeds_output(inputs, installed):
+    """Issue 27: the command's state lives in the directory it starts in; the
+    output's own record decides, from any directory."""
+    out = inputs / "out.txt"
+    said = []
+    for workdir, seed in (("a", "1"), ("b", "2"), ("a", "2")):
+        (inputs / workdir).mkdir(exist_ok=True)
+        result = snakeshuf(inputs / workdir, installed, str(inputs / "a.jsonl"), "-o", str(out), "--seed", seed,
+                           "--memory", "160M")
+        assert result.returncode == 0, result.stderr[-4000:]
+        said.append(result.stderr)
+    assert f"'{out}' is rebuilt: it was made with seed 1; this run asks for seed 2" in said[1]
+    assert f"'{out}' is up to date" in said[2]
+    run_workflow(inputs / "direct", {"inputs": [str(inputs / "a.jsonl")], "output": "o.txt", "seed": 2, "memory_mb": 160})
+    assert out.read_bytes() == (inputs / "direct" / "o.txt").read_bytes()
