@@ -11,6 +11,7 @@ kept small enough to check by reading.
 
 import math
 import os
+from fractions import Fraction
 
 import numpy as np
 
@@ -106,27 +107,31 @@ def splits_asked(config):
 
 
 def check_fractions(config):
-    """Fractions adding up to more than 1 are a configuration error, whatever the inputs hold."""
-    if sum(size for size, _ in splits_asked(config).values() if isinstance(size, float)) > 1 + 1e-9:
+    """Fractions (read as the decimals written) adding up to more than 1 are a
+    configuration error, whatever the inputs hold."""
+    if sum(Fraction(repr(size)) for size, _ in splits_asked(config).values() if isinstance(size, float)) > 1:
         raise Refused("the fractions add up to")
 
 
 def split_sizes(config, total):
-    """[(split name, records, shards)] in output order."""
+    """[(split name, records, shards)] in output order. The fraction splits,
+    in order, end at round(total x the fractions so far), a half rounding up."""
     if not config["splits"]:
         return [("", total, config["shards"])]
-    asked, rest = {}, None
+    asked, rest, so_far = {}, None, Fraction(0)
     for name, (size, shards) in splits_asked(config).items():
         if size == "rest":
             rest = name
             size = 0
         elif isinstance(size, float):
-            size = math.floor(size * total)
+            before = math.floor(so_far * total + Fraction(1, 2))
+            so_far += Fraction(repr(size))
+            size = math.floor(so_far * total + Fraction(1, 2)) - before
         asked[name] = [size, shards]
     if sum(size for size, _ in asked.values()) > total:
         raise Refused("the splits ask for")
-    leftover = total - sum(size for size, _ in asked.values())
-    asked[rest if rest is not None else next(iter(asked))][0] += leftover
+    if rest is not None:
+        asked[rest][0] += total - sum(size for size, _ in asked.values())
     return [(name, size, shards) for name, (size, shards) in asked.items()]
 
 

@@ -92,6 +92,14 @@ CASES = {
         {"inputs": ["data/a.txt"], "splits": {"train": 0.9, "valid": 0.05}},
         ["without a 'rest' split", "they add up to 0.95"],
     ),
+    "a record count without a rest split": (
+        {"inputs": ["data/a.txt"], "splits": {"a": 5, "b": 0.999999999999}},
+        ["split 'a' is a record count, so one split must be 'rest'"],
+    ),
+    "fractions just under one": (
+        {"inputs": ["data/a.txt"], "splits": {"a": 0.5, "b": 0.499999999999}},
+        ["they add up to 0.999999999999"],
+    ),
     "fraction above one": (
         {"inputs": ["data/a.txt"], "splits": {"train": 1.5, "valid": "rest"}},
         ["split 'train': the fraction 1.5 is not in (0, 1]"],

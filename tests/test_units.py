@@ -313,10 +313,14 @@ def test_example_configs_are_valid(example):
 
 def test_record_counts_follow_the_documented_rounding():
     fractions = read_layout({"train": 0.98, "valid": 0.01, "test": 0.01}, 1)
-    assert outputs.record_counts(fractions, 1001) == [981, 10, 10]  # rounding leftovers go to the first
+    assert outputs.record_counts(fractions, 1001) == [981, 10, 10]  # ends at 980.98 -> 981, 990.99 -> 991
     counts = read_layout({"valid": 3, "test": 0.5, "train": {"size": "rest", "shards": 3}}, 1)
-    assert outputs.record_counts(counts, 11) == [3, 5, 1, 1, 1]
+    assert outputs.record_counts(counts, 11) == [3, 6, 0, 1, 1]  # 5.5 rounds up
     assert outputs.record_counts(read_layout({}, 4), 10) == [2, 3, 2, 3]
+    # Hostile pass, item 14: the sizes written are the sizes given, not binary floats floored.
+    assert outputs.record_counts(read_layout({"valid": 0.57, "train": "rest"}, 1), 100) == [57, 43]
+    assert outputs.record_counts(read_layout({"train": 0.71, "valid": 0.29}, 1), 100) == [71, 29]
+    assert outputs.record_counts(read_layout({"a": 0.1, "b": 0.3, "c": 0.3, "d": 0.3}, 1), 5) == [1, 1, 2, 1]
     with pytest.raises(LayoutError, match="ask for 12 records"):
         outputs.record_counts(read_layout({"a": 12, "b": "rest"}, 1), 11)
 

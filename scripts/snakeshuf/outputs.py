@@ -9,6 +9,8 @@ every file in layout order gives the single-file output for the same seed.
 import math
 import os
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 
@@ -36,15 +38,21 @@ def read_layout(splits, shards):
         )
     layout = tuple(split_from_config(name, value) for name, value in splits.items())
     rests = [s.name for s in layout if s.size == REST]
-    fractions = [s.size for s in layout if isinstance(s.size, float)]
+    counts = [s.name for s in layout if isinstance(s.size, int)]
+    total = sum(Decimal(repr(s.size)) for s in layout if isinstance(s.size, float))
     if len(rests) > 1:
         raise ConfigError(f"config key 'splits': only one split may be 'rest' ({', '.join(rests)} are)")
-    if rests and sum(fractions) > 1 + 1e-9:
-        raise ConfigError(f"config key 'splits': the fractions add up to {sum(fractions):g}, more than 1")
-    if not rests and (len(fractions) < len(layout) or not math.isclose(sum(fractions), 1, abs_tol=1e-9)):
+    if rests and total > 1:
+        raise ConfigError(f"config key 'splits': the fractions add up to {total}, more than 1")
+    if not rests and counts:
         raise ConfigError(
-            "config key 'splits': without a 'rest' split, every size must be a fraction and they must "
-            f"add up to 1 (they add up to {sum(fractions):g}); name one split 'rest' to take what is left"
+            f"config key 'splits': split '{counts[0]}' is a record count, so one split must be 'rest' "
+            "(to take what is left); without one, every size must be a fraction"
+        )
+    if not rests and total != 1:
+        raise ConfigError(
+            "config key 'splits': without a 'rest' split, the fractions must add up to exactly 1 "
+            f"(they add up to {total}); name one split 'rest' to take what is left"
         )
     return layout
 
@@ -101,18 +109,30 @@ def column_names(paths):
     return [str(c) for c in range(len(paths))]
 
 
-def split_size(split, total):
-    """Records a split asks for (a 'rest' split asks for none; it takes what is left)."""
-    if split.size == REST:
-        return 0
-    if isinstance(split.size, float):
-        return math.floor(split.size * total)
-    return split.size
+def exact(fraction):
+    """A fraction as the decimal its text says: 0.57 is 57/100, not the binary float just below."""
+    return Fraction(repr(fraction))
+
+
+def split_sizes(layout, total):
+    """Records each split asks for ('rest' asks for none: it takes what is left).
+    The fraction splits, in order, end where round(total x the fractions so
+    far) says (.5 rounds up): each is within one record of its exact share,
+    and fractions adding up to 1 cover every record."""
+    sizes, share, end = [], Fraction(0), 0
+    for split in layout:
+        if isinstance(split.size, float):
+            share += exact(split.size)
+            start, end = end, math.floor(share * total + Fraction(1, 2))
+            sizes.append(end - start)
+        else:
+            sizes.append(0 if split.size == REST else split.size)
+    return sizes
 
 
 def record_counts(layout, total):
     """Records in each output file, in the global order."""
-    sizes = [split_size(split, total) for split in layout]
+    sizes = split_sizes(layout, total)
     asked = sum(sizes)
     if asked > total:
         named = ", ".join(f"{s.name}: {n:,}" for s, n in zip(layout, sizes))
@@ -120,9 +140,9 @@ def record_counts(layout, total):
             f"the splits ask for {asked:,} records ({named}) but the inputs hold {total:,}; "
             "make the record counts smaller"
         )
-    rest = [i for i, s in enumerate(layout) if s.size == REST]
-    # Without a 'rest' split, what rounding the fractions leaves goes to the first split.
-    sizes[rest[0] if rest else 0] += total - asked
+    for i, split in enumerate(layout):
+        if split.size == REST:
+            sizes[i] += total - asked
     counts = []
     for split, n in zip(layout, sizes):
         counts += [(i + 1) * n // split.shards - i * n // split.shards for i in range(split.shards)]
