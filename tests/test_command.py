@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO, corpus_file, run_workflow
-from snakeshuf.cli import mebibytes, split_option
+from snakeshuf.cli import main, mebibytes, split_option
 from test_stopping import SELECTING, STOP_SECONDS, run_and_signal, wait_until_gone
 
 
@@ -137,3 +137,27 @@ def test_the_command_from_two_directories_rebuilds_another_seeds_output(inputs, 
     assert f"'{out}' is up to date" in said[2]
     run_workflow(inputs / "direct", {"inputs": [str(inputs / "a.jsonl")], "output": "o.txt", "seed": 2, "memory_mb": 160})
     assert out.read_bytes() == (inputs / "direct" / "o.txt").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--cores", "0"], "argument --cores: '0' is not a whole number of 1 or more"),
+        (["--shards", "-3"], "argument --shards: '-3' is not a whole number of 1 or more"),
+        (["--memory", "0"], "argument --memory: '0' is below the minimum of 160M"),
+        (["--memory", "100K"], "argument --memory: '100K' is below the minimum of 160M"),
+        (["--memory", "0.1M"], "argument --memory: '0.1M' is below the minimum of 160M"),
+        (["--split", "a=0.5", "--split", "a=rest"], "--split a is given twice"),
+        (["--report", "nodir/r.html"], "--report nodir/r.html: the directory"),
+    ],
+)
+def test_usage_errors_are_refused_before_anything_runs(tmp_path, monkeypatch, capsys, args, message):
+    """Hostile pass, items 9, 11 and 15: --cores 0 hung, memory below the
+    minimum was reported as 'memory_mb is 1', a repeated split kept the last,
+    a report into a missing directory failed after the run."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(["in.txt", "-o", "out.txt", *args])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / ".snakemake").exists()

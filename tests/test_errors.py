@@ -112,6 +112,26 @@ CASES = {
         {"paired": [["data/a.lock", "data/a.txt"]], "output": "shuffled"},
         ["the run would write 'shuffled.lock' twice, as output 'shuffled.lock' and as the lock of output 'shuffled'"],
     ),
+    "output ending in a slash": (
+        {"inputs": ["data/a.txt"], "output": "newdir/"},
+        ["config key 'output': 'newdir/' ends with '/', so it names a directory"],
+    ),
+    "output in a compression snakeshuf does not write": (
+        {"inputs": ["data/a.txt"], "output": "out.txt.xz"},
+        ["config key 'output': 'out.txt.xz' ends in '.xz', which snakeshuf does not write"],
+    ),
+    "output with an upper-case compression suffix": (
+        {"inputs": ["data/a.txt"], "output": "out.txt.GZ"},
+        ["ends in '.GZ', which snakeshuf does not write"],
+    ),
+    "a hundred million shards": (
+        {"inputs": ["data/a.txt"], "shards": 100000000},
+        ["config key 'shards': 100,000,000 is more than 10,000 output files"],
+    ),
+    "split shards adding up to too many files": (
+        {"inputs": ["data/a.txt"], "splits": {"a": {"size": 0.5, "shards": 6000}, "b": {"size": "rest", "shards": 6000}}},
+        ["config key 'splits': the shards add up to 12,000 files, more than 10,000"],
+    ),
     "split name with a slash": (
         {"inputs": ["data/a.txt"], "splits": {"a/b": 0.5, "c": "rest"}},
         ["config key 'splits'", "'a/b'"],

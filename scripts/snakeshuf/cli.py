@@ -19,6 +19,7 @@ import sys
 import yaml
 
 from snakeshuf.jobs import atomic_write
+from snakeshuf.memory import MIN_MEMORY_MB
 
 # Beside Snakemake's own records in the working directory, which the jobs of
 # a cluster run share.
@@ -53,12 +54,32 @@ def workflow_dir():
 
 
 def mebibytes(text):
-    """'2G', '512M', '1.5G' or a plain number of MiB -> MiB."""
+    """'2G', '512M', '1.5G' or a plain number of MiB -> MiB (at least MIN_MEMORY_MB)."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", text.strip().upper())
     if not match:
         raise argparse.ArgumentTypeError(f"'{text}' is not a size like 512M or 2G")
     number, unit = float(match.group(1)), match.group(2)
-    return max(1, round(number * UNITS[unit or "M"] / UNITS["M"]))
+    mib = round(number * UNITS[unit or "M"] / UNITS["M"])
+    if mib < MIN_MEMORY_MB:
+        raise argparse.ArgumentTypeError(f"'{text}' is below the minimum of {MIN_MEMORY_MB}M a job needs")
+    return mib
+
+
+def at_least_one(text):
+    """A whole number of 1 or more (cores, shards)."""
+    if not re.fullmatch(r"\d+", text.strip()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 1 or more")
+    return int(text)
+
+
+def splits_of(options):
+    """{name: size} of --split options in order; a name given twice is an error."""
+    splits = {}
+    for name, size in options or ():
+        if name in splits:
+            raise argparse.ArgumentTypeError(f"--split {name} is given twice; give each split once")
+        splits[name] = size
+    return splits or None
 
 
 def split_option(text):
@@ -85,8 +106,8 @@ def parser():
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the shuffled file (or the stem of its shards and splits)")
     p.add_argument("--seed", type=int, default=42, help="each seed from 0 to 2^64-1 gives its own order (default 42)")
     p.add_argument("--memory", type=mebibytes, default=1024, metavar="SIZE", help="memory per job, e.g. 512M or 4G (default 1G)")
-    p.add_argument("--cores", type=int, default=os.cpu_count(), metavar="N", help="jobs at once (default: all cores)")
-    p.add_argument("--shards", type=int, metavar="N", help="cut the output into N files of equal record counts")
+    p.add_argument("--cores", type=at_least_one, default=os.cpu_count(), metavar="N", help="jobs at once (default: all cores)")
+    p.add_argument("--shards", type=at_least_one, metavar="N", help="cut the output into N files of equal record counts")
     p.add_argument("--split", type=split_option, action="append", metavar="NAME=SIZE[:SHARDS]",
                    help="an output split: a fraction, a record count or 'rest', optionally in shards (repeat)")
     p.add_argument("--header-lines", type=int, metavar="N", help="every input starts with the same N-line header, kept once per output file")
@@ -109,11 +130,20 @@ def config_of(args):
     optional = {
         "inputs": args.inputs or None, "shards": args.shards, "header_lines": args.header_lines,
         "separator": args.separator, "paired": args.paired, "sample_sheet": args.sample_sheet,
-        "scratch": args.scratch, "splits": dict(args.split) if args.split else None,
+        "scratch": args.scratch, "splits": splits_of(args.split),
         "overwrite": args.overwrite or None,
     }
     config.update({key: value for key, value in optional.items() if value is not None})
     return config
+
+
+def check_writable_directory(p, path):
+    """The report is written after the run: its directory is checked before."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        p.error(f"--report {path}: the directory '{directory}' does not exist; create it or choose another path")
+    if not os.access(directory, os.W_OK):
+        p.error(f"--report {path}: the directory '{directory}' is not writable; choose another path")
 
 
 def snakemake_command(args, workflow, configfile):
@@ -149,8 +179,12 @@ def main(argv=None):
         p.error("give the input files (IN...), --paired groups or a --sample-sheet")
     if args.report and (args.dry_run or args.unlock):
         p.error("--report needs a run: leave out --dry-run and --unlock")
+    if args.report:
+        check_writable_directory(p, args.report)
     try:
         configfile = write_config(config_of(args))
+    except argparse.ArgumentTypeError as error:
+        p.error(str(error))
     except OSError as error:
         p.error(f"cannot write '{error.filename}' ({error.strerror}): run snakeshuf in a directory you can write")
     command = snakemake_command(args, workflow_dir(), configfile)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from snakeshuf.disk import existing_ancestor
 from snakeshuf.errors import ConfigError
 from snakeshuf.jobs import PARTIAL
+from snakeshuf.outputs import check_output_name
 from snakeshuf.plan import has_braces
 
 SUMMARY = ".summary.json"
@@ -156,7 +157,9 @@ def check_clashes(run):
 
 
 def check_names(run):
-    """Every path the run writes can be written: no braces, no clash, no name too long."""
+    """Every path the run writes can be written: a file name, no braces, no
+    clash, no name too long."""
+    check_output_name(run.output)
     for key, path in (("output", run.output), ("scratch", os.path.dirname(run.directories[0]))):
         if has_braces(path):
             raise ConfigError(

@@ -18,6 +18,9 @@ from snakeshuf.codecs import OUTPUT_SUFFIXES
 from snakeshuf.errors import ConfigError, LayoutError
 
 REST = "rest"
+MAX_FILES = 10_000  # output files of one run: each costs a job's file handle and a piece per bucket
+# Compression suffixes snakeshuf does not write: an output so named would be plain text.
+UNWRITTEN_SUFFIXES = (".xz", ".bz2", ".lzma", ".lz4", ".zstd", ".zip", ".br", ".z")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class Split:
 
 def read_layout(splits, shards):
     """The splits of config keys 'splits' and 'shards', checked."""
+    if shards > MAX_FILES:
+        raise ConfigError(f"config key 'shards': {shards:,} is more than {MAX_FILES:,} output files")
     if not splits:
         return (Split("", REST, shards),)
     if shards != 1:
@@ -37,6 +42,9 @@ def read_layout(splits, shards):
             "instead, e.g. splits: {train: {size: rest, shards: 16}, valid: 10000}"
         )
     layout = tuple(split_from_config(name, value) for name, value in splits.items())
+    files = sum(s.shards for s in layout)
+    if files > MAX_FILES:
+        raise ConfigError(f"config key 'splits': the shards add up to {files:,} files, more than {MAX_FILES:,}")
     rests = [s.name for s in layout if s.size == REST]
     counts = [s.name for s in layout if isinstance(s.size, int)]
     total = sum(Decimal(repr(s.size)) for s in layout if isinstance(s.size, float))
@@ -67,6 +75,22 @@ def split_from_config(name, value):
     if isinstance(size, int) and size < 0:
         raise ConfigError(f"{where}: the record count {size} is negative")
     return Split(name, size, shards)
+
+
+def check_output_name(output):
+    """An output name that names a file, in a format snakeshuf writes."""
+    if output.endswith(("/", os.sep)):
+        raise ConfigError(
+            f"config key 'output': '{output}' ends with '/', so it names a directory; the output "
+            "is a file: add a file name (e.g. 'out/shuffled.txt')"
+        )
+    suffix = os.path.splitext(output)[1]
+    if suffix.lower() in (*UNWRITTEN_SUFFIXES, *OUTPUT_SUFFIXES) and suffix not in OUTPUT_SUFFIXES:
+        raise ConfigError(
+            f"config key 'output': '{output}' ends in '{suffix}', which snakeshuf does not write "
+            "(the file would be plain text under a compressed name): end it in .gz or .zst, "
+            "or in no compression suffix for plain text"
+        )
 
 
 def split_name(output):
