@@ -432,3 +432,19 @@ def test_a_run_refuses_to_write_one_file_twice_or_inside_a_directory_it_removes(
         check_clashes(RunFiles("o", ("o.a", "d/../o.a"), ()))
     with pytest.raises(ConfigError, match="output 'logs/o-1/o' would lie in 'logs/o-1', a directory of the run's own"):
         check_clashes(RunFiles("logs/o-1/o", ("logs/o-1/o",), ("scratch/o-1", "logs/o-1")))
+
+
+@pytest.mark.parametrize("first_line", [2 << 20, 1000])
+def test_a_header_over_its_limit_is_named_as_the_header(tmp_path, first_line):
+    """Hostile pass, item 15: a long header line was reported as a record at byte offset 0."""
+    from snakeshuf.records import HEADER_LIMIT, read_header
+    from snakeshuf.errors import InputError
+
+    path = tmp_path / "t.tsv"
+    path.write_bytes(b"h" * first_line + b"\n" + b"x" * HEADER_LIMIT + b"\n" + b"body\n")
+    with pytest.raises(InputError) as error:
+        read_header(str(path), None, 2, ord("\n"))
+    message = str(error.value)
+    assert f"the header of '{path}'" in message and "config key 'header_lines'" in message
+    longest = max(first_line, HEADER_LIMIT) + 1
+    assert f"one of its lines alone is {longest:,} bytes" in message

@@ -178,6 +178,13 @@ class Unchecked:
 
 def read_header(path, codec, lines, sep):
     """The first `lines` records of an input (at most HEADER_LIMIT bytes)."""
+    try:
+        return first_records(path, codec, lines, sep)
+    except RecordTooLarge as error:
+        raise header_too_long(path, lines, f"one of its lines alone is {error.length:,} bytes") from None
+
+
+def first_records(path, codec, lines, sep):
     reader = RecordReader(sep, np.empty(HEADER_LIMIT + 1, np.uint8), lines)
     batches = reader.batches(Unchecked(path, codec), 0, math.inf)
     first = next(batches, None)
@@ -189,7 +196,14 @@ def read_header(path, codec, lines, sep):
             f"input '{path}' has {found} record(s), fewer than header_lines={lines}: "
             "every input must start with the header"
         )
-    raise InputError(f"the first {lines} lines of '{path}' are longer than {HEADER_LIMIT} bytes; is header_lines right?")
+    raise header_too_long(path, lines, "")
+
+
+def header_too_long(path, lines, detail):
+    return InputError(
+        f"the header of '{path}' (its first {lines} line(s), config key 'header_lines') is longer than "
+        f"the {HEADER_LIMIT:,} bytes a header may have{': ' + detail if detail else ''}; is header_lines right?"
+    )
 
 
 def common_header(files, lines, sep):
