@@ -4,6 +4,7 @@ same bytes as the `snakemake` command, and exit statuses people can act on."""
 import os
 import signal
 import subprocess
+import time
 import sys
 
 import pytest
@@ -161,3 +162,19 @@ def test_usage_errors_are_refused_before_anything_runs(tmp_path, monkeypatch, ca
     assert stopped.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / ".snakemake").exists()
+
+
+def test_ctrl_c_while_the_command_starts_ends_it_as_the_signal_does(inputs, installed):
+    """Hostile pass, item 15: Ctrl-C in the first half second (Python and
+    Snakemake importing) printed a KeyboardInterrupt traceback."""
+    for delay in (0.05, 0.15, 0.3, 0.5, 0.8):
+        process = subprocess.Popen(
+            ["snakeshuf", "a.jsonl", "-o", "c.jsonl", "--memory", "160M"], cwd=inputs, env=installed,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, f"{delay} s:\n{stderr[-3000:]}"
+        assert process.returncode in (-signal.SIGINT, 130, 1), (delay, process.returncode)
+        assert not (inputs / "c.jsonl.lock").exists()

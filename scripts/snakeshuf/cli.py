@@ -1,12 +1,12 @@
 """The `snakeshuf` command: the workflow for people who do not use Snakemake.
 
-It turns its options into a configuration and becomes Snakemake's own
-command line (python -m snakemake) on the same Snakefile, so its output is
+It turns its options into a configuration and runs Snakemake's own command
+line in its own process (what python -m snakemake runs) on the same Snakefile, so its output is
 byte for byte what `snakemake --config ...` gives, and signals (SIGTERM,
 Ctrl-C) reach the run directly. Exit status: 0 done, 1 the run failed or
 was stopped (run the same command again), 2 a usage or configuration error;
-a signal in the second Snakemake takes to start, before the workflow is read,
-ends it as the signal does (130 for Ctrl-C, 143 for SIGTERM).
+a signal before the workflow is read ends it as the signal does (130 for
+Ctrl-C, 143 for SIGTERM; snakeshuf.start).
 """
 
 import argparse
@@ -146,8 +146,9 @@ def check_writable_directory(p, path):
         p.error(f"--report {path}: the directory '{directory}' is not writable; choose another path")
 
 
-def snakemake_command(args, workflow, configfile):
-    command = [sys.executable, "-m", "snakemake", "--snakefile", os.path.join(workflow, "Snakefile"),
+def snakemake_arguments(args, workflow, configfile):
+    """Snakemake's command line for the options given."""
+    command = ["--snakefile", os.path.join(workflow, "Snakefile"),
                "--directory", os.getcwd(), "--configfile", configfile, "--cores", str(args.cores),
                "--workflow-profile", os.path.join(workflow, "profiles", "default")]
     if args.profile:
@@ -187,8 +188,11 @@ def main(argv=None):
         p.error(str(error))
     except OSError as error:
         p.error(f"cannot write '{error.filename}' ({error.strerror}): run snakeshuf in a directory you can write")
-    command = snakemake_command(args, workflow_dir(), configfile)
-    os.execv(command[0], command)
+    arguments = snakemake_arguments(args, workflow_dir(), configfile)
+    from snakemake.cli import main as snakemake  # in this process: no second interpreter start
+
+    sys.argv = ["snakemake", *arguments]
+    snakemake()
 
 
 if __name__ == "__main__":
