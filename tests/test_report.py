@@ -76,3 +76,25 @@ def test_many_buckets_are_drawn_as_a_histogram_and_shards_are_named(tmp_path):
     assert "(300 buckets)" in text and "MiB in a bucket" in text
     layout = [{"name": "valid", "size": 0.01, "shards": 1}, {"name": "train", "size": "rest", "shards": 3}]
     assert ", ".join(map(report.layout_text, layout)) == "valid: 0.01, train: rest in 3 shards"
+
+
+def test_the_run_requirements_hold_what_snakemakes_report_needs():
+    """Hostile pass, item 10: after a plain `pip install .`, --report failed with
+    'Python package pygments must be installed' (the tests' environment has
+    it through pytest). Snakemake's report names each package it needs so."""
+    import importlib.metadata
+    import re
+    from pathlib import Path
+
+    import snakemake.report
+
+    needed = set()
+    for source in Path(snakemake.report.__file__).parent.rglob("*.py"):
+        needed |= set(re.findall(r"Python package (\S+) must be installed", source.read_text()))
+    assert needed, "Snakemake's report no longer says what it needs: look again"
+    ours = (Path(__file__).resolve().parent.parent / "requirements-run.txt").read_text()
+    required = {re.split(r"[<>=\[; ]", line)[0].lower() for line in ours.splitlines() if line and line[0].isalnum()}
+    required |= {  # Snakemake's own, less those of its extras ('reports' among them)
+        re.split(r"[<>=\[; ]", r)[0].lower() for r in importlib.metadata.requires("snakemake") or () if "extra ==" not in r
+    }
+    assert needed <= required, f"not required by snakeshuf or Snakemake: {needed - required}"
