@@ -143,3 +143,20 @@ def tmp_reference(workdir, config):
     other = workdir / "reference"
     run_workflow(other, {**config, "inputs": [str(workdir / "corpus.txt")], "scratch": "scratch"})
     return (other / "out.txt").read_bytes()
+
+
+def test_names_that_are_not_utf8_are_refused_naming_their_bytes(workdir):
+    """Hostile pass, item 7: a Latin-1 input or output name ended in a
+    UnicodeEncodeError traceback (Snakemake records file names as UTF-8)."""
+    (workdir / os.fsdecode(b"caf\xe9.txt")).write_bytes(b"a\nb\n")
+    (workdir / "plain.txt").write_bytes(b"c\nd\n")
+    cases = [
+        ({"inputs": ["*.txt"], "output": "out.txt"}, [], "input 'caf\\xe9.txt' (config key 'inputs') has a name that is not UTF-8"),
+        ({"inputs": ["plain.txt"]}, ["--config", b"output=out\xe9.txt"], "output 'out\\xe9.txt' (config key 'output')"),
+    ]
+    for config, extra, message in cases:
+        command = snakemake_command(workdir, config, *extra)
+        result = subprocess.run(command, capture_output=True)
+        stderr = result.stderr.decode(errors="replace")
+        assert result.returncode == 2 and message in stderr and "Traceback" not in stderr, stderr[-3000:]
+        assert not (workdir / "logs").exists()

@@ -16,6 +16,7 @@ import numpy as np
 
 from snakeshuf.codecs import OUTPUT_SUFFIXES
 from snakeshuf.errors import ConfigError, LayoutError
+from snakeshuf.plan import check_utf8
 
 REST = "rest"
 MAX_FILES = 10_000  # output files of one run: each costs a job's file handle and a piece per bucket
@@ -79,6 +80,7 @@ def split_from_config(name, value):
 
 def check_output_name(output):
     """An output name that names a file, in a format snakeshuf writes."""
+    check_utf8(output, "output", "config key 'output'")
     if output.endswith(("/", os.sep)):
         raise ConfigError(
             f"config key 'output': '{output}' ends with '/', so it names a directory; the output "

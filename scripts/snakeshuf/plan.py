@@ -181,8 +181,22 @@ def has_braces(path):
     return "{" in path or "}" in path
 
 
+def check_utf8(path, what, source):
+    """Snakemake records file names as UTF-8 (its locks, its metadata): a name
+    that is other bytes would end the run in a traceback."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(os.fsencode(path))[2:-1]  # the bytes, escaped: printing the name itself fails too
+        raise ConfigError(
+            f"{what} '{shown}' ({source}) has a name that is not UTF-8, which Snakemake cannot record: "
+            "rename it, or link it under a UTF-8 name"
+        ) from None
+
+
 def stat_input(path, source):
     """Size of an input that must be a readable regular file."""
+    check_utf8(path, "input", source)
     if has_braces(path):
         raise ConfigError(
             f"input '{path}' ({source}) has '{{' or '}}' in its path, which Snakemake reads as "
