@@ -72,3 +72,42 @@ def test_tiny_records_take_extra_passes_not_extra_memory(tmp_path):
     assert max(r.get("passes", 1) for r in reports) > 1
     output = (tmp_path / "out.txt").read_bytes()
     assert Counter(output.split(b"\n")) == Counter(source.split(b"\n"))
+
+
+TAIL_READER = """
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+from snakeshuf.aligned import aligned_batches
+from snakeshuf.errors import InputError
+from snakeshuf.records import Unchecked
+files = [Unchecked(path, None) for path in sys.argv[2:]]
+try:
+    for batch in aligned_batches(files, 10, 8 << 20, 1 << 20):  # 10: newline
+        pass
+except InputError as error:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, error)
+"""
+
+
+def test_an_unmatched_tail_of_paired_files_is_counted_not_held(tmp_path):
+    """Hostile pass, item 5: a 200 MB tail was held whole (508-517 MB at
+    memory_mb 256) before the error."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    lines = b"".join(b"line %d\n" % i for i in range(1000))
+    (tmp_path / "a.de").write_bytes(lines)
+    with open(tmp_path / "a.en", "wb") as out:
+        out.write(lines)
+        tail = b"x" * 99 + b"\n"
+        for _ in range(200):
+            out.write(tail * 10_000)  # 1 MB at a time: 200 MB, 2 million lines more
+    result = subprocess.run(
+        [sys.executable, "-c", TAIL_READER, str(REPO / "scripts"), str(tmp_path / "a.de"), str(tmp_path / "a.en")],
+        capture_output=True, text=True, check=True,
+    )
+    peak_mb, message = result.stdout.split(" ", 1)
+    assert "(1,000 lines)" in message and "(2,001,000 lines) are not aligned" in message
+    assert int(peak_mb) < 120, f"{peak_mb} MB to count a 200 MB tail"

@@ -39,9 +39,14 @@ class LineQueue:
         return data, ends
 
     def count_rest(self):
-        while self.fill():
-            pass
-        return len(self.ends)
+        """Lines left, counted as they are read, not kept: an unmatched tail
+        may be far larger than memory."""
+        count = len(self.ends)
+        self.data, self.ends = np.empty(0, np.uint8), np.empty(0, np.int64)
+        for batch in self.batches:
+            count += len(batch.ends)
+        self.done = True
+        return count
 
 
 def interleave(pieces):
