@@ -31,7 +31,7 @@ from snakeshuf import runfile, runindex, tally
 from snakeshuf.buckets import BucketStats
 from snakeshuf.directio import DirectReader, aligned_buffer
 from snakeshuf.errors import IntegrityError
-from snakeshuf.memory import OUTPUT_SLICE_BYTES, MemoryModel
+from snakeshuf.memory import OUTPUT_SLICE_BYTES, SHUFFLE_BYTES_PER_RECORD, MemoryModel
 from snakeshuf.progress import JobProgress
 from snakeshuf.sinks import PieceSink, RegionSink
 from snakeshuf.spec import RunSpec
@@ -43,6 +43,8 @@ from snakeshuf.spec import RunSpec
 # ahead, so they are kept small.
 READ_THREADS = 2
 READ_STAGING_BYTES = 1 << 20
+# Records whose output slices are cut at a time (12 bytes each of arrays).
+SLICING_RECORDS = 1 << 16
 
 
 class BucketOutput:
@@ -54,20 +56,37 @@ class BucketOutput:
 
     def write_sorted(self, keys, lengths, data):
         """Write the records of `data` (of `lengths`) in the order of their `keys`,
-        in slices of about OUTPUT_SLICE_BYTES, cut where output files begin."""
+        in slices of at most OUTPUT_SLICE_BYTES cut where output files begin;
+        a record longer than that is written from where it lies, not copied."""
         records = runfile.records_of_lengths(data, lengths, self.separator, self.where)
+        offsets = np.frombuffer(records.buffers()[1], np.int64)
         order = keylib.order_by_key(keys)
-        step = max(1, len(keys) * OUTPUT_SLICE_BYTES // max(1, len(data)))
-        lo = 0
-        while lo < len(order):
-            hi = min(len(order), lo + step, lo + self.sink.room())
-            taken = runfile.take(records, order[lo:hi])
-            self.sink.write(taken, hi - lo)
-            self.nbytes += len(taken)
-            lo = hi
+        for lo in range(0, len(order), SLICING_RECORDS):
+            block = order[lo : lo + SLICING_RECORDS]
+            for first, last in self.slices(lengths[block]):
+                if last - first == 1 and lengths[block[first]] > OUTPUT_SLICE_BYTES:
+                    record = int(block[first])
+                    taken = memoryview(data)[offsets[record] : offsets[record + 1]]
+                else:
+                    taken = runfile.take(records, block[first:last])
+                self.sink.write(taken, last - first)
+                self.nbytes += len(taken)
         self.records += len(keys)
         self.key_sum = (self.key_sum + keylib.key_checksum(keys)) & keylib.MASK64
         runfile.release_taken()
+
+    def slices(self, lengths):
+        """(first, last) of consecutive records of `lengths` (in output order)
+        that make one write: at most OUTPUT_SLICE_BYTES (or one record), within
+        the room of the output file being written."""
+        ends = np.cumsum(lengths, dtype=np.int64)
+        first = 0
+        while first < len(lengths):
+            done = int(ends[first - 1]) if first else 0
+            last = int(np.searchsorted(ends, done + OUTPUT_SLICE_BYTES, side="right"))
+            last = min(max(last, first + 1), first + self.sink.room())
+            yield first, last
+            first = last
 
 
 class PartReader:
@@ -118,22 +137,97 @@ class PartReader:
         self.pool.shutdown()
 
 
-def load_pass(sections, key_ranges, passes, which, separator):
-    """The keys, lengths and records of the key range whose keys fall in
-    sub-range `which` of `passes` (a key range too large for one pass)."""
-    found = []
-    for run, run_rows in sections:
-        with DirectReader(run) as reader:
-            for row in run_rows:
-                keys, lengths, data = runfile.read_section(reader, row)
-                chosen = np.flatnonzero(keylib.sub_range_of(keys, key_ranges, passes) == which)
-                if len(chosen):
-                    records = runfile.records_of_lengths(data, lengths, separator, f"run file '{run}'")
-                    taken = np.frombuffer(runfile.take(records, chosen), np.uint8).copy()
-                    found.append((keys[chosen], lengths[chosen], taken))
-    if not found:
-        return np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint8)
-    return tuple(np.concatenate(column) for column in zip(*found))
+# A key range too large for one pass is measured in this many key sub-ranges,
+# and each pass takes consecutive ones up to what fits.
+FINE_SUB_RANGES = 1 << 16
+
+
+class KeyRangeInPasses:
+    """A key range too large to order at once, read a pass at a time: each
+    pass is a run of consecutive fine key sub-ranges whose records fit,
+    measured exactly from the sections' keys and lengths (a few long records
+    are not average ones), and filled into arrays of its own size."""
+
+    def __init__(self, sections, spec):
+        self.sections, self.key_ranges, self.separator = sections, spec.key_ranges, spec.separator
+        self.staging = aligned_buffer(READ_STAGING_BYTES)
+
+    def reserve(self):
+        """What reading one section holds beside a pass: its keys, lengths and
+        records, and the copy of the records it gives the pass."""
+        rows = np.concatenate([run_rows for _, run_rows in self.sections])
+        return 2 * int(rows[:, runindex.NBYTES].max()) + 12 * int(rows[:, runindex.RECORDS].max())
+
+    def plan(self, budget):
+        """[(first, last, records, bytes)] of each pass, in key order."""
+        counts = np.zeros(FINE_SUB_RANGES, np.int64)
+        sizes = np.zeros(FINE_SUB_RANGES, np.int64)
+        for reader, row in self.rows():
+            keys, lengths = runfile.read_keys_and_lengths(reader, row)
+            fine = keylib.sub_range_of(keys, self.key_ranges, FINE_SUB_RANGES)
+            counts += np.bincount(fine, minlength=FINE_SUB_RANGES)
+            sizes += np.bincount(fine, weights=lengths, minlength=FINE_SUB_RANGES).astype(np.int64)
+        needs = np.cumsum(sizes + counts * SHUFFLE_BYTES_PER_RECORD)
+        passes, first = [], 0
+        while first < FINE_SUB_RANGES:
+            before = int(needs[first - 1]) if first else 0
+            last = max(first + 1, int(np.searchsorted(needs, before + budget, side="right")))
+            passes.append((first, last, int(counts[first:last].sum()), int(sizes[first:last].sum())))
+            first = last
+        return [p for p in passes if p[2]]
+
+    def load(self, planned):
+        """The keys, lengths and records of one planned pass."""
+        first, last, records, nbytes = planned
+        keys, lengths, data = np.empty(records, np.uint64), np.empty(records, np.uint32), np.empty(nbytes, np.uint8)
+        k = d = 0
+        for reader, row in self.rows():
+            chosen_keys, chosen_lengths, pieces = self.chosen(reader, row, first, last)
+            n = len(chosen_keys)
+            if k + n > records or d + int(chosen_lengths.sum(dtype=np.uint64)) > nbytes:
+                raise self.changed()
+            keys[k : k + n], lengths[k : k + n] = chosen_keys, chosen_lengths
+            k += n
+            for piece in pieces:
+                data[d : d + len(piece)] = piece
+                d += len(piece)
+            del chosen_keys, chosen_lengths, pieces  # before the next section is read
+            runfile.release_taken()
+        if (k, d) != (records, nbytes):
+            raise self.changed()
+        return keys, lengths, data
+
+    def chosen(self, reader, row, first, last):
+        """One section's records whose keys fall in fine sub-ranges [first,
+        last): (keys, lengths, pieces of their bytes in the same order). A
+        long record is a view of the section, not a copy (a pass's order
+        within is free: write_sorted orders it); the rest of the section is
+        freed once the pieces are."""
+        keys, lengths, data = runfile.read_section(reader, row)
+        fine = keylib.sub_range_of(keys, self.key_ranges, FINE_SUB_RANGES)
+        chosen = np.flatnonzero((fine >= first) & (fine < last))
+        records = runfile.records_of_lengths(data, lengths, self.separator, f"run file '{reader.path}'")
+        offsets = np.frombuffer(records.buffers()[1], np.int64)
+        long = chosen[lengths[chosen] > OUTPUT_SLICE_BYTES]
+        short = chosen[lengths[chosen] <= OUTPUT_SLICE_BYTES]
+        pieces = [data[offsets[i] : offsets[i + 1]] for i in long]
+        if len(short):
+            pieces.append(np.frombuffer(runfile.take(records, short), np.uint8))
+        order = np.concatenate((long, short))
+        return keys[order], lengths[order], pieces
+
+    def rows(self):
+        """(reader, index row) of every section, run file by run file."""
+        for run, run_rows in self.sections:
+            with DirectReader(run, self.staging) as reader:
+                for row in run_rows:
+                    yield reader, row
+
+    def changed(self):
+        return IntegrityError(
+            f"the run files of key range {int(self.sections[0][1][0][runindex.KEY_RANGE])} changed while it "
+            "was read in passes; delete the scratch directory and run again"
+        )
 
 
 def expected_totals(sections):
@@ -172,7 +266,7 @@ class BucketWriter:
     def write(self, parts, progress):
         sizes = [expected_totals(sections)[:2] for sections in parts]
         passes = [self.memory.shuffle_passes(*size) for size in sizes]
-        self.passes = max(passes, default=1)
+        self.passes = 1  # raised to what a key range read in passes takes (_write)
         whole = [size for size, n in zip(sizes, passes) if n == 1]
         largest = (max((r for r, _ in whole), default=0), max((b for _, b in whole), default=0))
         ahead = len(whole) > 1 and self.memory.read_ahead_need(*largest) <= self.memory.shuffle_bytes
@@ -188,9 +282,11 @@ class BucketWriter:
         for p, sections in enumerate(parts):
             if passes[p] > 1:
                 reader.release()
-                for which in range(passes[p]):
-                    self.output.write_sorted(*load_pass(sections, self.spec.key_ranges, passes[p], which,
-                                                        self.spec.separator))
+                key_range = KeyRangeInPasses(sections, self.spec)
+                planned = key_range.plan(self.memory.shuffle_bytes - key_range.reserve())
+                self.passes = max(self.passes, len(planned))
+                for one_pass in planned:
+                    self.output.write_sorted(*key_range.load(one_pass))
                     progress.update(self.output.nbytes)
                 continue
             slot = p % 2 if background else 0

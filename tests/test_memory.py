@@ -11,6 +11,7 @@ import os
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from conftest import corpus_file, job_reports, run_workflow
 from snakeshuf.memory import MemoryModel
@@ -31,14 +32,14 @@ LARGE_PLAN_STAGES = {"split", "tally", "shuffle", "gather"}
 SMALL_PLAN_STAGES = {"split", "shuffle", "gather"}
 
 
-def assert_within_budget(workdir, stages):
+def assert_within_budget(workdir, stages, budget_mb=BUDGET_MB):
     reports = job_reports(workdir)
     assert {r["stage"] for r in reports} == stages
     worst = max(reports, key=lambda r: r["peak_rss_mb"])
-    assert worst["peak_rss_mb"] <= BUDGET_MB, worst
+    assert worst["peak_rss_mb"] <= budget_mb, worst
     sampled = benchmark_peaks(workdir)
     assert len(sampled) == len(reports)
-    assert max(sampled) <= BUDGET_MB
+    assert max(sampled) <= budget_mb
     return reports
 
 
@@ -75,7 +76,7 @@ def test_tiny_records_take_extra_passes_not_extra_memory(tmp_path):
 
 
 TAIL_READER = """
-import resource, sys
+import sys
 sys.path.insert(0, sys.argv[1])
 from snakeshuf.aligned import aligned_batches
 from snakeshuf.errors import InputError
@@ -84,8 +85,9 @@ files = [Unchecked(path, None) for path in sys.argv[2:]]
 try:
     for batch in aligned_batches(files, 10, 8 << 20, 1 << 20):  # 10: newline
         pass
-except InputError as error:
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, error)
+except InputError as error:  # VmHWM: this process's own peak (ru_maxrss keeps the forking parent's)
+    peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    print(peak_kb // 1024, error)
 """
 
 
@@ -111,3 +113,23 @@ def test_an_unmatched_tail_of_paired_files_is_counted_not_held(tmp_path):
     peak_mb, message = result.stdout.split(" ", 1)
     assert "(1,000 lines)" in message and "(2,001,000 lines) are not aligned" in message
     assert int(peak_mb) < 120, f"{peak_mb} MB to count a 200 MB tail"
+
+
+@pytest.mark.parametrize(
+    "budget_mb, long_mb, longs, seed, output",
+    [(160, 7.5, 30, 1, "out.txt"), (160, 7.5, 30, 2, "out.txt.gz"), (256, 30, 9, 4, "out.txt")],
+)
+def test_a_few_long_records_among_many_short_ones_stay_within_budget(tmp_path, budget_mb, long_mb, longs, seed, output):
+    """Hostile pass, item 4: long records (under the documented limit of
+    (memory_mb - 128) / 4 MiB) took output slices of several whole records,
+    and a key range read in passes kept joined copies: 457 MB at 256, 195-210
+    MB at 160. Each pass now holds what it measured, and a long record is
+    written from where it lies."""
+    rng = np.random.default_rng(seed)
+    records = [b"short %d\n" % i for i in range(1000 * longs)]
+    for place in rng.integers(0, len(records), longs):
+        records.insert(int(place), b"L" * (int(long_mb * 2**20) - 1) + b"\n")
+    (tmp_path / "in.txt").write_bytes(b"".join(records))
+    run_workflow(tmp_path, {"inputs": ["in.txt"], "output": output, "memory_mb": budget_mb, "seed": seed},
+                 "--retries", "0")
+    assert_within_budget(tmp_path, SMALL_PLAN_STAGES, budget_mb)

@@ -129,6 +129,18 @@ def spill_rows(keys, lengths, data, counts, byte_counts, bases):
     return rows
 
 
+def read_keys_and_lengths(reader, row):
+    """A section's keys and record lengths alone (checked when the section is
+    read whole, with its records)."""
+    records = int(row[RECORDS])
+    keys, lengths = np.empty(records, np.uint64), np.empty(records, np.uint32)
+    got = reader.read_into(int(row[KEY_OFFSET]), keys.view(np.uint8))
+    got += reader.read_into(int(row[LENGTH_OFFSET]), lengths.view(np.uint8))
+    if got != records * 12:
+        raise IntegrityError(f"run file '{reader.path}' is truncated: a section of key range {row[KEY_RANGE]} is short")
+    return keys, lengths
+
+
 def read_section(reader, row, keys=None, lengths=None, data=None):
     """Keys, record lengths and bytes of one section, checked against its index
     row; read into `keys`, `lengths` and `data` when given (views of the right length)."""

@@ -23,6 +23,7 @@ from snakeshuf.buckets import Piece, Region
 from snakeshuf.directio import RegionWriter
 from snakeshuf.integrity import checksum
 from snakeshuf.jobs import PARTIAL
+from snakeshuf.memory import OUTPUT_SLICE_BYTES
 from snakeshuf.records import separator_ends
 from snakeshuf.runfile import as_records, take
 
@@ -89,7 +90,9 @@ class PieceWriter:
         self.records = 0
 
     def write(self, data, records):
-        self.writer.write(data)
+        view = memoryview(data)
+        for lo in range(0, len(view), OUTPUT_SLICE_BYTES):  # a long record in pieces: a compressor's output is as long
+            self.writer.write(view[lo : lo + OUTPUT_SLICE_BYTES])
         self.records += records
 
     def close(self):
