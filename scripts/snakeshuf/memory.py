@@ -11,10 +11,13 @@ counts whole folios as resident. What remains is the usable part:
   of the spills written so far (chunks are cut small enough to bound them);
 * a shuffle job takes its bucket one key range at a time: it holds a key
   range's bytes plus SHUFFLE_BYTES_PER_RECORD of arrays per record, and
-  writes its output in small slices. While it orders and writes one key range
-  it reads the next, so the plan makes key ranges half of what fits. A key
-  range that would not fit (short records, skew) is done in several passes
-  over key sub-ranges, never loaded whole.
+  writes its output in slices of at most OUTPUT_SLICE_BYTES (a longer record
+  is written from where it lies, not copied). While it orders and writes one
+  key range it reads the next, so the plan makes key ranges half of what
+  fits. A key range that would not fit (short records, skew, a few long
+  records) is done in several passes over key sub-ranges, never loaded
+  whole: each pass is measured exactly from the keys and lengths to fit
+  beside one section being read and its copy (shuffle_bucket.KeyRangeInPasses).
 """
 
 import math
