@@ -18,7 +18,6 @@ rule tally_buckets), gather makes the bucket table from the indexes itself.
 import argparse
 import errno
 import os
-import shutil
 
 from snakeshuf import buckets, codecs, jobs, keys, provenance, summary, tally
 from snakeshuf.buckets import BucketStats
@@ -77,23 +76,56 @@ def check_stages(spec, stats, table, header):
     buckets.check_totals(stages)
 
 
-def copy_into(out, path):
-    """Append file `path` to the open file `out`, kernel-side where possible."""
-    with open(path, "rb") as source:
-        size = os.fstat(source.fileno()).st_size
-        done = 0
-        try:
-            while done < size:
-                copied = os.copy_file_range(source.fileno(), out.fileno(), size - done)
-                if not copied:
-                    break
-                done += copied
-        except OSError as error:
-            if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-            out.seek(0, os.SEEK_END)
-            source.seek(done)
-            shutil.copyfileobj(source, out, COPY_BYTES)
+def copy_into(out, source, start, end):
+    """Append bytes [start, end) of the open file `source` to the open file
+    `out`, kernel-side where possible."""
+    out.flush()
+    done = 0
+    try:
+        while start + done < end:
+            copied = os.copy_file_range(source.fileno(), out.fileno(), end - start - done, start + done)
+            if not copied:
+                break
+            done += copied
+    except OSError as error:
+        if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        out.seek(0, os.SEEK_END)
+        feed(out, source, start + done, end)
+
+
+def feed(writer, source, start, end):
+    """Write bytes [start, end) of the open file `source` into `writer`."""
+    source.seek(start)
+    while start < end:
+        data = source.read(min(COPY_BYTES, end - start))
+        writer.write(data)
+        start += len(data)
+
+
+class MemberJoiner:
+    """Joins a compressed output file's pieces: whole members are copied, the
+    raw parts of a member that spans buckets are compressed into it here."""
+
+    def __init__(self, out, codec):
+        self.out, self.codec, self.member = out, codec, None
+
+    def add(self, piece):
+        with open(piece.path, "rb") as source:
+            if piece.raw_head:
+                self.member = self.member or codecs.compressing(self.out, self.codec)
+                feed(self.member, source, 0, piece.raw_head)
+            if piece.head_ends_member:
+                self.close()
+            copy_into(self.out, source, piece.raw_head, piece.file_bytes - piece.raw_tail)
+            if piece.raw_tail:
+                self.member = codecs.compressing(self.out, self.codec)
+                feed(self.member, source, piece.file_bytes - piece.raw_tail, piece.file_bytes)
+
+    def close(self):
+        if self.member is not None:
+            self.member.close()
+            self.member = None
 
 
 def finish_in_place(spec, header, total):
@@ -117,9 +149,11 @@ def join_pieces(spec, stats, header):
         os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
         with open(partial, "wb") as out:
             out.write(codecs.compress(header, spec.codec))
-            out.flush()
+            joiner = MemberJoiner(out, spec.codec)
             for piece in pieces:
-                copy_into(out, piece.path)
+                joiner.add(piece)
+            joiner.close()
+            out.flush()
             os.fsync(out.fileno())
         written.append(partial)
     return written

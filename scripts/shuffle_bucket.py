@@ -310,7 +310,7 @@ def check_against_table(row, totals, where):
 def open_sink(spec, row, bounds, bucket):
     if spec.in_place:
         return RegionSink(spec.target, row["offset"])
-    return PieceSink(spec, bucket, bounds, row["first_record"])
+    return PieceSink(spec, bucket, bounds, (row["first_record"], row["records"]))
 
 
 def shuffle_bucket(spec, bucket, memory, args):

@@ -211,3 +211,21 @@ def test_misaligned_pairs_name_both_files_and_publish_nothing(tmp_path):
     assert result.returncode != 0
     assert "paired inputs 'short.de' (999 lines) and 'long.en.gz' (1,000 lines) are not aligned" in result.stderr
     assert not list(tmp_path.glob("mt.*"))
+
+
+@pytest.mark.parametrize("output", ["out.txt.gz", "out.jsonl.zst"])
+def test_compressed_bytes_do_not_depend_on_memory(tmp_path, output):
+    """Hostile pass, item 6: members followed the buckets, so the .gz and .zst
+    bytes (and the summary's byte counts) changed with --memory. They are cut
+    every MEMBER_RECORDS records of the one order now."""
+    (tmp_path / "in.txt").write_bytes(b"".join(b"%d\n" % i for i in range(1, 1_500_001)))
+    stored = []
+    for memory_mb, unit in ((160, 65536), (1024, 1 << 20)):
+        workdir = tmp_path / f"m{memory_mb}"
+        run_workflow(workdir, {"inputs": ["../in.txt"], "output": output, "memory_mb": memory_mb},
+                     env={**os.environ, "SNAKESHUF_MIB_BYTES": str(unit)})
+        summary = json.loads((workdir / f"{output}.summary.json").read_text())
+        stored.append(((workdir / output).read_bytes(), summary["outputs"][output]["bytes"], summary["buckets"]))
+    (small, small_bytes, small_buckets), (large, large_bytes, large_buckets) = stored
+    assert small_buckets > large_buckets  # the buckets differ; the bytes must not
+    assert small == large and small_bytes == large_bytes

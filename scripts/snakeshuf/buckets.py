@@ -49,6 +49,13 @@ class Piece:
     file_bytes: int  # as stored (compressed, if the output is)
     checksum: int  # of the stored bytes
     mtime_ns: int
+    # A compressed output's piece: the bytes of a member begun in an earlier
+    # bucket (raw_head, uncompressed; head_ends_member says whether they end
+    # it), whole members, then the uncompressed start of one a later bucket
+    # ends (raw_tail). Gather compresses the raw parts into their members.
+    raw_head: int = 0
+    head_ends_member: bool = True
+    raw_tail: int = 0
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,10 @@ def read_exactly(raw, pos, count, size):
 
 
 OUTPUT_SUFFIXES = {".gz": "gzip", ".zst": "zstd"}
+# A compressed output file is a header member, then a gzip member or zstd
+# frame for every MEMBER_RECORDS records of the one global order (cut also
+# where files begin), so its bytes do not depend on which job compressed what.
+MEMBER_RECORDS = 1 << 14
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
 
@@ -212,7 +216,8 @@ def compressing(sink, codec):
     """A writer that compresses into the file object `sink` as one member or
     frame, or None for plain output."""
     if codec == "gzip":
-        return gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
+        # No file name in the member header: the same bytes whichever file is written.
+        return gzip.GzipFile(filename="", fileobj=sink, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
     if codec == "zstd":
         return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).stream_writer(sink, closefd=False)
     return None

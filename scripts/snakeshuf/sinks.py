@@ -4,9 +4,11 @@ RegionSink: one plain output file, written in place: the bucket's records go
 straight into its region of the output (under its temporary name).
 PieceSink: any other layout (shards, splits, compressed or paired outputs):
 the records are cut where output files begin and each run of them becomes a
-piece file (a whole gzip member or zstd frame when the output is compressed),
-which gather joins in bucket order; compression thus runs in every bucket job
-at once.
+piece file, which gather joins in bucket order. A compressed output is cut
+into members (gzip) or frames (zstd) where the one order says (MemberCuts),
+not where buckets end, so its bytes do not depend on memory: each bucket job
+compresses the members within its bucket, all at once, and gather only the
+few that span two buckets.
 
 Both take whole records in order, say how many more the current output file
 takes (room), and report what they wrote for gather to check
@@ -15,6 +17,7 @@ takes (room), and report what they wrote for gather to check
 
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +26,7 @@ from snakeshuf.buckets import Piece, Region
 from snakeshuf.directio import RegionWriter
 from snakeshuf.integrity import checksum
 from snakeshuf.jobs import PARTIAL
+from snakeshuf.codecs import MEMBER_RECORDS
 from snakeshuf.memory import OUTPUT_SLICE_BYTES
 from snakeshuf.records import separator_ends
 from snakeshuf.runfile import as_records, take
@@ -81,31 +85,78 @@ def split_columns(data, columns, separator):
 
 
 class PieceWriter:
-    """One piece file being written: a run of records of one output file (and column)."""
+    """One piece file being written: a run of records of one output file (and
+    column). For a compressed output, each member (MemberCuts) that begins
+    and ends within the bucket is compressed here; the parts of one that
+    begins in an earlier bucket or ends in a later one are kept raw, for
+    gather to compress."""
 
-    def __init__(self, path, file, column, first_record, codec):
-        self.path, self.where = path, (file, column, first_record)
+    def __init__(self, path, where, codec, cuts):
+        self.path, self.where, self.codec, self.cuts = path, where, codec, cuts
         self.file = ChecksumFile(path + PARTIAL)
-        self.writer = codecs.compressing(self.file, codec) or self.file
-        self.records = 0
+        self.member = None  # the compressor of the member being written
+        self.records = self.raw_head = self.raw_tail = 0
+        self.head_ends_member = True
+
+    @property
+    def position(self):
+        return self.where[2] + self.records
 
     def write(self, data, records):
-        view = memoryview(data)
-        for lo in range(0, len(view), OUTPUT_SLICE_BYTES):  # a long record in pieces: a compressor's output is as long
-            self.writer.write(view[lo : lo + OUTPUT_SLICE_BYTES])
+        """`records` whole records, all within one member (MemberCuts.room)."""
+        if self.codec is codecs.PLAIN:
+            self.file.write(data)
+        else:
+            self._write_member_part(data, records)
         self.records += records
+
+    def _write_member_part(self, data, records):
+        start, end = self.cuts.member(self.position)
+        if start < self.where[2]:  # begun in an earlier bucket
+            self.file.write(data)
+            self.raw_head += len(data)
+            self.head_ends_member = self.position + records == end
+        elif end > self.cuts.bucket_end:  # ended in a later bucket
+            self.file.write(data)
+            self.raw_tail += len(data)
+        else:
+            self.member = self.member or codecs.compressing(self.file, self.codec)
+            view = memoryview(data)
+            for lo in range(0, len(view), OUTPUT_SLICE_BYTES):  # a compressor's output is as long as its input
+                self.member.write(view[lo : lo + OUTPUT_SLICE_BYTES])
+            if self.position + records == end:
+                self.member.close()
+                self.member = None
 
     def close(self):
         """The Piece written, or None (and no file) if it holds no record."""
-        if self.writer is not self.file:
-            self.writer.close()
         self.file.close()
         if not self.records:
             os.remove(self.path + PARTIAL)
             return None
         os.replace(self.path + PARTIAL, self.path)
         mtime = os.stat(self.path).st_mtime_ns
-        return Piece(self.path, *self.where, self.records, self.file.nbytes, self.file.checksum, mtime)
+        stored = (self.records, self.file.nbytes, self.file.checksum, mtime)
+        return Piece(self.path, *self.where, *stored, self.raw_head, self.head_ends_member, self.raw_tail)
+
+
+@dataclass(frozen=True)
+class MemberCuts:
+    """Where the members of a compressed output file begin: every
+    MEMBER_RECORDS records of the one order, and where the file begins."""
+
+    file_start: int  # the file's first record in the one order
+    file_end: int
+    bucket_end: int  # one past the bucket's last record
+
+    def member(self, position):
+        """[start, end) in the one order of the member that holds record `position`."""
+        start = max(self.file_start, position - position % MEMBER_RECORDS)
+        return start, min(self.file_end, position - position % MEMBER_RECORDS + MEMBER_RECORDS)
+
+    def room(self, position):
+        """Records from `position` to the end of its member."""
+        return self.member(position)[1] - position
 
 
 class PieceSink:
@@ -113,19 +164,24 @@ class PieceSink:
     column) they belong to. `bounds[f]` is the place of output file f's first
     record in the global order; the bucket's first record is `first_record`."""
 
-    def __init__(self, spec, bucket, bounds, first_record):
+    def __init__(self, spec, bucket, bounds, records_at):
+        """`records_at`: (the bucket's first record in the one order, its records)."""
         os.makedirs(spec.paths.pieces, exist_ok=True)
         self.spec, self.bucket = spec, bucket
         self.bounds = np.asarray(bounds, np.int64)
-        self.position = first_record
+        self.position, records = records_at
+        self.bucket_end = self.position + records
         self.file = None  # the output file being written, once open
         self.writers = []
         self.pieces = []
 
     def room(self):
-        """Records that still go into the current output file."""
+        """Records that still go into the current output file (and, compressed, its member)."""
         self._open_if_needed()
-        return int(self.bounds[self.file + 1]) - self.position
+        in_file = int(self.bounds[self.file + 1]) - self.position
+        if self.spec.codec is codecs.PLAIN:
+            return in_file
+        return min(in_file, self.cuts.room(self.position))
 
     def write(self, data, records):
         """`records` whole records, all within room()."""
@@ -139,9 +195,10 @@ class PieceSink:
     def _open_if_needed(self):
         if self.file is None:
             self.file = int(np.searchsorted(self.bounds, self.position, side="right")) - 1
-            paths = self.spec.paths
+            paths, f = self.spec.paths, self.file
+            self.cuts = MemberCuts(int(self.bounds[f]), int(self.bounds[f + 1]), self.bucket_end)
             self.writers = [
-                PieceWriter(paths.piece(self.file, c, self.bucket), self.file, c, self.position, self.spec.codec)
+                PieceWriter(paths.piece(f, c, self.bucket), (f, c, self.position), self.spec.codec, self.cuts)
                 for c in range(self.spec.width)
             ]
 
