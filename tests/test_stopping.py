@@ -261,3 +261,42 @@ def test_an_ended_run_exits_without_waiting_for_the_schedulers_wakeup(tmp_path, 
     # Without the cancel the process would live on for 300 s after its last job.
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == (1 if fails else 0), result.stderr[-3000:]
+
+
+# Snakemake builds its DAG in asyncio tasks, in a TaskGroup.
+WHILE_TASKS_RUN = """
+import asyncio, os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from snakeshuf.stopping import RunStopper
+RunStopper().listen()
+
+async def work(i):
+    if i == 3:
+        os.kill(os.getpid(), getattr(signal, sys.argv[2]))
+    for _ in range(1000):
+        await asyncio.sleep(0)
+
+async def main():
+    async with asyncio.TaskGroup() as tg:
+        for i in range(10):
+            tg.create_task(work(i))
+
+runner = asyncio.Runner()
+try:
+    runner.run(main())
+finally:
+    runner.close()
+print("not stopped")
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_a_signal_inside_an_asyncio_task_ends_the_run_without_a_traceback(name):
+    """Found by this suite (1 run of the 'while Snakemake starts' test in 4):
+    raised inside one of the tasks, the exit was kept in it and logged with its
+    traceback when Snakemake closed its event loop."""
+    result = subprocess.run([sys.executable, "-c", WHILE_TASKS_RUN, str(REPO / "scripts"), name],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert f"stopped by {name} before any job ran" in result.stderr
+    assert "Traceback" not in result.stderr and "not stopped" not in result.stdout, result.stderr

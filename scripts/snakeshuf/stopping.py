@@ -10,6 +10,7 @@ scheduler, which cancels what is left (remote jobs included) and ends the run
 as failed; before that, it ends the run at once, unwinding Snakemake's locks.
 """
 
+import asyncio
 import signal
 import sys
 import threading
@@ -66,6 +67,23 @@ def tell(text):
         pass
 
 
+def end_run_at_once():
+    """Unwind Snakemake's locks, without a traceback. While it builds the DAG
+    Snakemake runs asyncio tasks: raised inside one, the exit would be kept
+    in the task and logged with its traceback when the loop is closed, so it
+    is raised from the loop itself, at its next step (its tasks are then
+    cancelled quietly)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise SystemExit(STOPPED) from None
+    loop.call_soon_threadsafe(exit_stopped)
+
+
+def exit_stopped():
+    raise SystemExit(STOPPED)
+
+
 class RunStopper:
     """The main process's handler of SIGTERM and Ctrl-C, from parsing on."""
 
@@ -98,7 +116,8 @@ class RunStopper:
         self.signal_name = signal.Signals(number).name
         if self.scheduler is None:
             tell(f"snakeshuf: stopped by {self.signal_name} before any job ran; run the same command again")
-            raise SystemExit(STOPPED)  # unwinds Snakemake's locks, without a traceback
+            end_run_at_once()
+            return
         if self.local_jobs:
             stop_descendants()
             threading.Thread(target=keep_stopping_descendants, daemon=True).start()
