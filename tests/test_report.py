@@ -98,3 +98,25 @@ def test_the_run_requirements_hold_what_snakemakes_report_needs():
         re.split(r"[<>=\[; ]", r)[0].lower() for r in importlib.metadata.requires("snakemake") or () if "extra ==" not in r
     }
     assert needed <= required, f"not required by snakeshuf or Snakemake: {needed - required}"
+
+
+def test_the_report_works_where_only_the_package_is_installed(tmp_path):
+    """Hostile pass, item 10: `snakeshuf --report` failed after a plain
+    `pip install .` ('Python package pygments must be installed'); the
+    tests' own environment has pygments through pytest. Here a virtual
+    environment holds snakeshuf and what it requires, nothing else."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(REPO)],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert install.returncode == 0, install.stderr[-3000:]
+    (tmp_path / "in.txt").write_bytes(b"".join(b"%d\n" % i for i in range(1000)))
+    result = subprocess.run([str(venv / "bin" / "snakeshuf"), "in.txt", "-o", "out.txt", "--memory", "160M",
+                             "--report", "r.html"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "summary.html" in (tmp_path / "r.html").read_text()
