@@ -108,6 +108,15 @@ def test_help_reads_like_a_unix_command(installed, tmp_path):
     assert text.startswith("usage: snakeshuf [OPTION]... IN... -o OUT")
     for option in ("--seed", "--memory SIZE", "--split NAME=SIZE[:SHARDS]", "--paired", "--profile", "--dry-run"):
         assert option in text
+    assert "exit status: 0 done" in text and "130/143" in text
+
+
+def test_version(capsys):
+    from snakeshuf import __version__
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0 and capsys.readouterr().out == f"snakeshuf {__version__}\n"
 
 
 @pytest.mark.parametrize("text, mib", [("2G", 2048), ("512M", 512), ("1.5G", 1536), ("160", 160), ("4GiB", 4096)])

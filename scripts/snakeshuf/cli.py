@@ -18,6 +18,7 @@ import sys
 
 import yaml
 
+from snakeshuf import __version__
 from snakeshuf.jobs import atomic_write
 from snakeshuf.memory import MIN_MEMORY_MB
 
@@ -38,7 +39,11 @@ examples:
   snakeshuf 'web/*.jsonl.gz' -o data.jsonl.zst --split valid=0.01 \\
       --split test=1000 --split train=rest:64 --cores 16
   snakeshuf --paired 'corpus.de' 'corpus.en' -o shuffled.txt
-  snakeshuf big.txt -o out.txt --profile slurm     (on a SLURM cluster)"""
+  snakeshuf big.txt -o out.txt --profile slurm     (on a SLURM cluster)
+
+exit status: 0 done (or already up to date), 1 the run failed or was stopped
+(run the same command again), 2 bad usage or configuration, 130/143 stopped
+by Ctrl-C/SIGTERM before the workflow was read."""
 
 
 def workflow_dir():
@@ -104,6 +109,7 @@ def parser():
     )
     p.add_argument("inputs", nargs="*", metavar="IN", help="input files or glob patterns")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the shuffled file (or the stem of its shards and splits)")
+    p.add_argument("--version", action="version", version=f"snakeshuf {__version__}")
     p.add_argument("--seed", type=int, default=42, help="each seed from 0 to 2^64-1 gives its own order (default 42)")
     p.add_argument("--memory", type=mebibytes, default=1024, metavar="SIZE", help="memory per job, e.g. 512M or 4G (default 1G)")
     p.add_argument("--cores", type=at_least_one, default=os.cpu_count(), metavar="N", help="jobs at once (default: all cores)")
