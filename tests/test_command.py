@@ -187,3 +187,11 @@ def test_ctrl_c_while_the_command_starts_ends_it_as_the_signal_does(inputs, inst
         assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, f"{delay} s:\n{stderr[-3000:]}"
         assert process.returncode in (-signal.SIGINT, 130, 1), (delay, process.returncode)
         assert not (inputs / "c.jsonl.lock").exists()
+
+
+@pytest.mark.parametrize("flag", ["-z", "--zero-terminated"])
+def test_zero_terminated_is_the_nul_separator_as_in_shuf(flag):
+    from snakeshuf.cli import config_of, parser
+
+    assert config_of(parser().parse_args(["in.txt", "-o", "out.txt", flag]))["separator"] == "nul"
+    assert "separator" not in config_of(parser().parse_args(["in.txt", "-o", "out.txt"]))

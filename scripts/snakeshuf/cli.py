@@ -118,6 +118,8 @@ def parser():
                    help="an output split: a fraction, a record count or 'rest', optionally in shards (repeat)")
     p.add_argument("--header-lines", type=int, metavar="N", help="every input starts with the same N-line header, kept once per output file")
     p.add_argument("--separator", choices=["newline", "nul"], help="the byte ending each record (default newline)")
+    p.add_argument("-z", "--zero-terminated", dest="separator", action="store_const", const="nul",
+                   help="records end with NUL, as with shuf -z (--separator nul)")
     p.add_argument("--paired", nargs="+", action="append", metavar="FILE",
                    help="one group of aligned files, shuffled in step (repeat for more groups)")
     p.add_argument("--sample-sheet", metavar="FILE", help="a TSV/CSV with a 'path' column listing the inputs")
