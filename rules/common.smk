@@ -21,7 +21,12 @@ from snakeshuf.outputs import column_names, output_paths, read_layout
 from snakeshuf.plan import make_paired_plan, make_plan
 from snakeshuf.records import common_header
 from snakeshuf.provenance import output_is_complete
-from snakeshuf.resume import clear_stale_markers, incomplete_markers, remove_leftovers
+from snakeshuf.resume import (
+    clear_dead_runs_locks,
+    clear_stale_markers,
+    incomplete_markers,
+    remove_leftovers,
+)
 from snakeshuf.scratch import Scratch, run_directory
 from snakeshuf.sheet import read_sample_sheet
 from snakeshuf.spec import RunSpec
@@ -209,6 +214,17 @@ def report_failure():
     discard_staged_plan()
     published = output_is_complete(SPEC.outputs, RUN_FILES.summary)
     console.print_failure_hint(SPEC.output, STOPPER.signal_name, published)
+
+
+# A killed run (SIGKILL, power loss) leaves Snakemake's locks, which would
+# make this run ask for --unlock: the output's lock, which the kernel freed,
+# shows that run is dead, so its locks go (not in a module: the including
+# workflow's locks are its own).
+if workflow.is_main_process and not IN_MODULE and os.path.isdir(".snakemake/locks"):
+    # Every run of this output asks for a receipt there (rules/gather.smk).
+    receipts = os.path.join(os.path.dirname(RECEIPT), "published-")
+    if try_output_lock() is None and clear_dead_runs_locks(receipts):
+        console.note("cleared the locks of a run of this output that was killed")
 
 
 # A run killed just after publishing leaves its scratch directory, and in a

@@ -152,3 +152,15 @@ def test_a_job_killed_for_memory_succeeds_on_retry_with_more(tmp_path, corpus, r
     result = run_workflow(tmp_path, config_for(corpus), env=env)
     assert "mem_mb=320" in result.stderr, "no job was retried with twice the memory"
     assert (tmp_path / "out.txt").read_bytes() == reference
+
+
+def test_after_sigkill_the_same_command_resumes_with_no_unlock(tmp_path, corpus, reference):
+    """Issue 28, item 4: Snakemake's own locks outlive a killed run; the
+    output's lock (an flock, released by the kernel) shows the run is dead,
+    so the same command clears the locks of that run and goes on."""
+    config = config_for(corpus)
+    assert run_and_kill(tmp_path, config, logs_exist("shuffle_bucket")), "the run ended before the shuffle"
+    assert list((tmp_path / ".snakemake" / "locks").glob("*.lock")), "Snakemake left no lock to clear"
+    result = run_workflow(tmp_path, config)
+    assert "unlock" not in result.stderr.lower()
+    assert (tmp_path / "out.txt").read_bytes() == reference

@@ -69,6 +69,10 @@ def print_plan(spec, plan, sheet):
     print("snakeshuf plan:\n  " + "\n  ".join(plan_lines(spec, plan, sheet)), file=sys.stderr)
 
 
+def note(text):
+    print(f"snakeshuf: {text}", file=sys.stderr)
+
+
 def print_verdict(output, verdict):
     """One line on the output already on disk: kept, or why it is rebuilt."""
     if verdict.current:
