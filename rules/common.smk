@@ -128,7 +128,7 @@ if workflow.is_main_process:  # also on -n, and for each module instance
 
 PLAN_FILE = SPEC.plan_file()
 # Written by onstart, moved into place by rule write_plan (rules/plan.smk).
-STAGED_PLAN = PLAN_FILE + ".staged"
+STAGED_PLAN = f"{PLAN_FILE}.staged"
 SCRATCH = Scratch(SPEC.scratch)
 RUN_NAME = os.path.basename(SPEC.scratch)
 CHUNKS = range(len(SPEC.chunks))
