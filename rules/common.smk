@@ -5,6 +5,7 @@
 import atexit
 import errno
 import gc
+import glob
 import os
 import sys
 
@@ -232,10 +233,18 @@ if workflow.is_main_process and not IN_MODULE and os.path.isdir(".snakemake/lock
 # inputs (snakeshuf.resume). Clearing them once the output is current is,
 # with a stale receipt, the only write while parsing, and only under the
 # output's lock, so it never touches a running run's files.
+# Not while the scratch directory holds another spec's plan: that is an
+# interrupted run, which its own command resumes.
+def holds_another_plan():
+    return any(path != PLAN_FILE for path in glob.glob(SCRATCH.plan("*")))
+
+
 if workflow.is_main_process and VERDICT.current:
     if (
-        incomplete_markers(SPEC.outputs) or os.path.isdir(SPEC.scratch)
-    ) and try_output_lock() is None:
+        (incomplete_markers(SPEC.outputs) or os.path.isdir(SPEC.scratch))
+        and not holds_another_plan()
+        and try_output_lock() is None
+    ):
         clear_stale_markers(SPEC.outputs, RUN_FILES.summary)
         remove_leftovers(SPEC.scratch, SPEC.outputs, RUN_FILES.summary)
 

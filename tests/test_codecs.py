@@ -110,6 +110,8 @@ def test_xz_stream_padding_is_read_and_bad_padding_refused(tmp_path):
         (bz2.compress(b""), "bzip2"),
         (b"\x1f\x8b but not deflate\n", codecs.PLAIN),
         (gzip.compress(b"x\n"), "gzip"),
+        # pzstd writes a skippable frame before each frame (found by a review: read as text, exit 0)
+        (b"\x50\x2a\x4d\x18" + b"\x04\0\0\0abcd" + zstandard.ZstdCompressor().compress(b"x\n"), "zstd"),
     ],
 )
 def test_formats_are_recognised_by_their_whole_signature(tmp_path, head, codec):
@@ -117,3 +119,11 @@ def test_formats_are_recognised_by_their_whole_signature(tmp_path, head, codec):
     path = tmp_path / "input"
     path.write_bytes(head)
     assert codecs.detect(path) == codec
+
+
+def test_a_zstd_file_starting_with_a_skippable_frame_is_read_whole(tmp_path):
+    content = b"".join(b"%d\n" % i for i in range(1000))
+    path = tmp_path / "p.zst"
+    path.write_bytes(b"\x50\x2a\x4d\x18" + b"\x04\0\0\0abcd" + COMPRESS["zstd"](content))
+    assert codecs.detect(path) == "zstd"
+    assert our_verdict("zstd", path) == tool_verdict("zstd", path) == content

@@ -6,10 +6,11 @@ reference model for that run's own configuration."""
 
 import json
 import os
+import subprocess
 
 import pytest
 
-from conftest import run_workflow
+from conftest import run_workflow, snakemake_command
 
 MEMORY = {"memory_mb": 160}
 
@@ -143,3 +144,31 @@ def test_the_old_output_stays_until_the_new_one_is_published(place):
     result = run_workflow(place / "b", {**config, "verify_output": "always"}, check=False)
     assert result.returncode != 0 and "do not match" in result.stderr
     assert stat_of(out) == before and out.read_bytes() == data
+
+
+def test_the_same_output_spelled_otherwise_is_up_to_date(place):
+    """Found by a review: an output named by its absolute path, then relative
+    to the directory of a later run, was rebuilt every time."""
+    run_from(place, "a")
+    before = stat_of(place / "data" / "out.txt")
+    for name, output in (("data", "out.txt"), ("data", "./out.txt"), (".", "data//out.txt")):
+        config = {"inputs": [str(place / "data" / "a.txt")], "output": output, **MEMORY}
+        # Not run_workflow: its check reads the summary's names as this run spells them.
+        result = subprocess.run(snakemake_command(place / name, config), capture_output=True, text=True)
+        assert result.returncode == 0 and "is up to date" in result.stderr, (output, result.stderr[-2000:])
+    assert stat_of(place / "data" / "out.txt") == before
+
+
+def test_a_dry_run_leaves_another_specs_interrupted_scratch(place):
+    """Found by a review: a dry run of a current output deleted the scratch of
+    an interrupted run of another seed on it, so that run started over."""
+    run_from(place, "a", seed=1)
+    config = {"inputs": [str(place / "data" / "a.txt")], "output": str(place / "data" / "out.txt"), **MEMORY}
+    failed = run_workflow(place / "a", {**config, "seed": 2}, "--retries", "0", check=False,
+                          env={**os.environ, "SNAKESHUF_FAIL_BUCKETS": "0"})
+    assert failed.returncode != 0
+    left = sorted(p.name for p in (place / "a" / "scratch").rglob("*.run"))
+    assert left
+    run_workflow(place / "a", {**config, "seed": 1}, "--dry-run")
+    run_workflow(place / "a", {**config, "seed": 1})
+    assert sorted(p.name for p in (place / "a" / "scratch").rglob("*.run")) == left

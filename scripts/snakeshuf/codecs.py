@@ -26,7 +26,8 @@ SIGNATURE = {
     "gzip": re.compile(rb"\x1f\x8b\x08"),  # deflate, the only method gzip defines
     "bzip2": re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)"),  # a block, or the end of an empty stream
     "xz": re.compile(rb"\xfd7zXZ\x00"),
-    "zstd": re.compile(rb"\x28\xb5\x2f\xfd"),
+    # A frame, or a skippable frame first (pzstd writes one before each frame).
+    "zstd": re.compile(rb"\x28\xb5\x2f\xfd|[\x50-\x5f]\x2a\x4d\x18"),
 }
 PLAIN = None
 READ_SIZE = 1 << 20

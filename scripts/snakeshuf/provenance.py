@@ -77,16 +77,20 @@ def read_record(summary_path):
 
 
 def changed_since_published(outputs, record):
-    """Why the output files on disk are not the ones `record` lists, or None."""
+    """Why the output files on disk are not the ones `record` lists, or None
+    (paths compared as absolute: a run from elsewhere may spell them otherwise)."""
     listed = record.get("outputs") if record else None
-    if not isinstance(listed, dict) or list(listed) != list(outputs):
+    if not isinstance(listed, dict):
+        return "its summary does not list these output files"
+    listed = {os.path.abspath(path): entry for path, entry in listed.items()}
+    if list(listed) != [os.path.abspath(path) for path in outputs]:
         return "its summary does not list these output files"
     for path in outputs:
         try:
             info = os.stat(path)
         except OSError:
             return f"'{path}' is missing"
-        entry = listed[path]
+        entry = listed[os.path.abspath(path)]
         if not isinstance(entry, dict) or entry.get("bytes") != info.st_size:
             return f"'{path}' does not have the size its summary records"
         if entry.get("inode", info.st_ino) != info.st_ino:
