@@ -115,17 +115,23 @@ def judge_output_on_disk():
 # Jobs do not judge: to them the output is never current, which only
 # declares gather's receipt (rules/gather.smk).
 VERDICT = provenance.Verdict(current=False)
-# What gather writes once it has published this spec's output (in the run's logs).
-RECEIPT = os.path.join(
-    RUN_FILES.directories[1],
-    "gather",
-    f"published-{provenance.fingerprint(provenance.made_by(SPEC))[:16]}",
-)
+
+
+def receipt(step):
+    """The empty file written once this spec's output is `step` (in the run's logs)."""
+    made = provenance.fingerprint(provenance.made_by(SPEC))[:16]
+    return os.path.join(RUN_FILES.directories[1], "gather", f"{step}-{made}")
+
+
+RECEIPT = receipt("published")
+# In a module, gather leaves the joined files to rule publish (rules/gather.smk).
+JOINED = receipt("joined") if IN_MODULE else RECEIPT
 if workflow.is_main_process:  # also on -n, and for each module instance
     console.print_plan(SPEC, PLAN, config["sample_sheet"])
     VERDICT = judge_output_on_disk()
-    if not VERDICT.current and os.path.exists(RECEIPT):
-        os.remove(RECEIPT)  # an earlier run's, of an output changed since
+    for path in {RECEIPT, JOINED} if not VERDICT.current else ():
+        if os.path.exists(path):
+            os.remove(path)  # an earlier run's, of an output changed since
 
 PLAN_FILE = SPEC.plan_file()
 # Written by onstart, moved into place by rule write_plan (rules/plan.smk).

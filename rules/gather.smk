@@ -1,3 +1,8 @@
+# Gather removes the scratch directory itself once the output is published:
+# also in a module (no onsuccess) and in a run killed just after.
+KEEP_SCRATCH = " --keep-scratch" if workflow.storage_settings.notemp else ""
+
+
 rule gather:
     """Checks what every bucket job wrote, joins it into the output files and publishes them."""
     input:
@@ -5,17 +10,16 @@ rule gather:
         inputs=get_input_files,
         plan=PLAN_FILE,
         stats=expand(SCRATCH.stats(), bucket=BUCKETS),
-    # What a run asks for is the receipt, missing until gather has published
-    # this spec's output: an output set on disk that this spec did not make
-    # is rebuilt, whatever its mtimes say; one it made is not asked for (rule
-    # all). The output files are gather's own only in a module, where the
-    # including workflow's rules ask for them: Snakemake deletes a job's
-    # outputs when it starts it, and the old ones stay until gather replaces
-    # them. Not temp(): Snakemake takes a missing temp file for one deleted
-    # after use.
+    # What a run asks for is the receipt, missing until this spec's output is
+    # published: an output set on disk that this spec did not make is
+    # rebuilt, whatever its mtimes say; one it made is not asked for (rule
+    # all). The old files stay until the new ones are renamed over them:
+    # Snakemake deletes a job's outputs when it starts it, so they are no
+    # rule's outputs, except in a module, where the including workflow's
+    # rules ask for them: there rule publish renames them, a moment's job.
+    # Not temp(): Snakemake takes a missing temp file for one deleted after use.
     output:
-        **({"data": SPEC.outputs} if IN_MODULE else {}),
-        receipt=RECEIPT,
+        receipt=JOINED,
     log:
         log_path("gather"),
     benchmark:
@@ -27,7 +31,7 @@ rule gather:
         mem_mb=get_mem_mb,
         runtime=runtime_for(PLAN.total_bytes),
     shell:
-        f"{job_command('gather')} --plan {{input.plan:q}} --receipt {shell_word(RECEIPT)}"
+        f"{job_command('gather')} --plan {{input.plan:q}} --receipt {{output.receipt:q}}"
         # Whether to re-read what looks unchanged; not part of the output.
         f" --verify {shell_word(config['verify_output'])}"
         # The script fills in the "{chunk}" of the split logs' pattern.
@@ -37,7 +41,26 @@ rule gather:
             if TALLY_JOB
             else ""
         )
-        # Gather removes the scratch directory itself once the output is
-        # published: also in a module (no onsuccess) and in a run killed just after.
-        + (" --keep-scratch" if workflow.storage_settings.notemp else "")
+        + KEEP_SCRATCH
+        + (" --leave-to-publish" if IN_MODULE else "")
         + " > {log:q} 2>&1"
+
+
+if IN_MODULE:
+
+    rule publish:
+        """Renames the output files gather joined into place (snakeshuf.publishing)."""
+        input:
+            plan=PLAN_FILE,
+            joined=JOINED,
+        output:
+            data=SPEC.outputs,
+            receipt=RECEIPT,
+        log:
+            log_path("publish"),
+        localrule: True
+        conda:
+            "../envs/snakeshuf.yaml"
+        shell:
+            f"{job_command('publish')} --plan {{input.plan:q}} --receipt {{output.receipt:q}}"
+            f"{KEEP_SCRATCH} > {{log:q}} 2>&1"

@@ -8,7 +8,7 @@ command again redoes exactly those buckets.
 
 Usage (rules/gather.smk):
   gather.py --plan PLAN --receipt FILE --verify {changed,always} --split-logs PATTERN
-            [--table TABLE --bounds BOUNDS --tally-log LOG] [--keep-scratch]
+            [--table TABLE --bounds BOUNDS --tally-log LOG] [--keep-scratch] [--leave-to-publish]
 The bucket jobs' stats are the plan's (snakeshuf.scratch names them), so
 that no command line has to hold thousands of paths; PATTERN is the split
 jobs' log with "{chunk}" for the chunk. Without --table (a small plan: no
@@ -19,12 +19,11 @@ import argparse
 import errno
 import os
 
-from snakeshuf import buckets, codecs, jobs, keys, provenance, summary, tally
+from snakeshuf import buckets, codecs, jobs, keys, provenance, publishing, summary, tally
 from snakeshuf.buckets import BucketStats
 from snakeshuf.errors import IntegrityError
 from snakeshuf.namespace import SUMMARY
 from snakeshuf.records import common_header
-from snakeshuf.resume import remove_leftovers
 from snakeshuf.spec import RunSpec
 
 COPY_BYTES = 4 << 20
@@ -191,14 +190,19 @@ def gather(args):
     for partial in written:
         provenance.mark(partial, digest)
     write_summary(spec, stats, table, [os.stat(partial) for partial in written], args)
-    for partial, path in zip(written, spec.outputs):
-        os.replace(partial, path)
+    if args.leave_to_publish:
+        remove_pieces(stats)
+        open(args.receipt, "wb").close()
+        return
+    publishing.move_into_place(spec)
+    remove_pieces(stats)
+    publishing.finish(spec, args.receipt, args.keep_scratch)
+
+
+def remove_pieces(stats):
     for s in stats:
         for piece in s.pieces:
             os.remove(piece.path)
-    if not args.keep_scratch:
-        remove_leftovers(spec.scratch, spec.outputs, spec.output + SUMMARY)
-    open(args.receipt, "wb").close()
 
 
 def main(argv):
@@ -209,6 +213,10 @@ def main(argv):
     tally.add_arguments(parser)
     parser.add_argument("--tally-log", help="rule tally_buckets' log (with --table)")
     parser.add_argument("--receipt", required=True, help="a file to create once the output is published")
+    parser.add_argument(
+        "--leave-to-publish", action="store_true",
+        help="leave the output files under their temporary names for rule publish (the receipt says they are joined)",
+    )
     parser.add_argument("--keep-scratch", action="store_true", help="leave the scratch directory (--notemp)")
     gather(parser.parse_args(argv))
 

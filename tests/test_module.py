@@ -83,3 +83,41 @@ def test_a_module_checks_its_inputs_before_its_jobs(tmp_path):
     assert "snakeshuf: error:" in result.stderr and "start with different headers" in result.stderr
     assert "rule books_split_chunk" not in result.stderr, "a split job ran after the check failed"
     assert not (tmp_path / "shuffled").exists()
+
+
+def module_workflow(workdir, config):
+    """One instance whose outputs the outer workflow's default target asks for."""
+    (workdir / "Snakefile").write_text(
+        MODULE.format(name="web", snakefile=str(REPO / "Snakefile"), config=config)
+        + "\n\nrule all:\n    default_target: True\n    input:\n        rules.web_all.input,\n"
+        + f"        {config['output']!r},\n"
+    )
+
+
+def test_a_module_rebuilds_an_output_another_seed_made_and_keeps_it_until_then(tmp_path):
+    """Issue 27 in a module: from a fresh directory, another seed rebuilds the
+    output; while the rebuild runs (here its gather fails on a damaged piece),
+    the old output stays as it was. Snakemake deletes a job's outputs when it
+    starts it: before rule publish, gather's outputs were the output files."""
+    data = tmp_path / "data"
+    data.mkdir()
+    corpus_file(data / "a.txt", 1 << 20, seed=3)
+    config = {"inputs": [str(data / "a.txt")], "output": str(data / "out.txt.gz"), "memory_mb": 160, "seed": 1}
+    for name, seed in (("a", 1), ("b", 2)):
+        (tmp_path / name).mkdir()
+        module_workflow(tmp_path / name, {**config, "seed": seed})
+    assert run_outer(tmp_path / "a").returncode == 0
+    out = data / "out.txt.gz"
+    before = out.read_bytes()
+    assert run_outer(tmp_path / "b", "--until", "web_shuffle_bucket").returncode == 0
+    for piece in (tmp_path / "b" / "scratch").rglob("*.piece*"):
+        piece.write_bytes(piece.read_bytes()[:-1])
+    failed = run_outer(tmp_path / "b")
+    assert failed.returncode != 0 and "do not match" in failed.stderr, failed.stderr[-3000:]
+    assert out.read_bytes() == before, "the old output was touched before the new one was published"
+    result = run_outer(tmp_path / "b")
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert "was made with seed 1; this run asks for seed 2" in result.stderr
+    assert_published_as_the_reference(tmp_path / "b", {**config, "seed": 2})
+    again = run_outer(tmp_path / "b")
+    assert again.returncode == 0 and "Nothing to be done" in again.stderr
