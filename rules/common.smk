@@ -119,8 +119,7 @@ VERDICT = provenance.Verdict(current=False)
 
 def receipt(step):
     """The empty file written once this spec's output is `step` (in the run's logs)."""
-    made = provenance.fingerprint(provenance.made_by(SPEC))[:16]
-    return os.path.join(RUN_FILES.directories[1], "gather", f"{step}-{made}")
+    return os.path.join(RUN_FILES.directories[1], "gather", f"{step}-{SPEC.fingerprint[:16]}")
 
 
 RECEIPT = receipt("published")

@@ -186,9 +186,8 @@ def gather(args):
     check_stages(spec, stats, table, header)
     total = sum(s.bytes for s in stats)
     written = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header)
-    digest = provenance.fingerprint(provenance.made_by(spec))
     for partial in written:
-        provenance.mark(partial, digest)
+        provenance.mark(partial, spec.fingerprint)
     write_summary(spec, stats, table, [os.stat(partial) for partial in written], args)
     if args.leave_to_publish:
         remove_pieces(stats)

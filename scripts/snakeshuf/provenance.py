@@ -150,12 +150,11 @@ def judge(spec, summary_path, overwrite):
     if not existing and not os.path.lexists(summary_path):
         return Verdict(False)
     check_replaceable(existing, record, summary_path, overwrite)
-    made = made_by(spec)
     if record is None:
         state = "unreadable" if os.path.lexists(summary_path) else "missing"
         return Verdict(False, f"its summary '{summary_path}' is {state}")
-    if record.get("fingerprint") != fingerprint(made):
-        return Verdict(False, described_difference(record.get("made_by"), made))
+    if record.get("fingerprint") != spec.fingerprint:
+        return Verdict(False, described_difference(record.get("made_by"), spec.made_by))
     why = changed_since_published(spec.outputs, record)
     return Verdict(why is None, why)
 

@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 
-from snakeshuf import codecs
+from snakeshuf import codecs, provenance
 from snakeshuf.jobs import PARTIAL, atomic_write
 from snakeshuf.outputs import Split, column_names, output_paths
 from snakeshuf.plan import InputFile, Segment
@@ -73,6 +74,15 @@ class RunSpec:
             s.end - s.start if files[s.file_index].codec is codecs.PLAIN else files[s.file_index].data_bytes
             for s in self.chunks[chunk]
         )
+
+    @cached_property
+    def made_by(self):
+        """What defines the bytes this spec publishes (snakeshuf.provenance)."""
+        return provenance.made_by(self)
+
+    @cached_property
+    def fingerprint(self):
+        return provenance.fingerprint(self.made_by)
 
     @property
     def paths(self):

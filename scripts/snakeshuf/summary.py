@@ -9,7 +9,7 @@ form of it when the run ends.
 import json
 from dataclasses import asdict
 
-from snakeshuf import __version__, provenance
+from snakeshuf import __version__
 from snakeshuf.outputs import record_counts
 
 STAGES = ("split", "tally", "shuffle", "gather")
@@ -51,7 +51,6 @@ def build(spec, totals, files, reports):
     stage's job reports. It is also the record of what made the output
     (snakeshuf.provenance)."""
     records = file_records(spec, totals["records"])
-    made = provenance.made_by(spec)
     return {
         "version": __version__,
         "output": spec.output,
@@ -59,8 +58,8 @@ def build(spec, totals, files, reports):
             path: {"records": n, "bytes": info.st_size, "inode": info.st_ino}
             for path, n, info in zip(spec.outputs, records, files)
         },
-        "fingerprint": provenance.fingerprint(made),
-        "made_by": made,
+        "fingerprint": spec.fingerprint,
+        "made_by": spec.made_by,
         **totals,
         "order": {
             "seed": spec.seed,
