@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(SNAKESHUF_DIR, "scripts"))
 
 from snakeshuf import console, preflight, progress, provenance
 from snakeshuf.stopping import RunStopper, cancel_scheduler_wakeups
-from snakeshuf.config import check_config, separator_byte
+from snakeshuf.config import check_config, input_path, separator_byte
 from snakeshuf.errors import ConfigError, InputError
 from snakeshuf.jobs import disk_full_message
 from snakeshuf.lock import OutputLock
@@ -45,10 +45,12 @@ def make_input_plan(run):
             raise ConfigError(
                 "config keys 'paired' and 'header_lines' cannot be combined: remove the headers first"
             )
-        return make_paired_plan(config["paired"], run, config["memory_mb"])
-    sheet = config["sample_sheet"]
+        groups = [[input_path(config, p) for p in group] for group in config["paired"]]
+        return make_paired_plan(groups, run, config["memory_mb"])
+    sheet = config["sample_sheet"] and input_path(config, config["sample_sheet"])
+    listed = read_sample_sheet(sheet, SHEET_SCHEMA) if sheet else config["inputs"]
     return make_plan(
-        read_sample_sheet(sheet, SHEET_SCHEMA) if sheet else config["inputs"],
+        [input_path(config, p) for p in listed],
         run,
         config["memory_mb"],
         config["chunk_mb"],

@@ -8,7 +8,6 @@ import time
 import sys
 
 import pytest
-import yaml
 
 from conftest import REPO, corpus_file, run_workflow
 from snakeshuf.cli import main, mebibytes, split_option
@@ -46,9 +45,6 @@ def test_the_command_gives_the_bytes_of_the_snakemake_run(inputs, installed):
     result = snakeshuf(inputs, installed, "a.jsonl", "more/*.jsonl", "-o", "out.jsonl", "--seed", "7", "--memory", "1G")
     assert result.returncode == 0, result.stderr[-4000:]
     assert "share/snakeshuf/config/config.yaml" in result.stderr, "not the installed workflow"
-    # The configuration lies in the working directory, where cluster jobs can read it.
-    [configfile] = (inputs / ".snakemake" / "snakeshuf").glob("config-*.yaml")
-    assert yaml.safe_load(configfile.read_text())["seed"] == 7
     config = {"inputs": ["a.jsonl", "more/*.jsonl"], "output": "direct.jsonl", "seed": 7, "memory_mb": 1024}
     run_workflow(inputs / "direct", {**config, "inputs": [str(inputs / "a.jsonl"), str(inputs / "more/*.jsonl")]})
     assert (inputs / "out.jsonl").read_bytes() == (inputs / "direct" / "direct.jsonl").read_bytes()
@@ -72,7 +68,7 @@ def test_exit_statuses(inputs, installed):
     dry_report = snakeshuf(inputs, installed, "a.jsonl", "-o", "o.txt", "-n", "--report", "r.html")
     assert dry_report.returncode == 2 and "--report needs a run" in dry_report.stderr
     missing = snakeshuf(inputs, installed, "none.jsonl", "-o", "o.txt")
-    assert missing.returncode == 2 and "input 'none.jsonl' does not exist" in missing.stderr
+    assert missing.returncode == 2 and f"input '{inputs / 'none.jsonl'}' does not exist" in missing.stderr
     failing = {**installed, "SNAKESHUF_FAIL_BUCKETS": "0"}
     failed = snakeshuf(inputs, failing, "a.jsonl", "-o", "o.txt")
     assert failed.returncode == 1 and "run the same command again" in failed.stderr
@@ -195,3 +191,32 @@ def test_zero_terminated_is_the_nul_separator_as_in_shuf(flag):
 
     assert config_of(parser().parse_args(["in.txt", "-o", "out.txt", flag]))["separator"] == "nul"
     assert "separator" not in config_of(parser().parse_args(["in.txt", "-o", "out.txt"]))
+
+
+def tree(directory):
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
+
+
+def test_the_command_leaves_nothing_but_the_output_and_keeps_its_logs_on_failure(inputs, installed):
+    """Issue 28, item 3: Snakemake's records, the logs, the scratch files and
+    the configuration live in one state directory per output, beside it, gone
+    after success; a failed run keeps it, says where its logs are, and the
+    same command resumes from it. Relative paths, a sample sheet's rows too,
+    are the current directory's."""
+    (inputs / "sheet.tsv").write_text("path\nmore/0.jsonl\nmore/2.jsonl\n")
+    before = tree(inputs)
+    args = ["--sample-sheet", "sheet.tsv", "-o", "out/s.jsonl", "--memory", "160M"]
+    failed = snakeshuf(inputs, {**installed, "SNAKESHUF_FAIL_BUCKETS": "0"}, *args)
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    [state] = (inputs / "out").glob(".snakeshuf-s.jsonl-*")
+    assert f"the run's logs are in {state / 'logs'}" in failed.stderr
+    assert list((state / "logs").rglob("*.log"))
+    resumed = snakeshuf(inputs, installed, *args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "rule split_chunk" not in resumed.stderr, "the split jobs of the failed run were redone"
+    assert tree(inputs) == sorted(before + ["out", "out/s.jsonl", "out/s.jsonl.summary.json"])
+    config = {"sample_sheet": str(inputs / "sheet.tsv"), "output": "s.jsonl", "memory_mb": 160}
+    (inputs / "direct").mkdir()
+    (inputs / "direct" / "more").symlink_to(inputs / "more")
+    run_workflow(inputs / "direct", config)
+    assert (inputs / "out" / "s.jsonl").read_bytes() == (inputs / "direct" / "s.jsonl").read_bytes()

@@ -14,6 +14,7 @@ import hashlib
 import importlib.metadata
 import os
 import re
+import shutil
 import sys
 
 import yaml
@@ -22,8 +23,7 @@ from snakeshuf import __version__
 from snakeshuf.jobs import atomic_write
 from snakeshuf.memory import MIN_MEMORY_MB
 
-# Beside Snakemake's own records in the working directory, which the jobs of
-# a cluster run share.
+# In the run's state directory, where the jobs of a cluster run can read it.
 CONFIG_DIR = os.path.join(".snakemake", "snakeshuf")
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -123,7 +123,7 @@ def parser():
     p.add_argument("--paired", nargs="+", action="append", metavar="FILE",
                    help="one group of aligned files, shuffled in step (repeat for more groups)")
     p.add_argument("--sample-sheet", metavar="FILE", help="a TSV/CSV with a 'path' column listing the inputs")
-    p.add_argument("--scratch", metavar="DIR", help="where intermediate files go (default ./scratch)")
+    p.add_argument("--scratch", metavar="DIR", help="where the run's state and intermediate files go (default: beside OUT)")
     p.add_argument("--profile", metavar="slurm|PATH", help="a Snakemake profile, e.g. slurm for profiles/slurm")
     p.add_argument("--overwrite", action="store_true", help="replace files at OUT's paths that snakeshuf did not make")
     p.add_argument("-n", "--dry-run", action="store_true", help="print the plan and the jobs, run nothing")
@@ -132,14 +132,25 @@ def parser():
     return p
 
 
+def state_directory(args):
+    """Where a run keeps Snakemake's records, its logs and its scratch files,
+    so that it writes nothing into the current directory: one directory per
+    output, beside it (or under --scratch), the same for the same command."""
+    output = os.path.abspath(args.output)
+    place = os.path.abspath(args.scratch) if args.scratch else os.path.dirname(output)
+    tag = hashlib.sha256(output.encode()).hexdigest()[:8]
+    return os.path.join(place, f".snakeshuf-{os.path.basename(output)}-{tag}")
+
+
 def config_of(args):
-    """The workflow configuration the options give (unset options keep the defaults)."""
-    config = {"output": args.output, "seed": args.seed, "memory_mb": args.memory}
+    """The workflow configuration the options give (unset options keep the
+    defaults); Snakemake runs in the state directory, so paths are absolute
+    or taken from the current directory (config key 'relative_to')."""
+    config = {"output": os.path.abspath(args.output), "relative_to": os.getcwd(), "seed": args.seed, "memory_mb": args.memory}
     optional = {
         "inputs": args.inputs or None, "shards": args.shards, "header_lines": args.header_lines,
         "separator": args.separator, "paired": args.paired, "sample_sheet": args.sample_sheet,
-        "scratch": args.scratch, "splits": splits_of(args.split),
-        "overwrite": args.overwrite or None,
+        "splits": splits_of(args.split), "overwrite": args.overwrite or None,
     }
     config.update({key: value for key, value in optional.items() if value is not None})
     return config
@@ -154,10 +165,10 @@ def check_writable_directory(p, path):
         p.error(f"--report {path}: the directory '{directory}' is not writable; choose another path")
 
 
-def snakemake_arguments(args, workflow, configfile):
+def snakemake_arguments(args, workflow, state, configfile):
     """Snakemake's command line for the options given."""
     command = ["--snakefile", os.path.join(workflow, "Snakefile"),
-               "--directory", os.getcwd(), "--configfile", configfile, "--cores", str(args.cores),
+               "--directory", state, "--configfile", configfile, "--cores", str(args.cores),
                "--workflow-profile", os.path.join(workflow, "profiles", "default")]
     if args.profile:
         named = os.path.join(workflow, "profiles", args.profile)
@@ -166,16 +177,16 @@ def snakemake_arguments(args, workflow, configfile):
         if given:
             command.append(flag)
     if args.report:  # the run (or what is missing of it), its figures, then the report
-        command += ["run_report", "--report", args.report, "--report-after-run"]
+        command += ["run_report", "--report", os.path.abspath(args.report), "--report-after-run"]
     return command
 
 
-def write_config(config):
+def write_config(config, state):
     """The configuration as a file Snakemake and every job can read, named by
     its content: the same command finds the same file."""
     text = yaml.safe_dump(config, sort_keys=False).encode()  # splits keep their order
-    path = os.path.join(CONFIG_DIR, f"config-{hashlib.sha256(text).hexdigest()[:16]}.yaml")
-    os.makedirs(CONFIG_DIR, exist_ok=True)
+    path = os.path.join(state, CONFIG_DIR, f"config-{hashlib.sha256(text).hexdigest()[:16]}.yaml")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with atomic_write(path) as handle:
         handle.write(text)
     return path
@@ -190,17 +201,37 @@ def main(argv=None):
         p.error("--report needs a run: leave out --dry-run and --unlock")
     if args.report:
         check_writable_directory(p, args.report)
+    state = state_directory(args)
+    new_state = not os.path.isdir(state)
     try:
-        configfile = write_config(config_of(args))
+        configfile = write_config(config_of(args), state)
     except argparse.ArgumentTypeError as error:
         p.error(str(error))
     except OSError as error:
-        p.error(f"cannot write '{error.filename}' ({error.strerror}): run snakeshuf in a directory you can write")
-    arguments = snakemake_arguments(args, workflow_dir(), configfile)
-    from snakemake.cli import main as snakemake  # in this process: no second interpreter start
+        p.error(
+            f"cannot write '{error.filename}' ({error.strerror}), where the run keeps its state: "
+            "choose an output in a directory you can write, or --scratch DIR"
+        )
+    arguments = snakemake_arguments(args, workflow_dir(), state, configfile)
+    status = run_snakemake(arguments)
+    if status == 0 and (new_state or not (args.dry_run or args.unlock)):
+        shutil.rmtree(state, ignore_errors=True)
+    elif status and os.path.isdir(os.path.join(state, "logs")):
+        print(f"snakeshuf: the run's logs are in {os.path.join(state, 'logs')}", file=sys.stderr)
+    return status
+
+
+def run_snakemake(arguments):
+    """Snakemake's exit status for its command line `arguments`, run in this
+    process (no second interpreter start)."""
+    from snakemake.cli import main as snakemake
 
     sys.argv = ["snakemake", *arguments]
-    snakemake()
+    try:
+        snakemake()
+    except SystemExit as end:
+        return 0 if end.code is None else end.code if isinstance(end.code, int) else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Checking the configuration against config/schema.yaml, with messages for humans."""
 
+import os
 import re
 
 import jsonschema
@@ -83,3 +84,8 @@ def check_config(config, schema_path):
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     validate(config, schema_path, set_default=True)
     return config
+
+
+def input_path(config, path):
+    """A configured input path, taken from config key 'relative_to' if relative."""
+    return os.path.join(config["relative_to"], path)
