@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.join(SNAKESHUF_DIR, "scripts"))
 
-from snakeshuf import console, preflight, progress, provenance
+from snakeshuf import console, pipes, preflight, progress, provenance
 from snakeshuf.stopping import RunStopper, cancel_scheduler_wakeups
 from snakeshuf.config import check_config, input_path, separator_byte
 from snakeshuf.errors import ConfigError, InputError
@@ -38,6 +38,15 @@ if workflow.is_main_process and not IN_MODULE:  # a module's signals are its inc
     STOPPER.listen()
 
 
+def piped_copies(paths, run):
+    """`paths`, each pipe replaced by its copy (snakeshuf.pipes), made under
+    the output's lock: another run of this output may be reading its own."""
+    main = workflow.is_main_process
+    if main and not IN_MODULE and any(map(pipes.is_pipe, paths)):
+        take_output_lock()
+    return pipes.resolve(paths, Scratch(run.directories[0]).piped, main)
+
+
 def make_input_plan(run):
     """The plan for aligned files ('paired'), a sample sheet or 'inputs'."""
     if config["paired"]:
@@ -50,12 +59,39 @@ def make_input_plan(run):
     sheet = config["sample_sheet"] and input_path(config, config["sample_sheet"])
     listed = read_sample_sheet(sheet, SHEET_SCHEMA) if sheet else config["inputs"]
     return make_plan(
-        [input_path(config, p) for p in listed],
+        piped_copies([input_path(config, p) for p in listed], run),
         run,
         config["memory_mb"],
         config["chunk_mb"],
         sheet=sheet,
     )
+
+
+def try_output_lock():
+    """Hold the output's lock until this process ends; return None, or who holds it."""
+    if OUTPUT_LOCK.held:
+        return None
+    try:
+        os.makedirs(os.path.dirname(OUTPUT_LOCK.path), exist_ok=True)
+        holder = OUTPUT_LOCK.acquire()
+    except OSError as error:
+        console.fail(
+            f"config key 'output': cannot write '{error.filename or OUTPUT_LOCK.path}' "
+            f"({error.strerror}), where the output's lock goes: choose an output path in "
+            "a directory you can write"
+        )
+    if holder is None:
+        atexit.register(OUTPUT_LOCK.release)
+    return holder
+
+
+def take_output_lock():
+    holder = try_output_lock()
+    if holder:
+        console.fail(
+            f"output '{config['output']}' is being written by another run ({holder}): "
+            "wait for it to finish, or choose another output path"
+        )
 
 
 def owned_files(outputs):
@@ -97,6 +133,7 @@ try:
     # Aligned inputs have an output per column, named after the first group.
     COLUMNS = column_names(config["paired"][0]) if config["paired"] else None
     RUN_FILES = owned_files(output_paths(config["output"], LAYOUT, COLUMNS))
+    OUTPUT_LOCK = OutputLock(RUN_FILES.lock)
     check_names(RUN_FILES)
     PLAN = make_input_plan(RUN_FILES)
     SPEC = run_spec(PLAN, RUN_FILES, LAYOUT)
@@ -141,36 +178,6 @@ SCRATCH = Scratch(SPEC.scratch)
 RUN_NAME = os.path.basename(SPEC.scratch)
 CHUNKS = range(len(SPEC.chunks))
 BUCKETS = range(SPEC.buckets)
-OUTPUT_LOCK = OutputLock(RUN_FILES.lock)
-
-
-def try_output_lock():
-    """Hold the output's lock until this process ends; return None, or who holds it."""
-    if OUTPUT_LOCK.held:
-        return None
-    try:
-        os.makedirs(os.path.dirname(OUTPUT_LOCK.path), exist_ok=True)
-        holder = OUTPUT_LOCK.acquire()
-    except OSError as error:
-        console.fail(
-            f"config key 'output': cannot write '{error.filename or OUTPUT_LOCK.path}' "
-            f"({error.strerror}), where the output's lock goes: choose an output path in "
-            "a directory you can write"
-        )
-    if holder is None:
-        atexit.register(OUTPUT_LOCK.release)
-    return holder
-
-
-def take_output_lock():
-    holder = try_output_lock()
-    if holder:
-        console.fail(
-            f"output '{config['output']}' is being written by another run ({holder}): "
-            "wait for it to finish, or choose another output path"
-        )
-
-
 def start_run():
     """Before the first job (onstart): the checks, the output's lock, the plan
     file, progress lines, a clean stop on SIGTERM or Ctrl-C. In a module, rule write_plan runs

@@ -181,3 +181,21 @@ def corpus_file(path, size, seed):
 @pytest.fixture
 def workdir(tmp_path):
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory):
+    """`pip install .` into a prefix of its own; the environment that finds it."""
+    prefix = tmp_path_factory.mktemp("prefix")
+    build = tmp_path_factory.mktemp("build")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--prefix", str(prefix), str(REPO)],
+        check=True, capture_output=True, cwd=build,
+    )
+    site = next(prefix.glob("lib/python*/site-packages"))
+    return {**os.environ, "PYTHONPATH": str(site), "PATH": f"{prefix / 'bin'}:{os.environ['PATH']}"}
+
+
+def snakeshuf(workdir, env, *args):
+    return subprocess.run(["snakeshuf", *args], cwd=workdir, env=env, capture_output=True, text=True)

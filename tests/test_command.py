@@ -9,23 +9,9 @@ import sys
 
 import pytest
 
-from conftest import REPO, corpus_file, run_workflow
+from conftest import corpus_file, run_workflow, snakeshuf
 from snakeshuf.cli import main, mebibytes, split_option
 from test_stopping import SELECTING, STOP_SECONDS, run_and_signal, wait_until_gone
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """`pip install .` into a prefix of its own; the environment that finds it."""
-    prefix = tmp_path_factory.mktemp("prefix")
-    build = tmp_path_factory.mktemp("build")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--prefix", str(prefix), str(REPO)],
-        check=True, capture_output=True, cwd=build,
-    )
-    site = next(prefix.glob("lib/python*/site-packages"))
-    return {**os.environ, "PYTHONPATH": str(site), "PATH": f"{prefix / 'bin'}:{os.environ['PATH']}"}
 
 
 @pytest.fixture
@@ -35,10 +21,6 @@ def inputs(tmp_path):
     for i in range(3):
         corpus_file(tmp_path / "more" / f"{i}.jsonl", 1 << 20, seed=2 + i)
     return tmp_path
-
-
-def snakeshuf(workdir, env, *args):
-    return subprocess.run(["snakeshuf", *args], cwd=workdir, env=env, capture_output=True, text=True)
 
 
 def test_the_command_gives_the_bytes_of_the_snakemake_run(inputs, installed):

@@ -15,7 +15,9 @@ import importlib.metadata
 import os
 import re
 import shutil
+import signal
 import sys
+import tempfile
 
 import yaml
 
@@ -25,6 +27,9 @@ from snakeshuf.memory import MIN_MEMORY_MB
 
 # In the run's state directory, where the jobs of a cluster run can read it.
 CONFIG_DIR = os.path.join(".snakemake", "snakeshuf")
+STDOUT = "-"
+STDOUT_CLOSED = 128 + signal.SIGPIPE  # the status of shuf killed by SIGPIPE
+COPY_BYTES = 1 << 20
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 DESCRIPTION = """\
@@ -107,8 +112,11 @@ def parser():
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="*", metavar="IN", help="input files or glob patterns")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the shuffled file (or the stem of its shards and splits)")
+    p.add_argument("inputs", nargs="*", metavar="IN",
+                   help="input files or glob patterns; - or a pipe (<(zcat x)) is read to its end first, "
+                        "and a run that reads one always runs")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="the shuffled file (or the stem of its shards and splits); - for standard output")
     p.add_argument("--version", action="version", version=f"snakeshuf {__version__}")
     p.add_argument("--seed", type=int, default=42, help="each seed from 0 to 2^64-1 gives its own order (default 42)")
     p.add_argument("--memory", type=mebibytes, default=1024, metavar="SIZE", help="memory per job, e.g. 512M or 4G (default 1G)")
@@ -135,18 +143,26 @@ def parser():
 def state_directory(args):
     """Where a run keeps Snakemake's records, its logs and its scratch files,
     so that it writes nothing into the current directory: one directory per
-    output, beside it (or under --scratch), the same for the same command."""
+    output, beside it (or under --scratch), the same for the same command;
+    for standard output, a new one each time."""
+    if args.output == STDOUT:
+        return tempfile.mkdtemp(prefix=".snakeshuf-stdout-", dir=args.scratch)
     output = os.path.abspath(args.output)
     place = os.path.abspath(args.scratch) if args.scratch else os.path.dirname(output)
     tag = hashlib.sha256(output.encode()).hexdigest()[:8]
     return os.path.join(place, f".snakeshuf-{os.path.basename(output)}-{tag}")
 
 
+def output_file(args):
+    """The output's path: for standard output, a file in the state directory, copied out after the run."""
+    return os.path.join(args.state, "stdout") if args.output == STDOUT else os.path.abspath(args.output)
+
+
 def config_of(args):
     """The workflow configuration the options give (unset options keep the
     defaults); Snakemake runs in the state directory, so paths are absolute
     or taken from the current directory (config key 'relative_to')."""
-    config = {"output": os.path.abspath(args.output), "relative_to": os.getcwd(), "seed": args.seed, "memory_mb": args.memory}
+    config = {"output": output_file(args), "relative_to": os.getcwd(), "seed": args.seed, "memory_mb": args.memory}
     optional = {
         "inputs": args.inputs or None, "shards": args.shards, "header_lines": args.header_lines,
         "separator": args.separator, "paired": args.paired, "sample_sheet": args.sample_sheet,
@@ -201,8 +217,10 @@ def main(argv=None):
         p.error("--report needs a run: leave out --dry-run and --unlock")
     if args.report:
         check_writable_directory(p, args.report)
-    state = state_directory(args)
-    new_state = not os.path.isdir(state)
+    if args.output == STDOUT:
+        check_stdout(p, args)
+    args.state = state = state_directory(args)
+    new_state = args.output == STDOUT or not os.path.isdir(state)
     try:
         configfile = write_config(config_of(args), state)
     except argparse.ArgumentTypeError as error:
@@ -214,11 +232,46 @@ def main(argv=None):
         )
     arguments = snakemake_arguments(args, workflow_dir(), state, configfile)
     status = run_snakemake(arguments)
-    if status == 0 and (new_state or not (args.dry_run or args.unlock)):
+    finished = status == 0 and not (args.dry_run or args.unlock)
+    if status == 0 and args.output == STDOUT and not args.dry_run:
+        status = copy_to_stdout(output_file(args))
+    if finished or (new_state and not holds_a_run(state)):
         shutil.rmtree(state, ignore_errors=True)
     elif status and os.path.isdir(os.path.join(state, "logs")):
         print(f"snakeshuf: the run's logs are in {os.path.join(state, 'logs')}", file=sys.stderr)
     return status
+
+
+def holds_a_run(state):
+    """Whether a run left logs or scratch files in the state directory (to
+    resume from, or another run's that is going on)."""
+    return any(os.path.isdir(os.path.join(state, name)) for name in ("logs", "scratch"))
+
+
+def check_stdout(p, args):
+    """Standard output must be open, and the only place output goes to."""
+    try:
+        os.fstat(sys.stdout.fileno())
+    except (AttributeError, ValueError, OSError):
+        p.error("-o -: standard output is closed; give it a file or pipe, or name an output file")
+    if args.split or args.shards or args.report or args.paired:
+        p.error("-o - writes one stream: leave out --split, --shards, --paired and --report, or name an output file")
+
+
+def copy_to_stdout(path):
+    """Write the output file to standard output; a reader that stops early
+    (| head) ends the command quietly, as it ends shuf."""
+    try:
+        with open(path, "rb") as source:
+            shutil.copyfileobj(source, sys.stdout.buffer, COPY_BYTES)
+            sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return STDOUT_CLOSED
+    except OSError as error:
+        print(f"snakeshuf: error: cannot write the output to standard output ({error.strerror})", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_snakemake(arguments):

@@ -8,6 +8,7 @@ import yaml
 from snakemake.utils import validate
 
 from snakeshuf.errors import ConfigError
+from snakeshuf.pipes import STDIN
 
 
 # JSON Schema counts 1000.0 as an integer; a seed or a count given as a float
@@ -88,4 +89,4 @@ def check_config(config, schema_path):
 
 def input_path(config, path):
     """A configured input path, taken from config key 'relative_to' if relative."""
-    return os.path.join(config["relative_to"], path)
+    return path if path == STDIN else os.path.join(config["relative_to"], path)

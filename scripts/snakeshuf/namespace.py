@@ -22,6 +22,7 @@ from snakeshuf.errors import ConfigError
 from snakeshuf.jobs import PARTIAL
 from snakeshuf.outputs import check_output_name
 from snakeshuf.plan import has_braces
+from snakeshuf.scratch import PIPED
 
 SUMMARY = ".summary.json"
 LOCK = ".lock"
@@ -75,6 +76,8 @@ class Owners:
                 continue
             self.by_inode[(info.st_dev, info.st_ino)] = owner
         self.directories = [(d, os.path.realpath(d)) for d in run.directories]
+        # Copies of piped inputs are in the scratch directory, and inputs.
+        self.piped = [os.path.realpath(os.path.join(d, PIPED)) for d in run.directories[:1]]
 
     def of(self, path, info):
         """(what the file `path` with stat `info` is to the run, whether it is
@@ -83,6 +86,8 @@ class Owners:
         if owner:
             return owner
         real = os.path.realpath(path)
+        if any(os.path.commonpath([real, piped]) == piped for piped in self.piped):
+            return None
         for name, directory in self.directories:
             if os.path.commonpath([real, directory]) == directory:
                 return f"a file in this run's own directory '{name}'", False

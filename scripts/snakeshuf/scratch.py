@@ -8,6 +8,7 @@ path, so that runs of different outputs never share a file.
     runs/buckets.npy          the bucket table (rule tally_buckets, large plans), and
     runs/files.npy            where each output file starts in the order
     buckets/<bucket>.json     what a bucket job wrote (snakeshuf.buckets)
+    piped/<i>/<name>          the copy of the i-th input, a pipe (snakeshuf.pipes)
     pieces/<file>-<column>-<bucket>.piece   a bucket's records of one output file
 
 Called with no arguments, the methods give the patterns the rules use
@@ -18,6 +19,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
+PIPED = "piped"
 # This much of the output's name, then a hash of its full path.
 NAME_CHARS = 64
 
@@ -50,6 +52,15 @@ class Scratch:
     @property
     def bounds(self):
         return os.path.join(self.root, "runs", "files.npy")
+
+    def piped(self, index, path):
+        """The copy of the index-th configured input, the pipe `path` (snakeshuf.pipes)."""
+        return os.path.join(self.root, PIPED, str(index), os.path.basename(path))
+
+    def shown(self, path):
+        """How the summary names an input: a pipe's copy by the pipe's own name ('-' for stdin)."""
+        inside = os.path.dirname(os.path.dirname(path)) == os.path.join(self.root, PIPED)
+        return os.path.basename(path) if inside else path
 
     def stats(self, bucket="{bucket}"):
         return os.path.join(self.root, "buckets", f"{bucket}.json")

@@ -68,7 +68,7 @@ def build(spec, totals, files, reports):
             "layout": [asdict(split) for split in spec.layout],
             "columns": spec.columns,
         },
-        "inputs": {f.path: f.size for f in spec.files},
+        "inputs": {spec.paths.shown(f.path): f.size for f in spec.files},
         "buckets": spec.buckets,
         "key_ranges": spec.key_ranges,
         "chunks": len(spec.chunks),
