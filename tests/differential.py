@@ -67,7 +67,7 @@ def check_run(workdir, finished, config, contents, run):
     returncode, stderr = finished
     assert "Traceback" not in stderr, stderr[-4000:]
     if returncode != 0 and COMPRESSED_LIMIT in stderr:
-        # A documented limit (README, Limits) that the model does not plan: at a
+        # A documented limit (docs/design.md, Limits) that the model does not plan: at a
         # memory unit of bytes it is reached by files of kilobytes. The plan
         # checks it first, so it also stands for any refusal the model makes.
         assert not published_files(workdir), "a refused run published files"

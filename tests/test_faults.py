@@ -99,7 +99,7 @@ def run_and_kill(workdir, config, should_kill, timeout=120):
 
 
 def recover(workdir, config):
-    """The recovery documented in the README: unlock once, then the same command."""
+    """The recovery documented in docs/recovery.md: unlock once, then the same command."""
     run_workflow(workdir, config, "--unlock")
     run_workflow(workdir, config)
 
