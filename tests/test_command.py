@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import corpus_file, run_workflow, snakeshuf
+from conftest import REPO, corpus_file, run_workflow, snakeshuf
 from snakeshuf.cli import main, mebibytes, split_option
 from test_stopping import SELECTING, STOP_SECONDS, run_and_signal, wait_until_gone
 
@@ -165,6 +165,21 @@ def test_ctrl_c_while_the_command_starts_ends_it_as_the_signal_does(inputs, inst
         assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, f"{delay} s:\n{stderr[-3000:]}"
         assert process.returncode in (-signal.SIGINT, 130, 1), (delay, process.returncode)
         assert not (inputs / "c.jsonl.lock").exists()
+
+
+def test_a_bundled_profile_is_the_workflow_profile_and_a_users_a_global_one(tmp_path):
+    """Found by a review: a workflow profile wins key by key over --profile,
+    so the default one would undo the SLURM profile's retries."""
+    from snakeshuf.cli import parser, snakemake_arguments
+
+    def profiles(*options):
+        command = snakemake_arguments(parser().parse_args(["in.txt", "-o", "o.txt", *options]), str(REPO), "s", "c")
+        return [(flag, command[i + 1]) for i, flag in enumerate(command) if flag.endswith("profile")]
+
+    assert profiles("--profile", "slurm") == [("--workflow-profile", str(REPO / "profiles" / "slurm"))]
+    assert profiles() == [("--workflow-profile", str(REPO / "profiles" / "default"))]
+    assert profiles("--profile", str(tmp_path)) == [
+        ("--workflow-profile", str(REPO / "profiles" / "default")), ("--profile", str(tmp_path))]
 
 
 @pytest.mark.parametrize("flag", ["-z", "--zero-terminated"])

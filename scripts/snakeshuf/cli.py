@@ -184,11 +184,15 @@ def check_writable_directory(p, path):
 def snakemake_arguments(args, workflow, state, configfile):
     """Snakemake's command line for the options given."""
     command = ["--snakefile", os.path.join(workflow, "Snakefile"),
-               "--directory", state, "--configfile", configfile, "--cores", str(args.cores),
-               "--workflow-profile", os.path.join(workflow, "profiles", "default")]
-    if args.profile:
-        named = os.path.join(workflow, "profiles", args.profile)
-        command += ["--profile", named if os.path.isdir(named) else args.profile]
+               "--directory", state, "--configfile", configfile, "--cores", str(args.cores)]
+    # A workflow profile wins over a --profile key by key: a bundled profile
+    # (profiles/slurm) takes the default's place, or its retries would be the default's.
+    name = args.profile or "default"
+    bundled = os.path.join(workflow, "profiles", name)
+    if os.sep not in name and os.path.isdir(bundled):
+        command += ["--workflow-profile", bundled]
+    else:
+        command += ["--workflow-profile", os.path.join(workflow, "profiles", "default"), "--profile", args.profile]
     for flag, given in (("--dry-run", args.dry_run), ("--unlock", args.unlock)):
         if given:
             command.append(flag)
