@@ -31,7 +31,7 @@ def spec_over(directory, count):
         files.append(InputFile(i, str(path), info.st_size, None, info.st_mtime_ns))
     layout = (Split("train", REST, 64), Split("valid", 1000, 1))
     output = str(directory / "out" / "mix.jsonl.zst")
-    return RunSpec(tuple(files), (), 1, 1, 1, 7, 10, 0, 0, layout, output, str(directory / "scratch"))
+    return RunSpec(tuple(files), (), 1, 1, 1, 7, 10, 0, 0, layout, None, output, str(directory / "scratch"))
 
 
 def publish(spec):

@@ -18,7 +18,7 @@ from snakeshuf.errors import ConfigError, InputError
 from snakeshuf.jobs import disk_full_message
 from snakeshuf.lock import OutputLock
 from snakeshuf.namespace import RunFiles, check_names
-from snakeshuf.outputs import column_names, output_paths, read_layout
+from snakeshuf.outputs import column_names, output_paths, read_layout, read_take
 from snakeshuf.plan import make_paired_plan, make_plan
 from snakeshuf.records import common_header
 from snakeshuf.provenance import output_is_complete
@@ -122,6 +122,7 @@ def run_spec(plan, run, layout):
         header_lines=lines,
         header_bytes=len(header),
         layout=layout,
+        take=TAKE,
         output=config["output"],
         scratch=run.directories[0],
     )
@@ -130,6 +131,7 @@ def run_spec(plan, run, layout):
 try:
     check_config(config, os.path.join(SNAKESHUF_DIR, "config", "schema.yaml"))
     LAYOUT = read_layout(config["splits"], config["shards"])
+    TAKE = read_take(config["head"], config["fraction"])
     # Aligned inputs have an output per column, named after the first group.
     COLUMNS = column_names(config["paired"][0]) if config["paired"] else None
     RUN_FILES = owned_files(output_paths(config["output"], LAYOUT, COLUMNS))

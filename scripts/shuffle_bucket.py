@@ -321,6 +321,12 @@ def shuffle_bucket(spec, bucket, memory, args):
     where = f"bucket {bucket}"
     row = tally.bucket_row(table, bucket)
     check_against_table(row, totals, where)
+    if not spec.in_place and row["first_record"] >= bounds[-1]:
+        # All after what the run publishes (head, fraction): nothing to order.
+        report = jobs.report("shuffle", bucket=bucket, records=totals[0], bytes=totals[1], passes=0,
+                             memory_mb=memory.memory_mb)
+        BucketStats(bucket, *totals, job=report, pieces=()).save(args.stats)
+        return
     sink = open_sink(spec, row, bounds, bucket)
     output = BucketOutput(sink, spec.separator, where)
     writer = BucketWriter(output, memory, spec)

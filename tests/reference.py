@@ -184,7 +184,18 @@ def check_written_once(config, names):
         seen.add(os.path.normpath(name))
 
 
-DEFAULTS = {"seed": 42, "separator": "newline", "header_lines": 0, "paired": [], "shards": 1, "splits": {}}
+DEFAULTS = {"seed": 42, "separator": "newline", "header_lines": 0, "paired": [], "shards": 1, "splits": {},
+            "head": None, "fraction": None}
+
+
+def published(config, ordered):
+    """The part of the order a run publishes: all of it, the first 'head'
+    records, or the first 'fraction' of them (round half up, the decimal written)."""
+    if config["head"] is not None:
+        return ordered[: config["head"]]
+    if config["fraction"] is not None:
+        return ordered[: math.floor(Fraction(repr(config["fraction"])) * len(ordered) + Fraction(1, 2))]
+    return ordered
 
 
 def expected_outputs(config, contents, max_record_bytes=2**32 - 1):
@@ -193,12 +204,14 @@ def expected_outputs(config, contents, max_record_bytes=2**32 - 1):
     memory allows, as the documentation states it."""
     config = {**DEFAULTS, **config}
     check_fractions(config)  # the configuration is checked before any input is read
+    if config["head"] is not None and config["fraction"] is not None:
+        raise Refused("'head' and 'fraction' are both set")
     names = output_names(config)
     check_written_once(config, names)
     paired = bool(config["paired"])
     make = paired_records if paired else single_file_records
     header, keyed = make(config, contents, max_record_bytes)
-    ordered = keyed.in_key_order()
+    ordered = published(config, keyed.in_key_order())
     columns = len(config["paired"][0]) if paired else 1
     pieces, start = [], 0
     for split, size, shards in split_sizes(config, len(ordered)):

@@ -87,6 +87,7 @@ class Scenario:
     names: str = "plain"
     verify: str = "changed"
     earlier_run: bool = False  # another seed's run on the first run's output path, from another directory
+    take: tuple = ()  # ("head", N) or ("fraction", p): publish only the first part of the order
 
 
 def record_lengths(spec, rng):
@@ -195,6 +196,7 @@ def base_config(scenario, input_dir):
         "output": scenario.output, "seed": scenario.seed, "separator": scenario.separator,
         "header_lines": scenario.header_lines, "shards": scenario.shards, "splits": splits_config(scenario),
         "verify_output": scenario.verify,
+        **dict([scenario.take] if scenario.take else []),
     }
     paths = [os.path.join(input_dir, name) for name in names]
     if scenario.paired_width:
@@ -282,6 +284,11 @@ def layouts(draw):
     return 1, tuple((n, s, draw(st.integers(1, 3))) for n, s in zip(names, sizes))
 
 
+TAKES = st.one_of(
+    st.just(()), st.just(()),
+    st.tuples(st.just("head"), st.sampled_from([0, 1, 7, 100, 5000, 10**6])),
+    st.tuples(st.just("fraction"), st.sampled_from([0.0, 0.01, 0.5, 0.999, 1.0])),
+)
 OUTPUTS = st.sampled_from([
     "out/shuffled.txt", "out/corpus.jsonl.zst", "shuffled.txt.gz", "out/noext", "o u t/[x] 'y'.txt", "out/c.jsonl",
 ])
@@ -315,4 +322,5 @@ def scenarios(draw):
         names=draw(st.sampled_from(NAME_STYLES)),
         verify=draw(st.sampled_from(["changed", "always"])),
         earlier_run=draw(st.integers(0, 3)) == 0,
+        take=draw(TAKES),
     )

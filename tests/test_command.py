@@ -47,7 +47,7 @@ def test_splits_and_shards_from_the_command_line(inputs, installed):
 
 def test_exit_statuses(inputs, installed):
     assert snakeshuf(inputs, installed, "a.jsonl").returncode == 2  # no -o
-    dry_report = snakeshuf(inputs, installed, "a.jsonl", "-o", "o.txt", "-n", "--report", "r.html")
+    dry_report = snakeshuf(inputs, installed, "a.jsonl", "-o", "o.txt", "--dry-run", "--report", "r.html")
     assert dry_report.returncode == 2 and "--report needs a run" in dry_report.stderr
     missing = snakeshuf(inputs, installed, "none.jsonl", "-o", "o.txt")
     assert missing.returncode == 2 and f"input '{inputs / 'none.jsonl'}' does not exist" in missing.stderr
@@ -84,9 +84,14 @@ def test_a_report_with_the_run(inputs, installed):
 def test_help_reads_like_a_unix_command(installed, tmp_path):
     text = snakeshuf(tmp_path, installed, "--help").stdout
     assert text.startswith("usage: snakeshuf [OPTION]... IN... -o OUT")
-    for option in ("--seed", "--memory SIZE", "--split NAME=SIZE[:SHARDS]", "--paired", "--profile", "--dry-run"):
+    for option in ("--seed", "--memory SIZE", "--split NAME=SIZE[:SHARDS]", "--paired", "--profile", "--dry-run",
+                   "-n N, --head-count N", "-z, --zero-terminated"):
         assert option in text
     assert "exit status: 0 done" in text and "130/143" in text
+    lines = text.splitlines()
+    assert len(lines) <= 40 and max(map(len, lines)) <= 80, "--help does not fit one screen"
+    examples = text.split("examples:\n")[1].split("\n\n")[0].splitlines()
+    assert len(examples) == 3 and all("snakeshuf " in line for line in examples), "three examples"
 
 
 def test_version(capsys):

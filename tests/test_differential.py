@@ -99,6 +99,16 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 80))
 @example(  # an earlier run of another seed on the same output, from another directory, was taken as current (issue 27)
     Scenario(files=(FileSpec(500, "short", seed=5), FileSpec(300, "mixed", seed=6)), shards=2, earlier_run=True)
 )
+@example(  # head (issue 28): a compressed, sharded split layout over multi-pass buckets, most buckets after the head
+    Scenario(
+        files=(FileSpec(3000, "tiny", seed=1), FileSpec(3000, "short", seed=2)),
+        runs=(Run(memory_mb=160, unit=4096), Run(memory_mb=170, unit=2048, chunks=2, cores=1)),
+        output="out/c.jsonl.zst", splits=(("valid", 0.1, 1), ("train", "rest", 2)), take=("head", 100),
+    )
+)
+@example(  # fraction (issue 28): one plain output, which without it the bucket jobs write in place
+    Scenario(files=(FileSpec(700, "short", seed=4), FileSpec(300, "mixed", seed=5)), take=("fraction", 0.57))
+)
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics

@@ -144,7 +144,7 @@ def test_splits_asking_for_more_records_than_there_are_publish_nothing(tmp_path)
     config = {"inputs": ["a.txt"], "output": "o.txt", "splits": {"valid": 80, "test": 80, "train": "rest"}}
     result = run_workflow(tmp_path, config, check=False)
     assert result.returncode != 0
-    assert "the splits ask for 160 records (valid: 80, test: 80, train: 0) but the inputs hold 100" in result.stderr
+    assert "the splits ask for 160 records (valid: 80, test: 80, train: 0) but only 100 are published" in result.stderr
     assert not list(tmp_path.glob("o.*.txt"))
 
 

@@ -111,3 +111,38 @@ def test_snakemake_reads_stdin_for_the_input_dash(tmp_path):
     result = subprocess.run(command, input=data, capture_output=True)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     assert (tmp_path / "piped" / "out.txt").read_bytes() == (tmp_path / "file.txt").read_bytes()
+
+
+@pytest.mark.parametrize("name, count", [
+    ("empty", 0), ("empty", 5), ("one record", 0), ("one record, no newline", 1), ("one record", 5),
+    ("many records", 0), ("many records", 3), ("many records", 10**6),
+])
+def test_head_count_outputs_what_shuf_n_outputs(name, count, installed, tmp_path):
+    """-n N: the first N records of the order; as many as shuf -n N gives
+    (all when there are fewer), each an input record, none twice more than it is there."""
+    data = CORPORA[name]
+    ours = piped(["snakeshuf", "-n", str(count), "-", "-o", "-"], data, installed, tmp_path)
+    assert ours.returncode == 0, ours.stderr.decode()[-3000:]
+    theirs = piped(["shuf", "-n", str(count)], data, installed, tmp_path)
+    assert len(ours.stdout.splitlines()) == len(theirs.stdout.splitlines())
+    chosen, available = records(ours.stdout), records(data if data.endswith(b"\n") or not data else data + b"\n")
+    assert all(chosen.count(r) <= available.count(r) for r in set(chosen))
+
+
+def test_head_is_the_start_of_the_whole_order(installed, tmp_path):
+    data = CORPORA["many records"]
+    whole = piped(["snakeshuf", "-", "-o", "-", "--seed", "8"], data, installed, tmp_path).stdout
+    head = piped(["snakeshuf", "--head-count", "40", "-", "-o", "-", "--seed", "8"], data, installed, tmp_path).stdout
+    fraction = piped(["snakeshuf", "--fraction", "0.01", "-", "-o", "-", "--seed", "8"], data, installed, tmp_path).stdout
+    assert head == b"".join(whole.splitlines(keepends=True)[:40])
+    assert fraction == b"".join(whole.splitlines(keepends=True)[:50])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-n", "-1"], "is not a whole number of 0 or more"),
+    (["-n", "5", "--fraction", "0.5"], "give one"),
+    (["--fraction", "1.5"], "is not a number from 0 to 1"),
+])
+def test_head_and_fraction_are_checked(args, message, installed, tmp_path):
+    result = snakeshuf(tmp_path, installed, *args, "in.txt", "-o", "out.txt")
+    assert result.returncode == 2 and message in result.stderr

@@ -93,6 +93,25 @@ def workflow_origins(tmp_path_factory, unique_lines):
     return digits @ (10 ** np.arange(8, -1, -1))
 
 
+HEAD = RECORDS // 5
+
+
+@pytest.fixture(scope="module")
+def workflow_head_origins(tmp_path_factory, unique_lines):
+    """The first HEAD records of the order (config key 'head', as shuf -n)."""
+    d = tmp_path_factory.mktemp("run-head")
+    config = {"inputs": unique_lines, "output": "out.txt", "memory_mb": 160, "chunk_mb": 4, "seed": 12, "head": HEAD}
+    run_workflow(d, config)
+    data = np.frombuffer((d / "out.txt").read_bytes(), np.uint8).reshape(-1, WIDTH)
+    digits = data[:, :9].astype(np.int64) - ord("0")
+    return digits @ (10 ** np.arange(8, -1, -1))
+
+
+def chosen_vs_origin(origins, total):
+    """Does whether a record is chosen depend on where it started? (each bin of origins holds an equal share)"""
+    return chisquare(np.bincount(origins * BINS // total, minlength=BINS)).pvalue
+
+
 def duplicate_values():
     return np.arange(200_000) % 50
 
@@ -120,6 +139,20 @@ def test_workflow_neighbours_are_independent(workflow_origins):
 def test_workflow_does_not_group_equal_lines(workflow_values):
     assert np.array_equal(np.sort(workflow_values), np.sort(duplicate_values()))
     assert neighbour_values(workflow_values, 50) > ALPHA
+
+
+def test_a_head_is_a_uniform_subset_in_random_order(workflow_head_origins):
+    origins = workflow_head_origins
+    assert len(origins) == HEAD and len(np.unique(origins)) == HEAD and origins.max() < RECORDS
+    assert chosen_vs_origin(origins, RECORDS) > ALPHA
+    blocks = origins * BINS // RECORDS
+    assert contingency_pvalue(blocks, np.arange(HEAD) * BINS // HEAD, BINS) > ALPHA, "position depends on origin"
+    assert contingency_pvalue(blocks[:-1], blocks[1:], BINS) > ALPHA, "neighbours depend on each other"
+
+
+def test_a_head_of_a_chunk_wise_shuffle_is_caught():
+    origins = shuffle_within_chunks(RECORDS, np.random.default_rng(4))[:HEAD]
+    assert chosen_vs_origin(origins, RECORDS) < ALPHA
 
 
 def test_shuffling_within_chunks_is_caught():

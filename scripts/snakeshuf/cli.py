@@ -33,22 +33,19 @@ COPY_BYTES = 1 << 20
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 DESCRIPTION = """\
-Write a random permutation of the lines (records) of the input files to OUT:
-one uniform order over all inputs, a pure function of the inputs and the
-seed, in bounded memory. Inputs may be globs and compressed (gzip, bzip2, xz,
-zstd); OUT is compressed if it ends in .gz or .zst."""
+Write a uniformly random permutation of the lines (records) of IN... to OUT in
+bounded memory, a pure function of the inputs and the seed. IN may be globs,
+- or other pipes (read to the end first), or gzip/bzip2/xz/zstd files; OUT is
+- for standard output, or a file, compressed if it ends in .gz or .zst."""
 
 EXAMPLES = """\
 examples:
-  snakeshuf a.jsonl 'more/*.jsonl' -o out.jsonl --seed 7 --memory 1G
-  snakeshuf 'web/*.jsonl.gz' -o data.jsonl.zst --split valid=0.01 \\
-      --split test=1000 --split train=rest:64 --cores 16
-  snakeshuf --paired 'corpus.de' 'corpus.en' -o shuffled.txt
-  snakeshuf big.txt -o out.txt --profile slurm     (on a SLURM cluster)
+  snakeshuf 'web/*.gz' -o d.jsonl.zst --split valid=0.01 --split train=rest:64
+  zstdcat big.zst | snakeshuf -n 1000 - -o -       (1,000 random records)
+  snakeshuf big.txt -o out.txt --memory 4G --profile slurm       (on SLURM)
 
-exit status: 0 done (or already up to date), 1 the run failed or was stopped
-(run the same command again), 2 bad usage or configuration, 130/143 stopped
-by Ctrl-C/SIGTERM before the workflow was read."""
+exit status: 0 done or up to date, 1 failed or stopped (run the same command
+again), 2 bad usage or configuration, 130/143 Ctrl-C/SIGTERM before the start."""
 
 
 def workflow_dir():
@@ -73,6 +70,20 @@ def mebibytes(text):
     if mib < MIN_MEMORY_MB:
         raise argparse.ArgumentTypeError(f"'{text}' is below the minimum of {MIN_MEMORY_MB}M a job needs")
     return mib
+
+
+def at_least_zero(text):
+    """A whole number of 0 or more (a head count)."""
+    if not re.fullmatch(r"\d+", text.strip()):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 0 or more")
+    return int(text)
+
+
+def fraction(text):
+    """A number from 0 to 1, kept as the decimal written."""
+    if not re.fullmatch(r"(0?\.\d+|[01](\.\d*)?)", text.strip()) or float(text) > 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number from 0 to 1, e.g. 0.01")
+    return float(text)
 
 
 def at_least_one(text):
@@ -110,33 +121,32 @@ def parser():
         usage="snakeshuf [OPTION]... IN... -o OUT",
         description=DESCRIPTION,
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=30, width=80),
     )
-    p.add_argument("inputs", nargs="*", metavar="IN",
-                   help="input files or glob patterns; - or a pipe (<(zcat x)) is read to its end first, "
-                        "and a run that reads one always runs")
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="the shuffled file (or the stem of its shards and splits); - for standard output")
-    p.add_argument("--version", action="version", version=f"snakeshuf {__version__}")
-    p.add_argument("--seed", type=int, default=42, help="each seed from 0 to 2^64-1 gives its own order (default 42)")
-    p.add_argument("--memory", type=mebibytes, default=1024, metavar="SIZE", help="memory per job, e.g. 512M or 4G (default 1G)")
-    p.add_argument("--cores", type=at_least_one, default=os.cpu_count(), metavar="N", help="jobs at once (default: all cores)")
-    p.add_argument("--shards", type=at_least_one, metavar="N", help="cut the output into N files of equal record counts")
-    p.add_argument("--split", type=split_option, action="append", metavar="NAME=SIZE[:SHARDS]",
-                   help="an output split: a fraction, a record count or 'rest', optionally in shards (repeat)")
-    p.add_argument("--header-lines", type=int, metavar="N", help="every input starts with the same N-line header, kept once per output file")
-    p.add_argument("--separator", choices=["newline", "nul"], help="the byte ending each record (default newline)")
-    p.add_argument("-z", "--zero-terminated", dest="separator", action="store_const", const="nul",
-                   help="records end with NUL, as with shuf -z (--separator nul)")
-    p.add_argument("--paired", nargs="+", action="append", metavar="FILE",
-                   help="one group of aligned files, shuffled in step (repeat for more groups)")
-    p.add_argument("--sample-sheet", metavar="FILE", help="a TSV/CSV with a 'path' column listing the inputs")
-    p.add_argument("--scratch", metavar="DIR", help="where the run's state and intermediate files go (default: beside OUT)")
-    p.add_argument("--profile", metavar="slurm|PATH", help="a Snakemake profile, e.g. slurm for profiles/slurm")
-    p.add_argument("--overwrite", action="store_true", help="replace files at OUT's paths that snakeshuf did not make")
-    p.add_argument("-n", "--dry-run", action="store_true", help="print the plan and the jobs, run nothing")
-    p.add_argument("--unlock", action="store_true", help="release Snakemake's lock after a killed run")
-    p.add_argument("--report", metavar="FILE", help="also write an HTML report of the run: summary, figures of buckets, memory, throughput")
+    add = p.add_argument
+    add("inputs", nargs="*", metavar="IN", help=argparse.SUPPRESS)
+    add("-o", "--output", required=True, metavar="OUT", help="the output file, or stem of its shards and splits")
+    add("-n", "--head-count", type=at_least_zero, metavar="N", help="output at most N records, as shuf -n")
+    add("--fraction", type=fraction, metavar="P", help="output round(P x records), 0 <= P <= 1")
+    add("--seed", type=int, default=42, help="0 to 2^64-1, each its own order (default 42)")
+    add("--memory", type=mebibytes, default=1024, metavar="SIZE", help="memory per job, e.g. 512M, 4G (default 1G)")
+    add("--cores", type=at_least_one, default=os.cpu_count(), metavar="N", help="jobs at once (default: all cores)")
+    add("--shards", type=at_least_one, metavar="N", help="cut OUT into N files of equal record counts")
+    add("--split", type=split_option, action="append", metavar="NAME=SIZE[:SHARDS]",
+        help="a fraction, a count or 'rest' (repeat)")
+    add("--header-lines", type=int, metavar="N", help="the N-line header every input starts with")
+    add("-z", "--zero-terminated", dest="separator", action="store_const", const="nul",
+        help="records end with NUL, not newline")
+    add("--separator", choices=["newline", "nul"], help=argparse.SUPPRESS)
+    add("--paired", nargs="+", action="append", metavar="FILE", help="aligned files shuffled in step (repeat)")
+    add("--sample-sheet", metavar="FILE", help="a TSV/CSV whose 'path' column lists IN")
+    add("--scratch", metavar="DIR", help="for the run's state and scratch (default: by OUT)")
+    add("--profile", metavar="slurm|PATH", help="a Snakemake profile (slurm: profiles/slurm)")
+    add("--overwrite", action="store_true", help="replace files at OUT that snakeshuf did not make")
+    add("--dry-run", action="store_true", help="print the plan and the jobs, run nothing")
+    add("--report", metavar="FILE", help="also write an HTML report of the run")
+    add("--unlock", action="store_true", help=argparse.SUPPRESS)
+    add("--version", action="version", version=f"snakeshuf {__version__}")
     return p
 
 
@@ -167,6 +177,7 @@ def config_of(args):
         "inputs": args.inputs or None, "shards": args.shards, "header_lines": args.header_lines,
         "separator": args.separator, "paired": args.paired, "sample_sheet": args.sample_sheet,
         "splits": splits_of(args.split), "overwrite": args.overwrite or None,
+        "head": args.head_count, "fraction": args.fraction,
     }
     config.update({key: value for key, value in optional.items() if value is not None})
     return config
@@ -217,6 +228,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not (args.inputs or args.paired or args.sample_sheet):
         p.error("give the input files (IN...), --paired groups or a --sample-sheet")
+    if args.head_count is not None and args.fraction is not None:
+        p.error("-n/--head-count and --fraction both say how many records to output: give one")
     if args.report and (args.dry_run or args.unlock):
         p.error("--report needs a run: leave out --dry-run and --unlock")
     if args.report:

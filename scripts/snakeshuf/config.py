@@ -34,11 +34,17 @@ def describe(error, schema):
         return f"config key {error.message}: say which files to shuffle"
     if error.validator == "type":
         return f"config key '{key}' must be {TYPE_NAMES[error.validator_value]} (it is {error.instance!r})"
-    if error.validator == "oneOf" and key == "chunk_mb":
-        return f"config key '{key}': {error.instance!r} is neither a positive integer nor 'auto'"
+    if error.validator == "oneOf" and key in ONE_OF:
+        return f"config key '{key}': {error.instance!r} is {ONE_OF[key]}"
     return f"config key '{key}': {error.message}"
 
 
+# What the keys whose schema is a oneOf take, in words.
+ONE_OF = {
+    "chunk_mb": "neither a positive integer nor 'auto'",
+    "head": "not a whole number of 0 or more (or empty: all records)",
+    "fraction": "not a number from 0 to 1 (or empty: all records)",
+}
 SEPARATOR_BYTES = {"newline": 10, "nul": 0, "\n": 10, "\0": 0}
 
 

@@ -19,6 +19,7 @@ from snakeshuf.errors import ConfigError, LayoutError
 from snakeshuf.plan import check_utf8
 
 REST = "rest"
+HEAD, FRACTION = "head", "fraction"  # config keys: the part of the one order a run publishes
 MAX_FILES = 10_000  # output files of one run: each costs a job's file handle and a piece per bucket
 # Compression suffixes snakeshuf does not write: an output so named would be plain text.
 UNWRITTEN_SUFFIXES = (".xz", ".bz2", ".lzma", ".lz4", ".zstd", ".zip", ".br", ".z")
@@ -64,6 +65,15 @@ def read_layout(splits, shards):
             f"(they add up to {total}); name one split 'rest' to take what is left"
         )
     return layout
+
+
+def read_take(head, fraction):
+    """What part of the one order config keys 'head' and 'fraction' ask for (None: all of it)."""
+    if head is not None and fraction is not None:
+        raise ConfigError("config keys 'head' and 'fraction' are both set: give one of them")
+    if head is not None:
+        return [HEAD, head]
+    return None if fraction is None else [FRACTION, fraction]
 
 
 def split_from_config(name, value):
@@ -156,6 +166,18 @@ def split_sizes(layout, total):
     return sizes
 
 
+def kept_records(take, total):
+    """Records a run publishes of the `total` the inputs hold: all (take None),
+    the first N of the one order (["head", N]; all if N is more), or the
+    first round(p x total) (["fraction", p], .5 rounding up)."""
+    if take is None:
+        return total
+    kind, value = take
+    if kind == HEAD:
+        return min(value, total)
+    return math.floor(exact(value) * total + Fraction(1, 2))
+
+
 def record_counts(layout, total):
     """Records in each output file, in the global order."""
     sizes = split_sizes(layout, total)
@@ -163,8 +185,8 @@ def record_counts(layout, total):
     if asked > total:
         named = ", ".join(f"{s.name}: {n:,}" for s, n in zip(layout, sizes))
         raise LayoutError(
-            f"the splits ask for {asked:,} records ({named}) but the inputs hold {total:,}; "
-            "make the record counts smaller"
+            f"the splits ask for {asked:,} records ({named}) but only {total:,} are published (the "
+            "inputs', or what 'head' or 'fraction' keeps of them); make the record counts smaller"
         )
     for i, split in enumerate(layout):
         if split.size == REST:
@@ -176,5 +198,6 @@ def record_counts(layout, total):
 
 
 def file_bounds(layout, total):
-    """Where each output file starts in the global order (and where the last ends)."""
+    """Where each output file starts in the global order (and where the last
+    ends: records after that are not published)."""
     return np.concatenate(([0], np.cumsum(record_counts(layout, total), dtype=np.int64)))

@@ -41,6 +41,7 @@ def made_by(spec):
         "separator": spec.separator,
         "header_lines": spec.header_lines,
         "layout": [[s.name, s.size, s.shards] for s in spec.layout],
+        **({"take": spec.take} if spec.take else {}),  # absent when all: earlier records stay valid
         "outputs": [os.path.abspath(path) for path in spec.outputs],
     }
 

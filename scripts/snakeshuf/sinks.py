@@ -12,7 +12,8 @@ few that span two buckets.
 
 Both take whole records in order, say how many more the current output file
 takes (room), and report what they wrote for gather to check
-(snakeshuf.buckets).
+(snakeshuf.buckets). A PieceSink drops the records after the last output
+file's end (config keys 'head' and 'fraction').
 """
 
 import os
@@ -175,8 +176,15 @@ class PieceSink:
         self.writers = []
         self.pieces = []
 
+    @property
+    def past_the_end(self):
+        """Whether the records from here on are after the last output file's (not published: head, fraction)."""
+        return self.position >= self.bounds[-1]
+
     def room(self):
         """Records that still go into the current output file (and, compressed, its member)."""
+        if self.past_the_end:
+            return sys.maxsize
         self._open_if_needed()
         in_file = int(self.bounds[self.file + 1]) - self.position
         if self.spec.codec is codecs.PLAIN:
@@ -185,6 +193,9 @@ class PieceSink:
 
     def write(self, data, records):
         """`records` whole records, all within room()."""
+        if self.past_the_end:
+            self.position += records
+            return
         self._open_if_needed()
         for writer, column_data in zip(self.writers, split_columns(data, self.spec.width, self.spec.separator)):
             writer.write(column_data, records)

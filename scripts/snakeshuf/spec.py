@@ -33,6 +33,7 @@ class RunSpec:
     header_lines: int
     header_bytes: int  # the length of the header every input starts with
     layout: tuple  # outputs.Split: how the one order is cut into files
+    take: list  # the part of the one order published: None (all), [HEAD, n] or [FRACTION, p]
     output: str  # the configured output name
     scratch: str  # this run's own scratch directory
 
@@ -54,7 +55,7 @@ class RunSpec:
     def in_place(self):
         """One plain output file: bucket jobs write their records straight into
         it; otherwise they write pieces, which gather joins into files."""
-        return len(self.outputs) == 1 and self.codec is codecs.PLAIN
+        return len(self.outputs) == 1 and self.codec is codecs.PLAIN and self.take is None
 
     @property
     def target(self):
@@ -94,7 +95,7 @@ class RunSpec:
             "chunks": [[[s.file_index, s.start, s.end] for s in chunk] for chunk in self.chunks],
             "width": self.width, "buckets": self.buckets, "parts": self.parts, "seed": self.seed, "separator": self.separator,
             "header_lines": self.header_lines, "header_bytes": self.header_bytes,
-            "layout": [[s.name, s.size, s.shards] for s in self.layout],
+            "layout": [[s.name, s.size, s.shards] for s in self.layout], "take": self.take,
             "output": self.output, "scratch": self.scratch,
         })
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict
 
 from snakeshuf import __version__
-from snakeshuf.outputs import record_counts
+from snakeshuf.outputs import kept_records, record_counts
 
 STAGES = ("split", "tally", "shuffle", "gather")
 
@@ -41,7 +41,7 @@ def stage(reports):
 
 def file_records(spec, records):
     """Records in each output file, in spec.outputs' order (columns share their file's count)."""
-    counts = record_counts(spec.layout, records)
+    counts = record_counts(spec.layout, kept_records(spec.take, records))
     return [count for count in counts for _ in range(spec.width)]
 
 
@@ -66,6 +66,7 @@ def build(spec, totals, files, reports):
             "separator": chr(spec.separator),
             "header_lines": spec.header_lines,
             "layout": [asdict(split) for split in spec.layout],
+            "take": spec.take,
             "columns": spec.columns,
         },
         "inputs": {spec.paths.shown(f.path): f.size for f in spec.files},

@@ -10,7 +10,7 @@ import numpy as np
 
 from snakeshuf import runindex
 from snakeshuf.errors import IntegrityError
-from snakeshuf.outputs import file_bounds
+from snakeshuf.outputs import file_bounds, kept_records
 
 COLUMNS = ("records", "bytes", "key_sum", "offset", "first_record")
 RECORDS, BYTES, KEY_SUM, OFFSET, FIRST_RECORD = range(len(COLUMNS))
@@ -58,7 +58,7 @@ def from_indexes(spec):
     starts in the order."""
     indexes = [spec.paths.index(chunk) for chunk in range(len(spec.chunks))]
     table = tally(indexes, spec.buckets, spec.parts, spec.header_bytes)
-    return table, file_bounds(spec.layout, totals(table)["records"])
+    return table, file_bounds(spec.layout, kept_records(spec.take, totals(table)["records"]))
 
 
 def add_arguments(parser):
