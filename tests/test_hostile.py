@@ -4,13 +4,14 @@ partial output, or it simply works."""
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import corpus_file, records_of, run_workflow, snakemake_command
+from conftest import REPO, corpus_file, records_of, run_workflow, snakemake_command
 
 IS_ROOT = os.geteuid() == 0
 
@@ -160,3 +161,27 @@ def test_names_that_are_not_utf8_are_refused_naming_their_bytes(workdir):
         stderr = result.stderr.decode(errors="replace")
         assert result.returncode == 2 and message in stderr and "Traceback" not in stderr, stderr[-3000:]
         assert not (workdir / "logs").exists()
+
+
+def read_only_mount_works(directory):
+    probe = f"mount --bind {directory} {directory} && mount -o remount,ro,bind {directory}"
+    return subprocess.run(["unshare", "-m", "sh", "-c", probe], capture_output=True).returncode == 0
+
+
+def test_the_command_works_from_a_read_only_directory(tmp_path):
+    """Issue 28, item 3: started in a directory mounted read-only, the
+    command reads its inputs there and writes only beside OUT."""
+    here, out = tmp_path / "read-only", tmp_path / "out" / "s.txt"
+    here.mkdir()
+    (here / "in.txt").write_bytes(b"".join(b"%d\n" % i for i in range(5000)))
+    if not read_only_mount_works(here):
+        pytest.skip("needs a mount namespace (root) for a read-only bind mount")
+    command = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+               "from snakeshuf.start import main; sys.exit(main())", str(REPO / "scripts"),
+               "in.txt", "-o", str(out), "--memory", "160M", "--cores", "1"]
+    script = f"mount --bind {here} {here} && mount -o remount,ro,bind {here} && cd {here} && exec \"$@\""
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *command], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(os.listdir(here)) == ["in.txt"]
+    assert sorted(os.listdir(out.parent)) == ["s.txt", "s.txt.summary.json"]
+    assert sorted(out.read_bytes().splitlines(), key=int) == (here / "in.txt").read_bytes().splitlines()
