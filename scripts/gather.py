@@ -59,8 +59,10 @@ def redo_damaged(spec, stats, stats_paths, verify):
         )
 
 
-def check_stages(spec, stats, table, header):
-    """Every stage accounts for the same records, bytes and key checksum."""
+def check_stages(spec, stats, table, header, split_reports):
+    """Every stage accounts for the same records, bytes and key checksum (the
+    inputs, less what the split jobs of a 'head' run left out, if their
+    reports say)."""
     stages = {
         "the split jobs": tally.totals(table),
         "the bucket jobs": {
@@ -70,8 +72,10 @@ def check_stages(spec, stats, table, header):
         },
     }
     from_inputs = input_bytes(spec.files, spec.separator)
-    if from_inputs is not None:
-        stages["the inputs"] = {"bytes": from_inputs - len(header) * len(spec.files)}
+    unknown = None if spec.take else 0  # a log lost: only a 'head' run's split jobs leave records out
+    left_out = [report.get("left_out_bytes", 0) if report else unknown for report in split_reports]
+    if from_inputs is not None and None not in left_out:
+        stages["the inputs"] = {"bytes": from_inputs - len(header) * len(spec.files) - sum(left_out)}
     buckets.check_totals(stages)
 
 
@@ -158,13 +162,20 @@ def join_pieces(spec, stats, header):
     return written
 
 
+def split_reports(spec, args):
+    """Each split job's report, None where its log has none."""
+    return [summary.last_report(args.split_logs.format(chunk=chunk)) for chunk in range(len(spec.chunks))]
+
+
 def write_summary(spec, stats, table, files, args):
     """The summary: the totals, each output file and each stage (the split and
     tally jobs' reports are in their logs, the bucket jobs' in their stats)."""
     totals = tally.totals(table)
-    split_logs = (args.split_logs.format(chunk=chunk) for chunk in range(len(spec.chunks)))
+    split = split_reports(spec, args)
+    if all(split):  # a 'head' run's split jobs pass on only the records it may publish
+        totals["input_records"] = sum(report["records"] for report in split)
     reports = {
-        "split": [summary.last_report(path) for path in split_logs],
+        "split": split,
         "tally": [summary.last_report(args.tally_log)] if args.tally_log else [],
         "shuffle": [s.job for s in stats],
         "gather": [jobs.report("gather", records=totals["records"], outputs=len(files))],
@@ -183,7 +194,7 @@ def gather(args):
     buckets.check_against_table(stats, table)
     if not spec.in_place:
         buckets.check_cut(stats, bounds, spec.width)
-    check_stages(spec, stats, table, header)
+    check_stages(spec, stats, table, header, split_reports(spec, args))
     total = sum(s.bytes for s in stats)
     written = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header)
     for partial in written:

@@ -75,6 +75,13 @@ class BucketOutput:
         self.key_sum = (self.key_sum + keylib.key_checksum(keys)) & keylib.MASK64
         runfile.release_taken()
 
+    def skip(self, sections):
+        """Account for a key range's records without reading them (after the end of the output)."""
+        records, nbytes, key_sum = expected_totals(sections)
+        self.records += records
+        self.nbytes += nbytes
+        self.key_sum = (self.key_sum + key_sum) & keylib.MASK64
+
     def slices(self, lengths):
         """(first, last) of consecutive records of `lengths` (in output order)
         that make one write: at most OUTPUT_SLICE_BYTES (or one record), within
@@ -280,6 +287,12 @@ class BucketWriter:
     def _write(self, parts, passes, reader, background, progress):
         coming = None
         for p, sections in enumerate(parts):
+            if self.output.sink.past_the_end:  # the rest is after what the run publishes
+                if coming:
+                    coming.result()
+                    coming = None
+                self.output.skip(sections)
+                continue
             if passes[p] > 1:
                 reader.release()
                 key_range = KeyRangeInPasses(sections, self.spec)

@@ -15,6 +15,7 @@ from snakeshuf import jobs
 from snakeshuf import keys as keylib
 from snakeshuf.aligned import aligned_batches
 from snakeshuf.memory import MemoryModel
+from snakeshuf.outputs import HEAD
 from snakeshuf.progress import JobProgress
 from snakeshuf.errors import RecordTooLarge
 from snakeshuf.records import RecordReader
@@ -22,17 +23,46 @@ from snakeshuf.runfile import RunWriter, as_records, take
 from snakeshuf.spec import RunSpec
 
 
-def group_by_key_range(batch, seed, stream, positions, key_ranges):
-    """The batch's keys and record lengths regrouped by key range (input order
-    within a key range), the counts and bytes of each key range, and the order
-    that regroups the records."""
-    keys = keylib.record_keys(seed, stream, positions)
+def group_by_key_range(batch, keys, key_ranges, chosen=None):
+    """The keys and record lengths of the batch's `chosen` records (all: None)
+    regrouped by key range (input order within a key range), the counts and
+    bytes of each key range, and the order that regroups the records."""
+    lengths = np.diff(batch.ends, prepend=0).astype(np.uint32)
+    if chosen is not None:
+        keys, lengths = keys[chosen], lengths[chosen]
     where = keylib.range_of(keys, key_ranges).astype(np.uint16 if key_ranges <= 1 << 16 else np.uint32)
     order = np.argsort(where, kind="stable")
     counts = np.bincount(where, minlength=key_ranges)
-    lengths = np.diff(batch.ends, prepend=0).astype(np.uint32)
     byte_counts = np.bincount(where, weights=lengths, minlength=key_ranges).astype(np.int64)
-    return keys[order], lengths[order], counts, byte_counts, order
+    return keys[order], lengths[order], counts, byte_counts, order if chosen is None else chosen[order]
+
+
+class SmallestKeys:
+    """For a run that publishes the first n records of the order ('head'):
+    the records of a chunk that can be among them. A record is among the n
+    first overall only if it is among its own chunk's n first, so a record
+    whose key is above the n-th smallest key the chunk has shown so far is
+    never published: the split job leaves it out (those before are written)."""
+
+    def __init__(self, n):
+        self.n, self.smallest = n, np.empty(0, np.uint64)
+
+    def chosen(self, keys):
+        """The indices of `keys` that may be published; keeps the n smallest seen."""
+        if len(self.smallest) == self.n:
+            chosen = np.flatnonzero(keys <= self.smallest.max())  # equal keys: the order breaks the tie
+        else:
+            chosen = np.arange(len(keys))
+        merged = np.concatenate((self.smallest, keys[chosen]))
+        self.smallest = np.partition(merged, self.n - 1)[: self.n] if len(merged) > self.n else merged
+        return chosen
+
+
+def head_filter(spec, memory):
+    """A SmallestKeys for a 'head' run whose n keys fit beside a batch's, else None."""
+    if spec.take is None or spec.take[0] != HEAD or not 0 < spec.take[1] <= memory.batch_records:
+        return None
+    return SmallestKeys(spec.take[1])
 
 
 def keyed_batches(spec, segments, memory):
@@ -56,7 +86,8 @@ def keyed_batches(spec, segments, memory):
 
 
 def split_chunk(spec, chunk, memory, run_path, index_path):
-    records = nbytes = 0
+    records = nbytes = kept_bytes = 0
+    head = head_filter(spec, memory)
     segments = spec.chunks[chunk]
     progress = JobProgress(f"chunk {chunk}", spec.chunk_bytes(chunk))
     # A background thread writes each spill while the next batch is read and
@@ -64,8 +95,9 @@ def split_chunk(spec, chunk, memory, run_path, index_path):
     with jobs.atomic_write(run_path, direct=True) as handle, ThreadPoolExecutor(1) as background:
         writer, writing = RunWriter(handle), None
         for batch, stream, positions in keyed_batches(spec, segments, memory):
+            keys = keylib.record_keys(spec.seed, stream, positions)
             keys, lengths, counts, byte_counts, order = group_by_key_range(
-                batch, spec.seed, stream, positions, spec.key_ranges
+                batch, keys, spec.key_ranges, head.chosen(keys) if head else None
             )
             if writing:
                 writing.result()
@@ -75,6 +107,7 @@ def split_chunk(spec, chunk, memory, run_path, index_path):
             del records_in_order, order
             records += len(batch.ends)
             nbytes += len(batch.data)
+            kept_bytes += int(byte_counts.sum())
             progress.update(nbytes)
         if writing:
             writing.result()
@@ -83,7 +116,7 @@ def split_chunk(spec, chunk, memory, run_path, index_path):
         np.save(handle, index)
     return jobs.report(
         "split", chunk=chunk, records=records, bytes=nbytes, spills=writer.spills, sections=len(index),
-        memory_mb=memory.memory_mb,
+        left_out_bytes=nbytes - kept_bytes, memory_mb=memory.memory_mb,
     )
 
 

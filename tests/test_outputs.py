@@ -229,3 +229,17 @@ def test_compressed_bytes_do_not_depend_on_memory(tmp_path, output):
     (small, small_bytes, small_buckets), (large, large_bytes, large_buckets) = stored
     assert small_buckets > large_buckets  # the buckets differ; the bytes must not
     assert small == large and small_bytes == large_bytes
+
+
+@pytest.mark.parametrize("output", ["head.txt", "head.txt.zst"])
+def test_a_head_runs_split_jobs_leave_out_what_it_cannot_publish(tmp_path, output):
+    """-n N (issue 28): a record is among the first N only if it is among its
+    chunk's first N, so the split jobs pass on little more than N records per
+    chunk; the output is still the reference's, at a memory unit that reads
+    each chunk in many batches."""
+    corpus_file(tmp_path / "in.txt", 4 << 20, seed=21)
+    config = {"inputs": ["in.txt"], "output": output, "memory_mb": 160, "head": 200, "chunk_mb": 128, "seed": 3}
+    run_workflow(tmp_path, config, env={**os.environ, "SNAKESHUF_MIB_BYTES": "16384"})
+    split = [r for r in job_reports(tmp_path) if r["stage"] == "split"]
+    assert len(split) >= 2 and all(r["spills"] > 10 for r in split), "not read in many batches"
+    assert sum(r["left_out_bytes"] for r in split) > 0.8 * (4 << 20)

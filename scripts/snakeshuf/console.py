@@ -90,9 +90,10 @@ def print_summary(spec, summary_path):
         if s
     )
     published = sum(entry["records"] for entry in summary["outputs"].values()) // spec.width
-    taken = f"{published:,} of " if published != summary["records"] else ""
+    read = summary.get("input_records", summary["records"])
+    taken = f"{published:,} of " if published != read else ""
     print(
-        f"snakeshuf: {taken}{summary['records']:,} records, {summary['bytes']:,} bytes "
+        f"snakeshuf: {taken}{read:,} records, {summary['bytes']:,} bytes "
         f"-> {output_description(spec.outputs)} (seed {summary['order']['seed']}, {summary['buckets']} buckets)\n"
         f"snakeshuf: per stage: {stages}; summary: {summary_path}",
         file=sys.stderr,

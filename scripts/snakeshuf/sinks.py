@@ -40,6 +40,8 @@ class RegionSink:
         self.writer = RegionWriter(target, offset)
         self.checksum = 0
 
+    past_the_end = False  # the one plain output takes every record
+
     def room(self):
         return sys.maxsize
 
