@@ -160,7 +160,9 @@ VERDICT = provenance.Verdict(current=False)
 
 def receipt(step):
     """The empty file written once this spec's output is `step` (in the run's logs)."""
-    return os.path.join(RUN_FILES.directories[1], "gather", f"{step}-{SPEC.fingerprint[:16]}")
+    return os.path.join(
+        RUN_FILES.directories[1], "gather", f"{step}-{SPEC.fingerprint[:16]}"
+    )
 
 
 RECEIPT = receipt("published")
@@ -180,6 +182,8 @@ SCRATCH = Scratch(SPEC.scratch)
 RUN_NAME = os.path.basename(SPEC.scratch)
 CHUNKS = range(len(SPEC.chunks))
 BUCKETS = range(SPEC.buckets)
+
+
 def start_run():
     """Before the first job (onstart): the checks, the output's lock, the plan
     file, progress lines, a clean stop on SIGTERM or Ctrl-C. In a module, rule write_plan runs
