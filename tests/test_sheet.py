@@ -53,3 +53,11 @@ def test_a_sheet_that_is_not_utf8_or_has_an_open_quote_is_refused(tmp_path):
     (tmp_path / "b.tsv").write_bytes(b"path\ncaf\xe9.txt\n")
     with pytest.raises(ConfigError, match="cannot be read as a table"):
         read_sample_sheet(str(tmp_path / "b.tsv"), SCHEMA)
+
+
+@pytest.mark.parametrize("name, text", [("s.tsv", "path\tpath\na.txt\tb.txt\n"), ("s.csv", "path,x,path\na,1,b\n")])
+def test_a_column_named_twice_is_refused(tmp_path, name, text):
+    """Found by a hostile pass: the second 'path' column silently won."""
+    with pytest.raises(ConfigError) as error:
+        read(tmp_path, name, text)
+    assert "names column(s) 'path' more than once" in str(error.value) and name in str(error.value)

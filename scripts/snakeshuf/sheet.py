@@ -44,6 +44,12 @@ def read_rows(path, where):
         raise ConfigError(f"{where} does not exist") from None
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise ConfigError(f"{where} cannot be read as a table: {error}") from None
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise ConfigError(
+            f"{where} names column(s) {', '.join(map(repr, repeated))} more than once in its header: "
+            "each column needs a name of its own"
+        )
     for line, fields in rows:
         if len(fields) != len(header):
             raise ConfigError(
