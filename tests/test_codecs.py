@@ -13,6 +13,7 @@ import pytest
 import zstandard
 
 from snakeshuf import codecs
+from snakeshuf.errors import InputError
 
 COMPRESS = {
     "gzip": lambda data: gzip.compress(data, mtime=0),
@@ -119,6 +120,32 @@ def test_formats_are_recognised_by_their_whole_signature(tmp_path, head, codec):
     path = tmp_path / "input"
     path.write_bytes(head)
     assert codecs.detect(path) == codec
+
+
+COMPRESS = {"gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress,
+            "zstd": zstandard.ZstdCompressor().compress}
+
+
+@pytest.mark.parametrize("codec", COMPRESS)
+def test_a_file_cut_short_inside_its_header_is_refused_not_read_as_text(tmp_path, codec):
+    """Found by a hostile pass: 'BZh91AY&' (a bzip2 file cut at 8 bytes) and
+    '\\x1f\\x8b' were published as one record of text, exit 0. A short text
+    that is the start of a signature ('B', 'BZh', '(') stays text."""
+    path = tmp_path / "input"
+    whole = COMPRESS[codec](b"".join(b"%d\n" % i for i in range(1000)))
+    refused = 0
+    for size in range(1, len(codecs.SIGNATURES[codec][0])):  # the signature's length: then -t's own checks
+        path.write_bytes(whole[:size])
+        if codecs.cut_short_codec(whole[:size]):
+            with pytest.raises(InputError, match=f"start of a {codec} file's header"):
+                codecs.detect(path)
+            refused += 1
+        else:
+            assert len(whole[:size]) < codecs.TEXT_PREFIX_BYTES and codecs.detect(path) is codecs.PLAIN
+    assert refused >= {"gzip": 1, "bzip2": 6, "xz": 5, "zstd": 2}[codec]
+    for text in (b"B", b"BZh", b"(", b"P*M"):
+        path.write_bytes(text)
+        assert codecs.detect(path) is codecs.PLAIN
 
 
 def test_a_zstd_file_starting_with_a_skippable_frame_is_read_whole(tmp_path):

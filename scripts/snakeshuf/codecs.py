@@ -19,7 +19,7 @@ import zlib
 
 import zstandard
 
-from snakeshuf.errors import CorruptStream
+from snakeshuf.errors import CorruptStream, InputError
 
 # Each format's whole signature: a plain text may well start with "BZh".
 SIGNATURE = {
@@ -34,14 +34,51 @@ READ_SIZE = 1 << 20
 ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
 
 
+# Each format's whole signatures, spelled out: a file that is only the start
+# of one was cut short.
+SIGNATURES = {
+    "gzip": [b"\x1f\x8b\x08"],
+    "bzip2": [b"BZh%d%s" % (level, block) for level in range(1, 10) for block in (b"1AY&SY", b"\x17rE8P\x90")],
+    "xz": [b"\xfd7zXZ\x00"],
+    "zstd": [b"\x28\xb5\x2f\xfd", *(bytes([first]) + b"\x2a\x4d\x18" for first in range(0x50, 0x60))],
+}
+TEXT_PREFIX_BYTES = 4  # a text file may well be "B", "BZh" or "("; "BZh9" or more is not text
+
+
 def detect(path):
-    """The codec whose signature starts the file, or PLAIN."""
+    """The codec whose signature starts the file, or PLAIN; a file that is
+    only the start of a signature is refused as cut short."""
     with open(path, "rb") as handle:
         head = handle.read(10)
     for codec, signature in SIGNATURE.items():
         if signature.match(head):
             return codec
+    cut_short = cut_short_codec(head)
+    if cut_short:
+        raise InputError(
+            f"input '{path}' holds only {len(head)} bytes, the start of a {cut_short} file's header: "
+            f"it is a {cut_short} file cut short; fetch or compress it again"
+        )
     return PLAIN
+
+
+def cut_short_codec(head):
+    """The codec of whose signature the whole of `head` (a file under 10
+    bytes) is the start, unless it may be text."""
+    if not head or len(head) >= 10 or (len(head) < TEXT_PREFIX_BYTES and is_utf8(head)):
+        return None
+    for codec, signatures in SIGNATURES.items():
+        if any(signature.startswith(head) and len(signature) > len(head) for signature in signatures):
+            return codec
+    return None
+
+
+def is_utf8(data):
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def open_stream(raw, codec):
