@@ -30,8 +30,8 @@ from snakeshuf import keys as keylib
 from snakeshuf import runfile, runindex, tally
 from snakeshuf.buckets import BucketStats
 from snakeshuf.directio import DirectReader, aligned_buffer
-from snakeshuf.errors import IntegrityError
-from snakeshuf.memory import OUTPUT_SLICE_BYTES, SHUFFLE_BYTES_PER_RECORD, MemoryModel
+from snakeshuf.errors import IntegrityError, RecordTooLarge
+from snakeshuf.memory import MB, OUTPUT_SLICE_BYTES, SHUFFLE_BYTES_PER_RECORD, MemoryModel
 from snakeshuf.progress import JobProgress
 from snakeshuf.sinks import PieceSink, RegionSink
 from snakeshuf.spec import RunSpec
@@ -147,6 +147,7 @@ class PartReader:
 # A key range too large for one pass is measured in this many key sub-ranges,
 # and each pass takes consecutive ones up to what fits.
 FINE_SUB_RANGES = 1 << 16
+MAX_PASSES = 64  # each pass reads all of the key range's sections
 
 
 class KeyRangeInPasses:
@@ -165,16 +166,31 @@ class KeyRangeInPasses:
         rows = np.concatenate([run_rows for _, run_rows in self.sections])
         return 2 * int(rows[:, runindex.NBYTES].max()) + 12 * int(rows[:, runindex.RECORDS].max())
 
-    def plan(self, budget):
-        """[(first, last, records, bytes)] of each pass, in key order."""
+    def plan(self, memory):
+        """[(first, last, records, bytes)] of each pass, in key order; a key
+        range whose long records leave too little room (a fine sub-range that
+        does not fit, or more than MAX_PASSES passes, each of which reads every
+        section) is refused, naming the memory it needs, for the retry."""
+        budget = memory.shuffle_bytes - self.reserve()
         counts = np.zeros(FINE_SUB_RANGES, np.int64)
         sizes = np.zeros(FINE_SUB_RANGES, np.int64)
+        longest = 0
         for reader, row in self.rows():
             keys, lengths = runfile.read_keys_and_lengths(reader, row)
+            longest = max(longest, int(lengths.max(initial=0)))
             fine = keylib.sub_range_of(keys, self.key_ranges, FINE_SUB_RANGES)
             counts += np.bincount(fine, minlength=FINE_SUB_RANGES)
             sizes += np.bincount(fine, weights=lengths, minlength=FINE_SUB_RANGES).astype(np.int64)
-        needs = np.cumsum(sizes + counts * SHUFFLE_BYTES_PER_RECORD)
+        fine_needs = sizes + counts * SHUFFLE_BYTES_PER_RECORD
+        needs = np.cumsum(fine_needs)
+        enough = max(int(fine_needs.max()), -(-int(needs[-1]) // MAX_PASSES))
+        if enough > budget:
+            raise RecordTooLarge(
+                f"a key range of {int(sizes.sum()):,} bytes holds a record of {longest:,} bytes, too long "
+                f"to order in passes with memory_mb={memory.memory_mb}; set memory_mb to at least "
+                f"{memory.memory_mb + -(-(enough - budget) // MB)}",
+                longest,
+            )
         passes, first = [], 0
         while first < FINE_SUB_RANGES:
             before = int(needs[first - 1]) if first else 0
@@ -296,7 +312,7 @@ class BucketWriter:
             if passes[p] > 1:
                 reader.release()
                 key_range = KeyRangeInPasses(sections, self.spec)
-                planned = key_range.plan(self.memory.shuffle_bytes - key_range.reserve())
+                planned = key_range.plan(self.memory)
                 self.passes = max(self.passes, len(planned))
                 for one_pass in planned:
                     self.output.write_sorted(*key_range.load(one_pass))

@@ -133,3 +133,20 @@ def test_a_few_long_records_among_many_short_ones_stay_within_budget(tmp_path, b
     run_workflow(tmp_path, {"inputs": ["in.txt"], "output": output, "memory_mb": budget_mb, "seed": seed},
                  "--retries", "0")
     assert_within_budget(tmp_path, SMALL_PLAN_STAGES, budget_mb)
+
+
+def test_a_record_too_long_for_a_bucket_jobs_passes_is_retried_with_more_memory_not_read_for_ever(tmp_path):
+    """Found by a hostile pass: one 30 MiB record among 20,000 short lines at
+    160 MB. The split job refuses it and its retry at twice the memory takes
+    it; the bucket job, at 160 MB, planned one pass per fine key sub-range,
+    each reading the whole key range (267 GB read in 15 minutes). It now
+    refuses too, naming the memory it needs, and its retry finishes."""
+    with open(tmp_path / "in.txt", "wb") as out:
+        for i in range(20_000):
+            if i == 10_000:
+                out.write(b"B" * (30 * 2**20 - 1) + b"\n")
+            out.write(b"%d short\n" % i)
+    result = run_workflow(tmp_path, {"inputs": ["in.txt"], "output": "out.txt", "memory_mb": 160})
+    assert "too long to order in passes with memory_mb=160; set memory_mb to at least" in result.stderr
+    shuffles = [r for r in job_reports(tmp_path) if r["stage"] == "shuffle"]
+    assert all(r["peak_rss_mb"] <= r["memory_mb"] for r in shuffles), shuffles
