@@ -202,6 +202,46 @@ def test_a_signal_while_the_scheduler_holds_its_lock_interrupts_it_and_stops_job
     assert outcome["user_kill"] == "graceful" and outcome["lock_free"], outcome
 
 
+# Snakemake's scheduler prepares each job in an asyncio task of a loop of its own.
+PREPARING = """
+import asyncio, json, os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from snakeshuf.stopping import RunStopper
+
+class Scheduler:
+    _user_kill = None
+
+    def schedule(self):
+        asyncio.run(self.prepare())
+
+    async def prepare(self):
+        async with asyncio.TaskGroup() as group:  # as Job.check_protected_output
+            group.create_task(self.protected())
+
+    async def protected(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(5)
+
+scheduler = Scheduler()
+RunStopper().attach(scheduler, local_jobs=False)
+try:
+    scheduler.schedule()
+    print(json.dumps("not interrupted"))
+except KeyboardInterrupt:
+    print(json.dumps("interrupted"))
+"""
+
+
+def test_a_signal_while_the_scheduler_prepares_a_job_interrupts_it_without_a_traceback():
+    """Found by CI: raised inside one of the job's asyncio tasks, the
+    interrupt was logged with its traceback."""
+    result = subprocess.run(
+        [sys.executable, "-c", PREPARING, str(REPO / "scripts")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and json.loads(result.stdout) == "interrupted", result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 # Snakemake holds its locks in a `with` block while it builds the DAG.
 LOCKED = """
 import os, signal, sys, time

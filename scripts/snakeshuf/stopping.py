@@ -67,21 +67,21 @@ def tell(text):
         pass
 
 
-def end_run_at_once():
-    """Unwind Snakemake's locks, without a traceback. While it builds the DAG
-    Snakemake runs asyncio tasks: raised inside one, the exit would be kept
-    in the task and logged with its traceback when the loop is closed, so it
-    is raised from the loop itself, at its next step (its tasks are then
-    cancelled quietly)."""
+def interrupt(exception):
+    """Raise `exception` where the signal arrived, without a traceback.
+    Snakemake runs asyncio tasks (building the DAG, preparing each job):
+    raised inside one, the exception would be kept in the task and logged
+    with its traceback, so there it is raised from the loop itself, at its
+    next step (its tasks are then cancelled quietly)."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        raise SystemExit(STOPPED) from None
-    loop.call_soon_threadsafe(exit_stopped)
+        raise exception from None
+    loop.call_soon_threadsafe(raise_, exception)
 
 
-def exit_stopped():
-    raise SystemExit(STOPPED)
+def raise_(exception):
+    raise exception
 
 
 class RunStopper:
@@ -116,7 +116,7 @@ class RunStopper:
         self.signal_name = signal.Signals(number).name
         if self.scheduler is None:
             tell(f"snakeshuf: stopped by {self.signal_name} before any job ran; run the same command again")
-            end_run_at_once()
+            interrupt(SystemExit(STOPPED))  # unwinds Snakemake's locks
             return
         if self.local_jobs:
             stop_descendants()
@@ -126,4 +126,4 @@ class RunStopper:
         if runs_inside(frame, type(self.scheduler).schedule.__code__):
             tell(f"snakeshuf: {self.signal_name} received: stopping the run's jobs")
             # The scheduler handles this at any point by cancelling its jobs.
-            raise KeyboardInterrupt
+            interrupt(KeyboardInterrupt())
