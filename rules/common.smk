@@ -17,7 +17,7 @@ from snakeshuf.config import check_config, input_path, separator_byte
 from snakeshuf.errors import ConfigError, InputError
 from snakeshuf.jobs import disk_full_message
 from snakeshuf.lock import OutputLock
-from snakeshuf.namespace import RunFiles, check_names
+from snakeshuf.namespace import RunFiles, check_left_alone, check_names
 from snakeshuf.outputs import column_names, output_paths, read_layout, read_take
 from snakeshuf.plan import make_paired_plan, make_plan
 from snakeshuf.records import common_header
@@ -146,6 +146,8 @@ except (ConfigError, InputError) as error:
 def judge_output_on_disk():
     """Whether the output set on disk is this run's (snakeshuf.provenance)."""
     try:
+        record = provenance.read_record(RUN_FILES.summary)
+        check_left_alone(RUN_FILES, record, config["overwrite"])
         verdict = provenance.judge(SPEC, RUN_FILES.summary, config["overwrite"])
     except ConfigError as error:
         console.fail(error)

@@ -198,7 +198,7 @@ def gather(args):
     total = sum(s.bytes for s in stats)
     written = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header)
     for partial in written:
-        provenance.mark(partial, spec.fingerprint)
+        provenance.mark(partial, spec.output)
     write_summary(spec, stats, table, [os.stat(partial) for partial in written], args)
     if args.leave_to_publish:
         remove_pieces(stats)

@@ -24,9 +24,9 @@ def place(tmp_path):
     return tmp_path
 
 
-def run_from(place, name, **config):
+def run_from(place, name, check=True, **config):
     config = {"inputs": [str(place / "data" / "a.txt")], "output": str(place / "data" / "out.txt"), **MEMORY, **config}
-    return run_workflow(place / name, config)
+    return run_workflow(place / name, config, check=check)
 
 
 def stat_of(path):
@@ -172,3 +172,36 @@ def test_a_dry_run_leaves_another_specs_interrupted_scratch(place):
     run_workflow(place / "a", {**config, "seed": 1}, "--dry-run")
     run_workflow(place / "a", {**config, "seed": 1})
     assert sorted(p.name for p in (place / "a" / "scratch").rglob("*.run")) == left
+
+
+def test_a_file_another_output_set_published_is_not_replaced(place):
+    """Found by a hostile pass: output 'a' with a split named 'txt' wrote over
+    'a.txt', published by output 'a.txt', and each run then rebuilt over the other."""
+    data = place / "data"
+    run_from(place, "a", output=str(data / "s.txt"))
+    before = (data / "s.txt").read_bytes()
+    split = {"output": str(data / "s"), "splits": {"txt": 0.5, "b": "rest"}}
+    result = run_from(place, "b", check=False, **split)
+    assert result.returncode != 0
+    assert f"output '{data / 's.txt'}' exists and was published with output '{data / 's.txt'}'" in result.stderr
+    assert (data / "s.txt").read_bytes() == before and not (data / "s.b").exists()
+
+
+@pytest.mark.parametrize("name", ["out.txt.partial", "out.txt.lock", "out.txt.summary.json.partial"])
+def test_someones_file_at_a_name_the_run_uses_for_itself_is_left_alone(place, name):
+    """Found by a hostile pass: a file at the run's unfinished output's,
+    summary's or lock's name was overwritten or deleted, exit 0."""
+    someones = place / "data" / name
+    someones.write_bytes(b"precious\n")
+    result = run_from(place, "a", check=False)
+    assert result.returncode != 0 and f"'{someones}' exists, and the run uses that name" in result.stderr
+    assert someones.read_bytes() == b"precious\n" and not (place / "data" / "out.txt").exists()
+
+
+def test_a_published_split_at_the_name_of_the_next_runs_unfinished_output_is_left_alone(place):
+    data = place / "data"
+    run_from(place, "a", output=str(data / "out"), splits={"partial": 0.5, "train": "rest"})
+    published = (data / "out.partial").read_bytes()
+    result = run_from(place, "b", output=str(data / "out"), check=False)
+    assert result.returncode != 0 and "a published file of the output set on disk" in result.stderr
+    assert (data / "out.partial").read_bytes() == published

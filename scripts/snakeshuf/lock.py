@@ -12,6 +12,8 @@ import fcntl
 import os
 import socket
 
+HOLDER = "snakeshuf PID {pid} on {host}"  # what a lock file says
+
 
 class OutputLock:
     def __init__(self, path):
@@ -35,7 +37,7 @@ class OutputLock:
                 return holder or "another process"
             if self._still_names(fd):
                 os.ftruncate(fd, 0)
-                os.pwrite(fd, f"snakeshuf PID {os.getpid()} on {socket.gethostname()}".encode(), 0)
+                os.pwrite(fd, HOLDER.format(pid=os.getpid(), host=socket.gethostname()).encode(), 0)
                 self.fd = fd
             else:
                 os.close(fd)
@@ -56,3 +58,28 @@ class OutputLock:
                 pass
             os.close(self.fd)
             self.fd = None
+
+
+def written_by_a_run(path):
+    """Whether the file at `path` is a lock a run wrote (or an empty one, as a run's is at first)."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(200).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return not text or text.startswith(HOLDER.split("{")[0])
+
+
+def held_by_a_live_run(path):
+    """Whether a running process holds the lock at `path` (tried, not taken)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

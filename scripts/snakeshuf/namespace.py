@@ -21,10 +21,11 @@ from snakeshuf.disk import existing_ancestor
 from snakeshuf.errors import ConfigError
 from snakeshuf.jobs import PARTIAL
 from snakeshuf.outputs import check_output_name
+from snakeshuf.lock import held_by_a_live_run, written_by_a_run
 from snakeshuf.plan import has_braces
+from snakeshuf.provenance import SUMMARY, listed_outputs
 from snakeshuf.scratch import PIPED
 
-SUMMARY = ".summary.json"
 LOCK = ".lock"
 
 
@@ -159,6 +160,35 @@ def check_clashes(run):
                     f"{what} would lie in '{directory}', a directory of the run's own that it removes: "
                     "choose another output path"
                 )
+
+
+def check_left_alone(run, record, overwrite):
+    """A file at one of the names the run gives its unfinished outputs and
+    summary and its lock is overwritten or deleted by the run: refused unless
+    a run of this output left it (its scratch directory is there; a lock
+    names its holder) and it is not a published file of the set on disk
+    (`record`, its summary), or `overwrite` says so. While a live run holds
+    the output's lock, its files are its own."""
+    if held_by_a_live_run(run.lock):
+        return  # its files: the run says so when it tries to take the lock
+    published = listed_outputs(record)
+    for path, what in run.bookkeeping().items():
+        if overwrite or path == run.summary or not os.path.lexists(path):
+            continue  # the summary is the record: an unreadable one makes the output not current
+        if os.path.abspath(path) in published:
+            whose = "a published file of the output set on disk (its summary lists it)"
+        elif path == run.lock:
+            if written_by_a_run(path):
+                continue
+            whose = "not a lock snakeshuf wrote"
+        elif os.path.isdir(run.directories[0]):
+            continue
+        else:
+            whose = "not left by a run of this output (it has no scratch directory)"
+        raise ConfigError(
+            f"'{path}' exists, and the run uses that name for {what}; the file is {whose}: move it "
+            "away, choose another output name, or set config key 'overwrite' to true (snakeshuf --overwrite)"
+        )
 
 
 def check_names(run):

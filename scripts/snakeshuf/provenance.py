@@ -28,7 +28,8 @@ from snakeshuf.errors import ConfigError
 # The output format's version: a new one for any change that gives the same
 # spec other bytes (tests/test_stable_output.py records the bytes).
 FORMAT = 2  # 2: compressed members cut by the one order (every MEMBER_RECORDS records)
-MADE_BY = "user.snakeshuf.made-by"  # the extended attribute on every published file
+MADE_BY = "user.snakeshuf.made-by"  # the extended attribute on every published file: its output set
+SUMMARY = ".summary.json"  # beside the configured output
 
 
 def made_by(spec):
@@ -50,21 +51,24 @@ def fingerprint(made):
     return hashlib.sha256(json.dumps(made, sort_keys=True).encode()).hexdigest()
 
 
-def mark(path, digest):
-    """Sign a file gather is about to publish; a filesystem without extended
+def mark(path, output):
+    """Sign a file gather is about to publish with its output set (the
+    configured output's absolute path); a filesystem without extended
     attributes keeps only the summary's record."""
     try:
-        os.setxattr(path, MADE_BY, digest.encode())
+        os.setxattr(path, MADE_BY, os.path.abspath(output).encode())
     except OSError:
         pass
 
 
-def is_marked(path):
+def marked_for(path, output):
+    """The output set a file was published for, or None (a signature from
+    before sets were signed, a fingerprint, is taken for `output`'s)."""
     try:
-        os.getxattr(path, MADE_BY)
-        return True
+        owner = os.getxattr(path, MADE_BY).decode(errors="replace")
     except OSError:
-        return False
+        return None
+    return owner if owner.startswith(os.sep) else os.path.abspath(output)
 
 
 def read_record(summary_path):
@@ -150,7 +154,7 @@ def judge(spec, summary_path, overwrite):
     record = read_record(summary_path)
     if not existing and not os.path.lexists(summary_path):
         return Verdict(False)
-    check_replaceable(existing, record, summary_path, overwrite)
+    check_replaceable(existing, record, spec.output, overwrite)
     if record is None:
         state = "unreadable" if os.path.lexists(summary_path) else "missing"
         return Verdict(False, f"its summary '{summary_path}' is {state}")
@@ -169,8 +173,11 @@ def listed_outputs(record):
     return {os.path.abspath(p) for p in [*made.get("outputs", []), *outputs]}
 
 
-def check_replaceable(existing, record, summary_path, overwrite):
-    listed = listed_outputs(record)
+def check_replaceable(existing, record, output, overwrite):
+    """Each existing file at an output path is this output set's: listed in
+    its summary, or signed for it (a file of another set, or none, is not
+    replaced unless `overwrite`)."""
+    listed, summary_path = listed_outputs(record), output + SUMMARY
     for path in existing:
         info = os.lstat(path)
         if not stat.S_ISREG(info.st_mode):
@@ -178,7 +185,14 @@ def check_replaceable(existing, record, summary_path, overwrite):
                 f"output '{path}' exists and is not a regular file (a link, device or pipe): "
                 "snakeshuf replaces only files it made; choose another output path"
             )
-        if not (overwrite or os.path.abspath(path) in listed or is_marked(path)):
+        owner = marked_for(path, output)
+        if not (overwrite or os.path.abspath(path) in listed or owner in (os.path.abspath(output), None)):
+            raise ConfigError(
+                f"output '{path}' exists and was published with output '{owner}', another output set: "
+                "choose another output name, move it away, or set "
+                "config key 'overwrite' to true (snakeshuf --overwrite) to replace it"
+            )
+        if not (overwrite or os.path.abspath(path) in listed or owner):
             raise ConfigError(
                 f"output '{path}' exists, and snakeshuf cannot show that it made it (its summary "
                 f"'{summary_path}' does not list it): move it away, or set config key 'overwrite' "
