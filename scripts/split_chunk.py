@@ -17,7 +17,7 @@ from snakeshuf.aligned import aligned_batches
 from snakeshuf.memory import MemoryModel
 from snakeshuf.outputs import HEAD
 from snakeshuf.progress import JobProgress
-from snakeshuf.errors import RecordTooLarge
+from snakeshuf.errors import RecordTooLarge, WindowTooLarge
 from snakeshuf.records import RecordReader
 from snakeshuf.runfile import RunWriter, as_records, take
 from snakeshuf.spec import RunSpec
@@ -73,11 +73,13 @@ def keyed_batches(spec, segments, memory):
     if width > 1:
         for lo in range(0, len(segments), width):
             group = [files[s.file_index] for s in segments[lo : lo + width]]
-            batches = aligned_batches(group, separator, memory.block_bytes // width, memory.batch_records // width)
+            batches = aligned_batches(group, separator, memory.block_bytes // width, memory.batch_records // width,
+                                      memory.window_bytes // width)
             for batch in batches:
                 yield batch, group[0].index // width, batch.offset + np.arange(len(batch.ends))
         return
-    reader = RecordReader(separator, np.empty(memory.block_bytes + 1, np.uint8), memory.batch_records)
+    reader = RecordReader(separator, np.empty(memory.block_bytes + 1, np.uint8), memory.batch_records,
+                          memory.window_bytes)
     for segment in segments:
         f = files[segment.file_index]
         start = max(segment.start, spec.header_bytes)  # every input starts with the header
@@ -132,6 +134,11 @@ def main(argv):
     memory = MemoryModel(args.memory_mb)
     try:
         split_chunk(RunSpec.read(args.plan), args.chunk, memory, args.run, args.index)
+    except WindowTooLarge as error:
+        raise WindowTooLarge(
+            f"{error}, more than a split job has with memory_mb={memory.memory_mb}; "
+            f"set memory_mb to at least {memory.memory_for_window(error.needed)}"
+        ) from None
     except RecordTooLarge as error:
         raise RecordTooLarge(
             f"{error} (with memory_mb={memory.memory_mb} the longest is {error.limit} bytes); "

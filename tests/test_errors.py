@@ -2,6 +2,8 @@
 started and no output written."""
 
 import os
+import socket
+import threading
 import subprocess
 
 import pytest
@@ -184,8 +186,26 @@ def test_a_file_where_the_run_directory_goes_is_refused(workdir, good_input):
 
 
 def test_input_that_is_not_a_regular_file(workdir, good_input):
-    os.mkfifo(workdir / "data" / "pipe")
-    assert_refused(workdir, {"inputs": ["data/pipe"], "output": "out.txt"}, "not a regular file")
+    """A socket; a FIFO is read like standard input (tests/test_shuf_habits.py)."""
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(workdir / "data" / "socket"))
+        assert_refused(workdir, {"inputs": ["data/socket"], "output": "out.txt"}, "not a regular file")
+
+
+def test_a_fifo_is_read_to_its_end_like_standard_input(workdir):
+    """Issue 28: as with shuf, a named pipe is an input; it was refused."""
+    data = b"".join(b"record %d\n" % i for i in range(3000))
+    (workdir / "file.txt").write_bytes(data)
+    run_workflow(workdir / "direct", {"inputs": [str(workdir / "file.txt")], "output": "out.txt"})
+    os.mkfifo(workdir / "pipe")
+    writer = threading.Thread(target=(workdir / "pipe").write_bytes, args=(data,))
+    writer.start()
+    # Not run_workflow: its reference model would read the pipe again.
+    command = snakemake_command(workdir / "piped", {"inputs": [str(workdir / "pipe")], "output": "out.txt"})
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    writer.join(timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (workdir / "piped" / "out.txt").read_bytes() == (workdir / "direct" / "out.txt").read_bytes()
 
 
 def test_record_larger_than_the_budget_names_file_offset_and_size(workdir):

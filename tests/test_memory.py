@@ -8,6 +8,7 @@ process tree (every 0.5 s at first). Both must stay within the budget.
 import csv
 import glob
 import os
+import subprocess
 from collections import Counter
 
 import numpy as np
@@ -150,3 +151,25 @@ def test_a_record_too_long_for_a_bucket_jobs_passes_is_retried_with_more_memory_
     assert "too long to order in passes with memory_mb=160; set memory_mb to at least" in result.stderr
     shuffles = [r for r in job_reports(tmp_path) if r["stage"] == "shuffle"]
     assert all(r["peak_rss_mb"] <= r["memory_mb"] for r in shuffles), shuffles
+
+
+@pytest.mark.parametrize("name, compress, needed", [
+    ("dict.xz", ["xz", "-T1", "--lzma2=preset=1,dict=512MiB"], 1152),
+    ("long.zst", ["zstd", "-q", "-T1", "--long=27"], 384),
+])
+def test_a_compressed_input_whose_decoder_needs_more_than_the_budget_is_refused_naming_the_memory(
+    tmp_path, name, compress, needed
+):
+    """Found by a hostile pass: a valid xz file with a 512 MiB dictionary
+    took a split job to 361 MB at memory_mb=160, and zstd --long=27 to 254
+    MB, exit 0. A window of up to half a job's usable memory is decoded; a
+    larger one is refused, and the memory it names works."""
+    data = b"".join(b"%d\n" % i for i in range(200_000))
+    (tmp_path / name).write_bytes(subprocess.run(compress, input=data, capture_output=True, check=True).stdout)
+    config = {"inputs": [name], "output": "out.txt", "memory_mb": 160}
+    result = run_workflow(tmp_path, config, check=False)
+    assert result.returncode != 0 and not (tmp_path / "out.txt").exists()
+    assert f"its decoder needs a window of" in result.stderr
+    assert f"set memory_mb to at least {needed}" in result.stderr
+    run_workflow(tmp_path, {**config, "memory_mb": needed})
+    assert all(r["peak_rss_mb"] <= needed for r in job_reports(tmp_path) if r["stage"] == "split")

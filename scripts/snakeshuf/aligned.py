@@ -61,12 +61,12 @@ def interleave(pieces):
     return data, np.cumsum(lengths)
 
 
-def aligned_batches(files, sep, buf_bytes, max_records):
+def aligned_batches(files, sep, buf_bytes, max_records, max_window=None):
     """Batches of records made of line i of each file in `files` (aligned
     inputs); a batch's `offset` is its first line's index. Files of different
     lengths are an error naming both counts."""
     queues = [
-        LineQueue(RecordReader(sep, np.empty(buf_bytes + 1, np.uint8), max_records).batches(f, 0, math.inf))
+        LineQueue(RecordReader(sep, np.empty(buf_bytes + 1, np.uint8), max_records, max_window).batches(f, 0, math.inf))
         for f in files
     ]
     line = 0

@@ -19,7 +19,7 @@ import zlib
 
 import zstandard
 
-from snakeshuf.errors import CorruptStream, InputError
+from snakeshuf.errors import CorruptStream, InputError, WindowTooLarge
 
 # Each format's whole signature: a plain text may well start with "BZh".
 SIGNATURE = {
@@ -30,6 +30,7 @@ SIGNATURE = {
     "zstd": re.compile(rb"\x28\xb5\x2f\xfd|[\x50-\x5f]\x2a\x4d\x18"),
 }
 PLAIN = None
+XZ_DECODER_BYTES = 1 << 20  # liblzma's decoder beside its dictionary (xz -6: 9 MiB for an 8 MiB one)
 READ_SIZE = 1 << 20
 ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
 
@@ -81,15 +82,71 @@ def is_utf8(data):
         return False
 
 
-def open_stream(raw, codec):
-    """A readable binary stream of the decompressed bytes of the open file `raw`."""
+def open_stream(raw, codec, max_window=None):
+    """A readable binary stream of the decompressed bytes of the open file
+    `raw`; a decoder that would need more than `max_window` bytes (an xz
+    dictionary, a zstd window) is refused with WindowTooLarge first."""
+    if max_window is not None:
+        check_window(raw, codec, max_window)
+        raw.seek(0)
     if codec == "zstd":
         check_zstd_frames(raw)
         raw.seek(0)
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_size=READ_SIZE, read_across_frames=True)
+        decoder = zstandard.ZstdDecompressor(max_window_size=max_window or 0)
+        return decoder.stream_reader(raw, read_size=READ_SIZE, read_across_frames=True)
     if codec in STREAM_FORMATS:
-        return Streams(raw, codec)
+        return Streams(raw, codec, max_window)
     raise ValueError(f"unknown codec {codec!r}")
+
+
+def check_window(raw, codec, max_window):
+    """Refuse a file whose first frame or block asks for a window larger than
+    `max_window` (later ones are held to it by the decoder itself)."""
+    head = raw.read(64)
+    needed = {"zstd": zstd_window, "xz": xz_dictionary}.get(codec, lambda _: 0)(head)
+    if needed > max_window:
+        raise WindowTooLarge(f"its decoder needs a window of {needed:,} bytes", needed)
+
+
+def zstd_window(head):
+    try:
+        return zstandard.get_frame_parameters(head).window_size
+    except zstandard.ZstdError:
+        return 0  # a skippable frame first, or damage: the decoder's own limit and checks decide
+
+
+def xz_dictionary(head):
+    """The LZMA2 dictionary size of the first block (xz format 1.1.0, 3.1),
+    0 if it cannot be read here (the decoder's memlimit still holds)."""
+    if len(head) < 14 or head[12] == 0:
+        return 0
+    flags, at = head[13], 14
+    for present in (0x40, 0x80):  # compressed size, uncompressed size
+        if flags & present:
+            at = skip_varint(head, at)
+    for _ in range((flags & 3) + 1):
+        filter_id, at = read_varint(head, at)
+        size, at = read_varint(head, at)
+        if filter_id == 0x21 and size == 1 and at < len(head):
+            bits = head[at] & 0x3F
+            return (2 | (bits & 1)) << (bits // 2 + 11) if bits < 40 else 1 << 32
+        at += size
+    return 0
+
+
+def read_varint(data, at):
+    value = shift = 0
+    while at < len(data):
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if not byte & 0x80:
+            break
+    return value, at
+
+
+def skip_varint(data, at):
+    return read_varint(data, at)[1]
 
 
 class Inflater:
@@ -115,7 +172,7 @@ class Inflater:
 STREAM_FORMATS = {
     "gzip": (Inflater, "end"),
     "bzip2": (bz2.BZ2Decompressor, None),
-    "xz": (lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ), "fours"),
+    "xz": (lambda memlimit=None: lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=memlimit), "fours"),
 }
 
 
@@ -124,9 +181,11 @@ class Streams(io.RawIOBase):
     turn. Python's own readers take bytes they cannot read after the first
     stream for trailing garbage and end quietly; here they are an error."""
 
-    def __init__(self, raw, codec):
+    def __init__(self, raw, codec, max_window=None):
         self.raw = raw
-        self.new_decompressor, self.padding = STREAM_FORMATS[codec]
+        new, self.padding = STREAM_FORMATS[codec]
+        limited = codec == "xz" and max_window  # liblzma counts its whole decoder against the limit
+        self.new_decompressor = (lambda: new(max_window + XZ_DECODER_BYTES)) if limited else new
         self.decompressor, self.data, self.at_eof = self.new_decompressor(), b"", False
 
     def readable(self):

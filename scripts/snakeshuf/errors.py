@@ -22,6 +22,15 @@ class RecordTooLarge(InputError):
         self.length, self.limit = length, limit
 
 
+class WindowTooLarge(InputError):
+    """A compressed input whose decoder needs more memory (`needed` bytes of
+    window) than a job's budget gives it."""
+
+    def __init__(self, message, needed=0):
+        super().__init__(message)
+        self.needed = needed
+
+
 class LayoutError(InputError):
     """The output layout asks for more records than the inputs hold."""
 

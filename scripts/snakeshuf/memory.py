@@ -116,6 +116,19 @@ class MemoryModel:
         # sub-ranges are only about equal: leave room for both.
         return math.ceil(need * MULTI_PASS_FACTOR / self.shuffle_bytes)
 
+    @property
+    def window_bytes(self):
+        """The most a split job's decoder may take for its window (an xz
+        dictionary, a zstd window): it fills only as far as the stream's data
+        goes, so common ones (gzip 32 KiB, xz -6 8 MiB, zstd -3 up to 8 MiB)
+        stay within the margin of BASE_MB; a larger one is refused."""
+        return self.usable_bytes // 2
+
+    @staticmethod
+    def memory_for_window(window_bytes):
+        """The smallest memory_mb whose split job decodes a stream with this window."""
+        return max(MIN_MEMORY_MB, BASE_MB + math.ceil(2 * window_bytes / MB))
+
     def memory_for_record(self, record_bytes):
         """The smallest memory_mb whose split buffer holds a record this long."""
         return max(MIN_MEMORY_MB, BASE_MB + math.ceil((record_bytes + 1) * 4 / MB))

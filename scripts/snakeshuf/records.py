@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from snakeshuf import codecs
-from snakeshuf.errors import CorruptStream, InputError, RecordTooLarge
+from snakeshuf.errors import CorruptStream, InputError, RecordTooLarge, WindowTooLarge
 
 SCAN_PIECE = 1 << 20
 
@@ -100,8 +100,9 @@ class RecordReader:
     record allowed (one byte is kept free to terminate a last record that
     lacks its separator); a batch holds at most `max_records` records."""
 
-    def __init__(self, sep, buf, max_records):
-        self.sep, self.buf, self.max_records = sep, buf, max_records
+    def __init__(self, sep, buf, max_records, max_window=None):
+        """`max_window`: the most memory a compressed input's decoder may take (None: any)."""
+        self.sep, self.buf, self.max_records, self.max_window = sep, buf, max_records, max_window
 
     def batches(self, f, start, end):
         """The records of input `f` (path, size, codec; a size of None is not
@@ -117,10 +118,17 @@ class RecordReader:
                     yield from self.stream(raw, f.path, pos, end)
                 return
             try:
-                with codecs.open_stream(raw, f.codec) as stream:
+                with codecs.open_stream(raw, f.codec, self.max_window) as stream:
                     skip(stream, start, self.buf)
                     yield from self.stream(stream, f.path, start, math.inf)
+            except WindowTooLarge as error:
+                raise WindowTooLarge(f"input '{f.path}' ({f.codec}): {error}", error.needed) from None
             except (CorruptStream, *codecs.ERRORS) as error:
+                if "Memory usage limit" in str(error):  # a later xz block's dictionary
+                    raise WindowTooLarge(
+                        f"input '{f.path}' ({f.codec}): a block's decoder needs more than "
+                        f"{self.max_window:,} bytes of window", 2 * self.max_window,
+                    ) from None
                 raise InputError(
                     f"input '{f.path}' is not a valid {f.codec} file ({error or type(error).__name__}); "
                     "it may be truncated or corrupt: fetch or compress it again"
