@@ -222,3 +222,17 @@ def test_the_command_leaves_nothing_but_the_output_and_keeps_its_logs_on_failure
     (inputs / "direct" / "more").symlink_to(inputs / "more")
     run_workflow(inputs / "direct", config)
     assert (inputs / "out" / "s.jsonl").read_bytes() == (inputs / "direct" / "s.jsonl").read_bytes()
+
+
+def test_the_same_command_twice_at_once_one_runs_and_the_other_says_why(inputs, installed):
+    """Found by a hostile pass: the loser got Snakemake's 'locked' error with
+    advice to --unlock (harmful while the other runs), or a failed write of
+    the shared configuration file."""
+    args = ["snakeshuf", "a.jsonl", "-o", "twice.jsonl", "--memory", "160M", "--cores", "1"]
+    runs = [subprocess.Popen(args, cwd=inputs, env=installed, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = sorted((run.wait(timeout=300), run.stderr.read()) for run in runs)
+    assert [code for code, _ in results] == [0, 1], results
+    assert "is being written by another run (snakeshuf PID" in results[1][1] and "--unlock" not in results[1][1]
+    direct = {"inputs": [str(inputs / "a.jsonl")], "output": "twice.jsonl", "memory_mb": 160}
+    run_workflow(inputs / "direct", direct)
+    assert (inputs / "twice.jsonl").read_bytes() == (inputs / "direct" / "twice.jsonl").read_bytes()

@@ -10,6 +10,7 @@ Ctrl-C, 143 for SIGTERM; snakeshuf.start).
 """
 
 import argparse
+import atexit
 import hashlib
 import importlib.metadata
 import os
@@ -22,7 +23,8 @@ import tempfile
 import yaml
 
 from snakeshuf import __version__
-from snakeshuf.jobs import atomic_write
+from snakeshuf.lock import OutputLock
+from snakeshuf.namespace import LOCK
 from snakeshuf.memory import MIN_MEMORY_MB
 
 # In the run's state directory, where the jobs of a cluster run can read it.
@@ -214,13 +216,42 @@ def snakemake_arguments(args, workflow, state, configfile):
 
 def write_config(config, state):
     """The configuration as a file Snakemake and every job can read, named by
-    its content: the same command finds the same file."""
+    its content: the same command finds the same file (a temporary name of
+    its own: the same command started twice at once writes it twice)."""
     text = yaml.safe_dump(config, sort_keys=False).encode()  # splits keep their order
     path = os.path.join(state, CONFIG_DIR, f"config-{hashlib.sha256(text).hexdigest()[:16]}.yaml")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with atomic_write(path) as handle:
-        handle.write(text)
+    if not os.path.exists(path):
+        with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), delete=False) as handle:
+            handle.write(text)
+        os.replace(handle.name, path)
     return path
+
+
+def take_output_lock(args):
+    """The output's lock, taken before Snakemake starts (the workflow finds it
+    held by this process): another run of the same command shares the state
+    directory, where Snakemake would say it is locked and suggest --unlock,
+    which would harm that run."""
+    lock = OutputLock(os.path.abspath(args.output) + LOCK)
+    try:
+        os.makedirs(os.path.dirname(lock.path), exist_ok=True)
+        holder = lock.acquire()
+    except OSError:
+        return  # the workflow names what is wrong with the output's place
+    if holder:
+        print(f"snakeshuf: error: output '{args.output}' is being written by another run ({holder}): "
+              "wait for it to finish, or choose another output path", file=sys.stderr)
+        sys.exit(1)
+    atexit.register(lock.release)
+    for number in (signal.SIGINT, signal.SIGTERM):  # until the workflow's own handler (snakeshuf.stopping)
+        signal.signal(number, lambda number, _: ended_by(number, lock))
+
+
+def ended_by(number, lock):
+    """A signal before the workflow is read: no lock file left, the signal's status."""
+    lock.release()
+    os._exit(128 + number)
 
 
 def main(argv=None):
@@ -236,6 +267,8 @@ def main(argv=None):
         check_writable_directory(p, args.report)
     if args.output == STDOUT:
         check_stdout(p, args)
+    if args.output != STDOUT and not (args.dry_run or args.unlock):
+        take_output_lock(args)
     args.state = state = state_directory(args)
     new_state = args.output == STDOUT or not os.path.isdir(state)
     try:

@@ -13,6 +13,7 @@ import os
 import socket
 
 HOLDER = "snakeshuf PID {pid} on {host}"  # what a lock file says
+HELD_HERE = {}  # path: the OutputLock of this process that holds it (the command takes it before Snakemake)
 
 
 class OutputLock:
@@ -23,10 +24,13 @@ class OutputLock:
 
     @property
     def held(self):
-        return self.fd is not None
+        return self.fd is not None or HELD_HERE.get(self.path) not in (None, self)
 
     def acquire(self):
-        """Take the lock; return None, or a description of who holds it."""
+        """Take the lock; return None, or a description of who holds it
+        (held by another OutputLock of this process, it is this one's too)."""
+        if self.held:
+            return None
         while self.fd is None:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -39,6 +43,7 @@ class OutputLock:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, HOLDER.format(pid=os.getpid(), host=socket.gethostname()).encode(), 0)
                 self.fd = fd
+                HELD_HERE[self.path] = self
             else:
                 os.close(fd)
         return None
@@ -58,6 +63,7 @@ class OutputLock:
                 pass
             os.close(self.fd)
             self.fd = None
+            HELD_HERE.pop(self.path, None)
 
 
 def written_by_a_run(path):
@@ -70,16 +76,16 @@ def written_by_a_run(path):
     return not text or text.startswith(HOLDER.split("{")[0])
 
 
-def held_by_a_live_run(path):
-    """Whether a running process holds the lock at `path` (tried, not taken)."""
+def live_holder(path):
+    """Who holds the lock at `path` if a running process does, else None (tried, not taken)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return False
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
+        return None
     except BlockingIOError:
-        return True
+        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
     finally:
         os.close(fd)

@@ -21,7 +21,7 @@ from snakeshuf.disk import existing_ancestor
 from snakeshuf.errors import ConfigError
 from snakeshuf.jobs import PARTIAL
 from snakeshuf.outputs import check_output_name
-from snakeshuf.lock import held_by_a_live_run, written_by_a_run
+from snakeshuf.lock import live_holder, written_by_a_run
 from snakeshuf.plan import has_braces
 from snakeshuf.provenance import SUMMARY, listed_outputs
 from snakeshuf.scratch import PIPED
@@ -169,7 +169,7 @@ def check_left_alone(run, record, overwrite):
     names its holder) and it is not a published file of the set on disk
     (`record`, its summary), or `overwrite` says so. While a live run holds
     the output's lock, its files are its own."""
-    if held_by_a_live_run(run.lock):
+    if live_holder(run.lock):
         return  # its files: the run says so when it tries to take the lock
     published = listed_outputs(record)
     for path, what in run.bookkeeping().items():
