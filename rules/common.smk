@@ -16,7 +16,7 @@ from snakeshuf.stopping import RunStopper, cancel_scheduler_wakeups
 from snakeshuf.config import check_config, input_path, separator_byte
 from snakeshuf.errors import ConfigError, InputError
 from snakeshuf.jobs import disk_full_message
-from snakeshuf.lock import OutputLock
+from snakeshuf.lock import NotALock, OutputLock
 from snakeshuf.namespace import RunFiles, check_left_alone, check_names
 from snakeshuf.outputs import column_names, output_paths, read_layout, read_take
 from snakeshuf.plan import make_paired_plan, make_plan
@@ -74,6 +74,8 @@ def try_output_lock():
     try:
         os.makedirs(os.path.dirname(OUTPUT_LOCK.path), exist_ok=True)
         holder = OUTPUT_LOCK.acquire()
+    except NotALock as error:
+        console.fail(error)
     except OSError as error:
         console.fail(
             f"config key 'output': cannot write '{error.filename or OUTPUT_LOCK.path}' "

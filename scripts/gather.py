@@ -72,8 +72,10 @@ def check_stages(spec, stats, table, header, split_reports):
         },
     }
     from_inputs = input_bytes(spec.files, spec.separator)
-    unknown = None if spec.take else 0  # a log lost: only a 'head' run's split jobs leave records out
-    left_out = [report.get("left_out_bytes", 0) if report else unknown for report in split_reports]
+    if spec.take is None:  # only a 'head' run's split jobs leave records out, whatever a log says
+        left_out = [0]
+    else:
+        left_out = [report.get("left_out_bytes", 0) if report else None for report in split_reports]
     if from_inputs is not None and None not in left_out:
         stages["the inputs"] = {"bytes": from_inputs - len(header) * len(spec.files) - sum(left_out)}
     buckets.check_totals(stages)

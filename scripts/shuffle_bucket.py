@@ -185,10 +185,14 @@ class KeyRangeInPasses:
         needs = np.cumsum(fine_needs)
         enough = max(int(fine_needs.max()), -(-int(needs[-1]) // MAX_PASSES))
         if enough > budget:
+            why = (
+                f"holds a record of {longest:,} bytes, too long to order in passes"
+                if int(fine_needs.max()) > budget
+                else f"would take more than {MAX_PASSES} passes (far more records than planned: a very compressible input?)"
+            )
             raise RecordTooLarge(
-                f"a key range of {int(sizes.sum()):,} bytes holds a record of {longest:,} bytes, too long "
-                f"to order in passes with memory_mb={memory.memory_mb}; set memory_mb to at least "
-                f"{memory.memory_mb + -(-(enough - budget) // MB)}",
+                f"a key range of {int(sizes.sum()):,} bytes {why} with memory_mb={memory.memory_mb}; "
+                f"set memory_mb to at least {memory.memory_mb + -(-(enough - budget) // MB)}",
                 longest,
             )
         passes, first = [], 0

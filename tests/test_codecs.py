@@ -154,3 +154,14 @@ def test_a_zstd_file_starting_with_a_skippable_frame_is_read_whole(tmp_path):
     path.write_bytes(b"\x50\x2a\x4d\x18" + b"\x04\0\0\0abcd" + COMPRESS["zstd"](content))
     assert codecs.detect(path) == "zstd"
     assert our_verdict("zstd", path) == tool_verdict("zstd", path) == content
+
+
+def test_a_zstd_input_decodes_at_any_memory(tmp_path):
+    """Found by a review: from memory_mb=4225 half the usable memory is past
+    zstd's largest window limit (2^31), and every zstd input was refused as corrupt."""
+    from snakeshuf.memory import MemoryModel
+
+    path = tmp_path / "in.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(b"x\n" * 1000))
+    with open(path, "rb") as raw, codecs.open_stream(raw, "zstd", MemoryModel(8192).window_bytes) as stream:
+        assert stream.read() == b"x\n" * 1000

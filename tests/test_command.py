@@ -236,3 +236,42 @@ def test_the_same_command_twice_at_once_one_runs_and_the_other_says_why(inputs, 
     direct = {"inputs": [str(inputs / "a.jsonl")], "output": "twice.jsonl", "memory_mb": 160}
     run_workflow(inputs / "direct", direct)
     assert (inputs / "twice.jsonl").read_bytes() == (inputs / "direct" / "twice.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("name, message", [
+    ("out.txt.partial", "the run uses that name for the unfinished output"),
+    ("out.txt.lock", "is not a lock snakeshuf wrote"),
+])
+def test_the_command_leaves_someones_file_at_a_name_the_run_uses_alone(inputs, installed, name, message):
+    """Found by a review: the command takes the output's lock before the
+    workflow's check, which took that lock for a live run's and passed."""
+    (inputs / name).write_bytes(b"precious\n")
+    result = snakeshuf(inputs, installed, "a.jsonl", "-o", "out.txt", "--memory", "160M")
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-3000:]
+    assert (inputs / name).read_bytes() == b"precious\n" and not (inputs / "out.txt").exists()
+
+
+def test_a_run_to_stdout_leaves_no_state_whatever_happens(inputs, installed):
+    """Found by a review: a failed or stopped run to standard output kept its
+    state (a copy of stdin among it), which nothing can resume; SIGTERM while
+    the result was copied out was ignored."""
+    scratch = inputs / "scratch"
+    scratch.mkdir()
+    args = ["snakeshuf", "a.jsonl", "-o", "-", "--memory", "160M", "--scratch", str(scratch)]
+    failing = {**installed, "SNAKESHUF_FAIL_BUCKETS": "0"}
+    failed = subprocess.run(args, cwd=inputs, env=failing, capture_output=True, text=True)
+    assert failed.returncode == 1 and os.listdir(scratch) == [], failed.stderr[-2000:]
+    run = subprocess.Popen(args, cwd=inputs, env=installed, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in run.stderr:  # the run is done; its 2 MiB fill the pipe, which nobody reads
+        if "per stage" in line:
+            break
+    time.sleep(0.5)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=20) == 128 + signal.SIGTERM
+    assert os.listdir(scratch) == []
+
+
+def test_a_dry_run_does_not_read_a_pipe(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["-", "-o", "out.txt", "--dry-run"])
+    assert stopped.value.code == 2 and "--dry-run would read the pipes" in capsys.readouterr().err

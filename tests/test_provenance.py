@@ -205,3 +205,13 @@ def test_a_published_split_at_the_name_of_the_next_runs_unfinished_output_is_lef
     result = run_from(place, "b", output=str(data / "out"), check=False)
     assert result.returncode != 0 and "a published file of the output set on disk" in result.stderr
     assert (data / "out.partial").read_bytes() == published
+
+
+def test_an_output_named_through_a_link_is_still_this_sets(place):
+    """Found by a review: a published file is signed with its output set's
+    path; named through a symbolic link to its directory, the next run took
+    it for another set's and refused to rebuild it."""
+    (place / "link").symlink_to(place / "data")
+    run_from(place, "a", seed=1, output=str(place / "link" / "out.txt"))
+    result = run_from(place, "b", seed=2)
+    assert "was made with seed 1; this run asks for seed 2" in result.stderr

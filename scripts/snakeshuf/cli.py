@@ -22,8 +22,8 @@ import tempfile
 
 import yaml
 
-from snakeshuf import __version__
-from snakeshuf.lock import OutputLock
+from snakeshuf import __version__, pipes
+from snakeshuf.lock import NotALock, OutputLock
 from snakeshuf.namespace import LOCK
 from snakeshuf.memory import MIN_MEMORY_MB
 
@@ -237,6 +237,9 @@ def take_output_lock(args):
     try:
         os.makedirs(os.path.dirname(lock.path), exist_ok=True)
         holder = lock.acquire()
+    except NotALock as error:
+        print(f"snakeshuf: error: {error}", file=sys.stderr)
+        sys.exit(2)
     except OSError:
         return  # the workflow names what is wrong with the output's place
     if holder:
@@ -246,6 +249,12 @@ def take_output_lock(args):
     atexit.register(lock.release)
     for number in (signal.SIGINT, signal.SIGTERM):  # until the workflow's own handler (snakeshuf.stopping)
         signal.signal(number, lambda number, _: ended_by(number, lock))
+
+
+def removed_and_ended(state, number):
+    """A signal while the result is copied to standard output: its state removed, the signal's status."""
+    shutil.rmtree(state, ignore_errors=True)
+    os._exit(128 + number)
 
 
 def ended_by(number, lock):
@@ -259,6 +268,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not (args.inputs or args.paired or args.sample_sheet):
         p.error("give the input files (IN...), --paired groups or a --sample-sheet")
+    if args.dry_run and any(pipes.is_pipe(path) for path in args.inputs):
+        p.error("--dry-run would read the pipes among IN to their end; dry-run with files")
     if args.head_count is not None and args.fraction is not None:
         p.error("-n/--head-count and --fraction both say how many records to output: give one")
     if args.report and (args.dry_run or args.unlock):
@@ -284,8 +295,11 @@ def main(argv=None):
     status = run_snakemake(arguments)
     finished = status == 0 and not (args.dry_run or args.unlock)
     if status == 0 and args.output == STDOUT and not args.dry_run:
+        for number in (signal.SIGINT, signal.SIGTERM):  # the workflow's handler outlives its run
+            signal.signal(number, lambda number, _: removed_and_ended(state, number))
         status = copy_to_stdout(output_file(args))
-    if finished or (new_state and not holds_a_run(state)):
+    # A run to standard output cannot be resumed: its state goes whatever happened.
+    if finished or args.output == STDOUT or (new_state and not holds_a_run(state)):
         shutil.rmtree(state, ignore_errors=True)
     elif status and os.path.isdir(os.path.join(state, "logs")):
         print(f"snakeshuf: the run's logs are in {os.path.join(state, 'logs')}", file=sys.stderr)

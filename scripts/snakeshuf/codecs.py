@@ -30,6 +30,7 @@ SIGNATURE = {
     "zstd": re.compile(rb"\x28\xb5\x2f\xfd|[\x50-\x5f]\x2a\x4d\x18"),
 }
 PLAIN = None
+ZSTD_MAX_WINDOW = 1 << 31  # the largest zstd accepts as a limit (its format's largest window is 2^31)
 XZ_DECODER_BYTES = 1 << 20  # liblzma's decoder beside its dictionary (xz -6: 9 MiB for an 8 MiB one)
 READ_SIZE = 1 << 20
 ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
@@ -92,7 +93,7 @@ def open_stream(raw, codec, max_window=None):
     if codec == "zstd":
         check_zstd_frames(raw)
         raw.seek(0)
-        decoder = zstandard.ZstdDecompressor(max_window_size=max_window or 0)
+        decoder = zstandard.ZstdDecompressor(max_window_size=min(max_window or 0, ZSTD_MAX_WINDOW))
         return decoder.stream_reader(raw, read_size=READ_SIZE, read_across_frames=True)
     if codec in STREAM_FORMATS:
         return Streams(raw, codec, max_window)

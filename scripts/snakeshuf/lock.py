@@ -16,6 +16,14 @@ HOLDER = "snakeshuf PID {pid} on {host}"  # what a lock file says
 HELD_HERE = {}  # path: the OutputLock of this process that holds it (the command takes it before Snakemake)
 
 
+class NotALock(Exception):
+    def __init__(self, path):
+        super().__init__(
+            f"'{path}' exists and is not a lock snakeshuf wrote, but the run's lock goes there: "
+            "move it away, or choose another output name"
+        )
+
+
 class OutputLock:
     def __init__(self, path):
         # Absolute: Snakemake may change the working directory before exit.
@@ -28,9 +36,12 @@ class OutputLock:
 
     def acquire(self):
         """Take the lock; return None, or a description of who holds it
-        (held by another OutputLock of this process, it is this one's too)."""
+        (held by another OutputLock of this process, it is this one's too).
+        A file at its name that is not a lock (someone's) is not touched: NotALock."""
         if self.held:
             return None
+        if os.path.lexists(self.path) and not written_by_a_run(self.path):
+            raise NotALock(self.path)
         while self.fd is None:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:

@@ -21,7 +21,7 @@ from snakeshuf.disk import existing_ancestor
 from snakeshuf.errors import ConfigError
 from snakeshuf.jobs import PARTIAL
 from snakeshuf.outputs import check_output_name
-from snakeshuf.lock import live_holder, written_by_a_run
+from snakeshuf.lock import HELD_HERE, live_holder, written_by_a_run
 from snakeshuf.plan import has_braces
 from snakeshuf.provenance import SUMMARY, listed_outputs
 from snakeshuf.scratch import PIPED
@@ -169,13 +169,13 @@ def check_left_alone(run, record, overwrite):
     names its holder) and it is not a published file of the set on disk
     (`record`, its summary), or `overwrite` says so. While a live run holds
     the output's lock, its files are its own."""
-    if live_holder(run.lock):
-        return  # its files: the run says so when it tries to take the lock
+    if os.path.abspath(run.lock) not in HELD_HERE and live_holder(run.lock):
+        return  # another run's files: it says so when it tries to take the lock
     published = listed_outputs(record)
     for path, what in run.bookkeeping().items():
         if overwrite or path == run.summary or not os.path.lexists(path):
             continue  # the summary is the record: an unreadable one makes the output not current
-        if os.path.abspath(path) in published:
+        if os.path.realpath(path) in published:
             whose = "a published file of the output set on disk (its summary lists it)"
         elif path == run.lock:
             if written_by_a_run(path):

@@ -36,14 +36,14 @@ def made_by(spec):
     """What defines the bytes `spec` publishes, as plain JSON values."""
     return {
         "format": FORMAT,
-        "inputs": [[os.path.abspath(f.path), f.size, f.mtime_ns] for f in spec.files],
+        "inputs": [[os.path.realpath(f.path), f.size, f.mtime_ns] for f in spec.files],
         "files_per_record": spec.width,
         "seed": spec.seed,
         "separator": spec.separator,
         "header_lines": spec.header_lines,
         "layout": [[s.name, s.size, s.shards] for s in spec.layout],
         **({"take": spec.take} if spec.take else {}),  # absent when all: earlier records stay valid
-        "outputs": [os.path.abspath(path) for path in spec.outputs],
+        "outputs": [os.path.realpath(path) for path in spec.outputs],
     }
 
 
@@ -56,7 +56,7 @@ def mark(path, output):
     configured output's absolute path); a filesystem without extended
     attributes keeps only the summary's record."""
     try:
-        os.setxattr(path, MADE_BY, os.path.abspath(output).encode())
+        os.setxattr(path, MADE_BY, os.path.realpath(output).encode())
     except OSError:
         pass
 
@@ -68,7 +68,7 @@ def marked_for(path, output):
         owner = os.getxattr(path, MADE_BY).decode(errors="replace")
     except OSError:
         return None
-    return owner if owner.startswith(os.sep) else os.path.abspath(output)
+    return owner if owner.startswith(os.sep) else os.path.realpath(output)
 
 
 def read_record(summary_path):
@@ -83,19 +83,20 @@ def read_record(summary_path):
 
 def changed_since_published(outputs, record):
     """Why the output files on disk are not the ones `record` lists, or None
-    (paths compared as absolute: a run from elsewhere may spell them otherwise)."""
+    (paths compared as real paths: a run from elsewhere, or through a link,
+    may spell them otherwise)."""
     listed = record.get("outputs") if record else None
     if not isinstance(listed, dict):
         return "its summary does not list these output files"
-    listed = {os.path.abspath(path): entry for path, entry in listed.items()}
-    if list(listed) != [os.path.abspath(path) for path in outputs]:
+    listed = {os.path.realpath(path): entry for path, entry in listed.items()}
+    if list(listed) != [os.path.realpath(path) for path in outputs]:
         return "its summary does not list these output files"
     for path in outputs:
         try:
             info = os.stat(path)
         except OSError:
             return f"'{path}' is missing"
-        entry = listed[os.path.abspath(path)]
+        entry = listed[os.path.realpath(path)]
         if not isinstance(entry, dict) or entry.get("bytes") != info.st_size:
             return f"'{path}' does not have the size its summary records"
         if entry.get("inode", info.st_ino) != info.st_ino:
@@ -170,7 +171,7 @@ def listed_outputs(record):
     record = record or {}
     made = record.get("made_by") if isinstance(record.get("made_by"), dict) else {}
     outputs = record.get("outputs") if isinstance(record.get("outputs"), dict) else {}
-    return {os.path.abspath(p) for p in [*made.get("outputs", []), *outputs]}
+    return {os.path.realpath(p) for p in [*made.get("outputs", []), *outputs]}
 
 
 def check_replaceable(existing, record, output, overwrite):
@@ -186,13 +187,13 @@ def check_replaceable(existing, record, output, overwrite):
                 "snakeshuf replaces only files it made; choose another output path"
             )
         owner = marked_for(path, output)
-        if not (overwrite or os.path.abspath(path) in listed or owner in (os.path.abspath(output), None)):
+        if not (overwrite or os.path.realpath(path) in listed or owner in (os.path.realpath(output), None)):
             raise ConfigError(
                 f"output '{path}' exists and was published with output '{owner}', another output set: "
                 "choose another output name, move it away, or set "
                 "config key 'overwrite' to true (snakeshuf --overwrite) to replace it"
             )
-        if not (overwrite or os.path.abspath(path) in listed or owner):
+        if not (overwrite or os.path.realpath(path) in listed or owner):
             raise ConfigError(
                 f"output '{path}' exists, and snakeshuf cannot show that it made it (its summary "
                 f"'{summary_path}' does not list it): move it away, or set config key 'overwrite' "
