@@ -133,11 +133,12 @@ def main(argv):
     jobs.inject_faults(memory_mb=args.memory_mb)
     memory = MemoryModel(args.memory_mb)
     try:
-        split_chunk(RunSpec.read(args.plan), args.chunk, memory, args.run, args.index)
+        spec = RunSpec.read(args.plan)
+        split_chunk(spec, args.chunk, memory, args.run, args.index)
     except WindowTooLarge as error:
         raise WindowTooLarge(
             f"{error}, more than a split job has with memory_mb={memory.memory_mb}; "
-            f"set memory_mb to at least {memory.memory_for_window(error.needed)}"
+            f"set memory_mb to at least {memory.memory_for_window(error.needed * spec.width)}"
         ) from None
     except RecordTooLarge as error:
         raise RecordTooLarge(

@@ -389,12 +389,13 @@ def test_a_key_range_taking_several_passes_is_read_with_no_slot_held(monkeypatch
     original = shuffle_bucket.PartReader.__init__
     monkeypatch.setattr(shuffle_bucket.PartReader, "__init__",
                         lambda self, *args: (readers.append(self), original(self, *args))[1])
-    monkeypatch.setattr(shuffle_bucket.KeyRangeInPasses, "plan", lambda self, budget: [(0, 1, 0, 0)] * 3)
+    monkeypatch.setattr(shuffle_bucket.KeyRangeInPasses, "plan", lambda self, memory: [(0, 1, 0, 0)] * 3)
     monkeypatch.setattr(shuffle_bucket.KeyRangeInPasses, "load", lambda self, planned: (
         seen.append([slot is None for slot in readers[0].slots]), (np.empty(0, np.uint64),) * 3)[1])
 
     class Output:
         nbytes, written = 0, []
+        sink = type("Sink", (), {"past_the_end": False})()
 
         def write_sorted(self, keys, lengths, data):
             self.written.append(len(keys))

@@ -110,10 +110,14 @@ def check_window(raw, codec, max_window):
 
 
 def zstd_window(head):
+    """The first frame's window, or its content size if that is smaller (the
+    window fills only as far as the content goes)."""
     try:
-        return zstandard.get_frame_parameters(head).window_size
+        frame = zstandard.get_frame_parameters(head)
     except zstandard.ZstdError:
         return 0  # a skippable frame first, or damage: the decoder's own limit and checks decide
+    known = frame.content_size if frame.content_size > 0 else frame.window_size
+    return min(frame.window_size, known)
 
 
 def xz_dictionary(head):

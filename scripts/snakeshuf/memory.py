@@ -27,7 +27,8 @@ from dataclasses import dataclass
 # The bytes of one MiB of memory_mb and chunk_mb. Tests shrink it
 # (SNAKESHUF_MIB_BYTES=4096) so that a corpus of kilobytes takes many chunks,
 # buckets, key ranges and passes; the output never depends on it.
-MB = int(os.environ.get("SNAKESHUF_MIB_BYTES", 1 << 20))
+REAL_MIB = 1 << 20
+MB = int(os.environ.get("SNAKESHUF_MIB_BYTES", REAL_MIB))
 BASE_MB = 128
 MIN_MEMORY_MB = 160
 # Arrays per record: split keeps ends, keys, key range ids, order and the regrouped
@@ -121,13 +122,14 @@ class MemoryModel:
         """The most a split job's decoder may take for its window (an xz
         dictionary, a zstd window): it fills only as far as the stream's data
         goes, so common ones (gzip 32 KiB, xz -6 8 MiB, zstd -3 up to 8 MiB)
-        stay within the margin of BASE_MB; a larger one is refused."""
-        return self.usable_bytes // 2
+        stay within the margin of BASE_MB; a larger one is refused. In real
+        MiB: a window is the format's, whatever unit the tests shrink MB to."""
+        return (self.memory_mb - BASE_MB) * REAL_MIB // 2
 
     @staticmethod
     def memory_for_window(window_bytes):
         """The smallest memory_mb whose split job decodes a stream with this window."""
-        return max(MIN_MEMORY_MB, BASE_MB + math.ceil(2 * window_bytes / MB))
+        return max(MIN_MEMORY_MB, BASE_MB + math.ceil(2 * window_bytes / REAL_MIB))
 
     def memory_for_record(self, record_bytes):
         """The smallest memory_mb whose split buffer holds a record this long."""
