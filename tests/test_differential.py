@@ -109,6 +109,9 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 80))
 @example(  # fraction (issue 28): one plain output, which without it the bucket jobs write in place
     Scenario(files=(FileSpec(700, "short", seed=4), FileSpec(300, "mixed", seed=5)), take=("fraction", 0.57))
 )
+@example(  # one split of everything is one plain file written in place: publishing renamed '<file>.partial', not the in-place target (this session)
+    Scenario(files=(FileSpec(300, "short", seed=2),), splits=(("train", 1.0, 1),), earlier_run=True)
+)
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics

@@ -59,8 +59,9 @@ class RunSpec:
 
     @property
     def target(self):
-        """The output under its temporary name, while bucket jobs write it in place."""
-        return self.output + PARTIAL
+        """The output file under its temporary name, while bucket jobs write
+        it in place (the one file may be a split's: 'out.train.txt')."""
+        return self.outputs[0] + PARTIAL
 
     @property
     def key_ranges(self):
