@@ -31,6 +31,7 @@ from snakeshuf.resume import (
 from snakeshuf.scratch import Scratch, run_directory
 from snakeshuf.sheet import read_sample_sheet
 from snakeshuf.spec import RunSpec
+from snakeshuf.weights import parse_weight, sources_of
 
 SHEET_SCHEMA = os.path.join(SNAKESHUF_DIR, "config", "sample_sheet.schema.yaml")
 STOPPER = RunStopper()
@@ -55,15 +56,26 @@ def make_input_plan(run):
                 "config keys 'paired' and 'header_lines' cannot be combined: remove the headers first"
             )
         groups = [[input_path(config, p) for p in group] for group in config["paired"]]
-        return make_paired_plan(groups, run, config["memory_mb"])
+        sources, _ = sources_of([g[0] for g in config["paired"]], config["weights"])
+        return make_paired_plan(groups, run, config["memory_mb"], sources)
     sheet = config["sample_sheet"] and input_path(config, config["sample_sheet"])
-    listed = read_sample_sheet(sheet, SHEET_SCHEMA) if sheet else config["inputs"]
+    if sheet:
+        rows = read_sample_sheet(sheet, SHEET_SCHEMA)
+        listed = [row["path"] for row in rows]
+        names = [row.get("source") or row["path"] for row in rows]
+        weights = [parse_weight(row["weight"]) if row.get("weight") else None for row in rows]
+        sources, entry_sources = sources_of(names, config["weights"], weights)
+    else:
+        listed = config["inputs"]
+        sources, entry_sources = sources_of(listed, config["weights"])
     return make_plan(
         piped_copies([input_path(config, p) for p in listed], run),
         run,
         config["memory_mb"],
         config["chunk_mb"],
         sheet=sheet,
+        entry_sources=entry_sources,
+        sources=sources,
     )
 
 
@@ -127,6 +139,7 @@ def run_spec(plan, run, layout):
         take=TAKE,
         output=config["output"],
         scratch=run.directories[0],
+        sources=plan.sources,
     )
 
 

@@ -1,6 +1,9 @@
 # The bucket table: in a large plan a job of its own makes it; in a small one
 # each bucket job and gather make it from the indexes (snakeshuf.plan.Plan.tally_job).
-TALLY_JOB = PLAN.tally_job
+# A run whose weights have fractions always has the job: it chooses the extra
+# copies, reading every candidate's key (snakeshuf.selection).
+TALLY_JOB = PLAN.tally_job or SPEC.selects
+SELECTION = {"selection": SCRATCH.selection} if SPEC.selects else {}
 TALLY_LOG = log_path("tally_buckets")
 RUN_FILES_AND_INDEXES = {
     "runs": expand(SCRATCH.run(), chunk=CHUNKS),
@@ -11,8 +14,10 @@ if TALLY_JOB:
     # What a bucket job and gather get the bucket table from, as inputs and as
     # options: the table stands for all run files, so that the DAG has one
     # edge per bucket job, not two per chunk.
-    TABLE_INPUTS = {"table": SCRATCH.table, "bounds": SCRATCH.bounds}
-    TABLE_OPTIONS = " --table {input.table:q} --bounds {input.bounds:q}"
+    TABLE_INPUTS = {"table": SCRATCH.table, "bounds": SCRATCH.bounds, **SELECTION}
+    TABLE_OPTIONS = " --table {input.table:q} --bounds {input.bounds:q}" + (
+        " --selection {input.selection:q}" if SELECTION else ""
+    )
 
     rule tally_buckets:
         """Reads every index once; the bucket jobs then read one row of its table."""
@@ -22,6 +27,7 @@ if TALLY_JOB:
         output:
             table=temp(SCRATCH.table),
             bounds=temp(SCRATCH.bounds),
+            **{name: temp(path) for name, path in SELECTION.items()},
         log:
             TALLY_LOG,
         benchmark:
@@ -35,7 +41,9 @@ if TALLY_JOB:
             runtime=runtime_for(PLAN.index_bytes),
         shell:
             f"{job_command('tally_buckets')} --plan {{input.plan:q}} --memory-mb {{resources.budget_mb}}"
-            " --table {output.table:q} --bounds {output.bounds:q} > {log:q} 2>&1"
+            " --table {output.table:q} --bounds {output.bounds:q}"
+            + (" --selection {output.selection:q}" if SELECTION else "")
+            + " > {log:q} 2>&1"
 
 else:
     TABLE_INPUTS = RUN_FILES_AND_INDEXES

@@ -29,20 +29,21 @@ from snakeshuf.spec import RunSpec
 COPY_BYTES = 4 << 20
 
 
-def input_bytes(files, separator):
-    """Bytes the output must have: the inputs plus a separator for each input
-    whose last record lacks one. Unknown (None) if an input is compressed: the
-    decompressors check those streams against their own checksums."""
+def input_bytes(files, separator, header_bytes):
+    """Bytes the split jobs must write: each input's records (a separator
+    added where its last record lacks one; not its header) once per copy.
+    Unknown (None) if an input is compressed: the decompressors check those
+    streams against their own checksums."""
     if any(f.codec is not codecs.PLAIN for f in files):
         return None
     total = 0
     for f in files:
         size = os.path.getsize(f.path)
-        total += size
         if size:
             with open(f.path, "rb") as handle:
                 handle.seek(size - 1)
-                total += handle.read(1)[0] != separator
+                size += handle.read(1)[0] != separator
+        total += (size - header_bytes) * f.copies
     return total
 
 
@@ -59,26 +60,29 @@ def redo_damaged(spec, stats, stats_paths, verify):
         )
 
 
-def check_stages(spec, stats, table, header, split_reports):
-    """Every stage accounts for the same records, bytes and key checksum (the
-    inputs, less what the split jobs of a 'head' run left out, if their
-    reports say)."""
-    stages = {
+def check_stages(spec, stats, tallied, header, split_reports):
+    """Every stage accounts for the same records, bytes and key checksum: what
+    the split jobs wrote for publishing (`tallied`: the bucket table and the
+    selection), what the bucket jobs wrote, and the inputs' copies, less what
+    the split jobs of a 'head' run left out, if their reports say, and the
+    candidates the selection did not choose."""
+    table, chosen = tallied
+    buckets.check_totals({
         "the split jobs": tally.totals(table),
         "the bucket jobs": {
             "records": sum(s.records for s in stats),
             "bytes": sum(s.bytes for s in stats),
             "key_sum": sum(s.key_sum for s in stats) & keys.MASK64,
         },
-    }
-    from_inputs = input_bytes(spec.files, spec.separator)
+    })
+    from_inputs = input_bytes(spec.files, spec.separator, len(header))
     if spec.take is None:  # only a 'head' run's split jobs leave records out, whatever a log says
         left_out = [0]
     else:
         left_out = [report.get("left_out_bytes", 0) if report else None for report in split_reports]
     if from_inputs is not None and None not in left_out:
-        stages["the inputs"] = {"bytes": from_inputs - len(header) * len(spec.files) - sum(left_out)}
-    buckets.check_totals(stages)
+        written = tally.totals(table)["bytes"] + (chosen.unchosen_bytes if chosen else 0)
+        buckets.check_totals({"the split jobs": {"bytes": written}, "the inputs": {"bytes": from_inputs - sum(left_out)}})
 
 
 def copy_into(out, source, start, end):
@@ -169,13 +173,16 @@ def split_reports(spec, args):
     return [summary.last_report(args.split_logs.format(chunk=chunk)) for chunk in range(len(spec.chunks))]
 
 
-def write_summary(spec, stats, table, files, args):
-    """The summary: the totals, each output file and each stage (the split and
-    tally jobs' reports are in their logs, the bucket jobs' in their stats)."""
+def write_summary(spec, stats, tallied, files, args):
+    """The summary: the totals, each source, each output file and each stage
+    (the split and tally jobs' reports are in their logs, the bucket jobs' in
+    their stats)."""
+    table, chosen = tallied
     totals = tally.totals(table)
     split = split_reports(spec, args)
     if all(split):  # a 'head' run's split jobs pass on only the records it may publish
         totals["input_records"] = sum(report["records"] for report in split)
+    totals["sources"] = summary.source_counts(spec, split, chosen)
     reports = {
         "split": split,
         "tally": [summary.last_report(args.tally_log)] if args.tally_log else [],
@@ -192,16 +199,16 @@ def gather(args):
     stats = [BucketStats.load(path) for path in stats_paths]
     header = common_header(spec.files[:1], spec.header_lines, spec.separator) if spec.header_lines else b""
     redo_damaged(spec, stats, stats_paths, args.verify)
-    table, bounds = tally.load_or_make(spec, args)
+    table, bounds, chosen = tally.load_or_make(spec, args)
     buckets.check_against_table(stats, table)
     if not spec.in_place:
         buckets.check_cut(stats, bounds, spec.width)
-    check_stages(spec, stats, table, header, split_reports(spec, args))
+    check_stages(spec, stats, (table, chosen), header, split_reports(spec, args))
     total = sum(s.bytes for s in stats)
     written = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header)
     for partial in written:
         provenance.mark(partial, spec.output)
-    write_summary(spec, stats, table, [os.stat(partial) for partial in written], args)
+    write_summary(spec, stats, (table, chosen), [os.stat(partial) for partial in written], args)
     if args.leave_to_publish:
         remove_pieces(stats)
         open(args.receipt, "wb").close()

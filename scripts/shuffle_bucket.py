@@ -54,13 +54,18 @@ class BucketOutput:
         self.sink, self.separator, self.where = sink, separator, where
         self.records = self.nbytes = self.key_sum = 0
 
-    def write_sorted(self, keys, lengths, data):
+    def write_sorted(self, keys, lengths, data, published=None):
         """Write the records of `data` (of `lengths`) in the order of their `keys`,
         in slices of at most OUTPUT_SLICE_BYTES cut where output files begin;
-        a record longer than that is written from where it lies, not copied."""
+        a record longer than that is written from where it lies, not copied.
+        `published`: the indices of the records published (None: all)."""
         records = runfile.records_of_lengths(data, lengths, self.separator, self.where)
         offsets = np.frombuffer(records.buffers()[1], np.int64)
-        order = keylib.order_by_key(keys)
+        if published is not None:
+            keys = keys[published]
+            order = published[keylib.order_by_key(keys)]
+        else:
+            order = keylib.order_by_key(keys)
         for lo in range(0, len(order), SLICING_RECORDS):
             block = order[lo : lo + SLICING_RECORDS]
             for first, last in self.slices(lengths[block]):
@@ -75,9 +80,9 @@ class BucketOutput:
         self.key_sum = (self.key_sum + keylib.key_checksum(keys)) & keylib.MASK64
         runfile.release_taken()
 
-    def skip(self, sections):
+    def skip(self, totals):
         """Account for a key range's records without reading them (after the end of the output)."""
-        records, nbytes, key_sum = expected_totals(sections)
+        records, nbytes, key_sum = totals
         self.records += records
         self.nbytes += nbytes
         self.key_sum = (self.key_sum + key_sum) & keylib.MASK64
@@ -156,9 +161,10 @@ class KeyRangeInPasses:
     measured exactly from the sections' keys and lengths (a few long records
     are not average ones), and filled into arrays of its own size."""
 
-    def __init__(self, sections, spec):
+    def __init__(self, sections, spec, chooser):
         self.sections, self.key_ranges, self.separator = sections, spec.key_ranges, spec.separator
         self.staging = aligned_buffer(READ_STAGING_BYTES)
+        self.chooser = chooser  # of candidates, counted in full by the plan: passes may hold fewer
 
     def reserve(self):
         """What reading one section holds beside a pass: its keys, lengths and
@@ -220,9 +226,9 @@ class KeyRangeInPasses:
                 d += len(piece)
             del chosen_keys, chosen_lengths, pieces  # before the next section is read
             runfile.release_taken()
-        if (k, d) != (records, nbytes):
+        if (k, d) != (records, nbytes) and not (self.chooser and k <= records and d <= nbytes):
             raise self.changed()
-        return keys, lengths, data
+        return keys[:k], lengths[:k], data[:d]
 
     def chosen(self, reader, row, first, last):
         """One section's records whose keys fall in fine sub-ranges [first,
@@ -233,6 +239,8 @@ class KeyRangeInPasses:
         keys, lengths, data = runfile.read_section(reader, row)
         fine = keylib.sub_range_of(keys, self.key_ranges, FINE_SUB_RANGES)
         chosen = np.flatnonzero((fine >= first) & (fine < last))
+        if self.chooser and row[runindex.CANDIDATES_OF]:
+            chosen = chosen[self.chooser.chosen(keys[chosen], int(row[runindex.CANDIDATES_OF]))]
         records = runfile.records_of_lengths(data, lengths, self.separator, f"run file '{reader.path}'")
         offsets = np.frombuffer(records.buffers()[1], np.int64)
         long = chosen[lengths[chosen] > OUTPUT_SLICE_BYTES]
@@ -257,13 +265,46 @@ class KeyRangeInPasses:
         )
 
 
-def expected_totals(sections):
+def expected_totals(sections, candidates=True):
+    """Records, bytes and key checksum of the sections' rows (without
+    candidates' if not `candidates`)."""
     records = nbytes = key_sum = 0
     for _, rows in sections:
+        if not candidates:
+            rows = rows[rows[:, runindex.CANDIDATES_OF] == 0]
         records += int(rows[:, runindex.RECORDS].sum())
         nbytes += int(rows[:, runindex.NBYTES].sum())
         key_sum += int(rows[:, runindex.KEY_SUM].sum(dtype=np.uint64))
     return records, nbytes, key_sum & keylib.MASK64
+
+
+def published_totals(sections, key_range, chosen):
+    """What a key range publishes: its sections' records, of candidates only
+    those the selection chose."""
+    if chosen is None:
+        return expected_totals(sections)
+    records, nbytes, key_sum = expected_totals(sections, candidates=False)
+    extra = [int(v) for v in chosen.ranges[key_range]]
+    return records + extra[0], nbytes + extra[1], (key_sum + extra[2]) & keylib.MASK64
+
+
+def summed(totals):
+    """(records, bytes, key checksum) of several such triples."""
+    records, nbytes, key_sum = (sum(column) for column in zip(*totals, (0, 0, 0)))
+    return records, nbytes, key_sum & keylib.MASK64
+
+
+def published_indices(sections, keys, chooser):
+    """The indices of a loaded key range's records that are published (None: all)."""
+    rows = [row for _, run_rows in sections for row in run_rows]
+    if chooser is None or not any(row[runindex.CANDIDATES_OF] for row in rows):
+        return None
+    mask, k = np.empty(len(keys), bool), 0
+    for row in rows:
+        n = int(row[runindex.RECORDS])
+        mask[k : k + n] = chooser.chosen(keys[k : k + n], int(row[runindex.CANDIDATES_OF]))
+        k += n
+    return np.flatnonzero(mask)
 
 
 def bucket_parts(spec, bucket):
@@ -286,11 +327,14 @@ class BucketWriter:
     two largest fit in memory together, it reads the next key range while it
     orders and writes one."""
 
-    def __init__(self, output, memory, spec):
+    def __init__(self, output, memory, spec, chosen):
         self.output, self.memory, self.spec = output, memory, spec
+        self.chosen = chosen  # selection.Selection, or None
+        self.chooser = chosen.chooser() if chosen is not None else None
         self.passes = 1  # the most any key range took
 
-    def write(self, parts, progress):
+    def write(self, parts, first_range, progress):
+        self.first_range = first_range
         sizes = [expected_totals(sections)[:2] for sections in parts]
         passes = [self.memory.shuffle_passes(*size) for size in sizes]
         self.passes = 1  # raised to what a key range read in passes takes (_write)
@@ -311,11 +355,11 @@ class BucketWriter:
                 if coming:
                     coming.result()
                     coming = None
-                self.output.skip(sections)
+                self.output.skip(published_totals(sections, self.first_range + p, self.chosen))
                 continue
             if passes[p] > 1:
                 reader.release()
-                key_range = KeyRangeInPasses(sections, self.spec)
+                key_range = KeyRangeInPasses(sections, self.spec, self.chooser)
                 planned = key_range.plan(self.memory)
                 self.passes = max(self.passes, len(planned))
                 for one_pass in planned:
@@ -327,7 +371,7 @@ class BucketWriter:
             coming = None
             if background and p + 1 < len(parts) and passes[p + 1] == 1:
                 coming = background.submit(reader.load, parts[p + 1], 1 - slot)
-            self.output.write_sorted(*current)
+            self.output.write_sorted(*current, published_indices(sections, current[0], self.chooser))
             progress.update(self.output.nbytes)
 
 
@@ -348,9 +392,11 @@ def open_sink(spec, row, bounds, bucket):
 
 def shuffle_bucket(spec, bucket, memory, args):
     """`args`: the declared files (table and bounds none without a tally job, stats)."""
-    table, bounds = tally.load_or_make(spec, args)
+    table, bounds, chosen = tally.load_or_make(spec, args)
     parts = bucket_parts(spec, bucket)
-    totals = expected_totals([section for sections in parts for section in sections])
+    first_range = bucket * spec.parts
+    by_part = [published_totals(sections, first_range + p, chosen) for p, sections in enumerate(parts)]
+    totals = summed(by_part)
     where = f"bucket {bucket}"
     row = tally.bucket_row(table, bucket)
     check_against_table(row, totals, where)
@@ -362,8 +408,8 @@ def shuffle_bucket(spec, bucket, memory, args):
         return
     sink = open_sink(spec, row, bounds, bucket)
     output = BucketOutput(sink, spec.separator, where)
-    writer = BucketWriter(output, memory, spec)
-    writer.write(parts, JobProgress(where, totals[1]))
+    writer = BucketWriter(output, memory, spec, chosen)
+    writer.write(parts, first_range, JobProgress(where, totals[1]))
     sink.close()
     if (output.records, output.nbytes, output.key_sum) != totals:
         raise IntegrityError(

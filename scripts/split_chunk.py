@@ -21,6 +21,7 @@ from snakeshuf.errors import RecordTooLarge, WindowTooLarge
 from snakeshuf.records import RecordReader
 from snakeshuf.runfile import RunWriter, as_records, take
 from snakeshuf.spec import RunSpec
+from snakeshuf.weights import copy_stream
 
 
 def group_by_key_range(batch, keys, key_ranges, chosen=None):
@@ -59,16 +60,19 @@ class SmallestKeys:
 
 
 def head_filter(spec, memory):
-    """A SmallestKeys for a 'head' run whose n keys fit beside a batch's, else None."""
-    if spec.take is None or spec.take[0] != HEAD or not 0 < spec.take[1] <= memory.batch_records:
+    """A SmallestKeys for a 'head' run whose n keys fit beside a batch's, else
+    None; none either where candidates are chosen later (a candidate left
+    out could have been among the chosen, and one kept may not be)."""
+    if spec.take is None or spec.take[0] != HEAD or not 0 < spec.take[1] <= memory.batch_records or spec.selects:
         return None
     return SmallestKeys(spec.take[1])
 
 
 def keyed_batches(spec, segments, memory):
-    """(batch, key stream, key positions) for every batch of the chunk's records:
-    a record is keyed by its file and byte offset, or, for aligned files read
-    `spec.width` at a time, by their group and its line index."""
+    """(batch, input file, key stream, key positions) for every batch of the
+    chunk's records: a record is keyed by its file and byte offset, or, for
+    aligned files read `spec.width` at a time, by their group (and its first
+    file) and its line index."""
     files, width, separator = spec.files, spec.width, spec.separator
     if width > 1:
         for lo in range(0, len(segments), width):
@@ -76,7 +80,7 @@ def keyed_batches(spec, segments, memory):
             batches = aligned_batches(group, separator, memory.block_bytes // width, memory.batch_records // width,
                                       memory.window_bytes // width)
             for batch in batches:
-                yield batch, group[0].index // width, batch.offset + np.arange(len(batch.ends))
+                yield batch, group[0], group[0].index // width, batch.offset + np.arange(len(batch.ends))
         return
     reader = RecordReader(separator, np.empty(memory.block_bytes + 1, np.uint8), memory.batch_records,
                           memory.window_bytes)
@@ -84,41 +88,62 @@ def keyed_batches(spec, segments, memory):
         f = files[segment.file_index]
         start = max(segment.start, spec.header_bytes)  # every input starts with the header
         for batch in reader.batches(f, start, segment.end):
-            yield batch, f.index, batch.offset + batch.starts
+            yield batch, f, f.index, batch.offset + batch.starts
+
+
+class ChunkWriter:
+    """Writes a chunk's spills, each copy of a batch its own: a background
+    thread writes one while the next is keyed and regrouped (one spill's
+    records at a time, so memory is as without it)."""
+
+    def __init__(self, handle, background):
+        self.writer, self.background, self.writing = RunWriter(handle), background, None
+        self.kept_bytes = 0
+
+    def write(self, batch, keys, key_ranges, chosen, candidates_of):
+        keys, lengths, counts, byte_counts, order = group_by_key_range(batch, keys, key_ranges, chosen)
+        self.wait()
+        # No name holds the records: the next take must find them freed.
+        records_in_order = take(as_records(batch.data, batch.ends), order)
+        self.writing = self.background.submit(
+            self.writer.write_spill, keys, lengths, records_in_order, counts, byte_counts, candidates_of
+        )
+        self.kept_bytes += int(byte_counts.sum())
+
+    def wait(self):
+        if self.writing:
+            self.writing.result()
+            self.writing = None
 
 
 def split_chunk(spec, chunk, memory, run_path, index_path):
-    records = nbytes = kept_bytes = 0
+    records = nbytes = written_bytes = 0
+    by_source = {}
     head = head_filter(spec, memory)
     segments = spec.chunks[chunk]
     progress = JobProgress(f"chunk {chunk}", spec.chunk_bytes(chunk))
-    # A background thread writes each spill while the next batch is read and
-    # keyed; one spill's records at a time, so memory is as without it.
     with jobs.atomic_write(run_path, direct=True) as handle, ThreadPoolExecutor(1) as background:
-        writer, writing = RunWriter(handle), None
-        for batch, stream, positions in keyed_batches(spec, segments, memory):
-            keys = keylib.record_keys(spec.seed, stream, positions)
-            keys, lengths, counts, byte_counts, order = group_by_key_range(
-                batch, keys, spec.key_ranges, head.chosen(keys) if head else None
-            )
-            if writing:
-                writing.result()
-            # No name holds the records: the next take must find them freed.
-            records_in_order = take(as_records(batch.data, batch.ends), order)
-            writing = background.submit(writer.write_spill, keys, lengths, records_in_order, counts, byte_counts)
-            del records_in_order, order
+        out = ChunkWriter(handle, background)
+        for batch, f, stream, positions in keyed_batches(spec, segments, memory):
+            copies = spec.sources[f.source].copies
+            for copy in range(copies.written):
+                keys = keylib.record_keys(spec.seed, copy_stream(stream, copy), positions)
+                candidate = copy == copies.whole
+                out.write(batch, keys, spec.key_ranges, head.chosen(keys) if head else None,
+                          1 + f.source if candidate else 0)
             records += len(batch.ends)
             nbytes += len(batch.data)
-            kept_bytes += int(byte_counts.sum())
+            written_bytes += len(batch.data) * copies.written
+            by_source[f.source] = by_source.get(f.source, 0) + len(batch.ends)
             progress.update(nbytes)
-        if writing:
-            writing.result()
-    index = writer.index()
+        out.wait()
+    index = out.writer.index()
     with jobs.atomic_write(index_path) as handle:
         np.save(handle, index)
     return jobs.report(
-        "split", chunk=chunk, records=records, bytes=nbytes, spills=writer.spills, sections=len(index),
-        left_out_bytes=nbytes - kept_bytes, memory_mb=memory.memory_mb,
+        "split", chunk=chunk, records=records, bytes=nbytes, spills=out.writer.spills, sections=len(index),
+        left_out_bytes=written_bytes - out.kept_bytes, memory_mb=memory.memory_mb,
+        source_records={str(source): n for source, n in by_source.items()},
     )
 
 

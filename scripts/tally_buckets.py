@@ -4,9 +4,11 @@ where its region of the output starts; and where each output file starts in
 the one order (for shards and splits).
 
 Usage (rules/tally.smk):
-  tally_buckets.py --plan PLAN --memory-mb M --table TABLE --bounds BOUNDS
+  tally_buckets.py --plan PLAN --memory-mb M --table TABLE --bounds BOUNDS [--selection SELECTION]
 The indexes are the plan's (snakeshuf.scratch names them by chunk), so that no
-command line has to hold thousands of paths.
+command line has to hold thousands of paths. A run whose weights have
+fractions is always given this job: it also chooses the candidates for extra
+copies (snakeshuf.selection) and writes what it chose.
 """
 
 import argparse
@@ -23,10 +25,14 @@ def main(argv):
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--table", required=True, help="the bucket table to write")
     parser.add_argument("--bounds", required=True, help="where each output file starts in the order")
+    parser.add_argument("--selection", help="the candidates chosen for extra copies (a run that chooses)")
     args = parser.parse_args(argv)
     jobs.inject_faults(memory_mb=args.memory_mb)
     spec = RunSpec.read(args.plan)
-    table, bounds = tally.from_indexes(spec)
+    table, bounds, chosen = tally.from_indexes(spec)
+    if chosen is not None:
+        with jobs.atomic_write(args.selection) as handle:
+            chosen.save(handle)
     with jobs.atomic_write(args.bounds) as handle:
         np.save(handle, bounds)
     with jobs.atomic_write(args.table) as handle:

@@ -91,25 +91,27 @@ def full_config(config):
 
 
 def input_paths(workdir, config, outputs):
-    """The inputs a run of `config` in `workdir` read, in order, as the
-    documentation describes them: globs skip the run's own files (`outputs`
-    did not exist yet when the run read its inputs)."""
+    """(path, source) of the inputs a run of `config` in `workdir` read, in
+    order, as the documentation describes them: globs skip the run's own
+    files (`outputs` did not exist yet when the run read its inputs); a
+    source is the entry of 'inputs' that found it, a sheet's 'source' or
+    path, or an aligned group's first file."""
     if config["paired"]:
-        return [os.path.join(workdir, p) for group in config["paired"] for p in group]
+        return [(os.path.join(workdir, p), group[0]) for group in config["paired"] for p in group]
     if config["sample_sheet"]:
         sheet = os.path.join(workdir, config["sample_sheet"])
         with open(sheet, newline="") as handle:
             tsv = {"delimiter": "\t", "quoting": csv.QUOTE_NONE}  # documented: TSV is read literally
             rows = csv.DictReader(handle, **({} if sheet.lower().endswith(".csv") else tsv))
-            return [os.path.join(workdir, row["path"]) for row in rows]
+            return [(os.path.join(workdir, row["path"]), row.get("source") or row["path"]) for row in rows]
     paths = []
     for pattern in config["inputs"]:
         full = os.path.join(workdir, pattern)
         if not glob.has_magic(pattern) or os.path.lexists(full):
-            paths.append(full)
+            paths.append((full, pattern))
             continue
         matches = sorted(glob.glob(full, recursive=True))
-        paths += [p for p in matches if not is_the_runs_own(workdir, config, outputs, p)]
+        paths += [(p, pattern) for p in matches if not is_the_runs_own(workdir, config, outputs, p)]
     return paths
 
 
@@ -124,9 +126,9 @@ def is_the_runs_own(workdir, config, outputs, path):
 
 @functools.lru_cache(maxsize=8)
 def reference_outputs(inputs, config_json):
-    """The reference model's outputs for inputs given as (path, size, mtime) triples."""
-    contents = [plain_content(path) for path, _, _ in inputs]
-    return expected_outputs(json.loads(config_json), contents)
+    """The reference model's outputs for inputs given as (path, size, mtime, source) tuples."""
+    contents = [plain_content(path) for path, _, _, _ in inputs]
+    return expected_outputs(json.loads(config_json), contents, sources=[source for *_, source in inputs])
 
 
 def assert_published_as_the_reference(workdir, config):
@@ -134,8 +136,8 @@ def assert_published_as_the_reference(workdir, config):
     config = full_config(config)
     summary = json.loads((Path(workdir) / (config["output"] + ".summary.json")).read_text())
     inputs = input_paths(str(workdir), config, [os.path.normpath(p) for p in summary["outputs"]])
-    stats = [(p, os.path.getsize(p), os.stat(p).st_mtime_ns) for p in inputs]
-    if sum(size for _, size, _ in stats) > REFERENCE_LIMIT_BYTES:
+    stats = [(p, os.path.getsize(p), os.stat(p).st_mtime_ns, source) for p, source in inputs]
+    if sum(size for _, size, _, _ in stats) > REFERENCE_LIMIT_BYTES:
         return
     expected = reference_outputs(tuple(stats), json.dumps(config))
     assert list(summary["outputs"]) == list(expected), "the run published other files than the reference"

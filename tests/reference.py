@@ -3,10 +3,11 @@
 `expected_outputs(config, contents)` takes a configuration and the bytes of
 every input (decompressed, in input order) and returns every output file's
 name and (uncompressed) bytes, or raises Refused when a correct run must
-publish nothing. It shares one thing with the workflow, the key function
-(snakeshuf.keys.record_keys), because that *defines* the order; everything
-else is written here from the documentation, as plainly as possible, and
-kept small enough to check by reading.
+publish nothing. It shares with the workflow what *defines* the order: the
+key function (snakeshuf.keys.record_keys), and for weights the key stream
+of each copy and the selection key (snakeshuf.weights); everything else is
+written here from the documentation, as plainly as possible, and kept small
+enough to check by reading.
 """
 
 import math
@@ -16,6 +17,7 @@ from fractions import Fraction
 import numpy as np
 
 from snakeshuf.keys import record_keys
+from snakeshuf.weights import copy_stream, selection_keys
 
 SEPARATORS = {"newline": b"\n", "nul": b"\0"}
 COMPRESSED_SUFFIXES = (".gz", ".zst")
@@ -65,10 +67,11 @@ def check_lengths(records, limit):
 
 
 def single_file_records(config, contents, limit):
-    """(header, keyed records) of ordinary inputs: a record is keyed by its file
-    and byte offset; every input starts with the same header, kept out."""
+    """(header, [(key stream, positions, records)]) of ordinary inputs: a
+    record is keyed by its file and byte offset; every input starts with the
+    same header, kept out."""
     sep, lines = SEPARATORS[config["separator"]], config["header_lines"]
-    header, keyed = None, Keyed()
+    header, streams = None, []
     for index, data in enumerate(contents):
         offsets, records = records_of(data, sep)
         if len(records) < lines:
@@ -78,15 +81,15 @@ def single_file_records(config, contents, limit):
             raise Refused("start with different headers")
         header = this_header
         check_lengths(records[lines:], limit)
-        keyed.add(config["seed"], index, offsets[lines:], [(r,) for r in records[lines:]])
-    return header or b"", keyed
+        streams.append((index, offsets[lines:], [(r,) for r in records[lines:]]))
+    return header or b"", streams
 
 
 def paired_records(config, contents, limit):
-    """Keyed records of aligned inputs: line i of every file of a group, keyed
+    """The records of aligned inputs: line i of every file of a group, keyed
     by the group and i."""
     sep, width = SEPARATORS[config["separator"]], len(config["paired"][0])
-    keyed = Keyed()
+    streams = []
     for group in range(len(contents) // width):
         files = [records_of(data, sep)[1] for data in contents[group * width : (group + 1) * width]]
         if len({len(lines) for lines in files}) > 1:
@@ -94,8 +97,37 @@ def paired_records(config, contents, limit):
         for lines in files:
             check_lengths(lines, limit // width)
         rows = list(zip(*files))
-        keyed.add(config["seed"], group, range(len(rows)), rows)
-    return b"", keyed
+        streams.append((group, range(len(rows)), rows))
+    return b"", streams
+
+
+def weight_of(config, source):
+    weight = config["weights"].get(source, 1)
+    return Fraction(repr(weight)) if isinstance(weight, float) else Fraction(weight)
+
+
+def keyed_copies(config, streams, sources):
+    """Every copy the weights ask for, keyed: floor(w) copies of each record of
+    a source of weight w, copy c in key stream copy_stream(stream, c); and of
+    its n records the round(frac(w) x n) (a half up) whose next copy has the
+    smallest selection keys, that copy too (equal ones: the first in input order)."""
+    seed, keyed, candidates = config["seed"], Keyed(), {}
+    for (stream, positions, items), source in zip(streams, sources):
+        weight = weight_of(config, source)
+        for copy in range(math.floor(weight)):
+            keyed.add(seed, copy_stream(stream, copy), positions, items)
+        if weight != math.floor(weight):
+            next_stream = copy_stream(stream, math.floor(weight))
+            keys = record_keys(seed, next_stream, np.asarray(positions, np.uint64))
+            candidates.setdefault(source, []).extend(
+                (int(u), next_stream, int(p), item) for u, p, item in zip(selection_keys(keys), positions, items)
+            )
+    for source, found in candidates.items():
+        fraction = weight_of(config, source) % 1
+        chosen = sorted(found, key=lambda c: c[:3])[: math.floor(fraction * len(found) + Fraction(1, 2))]
+        for _, stream, position, item in chosen:
+            keyed.add(seed, stream, [position], [item])
+    return keyed
 
 
 def splits_asked(config):
@@ -185,7 +217,7 @@ def check_written_once(config, names):
 
 
 DEFAULTS = {"seed": 42, "separator": "newline", "header_lines": 0, "paired": [], "shards": 1, "splits": {},
-            "head": None, "fraction": None}
+            "head": None, "fraction": None, "weights": {}}
 
 
 def published(config, ordered):
@@ -198,10 +230,12 @@ def published(config, ordered):
     return ordered
 
 
-def expected_outputs(config, contents, max_record_bytes=2**32 - 1):
+def expected_outputs(config, contents, max_record_bytes=2**32 - 1, sources=None):
     """{output path: uncompressed bytes} of a correct run, in output order.
     `max_record_bytes`: the longest record (with its separator) the run's
-    memory allows, as the documentation states it."""
+    memory allows, as the documentation states it; `sources`: the source of
+    each input file (aligned inputs: each group's first file's path; None: the
+    same for all, a weight of 1)."""
     config = {**DEFAULTS, **config}
     check_fractions(config)  # the configuration is checked before any input is read
     if config["head"] is not None and config["fraction"] is not None:
@@ -210,7 +244,10 @@ def expected_outputs(config, contents, max_record_bytes=2**32 - 1):
     check_written_once(config, names)
     paired = bool(config["paired"])
     make = paired_records if paired else single_file_records
-    header, keyed = make(config, contents, max_record_bytes)
+    header, streams = make(config, contents, max_record_bytes)
+    if paired:
+        sources = [group[0] for group in config["paired"]]
+    keyed = keyed_copies(config, streams, sources or [None] * len(streams))
     ordered = published(config, keyed.in_key_order())
     columns = len(config["paired"][0]) if paired else 1
     pieces, start = [], 0

@@ -14,7 +14,7 @@ SCHEMA = str(Path(__file__).resolve().parent.parent / "config" / "sample_sheet.s
 def read(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
-    return read_sample_sheet(str(path), SCHEMA)
+    return [row["path"] for row in read_sample_sheet(str(path), SCHEMA)]
 
 
 @pytest.mark.parametrize(

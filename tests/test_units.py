@@ -397,7 +397,7 @@ def test_a_key_range_taking_several_passes_is_read_with_no_slot_held(monkeypatch
         nbytes, written = 0, []
         sink = type("Sink", (), {"past_the_end": False})()
 
-        def write_sorted(self, keys, lengths, data):
+        def write_sorted(self, keys, lengths, data, published=None):
             self.written.append(len(keys))
 
     class Progress:
@@ -405,8 +405,8 @@ def test_a_key_range_taking_several_passes_is_read_with_no_slot_held(monkeypatch
             pass
 
     spec = type("Spec", (), {"key_ranges": 4, "separator": 10})()
-    writer = shuffle_bucket.BucketWriter(Output(), memory, spec)
-    writer.write(parts, Progress())
+    writer = shuffle_bucket.BucketWriter(Output(), memory, spec, None)
+    writer.write(parts, 0, Progress())
     assert len(readers[0].slots) == 2, "the small key ranges around it must be read ahead"
     assert writer.passes > 1 and seen and all(all(free) for free in seen)
     assert Output.written[0] == 10_000 and Output.written[-2:] == [10_000, 10_000]

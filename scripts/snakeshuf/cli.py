@@ -117,6 +117,24 @@ def split_option(text):
     return name, {"size": size, "shards": int(shards)} if shards else size
 
 
+def weight_option(text):
+    """'SOURCE=W' -> (SOURCE, W): W a decimal of 0 or more, kept as written."""
+    source, equals, weight = text.rpartition("=")
+    if not equals or not source or not re.fullmatch(r"\d+(\.\d*)?|\.\d+", weight.strip()):
+        raise argparse.ArgumentTypeError(f"'{text}' is not SOURCE=WEIGHT with a weight of 0 or more, e.g. wiki.txt=2")
+    return source, float(weight) if "." in weight else int(weight)
+
+
+def weights_of(options):
+    """{source: weight} of --weight options; a source given twice is an error."""
+    weights = {}
+    for source, weight in options or ():
+        if source in weights:
+            raise argparse.ArgumentTypeError(f"--weight {source} is given twice; give each source once")
+        weights[source] = weight
+    return weights or None
+
+
 def parser():
     p = argparse.ArgumentParser(
         prog="snakeshuf",
@@ -136,6 +154,8 @@ def parser():
     add("--shards", type=at_least_one, metavar="N", help="cut OUT into N files of equal record counts")
     add("--split", type=split_option, action="append", metavar="NAME=SIZE[:SHARDS]",
         help="a fraction, a count or 'rest' (repeat)")
+    add("--weight", type=weight_option, action="append", metavar="IN=W",
+        help="IN's records appear W times, e.g. 2 or 0.3 (repeat)")
     add("--header-lines", type=int, metavar="N", help="the N-line header every input starts with")
     add("-z", "--zero-terminated", dest="separator", action="store_const", const="nul",
         help="records end with NUL, not newline")
@@ -179,7 +199,7 @@ def config_of(args):
         "inputs": args.inputs or None, "shards": args.shards, "header_lines": args.header_lines,
         "separator": args.separator, "paired": args.paired, "sample_sheet": args.sample_sheet,
         "splits": splits_of(args.split), "overwrite": args.overwrite or None,
-        "head": args.head_count, "fraction": args.fraction,
+        "head": args.head_count, "fraction": args.fraction, "weights": weights_of(args.weight),
     }
     config.update({key: value for key, value in optional.items() if value is not None})
     return config

@@ -91,9 +91,12 @@ def print_summary(spec, summary_path):
     )
     published = sum(entry["records"] for entry in summary["outputs"].values()) // spec.width
     read = summary.get("input_records", summary["records"])
-    taken = f"{published:,} of " if published != read else ""
+    if published <= read:
+        counted = (f"{published:,} of " if published < read else "") + f"{read:,} records"
+    else:
+        counted = f"{published:,} records (weighted) from {read:,}"
     print(
-        f"snakeshuf: {taken}{read:,} records, {summary['bytes']:,} bytes "
+        f"snakeshuf: {counted}, {summary['bytes']:,} bytes "
         f"-> {output_description(spec.outputs)} (seed {summary['order']['seed']}, {summary['buckets']} buckets)\n"
         f"snakeshuf: per stage: {stages}; summary: {summary_path}",
         file=sys.stderr,

@@ -9,11 +9,12 @@ import glob
 import math
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from snakeshuf import codecs
 from snakeshuf.errors import ConfigError
 from snakeshuf.memory import INDEX_ROW_BYTES, MB, MIN_MEMORY_MB, MemoryModel
+from snakeshuf.weights import Copies, Source
 
 # Each split job pays a start-up and the first touch of its buffers (costly on
 # VMs that return freed memory to the host), and a bucket job pays the same
@@ -60,15 +61,23 @@ class InputFile:
     size: int
     codec: str = codecs.PLAIN
     mtime_ns: int = 0  # with the size, what says an input changed (snakeshuf.provenance)
+    source: int = 0  # which of the run's sources (snakeshuf.weights) it belongs to
+    copies: int = 1  # of each record, that the split jobs write (snakeshuf.weights.Copies.written)
 
     @property
     def data_bytes(self):
         """The bytes of records it holds (for a compressed file, an estimate)."""
         return self.size if self.codec is codecs.PLAIN else self.size * COMPRESSED_EXPANSION
 
+    @property
+    def written_bytes(self):
+        """The bytes of records the split jobs write for it, its copies included."""
+        return self.data_bytes * self.copies
+
 
 def total_data_bytes(files):
-    return sum(f.data_bytes for f in files)
+    """The bytes the split jobs write, what the plan is sized by."""
+    return sum(f.written_bytes for f in files)
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class Plan:
     chunk_bytes: int
     # Files per record: >1 for aligned (paired) inputs, read in groups this wide.
     width: int = 1
+    sources: tuple = (Source("inputs"),)  # weights.Source: files[i].source is one of them
 
     @property
     def buckets(self):
@@ -133,20 +143,20 @@ class Plan:
 
 
 def expand_inputs(patterns, owners):
-    """(path, the glob that found it or None) in the order given; each glob
-    expands sorted, skips the run's own bookkeeping files (left by a failed
-    run) and must match something."""
+    """(path, the glob that found it or None, the pattern's place in
+    `patterns`) in the order given; each glob expands sorted, skips the run's
+    own bookkeeping files (left by a failed run) and must match something."""
     if not patterns:
         raise ConfigError("config key 'inputs' lists no files: name at least one input file")
     found = []
-    for pattern in patterns:
+    for entry, pattern in enumerate(patterns):
         if glob.has_magic(pattern) and not os.path.lexists(pattern):  # 'a[1].txt' may be a name
             matches = [m for m in sorted(glob.glob(pattern, recursive=True)) if not is_bookkeeping(m, owners)]
             if not matches:
                 raise ConfigError(f"input pattern '{pattern}' (config key 'inputs') matches no file")
-            found += [(m, pattern) for m in matches]
+            found += [(m, pattern, entry) for m in matches]
         else:
-            found.append((pattern, None))
+            found.append((pattern, None, entry))
     return found
 
 
@@ -224,12 +234,13 @@ def check_output(output):
         raise ConfigError(f"output '{output}' is a directory; give a file path (config key 'output')")
 
 
-def load_inputs(found, owners, source):
-    """InputFiles of (path, pattern) pairs, each a readable regular file that
-    is listed once and is not the run's own."""
-    infos = [(path, stat_input(path, source)) for path, _ in found]
+def load_inputs(found, owners, source, entry_sources):
+    """InputFiles of (path, pattern, entry) triples, each a readable regular
+    file that is listed once and is not the run's own; `entry_sources` gives
+    each entry's source."""
+    infos = [(path, stat_input(path, source)) for path, _, _ in found]
     seen = {}
-    for (path, info), (_, pattern) in zip(infos, found):
+    for (path, info), (_, pattern, _) in zip(infos, found):
         check_not_owned(path, info, pattern, owners)
         key = (info.st_dev, info.st_ino)
         if key in seen:
@@ -239,8 +250,9 @@ def load_inputs(found, owners, source):
             )
         seen[key] = path
     return tuple(
-        InputFile(i, path, info.st_size, codecs.detect(path) if info.st_size else codecs.PLAIN, info.st_mtime_ns)
-        for i, (path, info) in enumerate(infos)
+        InputFile(i, path, info.st_size, codecs.detect(path) if info.st_size else codecs.PLAIN, info.st_mtime_ns,
+                  entry_sources[entry])
+        for i, ((path, info), (_, _, entry)) in enumerate(zip(infos, found))
     )
 
 
@@ -258,16 +270,18 @@ def round_up_to_step(jobs):
 
 
 def cut_chunks(files, chunk_bytes):
-    """Cut the inputs into chunks of about chunk_bytes; small files share a
-    chunk, and a compressed file is never cut (it can only be read from its start)."""
+    """Cut the inputs into chunks that write about chunk_bytes (copies
+    included); small files share a chunk, a compressed file is never cut (it
+    can only be read from its start), and a file of which no copy is
+    published (weight 0) is not read."""
     chunks, current, room = [], [], chunk_bytes
     for f in files:
         pos = 0
-        while pos < f.size:
-            take = min(room, f.size - pos) if f.codec is codecs.PLAIN else f.size
+        while pos < f.size and f.copies:
+            take = min(-(-room // f.copies), f.size - pos) if f.codec is codecs.PLAIN else f.size
             current.append(Segment(f.index, pos, pos + take))
             pos += take
-            room -= take if f.codec is codecs.PLAIN else f.data_bytes
+            room -= take * f.copies if f.codec is codecs.PLAIN else f.written_bytes
             if room <= 0:
                 chunks.append(tuple(current))
                 current, room = [], chunk_bytes
@@ -336,31 +350,43 @@ def check_memory(memory_mb):
         )
 
 
-def make_plan(inputs, run, memory_mb, chunk_mb="auto", sheet=None):
+def make_plan(inputs, run, memory_mb, chunk_mb="auto", sheet=None, entry_sources=None, sources=()):
     """`inputs`: patterns as config key 'inputs' gives them, or the paths that
     the sample sheet `sheet` lists (taken literally); `run`: the
-    namespace.RunFiles of the run, which no input may be."""
+    namespace.RunFiles of the run, which no input may be; `entry_sources`:
+    the source of each of `inputs` (all the first: None), and `sources` the
+    weights.Source of each (none: one of weight 1)."""
     check_memory(memory_mb)
     check_output(run.output)
     owners = run.owners()
+    entry_sources = entry_sources or [0] * len(inputs)
     if sheet:
-        files = load_inputs([(p, None) for p in inputs], owners, f"listed in sample sheet '{sheet}'")
+        found = [(p, None, entry) for entry, p in enumerate(inputs)]
+        files = load_inputs(found, owners, f"listed in sample sheet '{sheet}'", entry_sources)
     else:
-        files = load_inputs(expand_inputs(inputs, owners), owners, "config key 'inputs'")
-    total = sum(f.data_bytes for f in files)
+        files = load_inputs(expand_inputs(inputs, owners), owners, "config key 'inputs'", entry_sources)
+    files = with_copies(files, sources)
+    total = total_data_bytes(files)
     memory = MemoryModel(memory_mb)
     check_scale(total, memory)
     layout = bucket_layout(total, memory)
     chunk_bytes = chunk_size(total, chunk_mb, memory, layout.key_ranges)
     check_compressed_sizes(files, memory, layout.key_ranges)
-    return Plan(files, cut_chunks(files, chunk_bytes), layout, memory, chunk_bytes)
+    return Plan(files, cut_chunks(files, chunk_bytes), layout, memory, chunk_bytes, sources=sources or Plan.sources)
+
+
+def with_copies(files, sources):
+    """`files`, each with the copies its source's weight has the split jobs write."""
+    if not sources:
+        return files
+    return tuple(replace(f, copies=Copies.of(sources[f.source].weight).written) for f in files)
 
 
 def check_compressed_sizes(files, memory, key_ranges):
     """A compressed file is read by one split job, whose index must fit."""
     limit = memory.max_chunk_bytes(key_ranges)
     for f in files:
-        if f.codec is not codecs.PLAIN and f.data_bytes > limit:
+        if f.codec is not codecs.PLAIN and f.written_bytes > limit:
             raise ConfigError(
                 f"compressed input '{f.path}' holds ~{f.data_bytes / 2**30:,.1f} GiB (estimated), "
                 f"more than one split job can index with memory_mb={memory.memory_mb} "
@@ -378,18 +404,19 @@ def check_groups(groups):
     return widths.pop()
 
 
-def make_paired_plan(groups, run, memory_mb):
-    """One chunk per group of aligned files, read together line by line."""
+def make_paired_plan(groups, run, memory_mb, sources=()):
+    """One chunk per group of aligned files, read together line by line; each
+    group is a source (`sources`: their weights.Source, none: weights of 1)."""
     width = check_groups(groups)
     check_memory(memory_mb)
     check_output(run.output)
-    paths = [(path, None) for group in groups for path in group]
-    files = load_inputs(paths, run.owners(), "config key 'paired'")
-    total = sum(f.data_bytes for f in files)
+    paths = [(path, None, g) for g, group in enumerate(groups) for path in group]
+    files = with_copies(load_inputs(paths, run.owners(), "config key 'paired'", list(range(len(groups)))), sources)
+    total = total_data_bytes(files)
     memory = MemoryModel(memory_mb)
     check_scale(total, memory)
     layout = bucket_layout(total, memory)
-    grouped = [files[i : i + width] for i in range(0, len(files), width)]
+    grouped = [files[i : i + width] for i in range(0, len(files), width) if files[i].copies]
     chunks = tuple(tuple(Segment(f.index, 0, f.size) for f in group) for group in grouped)
-    largest = max(sum(f.data_bytes for f in group) for group in grouped)
-    return Plan(files, chunks, layout, memory, largest, width)
+    largest = max((sum(f.written_bytes for f in group) for group in grouped), default=0)
+    return Plan(files, chunks, layout, memory, largest, width, sources or Plan.sources)

@@ -34,6 +34,7 @@ SUMMARY = ".summary.json"  # beside the configured output
 
 def made_by(spec):
     """What defines the bytes `spec` publishes, as plain JSON values."""
+    weights = [spec.sources[f.source].weight for f in spec.files]
     return {
         "format": FORMAT,
         "inputs": [[os.path.realpath(f.path), f.size, f.mtime_ns] for f in spec.files],
@@ -43,6 +44,7 @@ def made_by(spec):
         "header_lines": spec.header_lines,
         "layout": [[s.name, s.size, s.shards] for s in spec.layout],
         **({"take": spec.take} if spec.take else {}),  # absent when all: earlier records stay valid
+        **({"weights": weights} if any(w != 1 for w in weights) else {}),
         "outputs": [os.path.realpath(path) for path in spec.outputs],
     }
 

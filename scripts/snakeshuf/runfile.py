@@ -15,6 +15,7 @@ from snakeshuf import keys as keylib
 from snakeshuf.errors import IntegrityError
 from snakeshuf.integrity import checksum
 from snakeshuf.runindex import (
+    CANDIDATES_OF,
     CHECKSUM,
     COLUMNS,
     DATA_OFFSET,
@@ -87,13 +88,16 @@ class RunWriter:
         self.spills = 0
         self.rows = []
 
-    def write_spill(self, keys, lengths, data, counts, byte_counts):
-        """Write one spill: `keys`, `lengths` (uint32) and `data` already grouped by key range."""
+    def write_spill(self, keys, lengths, data, counts, byte_counts, candidates_of=0):
+        """Write one spill: `keys`, `lengths` (uint32) and `data` already
+        grouped by key range; `candidates_of`: runindex.CANDIDATES_OF of its sections."""
         bases = self.position + np.cumsum([0, keys.nbytes, lengths.nbytes])
         for part in (keys, lengths, data):
             self.handle.write(part)
         self.position = int(bases[-1]) + len(data)
-        self.rows.append(spill_rows(keys, lengths, data, counts, byte_counts, bases.tolist()))
+        rows = spill_rows(keys, lengths, data, counts, byte_counts, bases.tolist())
+        rows[:, CANDIDATES_OF] = candidates_of
+        self.rows.append(rows)
         self.spills += 1
 
     def index(self):

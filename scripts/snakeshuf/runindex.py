@@ -12,8 +12,11 @@ import numpy as np
 
 from snakeshuf.errors import IntegrityError
 
-COLUMNS = ("key_range", "key_offset", "length_offset", "data_offset", "records", "nbytes", "checksum", "key_sum")
-KEY_RANGE, KEY_OFFSET, LENGTH_OFFSET, DATA_OFFSET, RECORDS, NBYTES, CHECKSUM, KEY_SUM = range(len(COLUMNS))
+COLUMNS = ("key_range", "key_offset", "length_offset", "data_offset", "records", "nbytes", "checksum", "key_sum",
+           "candidates_of")
+KEY_RANGE, KEY_OFFSET, LENGTH_OFFSET, DATA_OFFSET, RECORDS, NBYTES, CHECKSUM, KEY_SUM, CANDIDATES_OF = range(len(COLUMNS))
+# CANDIDATES_OF: 0 for a section of copies that are all published, else 1 +
+# the source whose candidates for an extra copy it holds (snakeshuf.weights).
 
 
 def range_rows(index_path, lo, hi):

@@ -7,6 +7,7 @@ path, so that runs of different outputs never share a file.
     runs/<chunk>.index.npy    its index
     runs/buckets.npy          the bucket table (rule tally_buckets, large plans), and
     runs/files.npy            where each output file starts in the order
+    runs/selection.npz        the candidates chosen for extra copies (fractional weights)
     buckets/<bucket>.json     what a bucket job wrote (snakeshuf.buckets)
     piped/<i>/<name>          the copy of the i-th input, a pipe (snakeshuf.pipes)
     pieces/<file>-<column>-<bucket>.piece   a bucket's records of one output file
@@ -52,6 +53,10 @@ class Scratch:
     @property
     def bounds(self):
         return os.path.join(self.root, "runs", "files.npy")
+
+    @property
+    def selection(self):
+        return os.path.join(self.root, "runs", "selection.npz")
 
     def piped(self, index, path):
         """The copy of the index-th configured input, the pipe `path` (snakeshuf.pipes)."""

@@ -19,7 +19,8 @@ DIALECTS = {
 
 
 def read_sample_sheet(path, schema_path):
-    """The 'path' column of a sheet, in order."""
+    """The rows of a sheet, in order: each a dict of its columns ('path', and
+    'source' and 'weight' if the sheet has them)."""
     where = f"sample sheet '{path}' (config key 'sample_sheet')"
     header, rows = read_rows(path, where)
     if "path" not in header:
@@ -29,7 +30,7 @@ def read_sample_sheet(path, schema_path):
         raise ConfigError(f"{where} lists no files: add at least one row under its header")
     records = [dict(zip(header, fields)) for _, fields in rows]
     validate_rows(records, [line for line, _ in rows], schema_path, where)
-    return [record["path"] for record in records]
+    return records
 
 
 def read_rows(path, where):

@@ -19,6 +19,7 @@ from snakeshuf.jobs import PARTIAL, atomic_write
 from snakeshuf.outputs import Split, column_names, output_paths
 from snakeshuf.plan import InputFile, Segment
 from snakeshuf.scratch import Scratch
+from snakeshuf.weights import Source
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,13 @@ class RunSpec:
     take: list  # the part of the one order published: None (all), [HEAD, n] or [FRACTION, p]
     output: str  # the configured output name
     scratch: str  # this run's own scratch directory
+    sources: tuple = (Source("inputs"),)  # weights.Source: each file's is files[i].source
+
+    @property
+    def selects(self):
+        """Whether a source's weight has a fraction: the split jobs write candidates
+        for its extra copies, and rule tally_buckets chooses among them."""
+        return any(s.copies.fraction for s in self.sources)
 
     @property
     def columns(self):
@@ -92,12 +100,13 @@ class RunSpec:
 
     def to_json(self):
         return json.dumps({
-            "files": [[f.path, f.size, f.codec, f.mtime_ns] for f in self.files],
+            "files": [[f.path, f.size, f.codec, f.mtime_ns, f.source, f.copies] for f in self.files],
             "chunks": [[[s.file_index, s.start, s.end] for s in chunk] for chunk in self.chunks],
             "width": self.width, "buckets": self.buckets, "parts": self.parts, "seed": self.seed, "separator": self.separator,
             "header_lines": self.header_lines, "header_bytes": self.header_bytes,
             "layout": [[s.name, s.size, s.shards] for s in self.layout], "take": self.take,
             "output": self.output, "scratch": self.scratch,
+            "sources": [[s.name, s.weight] for s in self.sources],
         })
 
     def plan_file(self):
@@ -122,5 +131,6 @@ class RunSpec:
             files=tuple(InputFile(i, *f) for i, f in enumerate(data.pop("files"))),
             chunks=tuple(tuple(Segment(*s) for s in chunk) for chunk in data.pop("chunks")),
             layout=tuple(Split(*s) for s in data.pop("layout")),
+            sources=tuple(Source(*s) for s in data.pop("sources")),
             **data,
         )

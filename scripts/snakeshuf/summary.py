@@ -7,10 +7,12 @@ form of it when the run ends.
 """
 
 import json
+from collections import Counter
 from dataclasses import asdict
 
 from snakeshuf import __version__
 from snakeshuf.outputs import kept_records, record_counts
+from snakeshuf.selection import CHOSEN
 
 STAGES = ("split", "tally", "shuffle", "gather")
 
@@ -45,6 +47,26 @@ def file_records(spec, records):
     return [count for count in counts for _ in range(spec.width)]
 
 
+def source_counts(spec, split_reports, chosen):
+    """Each source's records read and published (before a 'head' or
+    'fraction' cut), from the split jobs' reports and the selection of
+    candidates; None if a report is missing. A source of weight 0 is not read."""
+    if not all(split_reports):
+        return None
+    read = Counter()
+    for report in split_reports:
+        read.update({int(source): n for source, n in report.get("source_records", {}).items()})
+    rows = []
+    for i, source in enumerate(spec.sources):
+        copies, n = source.copies, read[i]
+        chosen_here = int(chosen.sources[i, CHOSEN]) if copies.fraction else 0
+        rows.append({
+            "source": source.name, "weight": source.weight,
+            "records_in": n if copies.written else None, "records_out": copies.whole * n + chosen_here,
+        })
+    return rows
+
+
 def build(spec, totals, files, reports):
     """The summary: `totals` holds records, bytes, header_bytes and key_sum;
     `files` each output file's stat as it will be published; `reports` each
@@ -70,6 +92,7 @@ def build(spec, totals, files, reports):
             "columns": spec.columns,
         },
         "inputs": {spec.paths.shown(f.path): f.size for f in spec.files},
+        "sources": totals.pop("sources", None),
         "buckets": spec.buckets,
         "key_ranges": spec.key_ranges,
         "chunks": len(spec.chunks),

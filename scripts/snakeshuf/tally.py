@@ -8,7 +8,7 @@ and gather make it themselves (snakeshuf.plan.NO_TALLY_JOB_INDEX_BYTES).
 
 import numpy as np
 
-from snakeshuf import runindex
+from snakeshuf import runindex, selection
 from snakeshuf.errors import IntegrityError
 from snakeshuf.outputs import file_bounds, kept_records
 
@@ -19,16 +19,23 @@ ROWS_PER_STEP = 1 << 16
 
 
 def add_index(table, index, parts):
-    """Add an index's rows to the per-bucket counts (a bucket is `parts` key
-    ranges), a block of rows at a time (an index is memory-mapped: a block's
-    pages are all it keeps resident)."""
+    """Add an index's rows of published copies to the per-bucket counts (a
+    bucket is `parts` key ranges), a block of rows at a time (an index is
+    memory-mapped: a block's pages are all it keeps resident). Candidates
+    for extra copies count as chosen (add_chosen)."""
     with np.errstate(over="ignore"):
         for lo in range(0, len(index), ROWS_PER_STEP):
             rows = np.array(index[lo : lo + ROWS_PER_STEP])
-            bucket = (rows[:, runindex.KEY_RANGE] // np.uint64(parts)).astype(np.intp)
-            np.add.at(table[:, RECORDS], bucket, rows[:, runindex.RECORDS])
-            np.add.at(table[:, BYTES], bucket, rows[:, runindex.NBYTES])
-            np.add.at(table[:, KEY_SUM], bucket, rows[:, runindex.KEY_SUM])
+            rows = rows[rows[:, runindex.CANDIDATES_OF] == 0]
+            add_rows(table, rows[:, runindex.KEY_RANGE] // np.uint64(parts),
+                     rows[:, [runindex.RECORDS, runindex.NBYTES, runindex.KEY_SUM]])
+
+
+def add_rows(table, buckets, counts):
+    """Add (records, bytes, key_sum) rows `counts` to the buckets `buckets`."""
+    with np.errstate(over="ignore"):
+        for column, values in zip((RECORDS, BYTES, KEY_SUM), counts.T):
+            np.add.at(table[:, column], buckets.astype(np.intp), values)
 
 
 def place(table, header_bytes):
@@ -39,7 +46,9 @@ def place(table, header_bytes):
         table[:, start] += np.uint64(base)
 
 
-def tally(index_paths, buckets, parts=1, header_bytes=0):
+def tally(index_paths, buckets, parts=1, header_bytes=0, selection=None):
+    """The bucket table of the indexes at `index_paths`, with the candidates
+    a selection.Selection chose (if any)."""
     table = np.zeros((buckets, len(COLUMNS)), np.uint64)
     for path in index_paths:
         index = runindex.load_index(path)
@@ -49,30 +58,43 @@ def tally(index_paths, buckets, parts=1, header_bytes=0):
             )
         add_index(table, index, parts)
         del index
+    if selection is not None:
+        add_rows(table, np.arange(buckets * parts) // parts, selection.ranges)
     place(table, header_bytes)
     return table
 
 
 def from_indexes(spec):
-    """The bucket table of the spec's run indexes, and where each output file
-    starts in the order."""
+    """The bucket table of the spec's run indexes, where each output file
+    starts in the order, and the selection of candidates (None if none)."""
     indexes = [spec.paths.index(chunk) for chunk in range(len(spec.chunks))]
-    table = tally(indexes, spec.buckets, spec.parts, spec.header_bytes)
-    return table, file_bounds(spec.layout, kept_records(spec.take, totals(table)["records"]))
+    chosen = selection.choose(spec) if spec.selects else None
+    table = tally(indexes, spec.buckets, spec.parts, spec.header_bytes, chosen)
+    return table, file_bounds(spec.layout, kept_records(spec.take, totals(table)["records"])), chosen
 
 
 def add_arguments(parser):
     """A bucket job's and gather's options for the files of rule tally_buckets."""
     parser.add_argument("--table", help="the bucket table (rule tally_buckets); none: made from the indexes")
     parser.add_argument("--bounds", help="where each output file starts in the order (with --table)")
+    parser.add_argument("--selection", help="the candidates chosen for extra copies (with --table, if any)")
 
 
 def load_or_make(spec, args):
-    """The table and bounds that rule tally_buckets wrote (args.table,
-    args.bounds), or, in a plan without that job, the same from the indexes."""
+    """The table, bounds and selection that rule tally_buckets wrote
+    (args.table, args.bounds, args.selection), or, in a plan without that
+    job, the same from the indexes."""
     if args.table is None:
         return from_indexes(spec)
-    return load(args.table, "bucket table"), load(args.bounds, "file bounds")
+    chosen = load_selection(args.selection) if args.selection else None
+    return load(args.table, "bucket table"), load(args.bounds, "file bounds"), chosen
+
+
+def load_selection(path):
+    try:
+        return selection.Selection.load(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise IntegrityError(f"selection '{path}' cannot be read: {error}") from None
 
 
 def totals(table):
