@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conftest import assert_summary_counts, decompressed, full_config, job_reports, snakemake_command
 from reference import Refused, expected_outputs
-from scenarios import base_config, chunk_mb, input_files
+from scenarios import base_config, chunk_mb, input_files, sheet_text, source_names, weights_by_source
 
 RUN_TIMEOUT = 600
 COMPRESSED_LIMIT = "more than one split job can index"  # snakeshuf.plan's refusal
@@ -46,7 +46,7 @@ def write_inputs(root, scenario):
     files = input_files(scenario)
     for name, _, stored in files:
         (root / "in" / name).write_bytes(stored)
-    (root / "sheet.tsv").write_text("path\n" + "".join(f"../in/{name}\n" for name, _, _ in files))
+    (root / "sheet.tsv").write_text(sheet_text(scenario, "../in"))
     return files
 
 
@@ -62,8 +62,10 @@ def finish(processes):
                 p.wait()
 
 
-def check_run(workdir, finished, config, contents, run):
-    """Check one finished run; return what it exercised (for statistics)."""
+def check_run(workdir, finished, config, contents, run, weighting):
+    """Check one finished run (`weighting`: each input file's source, and
+    their weights); return what it exercised (for statistics)."""
+    sources, weights = weighting
     returncode, stderr = finished
     assert "Traceback" not in stderr, stderr[-4000:]
     if returncode != 0 and COMPRESSED_LIMIT in stderr:
@@ -73,7 +75,7 @@ def check_run(workdir, finished, config, contents, run):
         assert not published_files(workdir), "a refused run published files"
         return ["refused: a compressed input too large to index"]
     try:
-        expected = expected_outputs(config, contents, run.accepted_record_bytes)
+        expected = expected_outputs({**config, "weights": weights}, contents, run.accepted_record_bytes, sources)
     except Refused as refusal:
         assert returncode != 0, f"exit 0, but a correct run refuses: {refusal}"
         assert str(refusal) in stderr and "snakeshuf: error:" in stderr, stderr[-4000:]
@@ -100,7 +102,15 @@ def exercised(reports, files, summary):
         f"most passes in a bucket: {min(max((r['passes'] for r in shuffles), default=0), 3)}",
         f"key ranges per bucket: {'1' if summary['key_ranges'] == summary['buckets'] else '2+'}",
         f"tally job: {'yes' if any(r['stage'] == 'tally' for r in reports) else 'no'}",
+        f"weights: {weighting_kind(summary['sources'])}",
     ]
+
+
+def weighting_kind(sources):
+    weights = [s["weight"] for s in sources or ()]
+    if all(w == 1 for w in weights):
+        return "none"
+    return "with fractions" if any(w % 1 for w in weights) else "whole"
 
 
 def run_earlier(root, config, scenario):
@@ -137,7 +147,8 @@ def check_scenario(scenario):
         finished = finish([start_run(w, c, r) for w, c, r in zip(workdirs, configs, scenario.runs)])
         facts = []
         for workdir, result, c, run in zip(workdirs, finished, configs, scenario.runs):
-            facts += check_run(workdir, result, c, contents, run)
+            weighting = source_names(scenario, "../in"), weights_by_source(scenario, "../in")
+            facts += check_run(workdir, result, c, contents, run, weighting)
         assert_same_stored_bytes(workdirs, finished)
         for name, _, stored in files:
             assert (root / "in" / name).read_bytes() == stored, f"input {name} was changed"

@@ -88,6 +88,41 @@ class Scenario:
     verify: str = "changed"
     earlier_run: bool = False  # another seed's run on the first run's output path, from another directory
     take: tuple = ()  # ("head", N) or ("fraction", p): publish only the first part of the order
+    weights: tuple = ()  # one per source (a file, the glob, a sheet's source, a group); none: all 1
+
+
+SHEET_SOURCES = 3  # a sample sheet's rows belong to sources s0, s1, s2 in turn
+
+
+def source_names(scenario, input_dir):
+    """The name of each input file's source (aligned inputs: of each group), in order."""
+    names = [name for name, _, _ in input_files(scenario)]
+    if scenario.paired_width:
+        return [os.path.join(input_dir, name) for name in names[:: scenario.paired_width]]
+    if scenario.source == "glob":
+        return [os.path.join(input_dir, "*")] * len(names)
+    if scenario.source == "sheet":
+        return [f"s{i % SHEET_SOURCES}" for i in range(len(names))]
+    return [os.path.join(input_dir, name) for name in names]
+
+
+def weight_of(scenario, source_index):
+    return scenario.weights[source_index % len(scenario.weights)] if scenario.weights else 1
+
+
+def weights_by_source(scenario, input_dir):
+    """{source: weight} as the run is given them (the sheet's column or config key 'weights')."""
+    sources = dict.fromkeys(source_names(scenario, input_dir))
+    return {source: weight_of(scenario, i) for i, source in enumerate(sources)} if scenario.weights else {}
+
+
+def sheet_text(scenario, input_dir):
+    """A sample sheet listing the inputs, with their sources and weights."""
+    rows = ["path\tsource\tweight"]
+    for i, (name, _, _) in enumerate(input_files(scenario)):
+        weight = weight_of(scenario, i % SHEET_SOURCES) if scenario.weights else ""
+        rows.append(f"{input_dir}/{name}\ts{i % SHEET_SOURCES}\t{weight}")
+    return "\n".join(rows) + "\n"
 
 
 def record_lengths(spec, rng):
@@ -199,6 +234,8 @@ def base_config(scenario, input_dir):
         **dict([scenario.take] if scenario.take else []),
     }
     paths = [os.path.join(input_dir, name) for name in names]
+    if scenario.paired_width or scenario.source != "sheet":  # a sheet has a column for them
+        config["weights"] = weights_by_source(scenario, input_dir)
     if scenario.paired_width:
         w = scenario.paired_width
         config["paired"] = [paths[i : i + w] for i in range(0, len(paths), w)]
@@ -289,6 +326,10 @@ TAKES = st.one_of(
     st.tuples(st.just("head"), st.sampled_from([0, 1, 7, 100, 5000, 10**6])),
     st.tuples(st.just("fraction"), st.sampled_from([0.0, 0.01, 0.5, 0.999, 1.0])),
 )
+WEIGHTS = st.one_of(
+    st.just(()), st.just(()),
+    st.lists(st.sampled_from([0, 0.3, 0.5, 1, 1.5, 2, 2.7, 5, 0.999]), min_size=1, max_size=4).map(tuple),
+)
 OUTPUTS = st.sampled_from([
     "out/shuffled.txt", "out/corpus.jsonl.zst", "shuffled.txt.gz", "out/noext", "o u t/[x] 'y'.txt", "out/c.jsonl",
 ])
@@ -323,4 +364,5 @@ def scenarios(draw):
         verify=draw(st.sampled_from(["changed", "always"])),
         earlier_run=draw(st.integers(0, 3)) == 0,
         take=draw(TAKES),
+        weights=draw(WEIGHTS),
     )

@@ -112,6 +112,24 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 80))
 @example(  # one split of everything is one plain file written in place: publishing renamed '<file>.partial', not the in-place target (this session)
     Scenario(files=(FileSpec(300, "short", seed=2),), splits=(("train", 1.0, 1),), earlier_run=True)
 )
+@example(  # weights (issue 29): fractions, 0 and more than 1 over multi-pass buckets, cut into compressed splits
+    Scenario(
+        files=(FileSpec(3000, "tiny", seed=1), FileSpec(3000, "short", seed=2), FileSpec(500, "mixed", seed=3)),
+        runs=(Run(memory_mb=160, unit=4096), Run(memory_mb=170, unit=2048, chunks=2, cores=1)),
+        output="out/c.jsonl.zst", splits=(("valid", 0.1, 1), ("train", "rest", 2)), weights=(2.7, 0.3, 0),
+    )
+)
+@example(  # weights from a sample sheet's columns, three sources over five files, and a head
+    Scenario(files=tuple(FileSpec(200, "short", seed=i) for i in range(5)), source="sheet", weights=(1.5, 0.5, 2),
+             take=("head", 300))
+)
+@example(  # weights of aligned groups
+    Scenario(files=(FileSpec(300, "short", seed=1), FileSpec(200, "mixed", seed=2)), paired_width=2, weights=(0.5, 3))
+)
+@example(  # weights with a header, NUL separators, a gzip input and a fraction
+    Scenario(files=(FileSpec(400, "short", seed=4), FileSpec(300, "short", seed=5, codec="gzip")), header_lines=1,
+             separator="nul", take=("fraction", 0.5), weights=(1.5,), shards=3)
+)
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics

@@ -184,3 +184,82 @@ def test_all_permutations_of_five_records_are_equally_likely():
         seen[codes.setdefault(order, len(codes))] += 1
     assert len(codes) == 120
     assert chisquare(seen).pvalue > ALPHA
+
+
+# --- weights (issue 29) -------------------------------------------------------
+
+WEIGHTS = {"a": 1.5, "b": 0.4}  # the first half of the records, the second half
+SHARDS = 10
+
+
+@pytest.fixture(scope="module")
+def workflow_weighted(tmp_path_factory, unique_lines):
+    """The weighted run's output file by file: the origins of the records of each shard."""
+    d = tmp_path_factory.mktemp("run-weights")
+    a, b = unique_lines
+    config = {"inputs": unique_lines, "output": "out.txt", "memory_mb": 160, "chunk_mb": 4, "seed": 13,
+              "weights": {a: WEIGHTS["a"], b: WEIGHTS["b"]}, "shards": SHARDS}
+    run_workflow(d, config)
+    shards = []
+    for shard in range(SHARDS):
+        data = np.frombuffer((d / f"out.{shard:05d}-of-{SHARDS:05d}.txt").read_bytes(), np.uint8).reshape(-1, WIDTH)
+        shards.append((data[:, :9].astype(np.int64) - ord("0")) @ (10 ** np.arange(8, -1, -1)))
+    return shards
+
+
+def copy_gaps(origins):
+    """|position of one copy - position of the other| / records, for each record that appears twice."""
+    order = np.argsort(origins, kind="stable")
+    by_origin = origins[order]
+    twice = np.flatnonzero(by_origin[1:] == by_origin[:-1])
+    return np.abs(order[twice + 1] - order[twice]) / len(origins)
+
+
+def gap_pvalue(gaps):
+    """Two independent uniform positions are |X - Y| apart with density 2(1 - d)."""
+    edges = np.linspace(0, 1, BINS + 1)
+    expected = (1 - edges[:-1]) ** 2 - (1 - edges[1:]) ** 2
+    observed = np.histogram(gaps, edges)[0]
+    return chisquare(observed, expected * len(gaps)).pvalue
+
+
+def test_weights_give_exact_counts_and_a_uniform_extra_subset(workflow_weighted):
+    origins = np.concatenate(workflow_weighted)
+    half = RECORDS // 2
+    counts = np.bincount(origins, minlength=RECORDS)
+    a, b = counts[:half], counts[half:]
+    assert set(np.unique(a)) == {1, 2} and int((a == 2).sum()) == half // 2, "weight 1.5: each once, exactly half twice"
+    assert set(np.unique(b)) == {0, 1} and int(b.sum()) == round(0.4 * half), "weight 0.4: exactly 40 % once"
+    assert chosen_vs_origin(np.flatnonzero(a == 2), half) > ALPHA, "the extra copies depend on where records were"
+    assert chosen_vs_origin(np.flatnonzero(b == 1), half) > ALPHA, "the kept records depend on where they were"
+
+
+def test_weighted_copies_are_placed_independently(workflow_weighted):
+    gaps = copy_gaps(np.concatenate(workflow_weighted))
+    assert len(gaps) == RECORDS // 4
+    assert gap_pvalue(gaps) > ALPHA
+
+
+def test_copies_placed_near_each_other_are_caught():
+    """A wrong method: the second copy a random short distance after the first."""
+    rng = np.random.default_rng(6)
+    n = RECORDS // 4
+    first = rng.random(n)
+    positions = np.concatenate((first, first + rng.random(n) * 0.2))
+    origins = np.concatenate((np.arange(n), np.arange(n)))[np.argsort(positions)]
+    assert gap_pvalue(copy_gaps(origins)) < ALPHA
+
+
+def test_each_sources_share_of_every_shard_is_as_a_uniform_cut_gives(workflow_weighted):
+    """A uniform cut deals each source's records into shards by the (multivariate)
+    hypergeometric distribution; its variance is below the multinomial's that
+    chisquare assumes, so a uniform order passes, and a source gathered in
+    some shards fails."""
+    half = RECORDS // 2
+    from_a = np.array([int((shard < half).sum()) for shard in workflow_weighted])
+    sizes = np.array([len(shard) for shard in workflow_weighted])
+    assert chisquare(from_a, sizes * from_a.sum() / sizes.sum()).pvalue > ALPHA
+    gathered = np.sort(np.concatenate(workflow_weighted))  # sources one after the other
+    cut = np.array_split(gathered, SHARDS)
+    from_a_gathered = np.array([int((shard < half).sum()) for shard in cut])
+    assert chisquare(from_a_gathered, sizes * from_a.sum() / sizes.sum()).pvalue < ALPHA
