@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.join(SNAKESHUF_DIR, "scripts"))
 
-from snakeshuf import console, pipes, preflight, progress, provenance
+from snakeshuf import console, dedup, pipes, preflight, progress, provenance
 from snakeshuf.stopping import RunStopper, cancel_scheduler_wakeups
 from snakeshuf.config import check_config, input_path, separator_byte
 from snakeshuf.errors import ConfigError, InputError
@@ -121,6 +121,29 @@ def owned_files(outputs):
     return RunFiles(config["output"], tuple(outputs), directories)
 
 
+def read_dedup(plan):
+    """Config key 'dedup' as a dedup.Dedup (None: keep duplicates), checked against the inputs."""
+    found = dedup.read_config(config["dedup"])
+    if found is None:
+        return None
+    if any(s.weight not in (0, 1) for s in plan.sources):
+        raise ConfigError(
+            "config key 'dedup' with weights other than 0 and 1 is not supported yet "
+            "(copies of a record would need the weight of its first source): deduplicate in one run, "
+            "then weight its output in another"
+        )
+    if found.field is not None:
+        if config["paired"]:
+            raise ConfigError("config key 'dedup': aligned inputs ('paired') are deduplicated by whole records only")
+        formats = {dedup.format_of(found, f.path) for f in plan.files}
+        if isinstance(found.field, str) and formats & {"tsv", "csv"} and not config["header_lines"]:
+            raise ConfigError(
+                f"config key 'dedup' names column {found.field!r}, but the inputs have no header "
+                "(config key 'header_lines' is 0): give the column's number from 1, or set header_lines"
+            )
+    return found
+
+
 def run_spec(plan, run, layout):
     """Everything that defines the output (snakeshuf.spec)."""
     lines, separator = config["header_lines"], separator_byte(config)
@@ -140,6 +163,7 @@ def run_spec(plan, run, layout):
         output=config["output"],
         scratch=run.directories[0],
         sources=plan.sources,
+        dedup=read_dedup(plan),
     )
 
 

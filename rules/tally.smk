@@ -2,8 +2,9 @@
 # each bucket job and gather make it from the indexes (snakeshuf.plan.Plan.tally_job).
 # A run whose weights have fractions always has the job: it chooses the extra
 # copies, reading every candidate's key (snakeshuf.selection).
-TALLY_JOB = PLAN.tally_job or SPEC.selects
-SELECTION = {"selection": SCRATCH.selection} if SPEC.selects else {}
+# So does a run that deduplicates: it counts what each key range publishes (snakeshuf.dedup).
+TALLY_JOB = PLAN.tally_job or SPEC.selects or bool(SPEC.dedup)
+SELECTION = {"selection": SCRATCH.selection} if SPEC.selects or SPEC.dedup else {}
 TALLY_LOG = log_path("tally_buckets")
 RUN_FILES_AND_INDEXES = {
     "runs": expand(SCRATCH.run(), chunk=CHUNKS),

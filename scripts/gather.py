@@ -76,7 +76,7 @@ def check_stages(spec, stats, tallied, header, split_reports):
         },
     })
     from_inputs = input_bytes(spec.files, spec.separator, len(header))
-    if spec.take is None:  # only a 'head' run's split jobs leave records out, whatever a log says
+    if spec.take is None and not spec.dedup:  # only a 'head' run's, or one that deduplicates, leave records out
         left_out = [0]
     else:
         left_out = [report.get("left_out_bytes", 0) if report else None for report in split_reports]

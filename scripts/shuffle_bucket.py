@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from snakeshuf import jobs
+from snakeshuf import dedup, jobs
 from snakeshuf import keys as keylib
 from snakeshuf import runfile, runindex, tally
 from snakeshuf.buckets import BucketStats
@@ -110,8 +110,8 @@ class PartReader:
     for every key range would come back from the C allocator's per-thread
     heaps, which keep what is freed (measured: 164 MB peaks at a 160 MB budget)."""
 
-    def __init__(self, slots, records, nbytes):
-        self.capacity = (records, nbytes)
+    def __init__(self, slots, records, nbytes, tagged):
+        self.capacity, self.tagged = (records, nbytes), tagged  # tagged: the records have tags (dedup)
         self.slots = [None] * slots
         self.pool = ThreadPoolExecutor(READ_THREADS)
         self.staging = threading.local()
@@ -119,22 +119,25 @@ class PartReader:
     def load(self, sections, slot):
         if self.slots[slot] is None:
             records, nbytes = self.capacity
-            self.slots[slot] = (np.empty(records, np.uint64), np.empty(records, np.uint32), np.empty(nbytes, np.uint8))
+            self.slots[slot] = (np.empty(records, np.uint64), np.empty(records, np.uint32), np.empty(nbytes, np.uint8),
+                                np.empty(records if self.tagged else 0, np.uint64))
         records, nbytes, _ = expected_totals(sections)
-        keys, lengths, data = (array[:n] for array, n in zip(self.slots[slot], (records, records, nbytes)))
+        keys, lengths, data, tags = (array[:n] for array, n in zip(self.slots[slot], (records, records, nbytes, records)))
         tasks, k, d = [], 0, 0
         for run, run_rows in sections:
             places = []
             for row in run_rows:
                 n, b = int(row[runindex.RECORDS]), int(row[runindex.NBYTES])
-                places.append((row, keys[k : k + n], lengths[k : k + n], data[d : d + b]))
+                places.append((row, keys[k : k + n], lengths[k : k + n], data[d : d + b],
+                               tags[k : k + n] if self.tagged else None))
                 k, d = k + n, d + b
             tasks.append((run, places))
         for done in [self.pool.submit(self.read_run_sections, *task) for task in tasks]:
             done.result()
-        return keys, lengths, data
+        return keys, lengths, data, tags if self.tagged else None
 
     def read_run_sections(self, run, places):
+        """Read each (row, keys, lengths, data, tags) place's section into its arrays."""
         if not hasattr(self.staging, "buffer"):
             self.staging.buffer = aligned_buffer(READ_STAGING_BYTES)
         with DirectReader(run, self.staging.buffer) as reader:
@@ -163,6 +166,7 @@ class KeyRangeInPasses:
 
     def __init__(self, sections, spec, chooser):
         self.sections, self.key_ranges, self.separator = sections, spec.key_ranges, spec.separator
+        self.tagged = bool(spec.dedup)
         self.staging = aligned_buffer(READ_STAGING_BYTES)
         self.chooser = chooser  # of candidates, counted in full by the plan: passes may hold fewer
 
@@ -210,16 +214,20 @@ class KeyRangeInPasses:
         return [p for p in passes if p[2]]
 
     def load(self, planned):
-        """The keys, lengths and records of one planned pass."""
+        """The keys, lengths, records and tags (None in a run without) of one
+        planned pass, and the input file of each record (for dedup)."""
         first, last, records, nbytes = planned
         keys, lengths, data = np.empty(records, np.uint64), np.empty(records, np.uint32), np.empty(nbytes, np.uint8)
+        tags, files = np.empty(records if self.tagged else 0, np.uint64), np.empty(records, np.int64)
         k = d = 0
         for reader, row in self.rows():
-            chosen_keys, chosen_lengths, pieces = self.chosen(reader, row, first, last)
+            chosen_keys, chosen_lengths, pieces, chosen_tags = self.chosen(reader, row, first, last)
             n = len(chosen_keys)
             if k + n > records or d + int(chosen_lengths.sum(dtype=np.uint64)) > nbytes:
                 raise self.changed()
-            keys[k : k + n], lengths[k : k + n] = chosen_keys, chosen_lengths
+            keys[k : k + n], lengths[k : k + n], files[k : k + n] = chosen_keys, chosen_lengths, row[runindex.FILE]
+            if self.tagged:
+                tags[k : k + n] = chosen_tags
             k += n
             for piece in pieces:
                 data[d : d + len(piece)] = piece
@@ -228,7 +236,7 @@ class KeyRangeInPasses:
             runfile.release_taken()
         if (k, d) != (records, nbytes) and not (self.chooser and k <= records and d <= nbytes):
             raise self.changed()
-        return keys[:k], lengths[:k], data[:d]
+        return (keys[:k], lengths[:k], data[:d], tags[:k] if self.tagged else None), files[:k]
 
     def chosen(self, reader, row, first, last):
         """One section's records whose keys fall in fine sub-ranges [first,
@@ -236,7 +244,7 @@ class KeyRangeInPasses:
         long record is a view of the section, not a copy (a pass's order
         within is free: write_sorted orders it); the rest of the section is
         freed once the pieces are."""
-        keys, lengths, data = runfile.read_section(reader, row)
+        keys, lengths, data, tags = runfile.read_section(reader, row)
         fine = keylib.sub_range_of(keys, self.key_ranges, FINE_SUB_RANGES)
         chosen = np.flatnonzero((fine >= first) & (fine < last))
         if self.chooser and row[runindex.CANDIDATES_OF]:
@@ -248,8 +256,8 @@ class KeyRangeInPasses:
         pieces = [data[offsets[i] : offsets[i + 1]] for i in long]
         if len(short):
             pieces.append(np.frombuffer(runfile.take(records, short), np.uint8))
-        order = np.concatenate((long, short))
-        return keys[order], lengths[order], pieces
+        order = np.concatenate((long, short))  # the split job left no duplicates within a section
+        return keys[order], lengths[order], pieces, tags[order] if tags is not None else None
 
     def rows(self):
         """(reader, index row) of every section, run file by run file."""
@@ -280,12 +288,20 @@ def expected_totals(sections, candidates=True):
 
 def published_totals(sections, key_range, chosen):
     """What a key range publishes: its sections' records, of candidates only
-    those the selection chose."""
+    those the selection chose; in a run that deduplicates, what the tally counted."""
     if chosen is None:
         return expected_totals(sections)
+    if isinstance(chosen, dedup.Distinct):
+        return tuple(int(v) for v in chosen.ranges[key_range])
     records, nbytes, key_sum = expected_totals(sections, candidates=False)
     extra = [int(v) for v in chosen.ranges[key_range]]
     return records + extra[0], nbytes + extra[1], (key_sum + extra[2]) & keylib.MASK64
+
+
+def files_of(sections):
+    """The input file of each record of the sections, in the order they are read."""
+    rows = [row for _, run_rows in sections for row in run_rows]
+    return np.repeat([int(row[runindex.FILE]) for row in rows], [int(row[runindex.RECORDS]) for row in rows])
 
 
 def summed(totals):
@@ -307,21 +323,6 @@ def published_indices(sections, keys, chooser):
     return np.flatnonzero(mask)
 
 
-def bucket_parts(spec, bucket):
-    """For each key range of the bucket, in order: its sections, as (run file,
-    index rows) for each run file that has any (views of one read per index)."""
-    paths, first = spec.paths, bucket * spec.parts
-    wanted = np.arange(first, first + spec.parts + 1, dtype=np.uint64)
-    parts = [[] for _ in range(spec.parts)]
-    for chunk in range(len(spec.chunks)):
-        rows = runindex.range_rows(paths.index(chunk), first, first + spec.parts)
-        bounds = np.searchsorted(rows[:, runindex.KEY_RANGE], wanted)  # rows are sorted by key range
-        for part, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-            if hi > lo:
-                parts[part].append((paths.run(chunk), rows[lo:hi]))
-    return parts
-
-
 class BucketWriter:
     """Writes a bucket's key ranges in order into one BucketOutput. When the
     two largest fit in memory together, it reads the next key range while it
@@ -330,7 +331,8 @@ class BucketWriter:
     def __init__(self, output, memory, spec, chosen):
         self.output, self.memory, self.spec = output, memory, spec
         self.chosen = chosen  # selection.Selection, or None
-        self.chooser = chosen.chooser() if chosen is not None else None
+        self.chooser = chosen.chooser() if chosen is not None and not spec.dedup else None
+        self.keeper = dedup.Keeper(spec) if spec.dedup else None
         self.passes = 1  # the most any key range took
 
     def write(self, parts, first_range, progress):
@@ -341,7 +343,7 @@ class BucketWriter:
         whole = [size for size, n in zip(sizes, passes) if n == 1]
         largest = (max((r for r, _ in whole), default=0), max((b for _, b in whole), default=0))
         ahead = len(whole) > 1 and self.memory.read_ahead_need(*largest) <= self.memory.shuffle_bytes
-        reader = PartReader(2 if ahead else 1, *largest)
+        reader = PartReader(2 if ahead else 1, *largest, tagged=bool(self.spec.dedup))
         with ThreadPoolExecutor(1) as background:
             try:
                 self._write(parts, passes, reader, background if ahead else None, progress)
@@ -363,7 +365,8 @@ class BucketWriter:
                 planned = key_range.plan(self.memory)
                 self.passes = max(self.passes, len(planned))
                 for one_pass in planned:
-                    self.output.write_sorted(*key_range.load(one_pass))
+                    loaded, files = key_range.load(one_pass)
+                    self.output.write_sorted(*loaded[:3], self.keeper.published(loaded, files) if self.keeper else None)
                     progress.update(self.output.nbytes)
                 continue
             slot = p % 2 if background else 0
@@ -371,7 +374,11 @@ class BucketWriter:
             coming = None
             if background and p + 1 < len(parts) and passes[p + 1] == 1:
                 coming = background.submit(reader.load, parts[p + 1], 1 - slot)
-            self.output.write_sorted(*current, published_indices(sections, current[0], self.chooser))
+            if self.keeper:
+                published = self.keeper.published(current, files_of(sections))
+            else:
+                published = published_indices(sections, current[0], self.chooser)
+            self.output.write_sorted(*current[:3], published)
             progress.update(self.output.nbytes)
 
 
@@ -393,7 +400,7 @@ def open_sink(spec, row, bounds, bucket):
 def shuffle_bucket(spec, bucket, memory, args):
     """`args`: the declared files (table and bounds none without a tally job, stats)."""
     table, bounds, chosen = tally.load_or_make(spec, args)
-    parts = bucket_parts(spec, bucket)
+    parts = runindex.bucket_sections(spec, bucket)
     first_range = bucket * spec.parts
     by_part = [published_totals(sections, first_range + p, chosen) for p, sections in enumerate(parts)]
     totals = summed(by_part)

@@ -7,6 +7,7 @@ records are keyed and sorted into key ranges.
 """
 
 import argparse
+from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -19,7 +20,10 @@ from snakeshuf.outputs import HEAD
 from snakeshuf.progress import JobProgress
 from snakeshuf.errors import RecordTooLarge, WindowTooLarge
 from snakeshuf.records import RecordReader
-from snakeshuf.runfile import RunWriter, as_records, take
+from snakeshuf import codecs, dedup
+from snakeshuf.errors import InputError, IntegrityError
+from snakeshuf.records import common_header
+from snakeshuf.runfile import RunWriter, Spill, as_records, take
 from snakeshuf.spec import RunSpec
 from snakeshuf.weights import copy_stream
 
@@ -63,7 +67,8 @@ def head_filter(spec, memory):
     """A SmallestKeys for a 'head' run whose n keys fit beside a batch's, else
     None; none either where candidates are chosen later (a candidate left
     out could have been among the chosen, and one kept may not be)."""
-    if spec.take is None or spec.take[0] != HEAD or not 0 < spec.take[1] <= memory.batch_records or spec.selects:
+    if (spec.take is None or spec.take[0] != HEAD or not 0 < spec.take[1] <= memory.batch_records or spec.selects
+            or spec.dedup):  # duplicates share keys: the n smallest may be fewer records
         return None
     return SmallestKeys(spec.take[1])
 
@@ -100,14 +105,16 @@ class ChunkWriter:
         self.writer, self.background, self.writing = RunWriter(handle), background, None
         self.kept_bytes = 0
 
-    def write(self, batch, keys, key_ranges, chosen, candidates_of):
-        keys, lengths, counts, byte_counts, order = group_by_key_range(batch, keys, key_ranges, chosen)
+    def write(self, batch, keyed, chosen, key_ranges):
+        """Write the `chosen` records of `batch` (None: all) as one spill;
+        `keyed`: a Spill of the batch's keys (and tags), for its source."""
+        keys, lengths, counts, byte_counts, order = group_by_key_range(batch, keyed.keys, key_ranges, chosen)
         self.wait()
         # No name holds the records: the next take must find them freed.
         records_in_order = take(as_records(batch.data, batch.ends), order)
-        self.writing = self.background.submit(
-            self.writer.write_spill, keys, lengths, records_in_order, counts, byte_counts, candidates_of
-        )
+        tags = keyed.tags[order] if keyed.tags is not None else None
+        spill = Spill(keys, lengths, records_in_order, keyed.file, keyed.candidates_of, tags)
+        self.writing = self.background.submit(self.writer.write_spill, spill, counts, byte_counts)
         self.kept_bytes += int(byte_counts.sum())
 
     def wait(self):
@@ -116,21 +123,94 @@ class ChunkWriter:
             self.writing = None
 
 
+class Deduplicator:
+    """In a run that deduplicates (snakeshuf.dedup): each record's key and tag
+    from its identity, and within a batch only the first of each identity."""
+
+    def __init__(self, spec):
+        self.spec, self.identities = spec, {}
+        self.header = common_header(spec.files[:1], spec.header_lines, spec.separator) if spec.header_lines else b""
+        self.dropped = {}  # duplicates, by source
+        self.without_field = {}  # records dropped for want of the field ('missing: drop'), by source
+
+    def keyed(self, batch, f, stream, positions):
+        """(Spill of the batch's keys and tags, the indices of the records kept)."""
+        records = batch_records(batch)
+        found = [self.identity(f, record, position) for record, position in zip(records, positions.tolist())]
+        present = np.array([d is not None for d in found], bool)
+        missing = self.spec.dedup.missing
+        keys = np.zeros(len(records), np.uint64)
+        tags = np.zeros(len(records), np.uint64)
+        keys[present], tags[present] = dedup.identity_keys(self.spec.seed, [d for d in found if d is not None])
+        if missing == "keep":
+            keys[~present] = keylib.record_keys(self.spec.seed, stream, positions[~present])
+            tags[~present] = dedup.kept_tags(self.spec.seed, stream, positions[~present])
+        candidates = np.arange(len(records)) if missing == "keep" else np.flatnonzero(present)
+        first = candidates[dedup.first_of_each(keys[candidates], tags[candidates])]
+        check_same_identities(found, keys, tags, first, f)
+        self.dropped[f.source] = self.dropped.get(f.source, 0) + len(candidates) - len(first)
+        self.without_field[f.source] = self.without_field.get(f.source, 0) + len(records) - len(candidates)
+        return Spill(keys, None, None, f.index, tags=tags), first
+
+    def identity(self, f, record, position):
+        if f.index not in self.identities:
+            self.identities[f.index] = dedup.Identities(self.spec.dedup, f.path, self.header)
+        try:
+            found = self.identities[f.index].of(record)
+        except dedup.BadRecord as problem:
+            raise InputError(f"input '{f.path}', line {self.line(f, position)}: the record {problem}; config key "
+                             "'dedup' reads a field of every record") from None
+        if found is None and self.spec.dedup.missing == "error":
+            raise InputError(
+                f"input '{f.path}', line {self.line(f, position)}: the record has no field "
+                f"{self.spec.dedup.field!r} to deduplicate by; fix the record, or set dedup: "
+                "{missing: keep} (kept, never a duplicate) or {missing: drop}"
+            )
+        return found
+
+    def line(self, f, position):
+        with open(f.path, "rb") as raw:
+            opened = nullcontext(raw) if f.codec is codecs.PLAIN else codecs.open_stream(raw, f.codec)
+            with opened as stream:
+                return dedup.line_number(stream, position, self.spec.separator)
+
+
+def batch_records(batch):
+    data = batch.data.tobytes()
+    return [data[s:e] for s, e in zip(batch.starts.tolist(), batch.ends.tolist())]
+
+
+def check_same_identities(found, keys, tags, first, f):
+    """Records whose keys and tags agree are duplicates only if their identities do."""
+    kept = {(keys[i], tags[i]): found[i] for i in first}
+    for i, identity in enumerate(found):
+        other = kept.get((keys[i], tags[i]))
+        if identity is not None and other is not None and other != identity:
+            raise IntegrityError(
+                f"input '{f.path}': two different records share a 128-bit dedup hash (about 1 in 10^20 per pair); "
+                "run again with another seed"
+            )
+
+
 def split_chunk(spec, chunk, memory, run_path, index_path):
     records = nbytes = written_bytes = 0
     by_source = {}
     head = head_filter(spec, memory)
+    deduplicator = Deduplicator(spec) if spec.dedup else None
     segments = spec.chunks[chunk]
     progress = JobProgress(f"chunk {chunk}", spec.chunk_bytes(chunk))
     with jobs.atomic_write(run_path, direct=True) as handle, ThreadPoolExecutor(1) as background:
         out = ChunkWriter(handle, background)
         for batch, f, stream, positions in keyed_batches(spec, segments, memory):
+            if deduplicator:
+                keyed, first = deduplicator.keyed(batch, f, stream, positions)
+                out.write(batch, keyed, first, spec.key_ranges)
             copies = spec.sources[f.source].copies
-            for copy in range(copies.written):
+            for copy in range(copies.written if not deduplicator else 0):
                 keys = keylib.record_keys(spec.seed, copy_stream(stream, copy), positions)
                 candidate = copy == copies.whole
-                out.write(batch, keys, spec.key_ranges, head.chosen(keys) if head else None,
-                          1 + f.source if candidate else 0)
+                keyed = Spill(keys, None, None, f.index, 1 + f.source if candidate else 0)
+                out.write(batch, keyed, head.chosen(keys) if head else None, spec.key_ranges)
             records += len(batch.ends)
             nbytes += len(batch.data)
             written_bytes += len(batch.data) * copies.written
@@ -144,6 +224,8 @@ def split_chunk(spec, chunk, memory, run_path, index_path):
         "split", chunk=chunk, records=records, bytes=nbytes, spills=out.writer.spills, sections=len(index),
         left_out_bytes=written_bytes - out.kept_bytes, memory_mb=memory.memory_mb,
         source_records={str(source): n for source, n in by_source.items()},
+        **({"duplicates": {str(s): n for s, n in deduplicator.dropped.items()},
+            "without_field": {str(s): n for s, n in deduplicator.without_field.items()}} if deduplicator else {}),
     )
 
 

@@ -16,6 +16,7 @@ import argparse
 import numpy as np
 
 from snakeshuf import jobs, tally
+from snakeshuf.memory import MemoryModel
 from snakeshuf.spec import RunSpec
 
 
@@ -29,7 +30,7 @@ def main(argv):
     args = parser.parse_args(argv)
     jobs.inject_faults(memory_mb=args.memory_mb)
     spec = RunSpec.read(args.plan)
-    table, bounds, chosen = tally.from_indexes(spec)
+    table, bounds, chosen = tally.from_indexes(spec, MemoryModel(args.memory_mb))
     if chosen is not None:
         with jobs.atomic_write(args.selection) as handle:
             chosen.save(handle)

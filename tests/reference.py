@@ -4,18 +4,22 @@
 every input (decompressed, in input order) and returns every output file's
 name and (uncompressed) bytes, or raises Refused when a correct run must
 publish nothing. It shares with the workflow what *defines* the order: the
-key function (snakeshuf.keys.record_keys), and for weights the key stream
-of each copy and the selection key (snakeshuf.weights); everything else is
+key function (snakeshuf.keys.record_keys), for weights the key stream of
+each copy and the selection key (snakeshuf.weights), for dedup the key of an
+identity (snakeshuf.dedup.identity_keys); everything else is
 written here from the documentation, as plainly as possible, and kept small
 enough to check by reading.
 """
 
+import csv
+import json
 import math
 import os
 from fractions import Fraction
 
 import numpy as np
 
+from snakeshuf.dedup import identity_keys
 from snakeshuf.keys import record_keys
 from snakeshuf.weights import copy_stream, selection_keys
 
@@ -49,6 +53,13 @@ class Keyed:
     def add(self, seed, stream, positions, items):
         """`items` at `positions` (byte offsets or line numbers) of key stream `stream`."""
         self.keys.append(record_keys(seed, stream, np.asarray(positions, np.uint64)))
+        self.streams.append(np.full(len(items), stream, np.int64))
+        self.positions.append(np.asarray(positions, np.int64))
+        self.items += items
+
+    def add_keyed(self, keys, stream, positions, items):
+        """`items` of key stream `stream` whose keys are given."""
+        self.keys.append(np.asarray(keys, np.uint64))
         self.streams.append(np.full(len(items), stream, np.int64))
         self.positions.append(np.asarray(positions, np.int64))
         self.items += items
@@ -104,6 +115,54 @@ def paired_records(config, contents, limit):
 def weight_of(config, source):
     weight = config["weights"].get(source, 1)
     return Fraction(repr(weight)) if isinstance(weight, float) else Fraction(weight)
+
+
+def identity_of(dedup, record, header, name):
+    """What makes a record of the file `name` a duplicate (documented under
+    config key 'dedup'); None: it has no such field."""
+    body = record[:-1]
+    if dedup == "record":
+        return body
+    extension = os.path.splitext(name.removesuffix(".gz").removesuffix(".zst"))[1]
+    field, form = dedup["field"], dedup.get("format") or {".jsonl": "jsonl", ".tsv": "tsv", ".csv": "csv"}[extension]
+    if form == "jsonl":
+        try:
+            value = json.loads(body)
+        except ValueError:
+            raise Refused("is not JSON") from None
+        if not isinstance(value, dict):
+            raise Refused("is not a JSON object")
+        return json.dumps(value[field], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() \
+            if field in value else None
+    split = (lambda line: line.split(b"\t")) if form == "tsv" else \
+        (lambda line: [f.encode() for f in next(csv.reader([line.decode("utf-8", "surrogateescape")]))])
+    column = field - 1 if isinstance(field, int) else split(header.splitlines()[0]).index(field.encode())
+    fields = split(body.rstrip(b"\r"))
+    return fields[column] if column < len(fields) else None
+
+
+def deduplicated(config, streams, sources, header):
+    """The first record of each identity, in input order, keyed by its identity;
+    a record without the field as 'missing' says (kept: keyed as any record)."""
+    dedup, seen, keyed = config["dedup"], set(), Keyed()
+    missing = dedup.get("missing", "error") if isinstance(dedup, dict) else "error"
+    for (stream, positions, items), source in zip(streams, sources):
+        if weight_of(config, source) == 0:
+            continue
+        kept = []
+        for position, item in zip(positions, items):
+            identity = identity_of(dedup, b"".join(item), header, source or "")
+            if identity is None and missing == "error":
+                raise Refused("has no field")
+            if identity is None and missing == "keep":
+                keyed.add(config["seed"], stream, [position], [item])
+            elif identity is not None and identity not in seen:
+                seen.add(identity)
+                kept.append((identity, position, item))
+        if kept:
+            keys = identity_keys(config["seed"], [identity for identity, _, _ in kept])[0]
+            keyed.add_keyed(keys, stream, [p for _, p, _ in kept], [item for _, _, item in kept])
+    return keyed
 
 
 def keyed_copies(config, streams, sources):
@@ -217,7 +276,7 @@ def check_written_once(config, names):
 
 
 DEFAULTS = {"seed": 42, "separator": "newline", "header_lines": 0, "paired": [], "shards": 1, "splits": {},
-            "head": None, "fraction": None, "weights": {}}
+            "head": None, "fraction": None, "weights": {}, "dedup": "none"}
 
 
 def published(config, ordered):
@@ -247,7 +306,11 @@ def expected_outputs(config, contents, max_record_bytes=2**32 - 1, sources=None)
     header, streams = make(config, contents, max_record_bytes)
     if paired:
         sources = [group[0] for group in config["paired"]]
-    keyed = keyed_copies(config, streams, sources or [None] * len(streams))
+    sources = sources or [None] * len(streams)
+    if config["dedup"] != "none":
+        keyed = deduplicated(config, streams, sources, header)
+    else:
+        keyed = keyed_copies(config, streams, sources)
     ordered = published(config, keyed.in_key_order())
     columns = len(config["paired"][0]) if paired else 1
     pieces, start = [], 0

@@ -21,8 +21,10 @@ from snakeshuf.namespace import RunFiles
 from snakeshuf.plan import (
     AUTO_CHUNK_TARGET_COUNT, MAX_JOBS, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
 )
-from snakeshuf.runfile import section_checksum, spill_rows
-from snakeshuf.runindex import CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_RANGE, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS
+from snakeshuf.runfile import Spill, section_checksum, spill_rows
+from snakeshuf.runindex import (
+    CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_RANGE, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS, TAG_OFFSET,
+)
 from snakeshuf.errors import ConfigError, LayoutError, RecordTooLarge
 from snakeshuf.records import RecordReader
 from sort_keys import keys_of_one_key_range  # bench/, on the path by conftest
@@ -215,15 +217,19 @@ def test_auto_chunks_feed_parallel_jobs_and_stay_few(total_mib):
         assert chunk <= 2 << 30
 
 
-def test_index_rows_match_the_checksums_the_shuffle_verifies():
+@pytest.mark.parametrize("tagged", [False, True])
+def test_index_rows_match_the_checksums_the_shuffle_verifies(tagged):
     rng = np.random.default_rng(3)
     counts = rng.integers(0, 4, 50)
     byte_counts = counts * rng.integers(1, 40, 50)
     keys = rng.integers(0, 2**63, counts.sum(), dtype=np.uint64)
+    tags = rng.integers(0, 2**63, counts.sum(), dtype=np.uint64) if tagged else None
     data = rng.integers(0, 256, byte_counts.sum(), dtype=np.uint8)
-    length_base = 100 + keys.nbytes
+    tag_base = 100 + keys.nbytes if tagged else 0
+    length_base = 100 + keys.nbytes * (2 if tagged else 1)
     lengths = rng.integers(0, 2**32, counts.sum(), dtype=np.uint32)
-    rows = spill_rows(keys, lengths, data, counts, byte_counts, (100, length_base, length_base + 4 * len(keys)))
+    spill = Spill(keys, lengths, data, file=7, tags=tags)
+    rows = spill_rows(spill, counts, byte_counts, (100, length_base, length_base + 4 * len(keys)), tag_base)
     assert rows.shape[1] * rows.itemsize == INDEX_ROW_BYTES  # what the memory model counts
     assert list(rows[:, KEY_RANGE]) == list(np.flatnonzero(counts))
     key_start, data_start = 0, 0
@@ -234,9 +240,12 @@ def test_index_rows_match_the_checksums_the_shuffle_verifies():
         assert int(row[KEY_OFFSET]) == 100 + key_start * 8
         assert int(row[LENGTH_OFFSET]) == length_base + key_start * 4
         assert int(row[DATA_OFFSET]) == length_base + 4 * len(keys) + data_start
+        assert int(row[TAG_OFFSET]) == (tag_base + key_start * 8 if tagged else 0)
         section_lengths = lengths[key_start : key_start + records]
-        expected = checksum(section_keys.tobytes() + section_lengths.tobytes() + section_data.tobytes())
-        assert int(row[CHECKSUM]) == expected == section_checksum(section_keys, section_lengths, section_data)
+        section_tags = tags[key_start : key_start + records] if tagged else None
+        tag_bytes = section_tags.tobytes() if tagged else b""
+        expected = checksum(section_keys.tobytes() + tag_bytes + section_lengths.tobytes() + section_data.tobytes())
+        assert int(row[CHECKSUM]) == expected == section_checksum(section_keys, section_lengths, section_data, section_tags)
         assert int(row[KEY_SUM]) == keylib.key_checksum(section_keys)
         key_start, data_start = key_start + records, data_start + nbytes
 
@@ -388,10 +397,10 @@ def test_a_key_range_taking_several_passes_is_read_with_no_slot_held(monkeypatch
     monkeypatch.setattr(shuffle_bucket.PartReader, "read_run_sections", lambda self, run, places: None)
     original = shuffle_bucket.PartReader.__init__
     monkeypatch.setattr(shuffle_bucket.PartReader, "__init__",
-                        lambda self, *args: (readers.append(self), original(self, *args))[1])
+                        lambda self, *args, **kwargs: (readers.append(self), original(self, *args, **kwargs))[1])
     monkeypatch.setattr(shuffle_bucket.KeyRangeInPasses, "plan", lambda self, memory: [(0, 1, 0, 0)] * 3)
     monkeypatch.setattr(shuffle_bucket.KeyRangeInPasses, "load", lambda self, planned: (
-        seen.append([slot is None for slot in readers[0].slots]), (np.empty(0, np.uint64),) * 3)[1])
+        seen.append([slot is None for slot in readers[0].slots]), ((np.empty(0, np.uint64),) * 4, None))[1])
 
     class Output:
         nbytes, written = 0, []
@@ -404,7 +413,7 @@ def test_a_key_range_taking_several_passes_is_read_with_no_slot_held(monkeypatch
         def update(self, nbytes):
             pass
 
-    spec = type("Spec", (), {"key_ranges": 4, "separator": 10})()
+    spec = type("Spec", (), {"key_ranges": 4, "separator": 10, "dedup": None})()
     writer = shuffle_bucket.BucketWriter(Output(), memory, spec, None)
     writer.write(parts, 0, Progress())
     assert len(readers[0].slots) == 2, "the small key ranges around it must be read ahead"

@@ -48,9 +48,9 @@ OUTPUT_SLICE_BYTES = 4 * MB
 # rss+mapped_file of the job, polled). A cluster job asks for memory_mb plus this.
 CLUSTER_JOB_OVERHEAD_MB = 256
 MULTI_PASS_FACTOR = 2.5
-# A split job keeps one index row (9 uint64 columns) per key range per spill until
+# A split job keeps one index row (11 uint64 columns) per key range per spill until
 # it writes the index; they may take this share of its usable memory.
-INDEX_ROW_BYTES = 72
+INDEX_ROW_BYTES = 88
 MAX_RECORD_BYTES = (1 << 32) - 1
 INDEX_SHARE = 1 / 16
 

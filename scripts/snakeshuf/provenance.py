@@ -45,6 +45,7 @@ def made_by(spec):
         "layout": [[s.name, s.size, s.shards] for s in spec.layout],
         **({"take": spec.take} if spec.take else {}),  # absent when all: earlier records stay valid
         **({"weights": weights} if any(w != 1 for w in weights) else {}),
+        **({"dedup": spec.dedup.to_json()} if spec.dedup else {}),
         "outputs": [os.path.realpath(path) for path in spec.outputs],
     }
 

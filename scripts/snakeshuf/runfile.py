@@ -1,9 +1,10 @@
 """Run files: what a split job hands to the shuffle jobs.
 
 A split job writes ONE data file and ONE index. The data file is a sequence of
-spills; a spill holds the record keys (uint64), then the record lengths
-(uint32), then the records, each grouped by key range in key range order and
-in input order within a key range. The index is snakeshuf.runindex's. The
+spills; a spill holds the record keys (uint64), in a run that deduplicates
+their tags (uint64, snakeshuf.dedup), then the record lengths (uint32), then
+the records, each grouped by key range in key range order and in input order
+within a key range. The index is snakeshuf.runindex's. The
 lengths spare the shuffle job a scan of every byte for separators.
 """
 
@@ -16,6 +17,8 @@ from snakeshuf.errors import IntegrityError
 from snakeshuf.integrity import checksum
 from snakeshuf.runindex import (
     CANDIDATES_OF,
+    FILE,
+    TAG_OFFSET,
     CHECKSUM,
     COLUMNS,
     DATA_OFFSET,
@@ -73,9 +76,10 @@ def release_taken():
     pa.default_memory_pool().release_unused()
 
 
-def section_checksum(keys, lengths, data):
-    """One section's keys, record lengths and records, checksummed in that order."""
-    return checksum(data, checksum(lengths, checksum(keys)))
+def section_checksum(keys, lengths, data, tags=None):
+    """One section's keys, tags (if any), record lengths and records, checksummed in that order."""
+    keyed = checksum(keys) if tags is None else checksum(tags, checksum(keys))
+    return checksum(data, checksum(lengths, keyed))
 
 
 class RunWriter:
@@ -88,15 +92,18 @@ class RunWriter:
         self.spills = 0
         self.rows = []
 
-    def write_spill(self, keys, lengths, data, counts, byte_counts, candidates_of=0):
-        """Write one spill: `keys`, `lengths` (uint32) and `data` already
-        grouped by key range; `candidates_of`: runindex.CANDIDATES_OF of its sections."""
-        bases = self.position + np.cumsum([0, keys.nbytes, lengths.nbytes])
-        for part in (keys, lengths, data):
+    def write_spill(self, spill, counts, byte_counts):
+        """Write one Spill, its records already grouped by key range."""
+        parts = [p for p in (spill.keys, spill.tags, spill.lengths, spill.data) if p is not None]
+        starts = self.position + np.cumsum([0] + [p.nbytes if hasattr(p, "nbytes") else len(p) for p in parts])
+        for part in parts:
             self.handle.write(part)
-        self.position = int(bases[-1]) + len(data)
-        rows = spill_rows(keys, lengths, data, counts, byte_counts, bases.tolist())
-        rows[:, CANDIDATES_OF] = candidates_of
+        self.position = int(starts[-1])
+        tag_base = int(starts[1]) if spill.tags is not None else 0
+        bases = [int(starts[0]), int(starts[-3]), int(starts[-2])]
+        rows = spill_rows(spill, counts, byte_counts, bases, tag_base)
+        rows[:, CANDIDATES_OF] = spill.candidates_of
+        rows[:, FILE] = spill.file
         self.rows.append(rows)
         self.spills += 1
 
@@ -108,9 +115,20 @@ class RunWriter:
         return rows[np.argsort(rows[:, KEY_RANGE], kind="stable")]
 
 
-def spill_rows(keys, lengths, data, counts, byte_counts, bases):
+class Spill:
+    """One spill's records, all of input file `file`: keys, tags (None in a run
+    without), lengths (uint32) and bytes; candidates of source
+    `candidates_of` - 1 (0: none)."""
+
+    def __init__(self, keys, lengths, data, file=0, candidates_of=0, tags=None):
+        self.keys, self.lengths, self.data, self.tags = keys, lengths, data, tags
+        self.file, self.candidates_of = file, candidates_of
+
+
+def spill_rows(spill, counts, byte_counts, bases, tag_base):
     """One index row per non-empty key range of a spill, whose keys, lengths and
-    records start at the file positions `bases`."""
+    records start at the file positions `bases` (its tags at `tag_base`)."""
+    keys, lengths, data, tags = spill.keys, spill.lengths, spill.data, spill.tags
     key_base, length_base, data_base = bases
     ranges = np.flatnonzero(counts)
     first_records = (np.cumsum(counts) - counts)[ranges]
@@ -121,13 +139,15 @@ def spill_rows(keys, lengths, data, counts, byte_counts, bases):
     rows[:, KEY_OFFSET] = key_base + first_records * 8
     rows[:, LENGTH_OFFSET] = length_base + first_records * 4
     rows[:, DATA_OFFSET] = data_base + data_starts
+    rows[:, TAG_OFFSET] = tag_base + first_records * 8 if tags is not None else 0
     rows[:, RECORDS] = counts[ranges]
     rows[:, NBYTES] = sizes
     if len(ranges):
         with np.errstate(over="ignore"):
             rows[:, KEY_SUM] = np.add.reduceat(keylib.mix64(keys), first_records)
         rows[:, CHECKSUM] = [
-            section_checksum(keys[first : first + n], lengths[first : first + n], data[start : start + size])
+            section_checksum(keys[first : first + n], lengths[first : first + n], data[start : start + size],
+                             None if tags is None else tags[first : first + n])
             for first, n, start, size in zip(first_records, counts[ranges], data_starts, sizes)
         ]
     return rows
@@ -145,9 +165,20 @@ def read_keys_and_lengths(reader, row):
     return keys, lengths
 
 
-def read_section(reader, row, keys=None, lengths=None, data=None):
-    """Keys, record lengths and bytes of one section, checked against its index
-    row; read into `keys`, `lengths` and `data` when given (views of the right length)."""
+def read_tags(reader, row, tags=None):
+    """A section's tags (None in a run without), read into `tags` when given."""
+    if not row[TAG_OFFSET]:
+        return None
+    tags = np.empty(int(row[RECORDS]), np.uint64) if tags is None else tags
+    if reader.read_into(int(row[TAG_OFFSET]), tags.view(np.uint8)) != tags.nbytes:
+        raise IntegrityError(f"run file '{reader.path}' is truncated: a section of key range {row[KEY_RANGE]} is short")
+    return tags
+
+
+def read_section(reader, row, keys=None, lengths=None, data=None, tags=None):
+    """Keys, record lengths, bytes and tags (None in a run without) of one
+    section, checked against its index row; read into `keys`, `lengths`,
+    `data` and `tags` when given (views of the right length)."""
     records, nbytes = int(row[RECORDS]), int(row[NBYTES])
     keys = np.empty(records, np.uint64) if keys is None else keys
     lengths = np.empty(records, np.uint32) if lengths is None else lengths
@@ -155,11 +186,12 @@ def read_section(reader, row, keys=None, lengths=None, data=None):
     got = reader.read_into(int(row[KEY_OFFSET]), keys.view(np.uint8))
     got += reader.read_into(int(row[LENGTH_OFFSET]), lengths.view(np.uint8))
     got += reader.read_into(int(row[DATA_OFFSET]), data)
+    tags = read_tags(reader, row, tags)
     path = reader.path
     if got != records * 12 + nbytes:
         raise IntegrityError(f"run file '{path}' is truncated: a section of key range {row[KEY_RANGE]} is short")
-    if section_checksum(keys, lengths, data) != int(row[CHECKSUM]) or int(lengths.sum(dtype=np.uint64)) != nbytes:
+    if section_checksum(keys, lengths, data, tags) != int(row[CHECKSUM]) or int(lengths.sum(dtype=np.uint64)) != nbytes:
         raise IntegrityError(
             f"run file '{path}' is corrupt: checksum mismatch in a section of key range {row[KEY_RANGE]}"
         )
-    return keys, lengths, data
+    return keys, lengths, data, tags

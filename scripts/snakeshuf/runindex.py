@@ -10,11 +10,15 @@ import os
 
 import numpy as np
 
+from snakeshuf import keys as keylib
 from snakeshuf.errors import IntegrityError
 
 COLUMNS = ("key_range", "key_offset", "length_offset", "data_offset", "records", "nbytes", "checksum", "key_sum",
-           "candidates_of")
-KEY_RANGE, KEY_OFFSET, LENGTH_OFFSET, DATA_OFFSET, RECORDS, NBYTES, CHECKSUM, KEY_SUM, CANDIDATES_OF = range(len(COLUMNS))
+           "candidates_of", "tag_offset", "file")
+(KEY_RANGE, KEY_OFFSET, LENGTH_OFFSET, DATA_OFFSET, RECORDS, NBYTES, CHECKSUM, KEY_SUM, CANDIDATES_OF, TAG_OFFSET,
+ FILE) = range(len(COLUMNS))
+# TAG_OFFSET: where the records' tags are (snakeshuf.dedup), 0 in a run without.
+# FILE: the input file (of aligned files, the group's first) of the section's records.
 # CANDIDATES_OF: 0 for a section of copies that are all published, else 1 +
 # the source whose candidates for an extra copy it holds (snakeshuf.weights).
 
@@ -50,3 +54,26 @@ def load_index(path):
     except (OSError, ValueError) as error:
         raise IntegrityError(f"index '{path}' cannot be read: {error}") from None
 
+
+def bucket_sections(spec, bucket):
+    """For each key range of the bucket, in order: its sections, as (run file,
+    index rows) for each run file that has any (views of one read per index)."""
+    paths, first = spec.paths, bucket * spec.parts
+    wanted = np.arange(first, first + spec.parts + 1, dtype=np.uint64)
+    parts = [[] for _ in range(spec.parts)]
+    for chunk in range(len(spec.chunks)):
+        rows = range_rows(paths.index(chunk), first, first + spec.parts)
+        bounds = np.searchsorted(rows[:, KEY_RANGE], wanted)  # rows are sorted by key range
+        for part, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+            if hi > lo:
+                parts[part].append((paths.run(chunk), rows[lo:hi]))
+    return parts
+
+
+def add_totals(totals, key_range, keys, lengths):
+    """Add records of `keys` and `lengths` to row `key_range` of a (key ranges,
+    3) table of records, bytes and key checksums (what tally.add_rows adds up)."""
+    with np.errstate(over="ignore"):
+        totals[key_range, 0] += np.uint64(len(keys))
+        totals[key_range, 1] += np.uint64(lengths.sum(dtype=np.uint64))
+        totals[key_range, 2] += np.uint64(keylib.mix64(keys).sum(dtype=np.uint64))

@@ -7,7 +7,8 @@ path, so that runs of different outputs never share a file.
     runs/<chunk>.index.npy    its index
     runs/buckets.npy          the bucket table (rule tally_buckets, large plans), and
     runs/files.npy            where each output file starts in the order
-    runs/selection.npz        the candidates chosen for extra copies (fractional weights)
+    runs/selection.npz        the candidates chosen for extra copies (fractional weights),
+                              or the distinct records counted (dedup)
     buckets/<bucket>.json     what a bucket job wrote (snakeshuf.buckets)
     piped/<i>/<name>          the copy of the i-th input, a pipe (snakeshuf.pipes)
     pieces/<file>-<column>-<bucket>.piece   a bucket's records of one output file

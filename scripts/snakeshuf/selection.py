@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snakeshuf import keys as keylib
 from snakeshuf import runindex
 from snakeshuf.directio import DirectReader, aligned_buffer
 from snakeshuf.weights import selection_keys
@@ -120,7 +119,8 @@ def choose(spec):
     for source, key_range, keys, lengths in candidate_keys(spec):
         u = selection_keys(keys)
         bin_of = (u >> BIN_SHIFT).astype(np.int64)
-        add(ranges, key_range, keys, lengths, bin_of < boundary[source])
+        below = bin_of < boundary[source]
+        runindex.add_totals(ranges, key_range, keys[below], lengths[below])
         at = np.flatnonzero(bin_of == boundary[source])
         if len(at):
             in_boundary[source].append((u[at], np.full(len(at), key_range), keys[at], lengths[at]))
@@ -137,13 +137,6 @@ def choose_in_bin(found, needed, ranges):
     first = np.argsort(u, kind="stable")[:needed]
     for r in np.unique(key_range[first]):
         taken = first[key_range[first] == r]
-        add(ranges, int(r), keys[taken], lengths[taken], np.ones(len(taken), bool))
+        runindex.add_totals(ranges, int(r), keys[taken], lengths[taken])
     threshold = u[first[-1]]
     return int(threshold), int(np.count_nonzero(u[first] == threshold))
-
-
-def add(ranges, key_range, keys, lengths, mask):
-    with np.errstate(over="ignore"):
-        ranges[key_range, 0] += np.uint64(np.count_nonzero(mask))
-        ranges[key_range, 1] += np.uint64(lengths[mask].sum(dtype=np.uint64))
-        ranges[key_range, 2] += np.uint64(keylib.mix64(keys[mask]).sum(dtype=np.uint64))

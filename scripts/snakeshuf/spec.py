@@ -19,6 +19,7 @@ from snakeshuf.jobs import PARTIAL, atomic_write
 from snakeshuf.outputs import Split, column_names, output_paths
 from snakeshuf.plan import InputFile, Segment
 from snakeshuf.scratch import Scratch
+from snakeshuf.dedup import Dedup
 from snakeshuf.weights import Source
 
 
@@ -38,6 +39,7 @@ class RunSpec:
     output: str  # the configured output name
     scratch: str  # this run's own scratch directory
     sources: tuple = (Source("inputs"),)  # weights.Source: each file's is files[i].source
+    dedup: object = None  # dedup.Dedup: what makes records duplicates; None: keep them all
 
     @property
     def selects(self):
@@ -107,6 +109,7 @@ class RunSpec:
             "layout": [[s.name, s.size, s.shards] for s in self.layout], "take": self.take,
             "output": self.output, "scratch": self.scratch,
             "sources": [[s.name, s.weight] for s in self.sources],
+            "dedup": self.dedup.to_json() if self.dedup else None,
         })
 
     def plan_file(self):
@@ -132,5 +135,6 @@ class RunSpec:
             chunks=tuple(tuple(Segment(*s) for s in chunk) for chunk in data.pop("chunks")),
             layout=tuple(Split(*s) for s in data.pop("layout")),
             sources=tuple(Source(*s) for s in data.pop("sources")),
+            dedup=Dedup(**data.pop("dedup")) if data.get("dedup") else data.pop("dedup"),
             **data,
         )

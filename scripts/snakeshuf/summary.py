@@ -56,14 +56,20 @@ def source_counts(spec, split_reports, chosen):
     read = Counter()
     for report in split_reports:
         read.update({int(source): n for source, n in report.get("source_records", {}).items()})
+    duplicates, without_field = Counter(), Counter()
+    for report in split_reports if spec.dedup else ():
+        duplicates.update({int(source): n for source, n in report.get("duplicates", {}).items()})
+        without_field.update({int(source): n for source, n in report.get("without_field", {}).items()})
     rows = []
     for i, source in enumerate(spec.sources):
         copies, n = source.copies, read[i]
+        row = {"source": source.name, "weight": source.weight, "records_in": n if copies.written else None}
+        if spec.dedup:
+            row["duplicates"] = duplicates[i] + int(chosen.dropped[i])
+            row["without_field"] = without_field[i]
+            n -= row["duplicates"] + row["without_field"]
         chosen_here = int(chosen.sources[i, CHOSEN]) if copies.fraction else 0
-        rows.append({
-            "source": source.name, "weight": source.weight,
-            "records_in": n if copies.written else None, "records_out": copies.whole * n + chosen_here,
-        })
+        rows.append({**row, "records_out": copies.whole * n + chosen_here})
     return rows
 
 

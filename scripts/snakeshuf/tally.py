@@ -8,7 +8,7 @@ and gather make it themselves (snakeshuf.plan.NO_TALLY_JOB_INDEX_BYTES).
 
 import numpy as np
 
-from snakeshuf import runindex, selection
+from snakeshuf import dedup, runindex, selection
 from snakeshuf.errors import IntegrityError
 from snakeshuf.outputs import file_bounds, kept_records
 
@@ -64,11 +64,18 @@ def tally(index_paths, buckets, parts=1, header_bytes=0, selection=None):
     return table
 
 
-def from_indexes(spec):
+def from_indexes(spec, memory=None):
     """The bucket table of the spec's run indexes, where each output file
-    starts in the order, and the selection of candidates (None if none)."""
+    starts in the order, and what is chosen of what the split jobs wrote:
+    of candidates (a selection.Selection), of duplicates (a dedup.Distinct:
+    the table counts nothing else), or None. `memory`: the job's MemoryModel
+    (only a run that deduplicates needs it)."""
     indexes = [spec.paths.index(chunk) for chunk in range(len(spec.chunks))]
-    chosen = selection.choose(spec) if spec.selects else None
+    if spec.dedup:
+        chosen = dedup.count_distinct(spec, memory)
+        indexes = []
+    else:
+        chosen = selection.choose(spec) if spec.selects else None
     table = tally(indexes, spec.buckets, spec.parts, spec.header_bytes, chosen)
     return table, file_bounds(spec.layout, kept_records(spec.take, totals(table)["records"])), chosen
 
@@ -86,13 +93,13 @@ def load_or_make(spec, args):
     job, the same from the indexes."""
     if args.table is None:
         return from_indexes(spec)
-    chosen = load_selection(args.selection) if args.selection else None
+    chosen = load_chosen(spec, args.selection) if args.selection else None
     return load(args.table, "bucket table"), load(args.bounds, "file bounds"), chosen
 
 
-def load_selection(path):
+def load_chosen(spec, path):
     try:
-        return selection.Selection.load(path)
+        return (dedup.Distinct if spec.dedup else selection.Selection).load(path)
     except (OSError, ValueError, KeyError) as error:
         raise IntegrityError(f"selection '{path}' cannot be read: {error}") from None
 

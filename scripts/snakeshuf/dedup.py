@@ -1,0 +1,284 @@
+"""Exact deduplication (config key 'dedup'): one copy of each distinct record,
+or of each distinct value of a field, the first in input order.
+
+A record's identity is its bytes (without the separator), or the value of a
+JSONL record's top-level field (in a canonical JSON form: {"a": 1} and
+{"a":1} agree) or of a TSV/CSV column. Two keyed hashes of the identity
+(SipHash, pandas.util.hash_array, keyed by the seed) give the record's sort
+key and a second 64 bits, its tag: equal identities get equal keys, so
+duplicates meet in one key range, and the output is a uniform order of the
+distinct ones. Records whose keys and tags agree are duplicates, confirmed on
+their bytes by the bucket job (128 bits that agree on different identities
+stop the run, loudly: no record is ever dropped for a hash).
+
+Duplicates are dropped three times over, each keeping the first: by the split
+job within each spill (bounding the copies of a key to one per spill), by
+rule tally_buckets, which counts what each key range publishes so that the
+bucket jobs know where their records go, and by the bucket jobs, which
+confirm and write.
+"""
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from snakeshuf import keys as keylib
+from snakeshuf import runindex
+from snakeshuf.errors import ConfigError, InputError, IntegrityError
+
+FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".tsv": "tsv", ".csv": "csv"}
+# Key streams apart from every file's and copy's (snakeshuf.weights): the
+# SipHash keys of a seed, and the tag of a record kept whatever its identity
+# ('missing: keep'), which keeps its file's key.
+HASH_KEY_STREAM = 1 << 62
+KEPT_STREAM_BASE = 1 << 61
+
+
+@dataclass(frozen=True)
+class Dedup:
+    """What makes two records the same: their bytes (field None), or a field."""
+
+    field: object = None  # a JSONL key, a TSV/CSV column name, or a column number from 1
+    format: str = None  # jsonl | tsv | csv; None: from each input's name
+    missing: str = "error"  # a record without the field: error | keep | drop
+
+    def to_json(self):
+        return {"field": self.field, "format": self.format, "missing": self.missing}
+
+
+def read_config(value):
+    """A Dedup from config key 'dedup' (checked by the schema), or None."""
+    if value in (None, "none", False):
+        return None
+    if value == "record":
+        return Dedup()
+    return Dedup(value["field"], value.get("format"), value.get("missing", "error"))
+
+
+def format_of(dedup, path):
+    """The record format a field is read from: configured, or by the input's extension."""
+    if dedup.format:
+        return dedup.format
+    name = os.path.basename(path)
+    for suffix in (".gz", ".zst", ".bz2", ".xz"):
+        name = name.removesuffix(suffix)
+    found = FORMATS.get(os.path.splitext(name)[1].lower())
+    if found is None:
+        raise ConfigError(
+            f"config key 'dedup' reads field {dedup.field!r}, but input '{path}' is not named .jsonl, .tsv "
+            "or .csv: say which it is with dedup: {field: ..., format: jsonl|tsv|csv}"
+        )
+    return found
+
+
+def hash_keys(seed):
+    """The two 16-byte SipHash keys of a seed (pandas takes them as text)."""
+    words = keylib.record_keys(seed, HASH_KEY_STREAM, np.arange(2, dtype=np.uint64))
+    return tuple(f"{int(w):016x}" for w in words)
+
+
+def kept_tags(seed, stream, positions):
+    """Tags of records kept whatever their identity: unlike any other record's."""
+    return keylib.record_keys(seed, KEPT_STREAM_BASE + stream, positions)
+
+
+def identity_keys(seed, identities):
+    """(sort keys, tags) of records of these identities (a list of bytes)."""
+    from pandas.util import hash_array  # only dedup runs pay for the import
+
+    values = np.empty(len(identities), object)
+    values[:] = identities
+    key, tag = hash_keys(seed)
+    return (hash_array(values, hash_key=key, categorize=False),
+            hash_array(values, hash_key=tag, categorize=False))
+
+
+class Identities:
+    """The identities of one input file's records (a field's, read as `format`)."""
+
+    def __init__(self, dedup, path, header):
+        self.dedup, self.path = dedup, path
+        self.format = format_of(dedup, path) if dedup.field is not None else None
+        self.column = self.column_of(header) if self.format in ("tsv", "csv") else None
+
+    def column_of(self, header):
+        field = self.dedup.field
+        if isinstance(field, int):
+            return field - 1
+        names = self.split_fields(header.rstrip(b"\r\n\0"))
+        if field.encode() not in names:
+            raise InputError(
+                f"config key 'dedup': input '{self.path}' has no column {field!r} in its header "
+                f"({', '.join(n.decode(errors='replace') for n in names)}); name a column, or give its number from 1"
+            )
+        return names.index(field.encode())
+
+    def split_fields(self, line):
+        if self.format == "tsv":
+            return line.split(b"\t")
+        return [f.encode() for f in next(csv.reader([line.decode("utf-8", "surrogateescape")]))]
+
+    def of(self, record):
+        """A record's identity (with its separator), or None if it has no such field."""
+        body = record[:-1]
+        if self.format is None:
+            return body
+        if self.format == "jsonl":
+            return self.json_field(body)
+        fields = self.split_fields(body.rstrip(b"\r"))
+        return fields[self.column] if self.column < len(fields) else None
+
+    def json_field(self, body):
+        try:
+            value = json.loads(body)
+        except ValueError as error:
+            raise BadRecord(f"is not JSON ({error})") from None
+        if not isinstance(value, dict):
+            raise BadRecord("is not a JSON object")
+        if self.dedup.field not in value:
+            return None
+        return json.dumps(value[self.dedup.field], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class BadRecord(Exception):
+    """A record a field cannot be read from (the split job names its file and line)."""
+
+
+def line_number(stream, offset, separator):
+    """The 1-based number of the record starting at byte `offset` of a stream (for errors only)."""
+    count, done = 1, 0
+    while done < offset:
+        block = stream.read(min(1 << 20, offset - done))
+        if not block:
+            break
+        count += block.count(bytes([separator]))
+        done += len(block)
+    return count
+
+
+def first_of_each(keys, tags):
+    """The indices of the first record (in input order) of each distinct
+    (key, tag) pair, in input order."""
+    return np.sort(duplicates_and_firsts(keys, tags)[2])
+
+
+def duplicates_and_firsts(keys, tags):
+    """(each later record of a (key, tag) pair, the first record of its pair,
+    the first record of every pair): indices in input order."""
+    order = np.lexsort((tags, keys))  # stable: equal pairs stay in input order
+    sorted_keys, sorted_tags = keys[order], tags[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (sorted_keys[1:] != sorted_keys[:-1]) | (sorted_tags[1:] != sorted_tags[:-1])
+    group_start = np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))
+    return order[~new], order[group_start[~new]], order[new]
+
+
+class Keeper:
+    """A bucket job's deduplication: of the records of a key range (or a
+    pass of one), the first of each (key, tag) pair, each later one checked
+    to have the first one's identity."""
+
+    def __init__(self, spec):
+        from snakeshuf.records import common_header
+
+        self.spec, self.identities = spec, {}
+        self.header = common_header(spec.files[:1], spec.header_lines, spec.separator) if spec.header_lines else b""
+
+    def published(self, loaded, files):
+        """The indices of the records published (None: all); `loaded`: keys,
+        lengths, data and tags; `files`: each record's input file."""
+        keys, lengths, data, tags = loaded
+        later, first_of_later, firsts = duplicates_and_firsts(keys, tags)
+        if not len(later):
+            return None
+        offsets = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
+        for i, j in zip(later.tolist(), first_of_later.tolist()):
+            if self.identity(files[i], data, offsets, i) != self.identity(files[j], data, offsets, j):
+                raise IntegrityError(
+                    "two different records share a 128-bit dedup hash (about 1 in 10^20 per pair); "
+                    "run again with another seed"
+                )
+        return np.sort(firsts)
+
+    def identity(self, file, data, offsets, i):
+        if file not in self.identities:
+            self.identities[file] = Identities(self.spec.dedup, self.spec.files[file].path, self.header)
+        return self.identities[file].of(data[offsets[i] : offsets[i + 1]].tobytes())
+
+
+# Rule tally_buckets holds a key range's keys, tags, lengths and files, and
+# their sort order, at a time: more than its memory takes passes over key
+# sub-ranges (equal keys share one).
+TALLY_BYTES_PER_RECORD = 48
+STAGING_BYTES = 1 << 20
+
+
+@dataclass
+class Distinct:
+    """What a run that deduplicates publishes: per key range, the first of
+    each (key, tag) pair's records, bytes and key checksum; per source, the
+    duplicates dropped after the split jobs."""
+
+    ranges: np.ndarray  # (key ranges, 3) uint64
+    dropped: np.ndarray  # (sources,) int64
+    read: np.ndarray  # (1,) int64: the bytes of every record the split jobs wrote
+
+    def save(self, handle):
+        np.savez(handle, ranges=self.ranges, dropped=self.dropped, read=self.read)
+
+    @classmethod
+    def load(cls, path):
+        with np.load(path) as data:
+            return cls(data["ranges"], data["dropped"], data["read"])
+
+    @property
+    def unchosen_bytes(self):
+        """The bytes of the duplicates the split jobs wrote (and the bucket jobs drop)."""
+        return int(self.read[0]) - int(self.ranges[:, 1].sum())
+
+
+def count_distinct(spec, memory):
+    """The Distinct of a run, from its run files' keys, tags and lengths (20 bytes a record)."""
+    from snakeshuf.directio import aligned_buffer
+
+    distinct = Distinct(np.zeros((spec.key_ranges, 3), np.uint64), np.zeros(len(spec.sources), np.int64),
+                        np.zeros(1, np.int64))
+    staging = aligned_buffer(STAGING_BYTES)
+    for bucket in range(spec.buckets):
+        for part, sections in enumerate(runindex.bucket_sections(spec, bucket)):
+            key_range = bucket * spec.parts + part
+            records = sum(int(rows[:, runindex.RECORDS].sum()) for _, rows in sections)
+            passes = max(1, -(-records * TALLY_BYTES_PER_RECORD // memory.usable_bytes))
+            for one in range(passes):
+                keys, tags, lengths, files = read_pass(sections, (spec.key_ranges, passes, one), staging)
+                first = first_of_each(keys, tags)
+                distinct.read[0] += int(lengths.sum(dtype=np.uint64))
+                runindex.add_totals(distinct.ranges, key_range, keys[first], lengths[first])
+                dropped = np.delete(files, first)
+                sources = np.array([f.source for f in spec.files], np.int64)[dropped]
+                distinct.dropped += np.bincount(sources, minlength=len(spec.sources))
+    return distinct
+
+
+def read_pass(sections, sub_range, staging):
+    """(keys, tags, lengths, input files) of the records of `sections` in key
+    sub-range `one` of `passes` of the key ranges (`sub_range`), in read order."""
+    from snakeshuf import runfile  # imports Arrow, which a job reading a Distinct need not
+    from snakeshuf.directio import DirectReader
+
+    key_ranges, passes, one = sub_range
+    found = []
+    for run, rows in sections:
+        with DirectReader(run, staging) as reader:
+            for row in rows:
+                keys, lengths = runfile.read_keys_and_lengths(reader, row)
+                tags = runfile.read_tags(reader, row)
+                mask = keylib.sub_range_of(keys, key_ranges, passes) == one if passes > 1 else slice(None)
+                found.append((keys[mask], tags[mask], lengths[mask],
+                              np.full(len(keys[mask]), int(row[runindex.FILE]), np.int64)))
+    if not found:
+        return (np.empty(0, np.uint64),) * 2 + (np.empty(0, np.uint32), np.empty(0, np.int64))
+    return tuple(np.concatenate(column) for column in zip(*found))
