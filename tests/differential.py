@@ -103,6 +103,7 @@ def exercised(reports, files, summary):
         f"key ranges per bucket: {'1' if summary['key_ranges'] == summary['buckets'] else '2+'}",
         f"tally job: {'yes' if any(r['stage'] == 'tally' for r in reports) else 'no'}",
         f"weights: {weighting_kind(summary['sources'])}",
+        f"duplicates dropped: {'yes' if any(s.get('duplicates') for s in summary['sources'] or ()) else 'no'}",
     ]
 
 

@@ -297,6 +297,8 @@ def expected_outputs(config, contents, max_record_bytes=2**32 - 1, sources=None)
     same for all, a weight of 1)."""
     config = {**DEFAULTS, **config}
     check_fractions(config)  # the configuration is checked before any input is read
+    if config["dedup"] != "none" and any(w not in (0, 1) for w in config["weights"].values()):
+        raise Refused("with weights other than 0 and 1 is not supported yet")
     if config["head"] is not None and config["fraction"] is not None:
         raise Refused("'head' and 'fraction' are both set")
     names = output_names(config)

@@ -89,6 +89,7 @@ class Scenario:
     earlier_run: bool = False  # another seed's run on the first run's output path, from another directory
     take: tuple = ()  # ("head", N) or ("fraction", p): publish only the first part of the order
     weights: tuple = ()  # one per source (a file, the glob, a sheet's source, a group); none: all 1
+    dedup: str = "none"  # or "record" (random bytes have no fields)
 
 
 SHEET_SOURCES = 3  # a sample sheet's rows belong to sources s0, s1, s2 in turn
@@ -232,6 +233,7 @@ def base_config(scenario, input_dir):
         "header_lines": scenario.header_lines, "shards": scenario.shards, "splits": splits_config(scenario),
         "verify_output": scenario.verify,
         **dict([scenario.take] if scenario.take else []),
+        "dedup": scenario.dedup,
     }
     paths = [os.path.join(input_dir, name) for name in names]
     if scenario.paired_width or scenario.source != "sheet":  # a sheet has a column for them
@@ -330,6 +332,12 @@ WEIGHTS = st.one_of(
     st.just(()), st.just(()),
     st.lists(st.sampled_from([0, 0.3, 0.5, 1, 1.5, 2, 2.7, 5, 0.999]), min_size=1, max_size=4).map(tuple),
 )
+# Dedup with weights other than 0 and 1 is refused: drawn sometimes, to check that.
+MIXING = st.one_of(
+    st.builds(dict, weights=WEIGHTS), st.builds(dict, weights=WEIGHTS),
+    st.builds(dict, dedup=st.just("record"), weights=st.one_of(st.just(()), st.lists(
+        st.sampled_from([0, 1]), min_size=1, max_size=3).map(tuple), WEIGHTS)),
+)
 OUTPUTS = st.sampled_from([
     "out/shuffled.txt", "out/corpus.jsonl.zst", "shuffled.txt.gz", "out/noext", "o u t/[x] 'y'.txt", "out/c.jsonl",
 ])
@@ -364,5 +372,5 @@ def scenarios(draw):
         verify=draw(st.sampled_from(["changed", "always"])),
         earlier_run=draw(st.integers(0, 3)) == 0,
         take=draw(TAKES),
-        weights=draw(WEIGHTS),
+        **draw(MIXING),
     )

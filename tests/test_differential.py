@@ -130,6 +130,23 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 80))
     Scenario(files=(FileSpec(400, "short", seed=4), FileSpec(300, "short", seed=5, codec="gzip")), header_lines=1,
              separator="nul", take=("fraction", 0.5), weights=(1.5,), shards=3)
 )
+@example(  # dedup (issue 29): duplicate-heavy corpora, a source of weight 0, cut into compressed splits
+    Scenario(
+        files=(FileSpec(4000, "empty", seed=1), FileSpec(3000, "tiny", seed=2), FileSpec(500, "short", seed=3)),
+        runs=(Run(memory_mb=160, unit=1024), Run(memory_mb=170, unit=2048, chunks=3, cores=1)),
+        output="out/c.jsonl.zst", splits=(("valid", 0.1, 1), ("train", "rest", 2)), dedup="record", weights=(1, 0, 1),
+    )
+)
+@example(  # dedup with a head, NUL separators, a gzip input and buckets in passes
+    Scenario(files=(FileSpec(3000, "tiny", seed=5, codec="gzip"), FileSpec(2000, "tiny", seed=6)), dedup="record",
+             take=("head", 50), separator="nul")
+)
+@example(  # dedup of aligned rows
+    Scenario(files=(FileSpec(2000, "tiny", seed=1), FileSpec(200, "tiny", seed=2)), paired_width=2, dedup="record")
+)
+@example(  # dedup with a weight of 2: refused before any job
+    Scenario(files=(FileSpec(100, "tiny", seed=1),), dedup="record", weights=(2,))
+)
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics
