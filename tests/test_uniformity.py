@@ -263,3 +263,48 @@ def test_each_sources_share_of_every_shard_is_as_a_uniform_cut_gives(workflow_we
     cut = np.array_split(gathered, SHARDS)
     from_a_gathered = np.array([int((shard < half).sum()) for shard in cut])
     assert chisquare(from_a_gathered, sizes * from_a.sum() / sizes.sum()).pvalue < ALPHA
+
+
+# --- dedup (issue 29) ---------------------------------------------------------
+
+DISTINCT = 150_000
+MULTIPLICITY = np.array([1, 3, 10])  # value v appears MULTIPLICITY[v % 3] times
+
+
+def multiplicity_class(values):
+    return values % len(MULTIPLICITY)
+
+
+def order_vs_multiplicity(values):
+    """Does where a distinct record ends up depend on how many copies it had?"""
+    n = len(values)
+    return contingency_pvalue(multiplicity_class(values), np.arange(n) * len(MULTIPLICITY) // n, len(MULTIPLICITY))
+
+
+@pytest.fixture(scope="module")
+def workflow_deduplicated(tmp_path_factory):
+    d = tmp_path_factory.mktemp("run-dedup")
+    values = np.repeat(np.arange(DISTINCT), MULTIPLICITY[np.arange(DISTINCT) % 3])
+    values = values[np.random.default_rng(7).permutation(len(values))]
+    (d / "dups.txt").write_bytes(b"".join(b"v%09d\n" % v for v in values))
+    run_workflow(d, {"inputs": ["dups.txt"], "output": "out.txt", "memory_mb": 160, "chunk_mb": 4, "seed": 14,
+                     "dedup": "record"})
+    return np.array([int(line[1:]) for line in (d / "out.txt").read_bytes().splitlines()])
+
+
+def test_dedup_keeps_each_distinct_record_once_in_a_uniform_order(workflow_deduplicated):
+    values = workflow_deduplicated
+    assert np.array_equal(np.sort(values), np.arange(DISTINCT))
+    assert order_vs_multiplicity(values) > ALPHA
+    assert position_vs_origin(values) > ALPHA
+    assert neighbour_origins(values) > ALPHA
+
+
+def test_dedup_that_keeps_the_earliest_copy_is_caught():
+    """A wrong method: each distinct record placed at the smallest of its
+    copies' random keys, so that records with many copies come first."""
+    rng = np.random.default_rng(8)
+    values = np.arange(DISTINCT)
+    copies = MULTIPLICITY[values % 3]
+    earliest = np.array([rng.random(m).min() for m in copies])
+    assert order_vs_multiplicity(values[np.argsort(earliest)]) < ALPHA

@@ -135,6 +135,14 @@ def weights_of(options):
     return weights or None
 
 
+def dedup_of(args):
+    """Config key 'dedup' of --dedup or --dedup-field (a column number if all digits)."""
+    if args.dedup_field:
+        field = args.dedup_field
+        return {"field": int(field) if field.isdigit() else field}
+    return "record" if args.dedup else None
+
+
 def parser():
     p = argparse.ArgumentParser(
         prog="snakeshuf",
@@ -156,6 +164,8 @@ def parser():
         help="a fraction, a count or 'rest' (repeat)")
     add("--weight", type=weight_option, action="append", metavar="IN=W",
         help="IN's records appear W times, e.g. 2 or 0.3 (repeat)")
+    add("--dedup", action="store_true", help="drop duplicate records (the first is kept)")
+    add("--dedup-field", metavar="F", help="drop records repeating a JSONL field or TSV/CSV column F")
     add("--header-lines", type=int, metavar="N", help="the N-line header every input starts with")
     add("-z", "--zero-terminated", dest="separator", action="store_const", const="nul",
         help="records end with NUL, not newline")
@@ -200,6 +210,7 @@ def config_of(args):
         "separator": args.separator, "paired": args.paired, "sample_sheet": args.sample_sheet,
         "splits": splits_of(args.split), "overwrite": args.overwrite or None,
         "head": args.head_count, "fraction": args.fraction, "weights": weights_of(args.weight),
+        "dedup": dedup_of(args),
     }
     config.update({key: value for key, value in optional.items() if value is not None})
     return config
@@ -292,6 +303,8 @@ def main(argv=None):
         p.error("--dry-run would read the pipes among IN to their end; dry-run with files")
     if args.head_count is not None and args.fraction is not None:
         p.error("-n/--head-count and --fraction both say how many records to output: give one")
+    if args.dedup and args.dedup_field:
+        p.error("--dedup and --dedup-field both say what a duplicate is: give one")
     if args.report and (args.dry_run or args.unlock):
         p.error("--report needs a run: leave out --dry-run and --unlock")
     if args.report:

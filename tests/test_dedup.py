@@ -1,0 +1,113 @@
+"""Exact deduplication (config key 'dedup', issue 29): by a field of JSONL,
+TSV and CSV records, compared with the reference model (run_workflow does);
+records without the field; errors naming the file and line, or the key,
+before any job where the configuration alone is wrong; memory when one
+record has a great many copies. Dedup by whole records over random corpora
+is in the differential tests, its uniformity in test_uniformity.py."""
+
+import json
+import os
+
+import pytest
+
+from conftest import job_reports, run_workflow
+from test_memory import assert_within_budget
+
+SMALL_UNIT = {**os.environ, "SNAKESHUF_MIB_BYTES": "1024"}  # many chunks, buckets and passes at kilobytes
+
+
+def jsonl(count, distinct):
+    """Records whose 'text' repeats, written with other keys, spacing and key orders."""
+    lines = []
+    for i in range(count):
+        value = {"t": f"doc {i % distinct}", "n": [i % distinct, None]}
+        lines.append(json.dumps({"id": i, "text": value}) if i % 2 else json.dumps({"text": value, "id": -i}, indent=None, separators=(",", ":")))
+    return "".join(line + "\n" for line in lines)
+
+
+@pytest.mark.parametrize("memory_mb", [160, 200])
+def test_a_jsonl_field_keeps_the_first_record_of_each_value(tmp_path, memory_mb):
+    (tmp_path / "a.jsonl").write_text(jsonl(3000, 700))
+    (tmp_path / "b.jsonl").write_text(jsonl(1000, 900))
+    config = {"inputs": ["a.jsonl", "b.jsonl"], "output": "out/d.jsonl", "memory_mb": memory_mb, "shards": 3,
+              "dedup": {"field": "text"}}
+    run_workflow(tmp_path, config, env=SMALL_UNIT)
+    summary = json.loads((tmp_path / "out/d.jsonl.summary.json").read_text())
+    assert [s["records_out"] for s in summary["sources"]] == [700, 200]
+    assert [s["duplicates"] for s in summary["sources"]] == [2300, 800]
+
+
+@pytest.mark.parametrize("field, header_lines", [("text", 1), (3, 0)])
+@pytest.mark.parametrize("form", ["tsv", "csv"])
+def test_a_tsv_or_csv_column_by_name_or_number(tmp_path, form, field, header_lines):
+    sep = "\t" if form == "tsv" else ","
+    quote = (lambda v: f'"{v}, quoted"') if form == "csv" else (lambda v: v)
+    rows = [sep.join([str(i), "x", quote(f"v{i % 97}")]) for i in range(2000)]
+    header = sep.join(["id", "kind", "text"]) + "\n" if header_lines else ""
+    (tmp_path / f"c.{form}").write_text(header + "".join(r + "\n" for r in rows))
+    config = {"inputs": [f"c.{form}"], "output": "out/d.txt", "memory_mb": 160, "header_lines": header_lines,
+              "dedup": {"field": field}}
+    run_workflow(tmp_path, config, env=SMALL_UNIT)
+    assert len((tmp_path / "out/d.txt").read_text().splitlines()) == 97 + header_lines
+
+
+def test_a_record_without_the_field_is_named_by_file_and_line_unless_missing_says(tmp_path):
+    lines = [json.dumps({"text": f"t{i % 5}"}) for i in range(40)]
+    lines[16] = json.dumps({"other": 1})
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    config = {"inputs": ["a.jsonl"], "output": "out/d.jsonl", "memory_mb": 160, "dedup": {"field": "text"}}
+    result = run_workflow(tmp_path, config, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "input 'a.jsonl', line 17: the record has no field 'text'" in result.stderr.replace(str(tmp_path) + "/", "")
+    assert not (tmp_path / "out/d.jsonl").exists()
+    for missing, published in (("keep", 6), ("drop", 5)):
+        config["dedup"] = {"field": "text", "missing": missing}
+        run_workflow(tmp_path / missing, {**config, "inputs": [str(tmp_path / "a.jsonl")]})
+        assert len((tmp_path / missing / "out/d.jsonl").read_text().splitlines()) == published
+
+
+def test_a_record_that_is_not_json_is_named_by_file_and_line(tmp_path):
+    import gzip
+
+    lines = [json.dumps({"text": i}) for i in range(30)]
+    lines[21] = '{"text": 1'
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    config = {"inputs": ["a.jsonl.gz"], "output": "out/d.jsonl", "memory_mb": 160, "dedup": {"field": "text"}}
+    result = run_workflow(tmp_path, config, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "a.jsonl.gz', line 22: the record is not JSON" in result.stderr
+
+
+@pytest.mark.parametrize("config, says", [
+    ({"inputs": ["a.txt"], "dedup": "record", "weights": {"a.txt": 2}}, "with weights other than 0 and 1"),
+    ({"inputs": ["a.txt"], "dedup": {"field": "text"}}, "is not named .jsonl, .tsv or .csv"),
+    ({"inputs": ["a.tsv"], "dedup": {"field": "text"}}, "the inputs have no header"),
+    ({"paired": [["a.txt", "a.tsv"]], "dedup": {"field": 1}}, "deduplicated by whole records only"),
+    ({"inputs": ["a.txt"], "dedup": {"field": 0}}, "dedup"),
+    ({"inputs": ["a.txt"], "dedup": {"field": "x", "missing": "ignore"}}, "dedup"),
+])
+def test_a_dedup_configuration_that_cannot_work_is_refused_before_any_job(tmp_path, config, says):
+    (tmp_path / "a.txt").write_text("x\ny\n")
+    (tmp_path / "a.tsv").write_text("1\t2\n3\t4\n")
+    result = run_workflow(tmp_path, {"output": "out/d.txt", **config}, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert says in result.stderr and "snakeshuf: error:" in result.stderr, result.stderr[-2000:]
+    assert not job_reports(tmp_path), "a job ran"
+
+
+def test_a_great_many_copies_of_a_few_records_stay_within_memory(tmp_path):
+    """Three million empty lines and 60,000 copies of a 1 KB footer among
+    distinct lines: each spill keeps one copy of each, so no key range holds
+    more than a few."""
+    footer = b"-- " + b"boilerplate " * 85 + b"\n"
+    with open(tmp_path / "dups.txt", "wb") as out:
+        for block in range(60):
+            out.write(b"\n" * 50_000)
+            out.write(footer * 1000)
+            out.write(b"".join(b"line %d-%d\n" % (block, i) for i in range(500)))
+    config = {"inputs": ["dups.txt"], "output": "out/d.txt", "memory_mb": 160, "dedup": "record"}
+    run_workflow(tmp_path, config)
+    published = (tmp_path / "out/d.txt").read_bytes()
+    assert sorted(published.split(b"\n")[:-1]) == sorted([b"", footer[:-1]] + [b"line %d-%d" % (b, i)
+                                                                                  for b in range(60) for i in range(500)])
+    assert_within_budget(tmp_path, {"split", "tally", "shuffle", "gather"})
