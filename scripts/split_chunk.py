@@ -123,6 +123,10 @@ class ChunkWriter:
             self.writing = None
 
 
+# Records whose identities (Python bytes objects) a split job holds at once.
+IDENTITY_SLICE = 1 << 14
+
+
 class Deduplicator:
     """In a run that deduplicates (snakeshuf.dedup): each record's key and tag
     from its identity, and within a batch only the first of each identity."""
@@ -134,23 +138,38 @@ class Deduplicator:
         self.without_field = {}  # records dropped for want of the field ('missing: drop'), by source
 
     def keyed(self, batch, f, stream, positions):
-        """(Spill of the batch's keys and tags, the indices of the records kept)."""
-        records = batch_records(batch)
-        found = [self.identity(f, record, position) for record, position in zip(records, positions.tolist())]
-        present = np.array([d is not None for d in found], bool)
-        missing = self.spec.dedup.missing
-        keys = np.zeros(len(records), np.uint64)
-        tags = np.zeros(len(records), np.uint64)
-        keys[present], tags[present] = dedup.identity_keys(self.spec.seed, [d for d in found if d is not None])
-        if missing == "keep":
+        """(Spill of the batch's keys and tags, the indices of the records kept).
+        Identities are Python objects: they are made IDENTITY_SLICE records
+        at a time, and again for each duplicate when it is confirmed."""
+        count = len(batch.ends)
+        keys, tags = np.zeros(count, np.uint64), np.zeros(count, np.uint64)
+        present = np.zeros(count, bool)
+        for lo in range(0, count, IDENTITY_SLICE):
+            found = [self.identity(f, record, position) for record, position
+                     in zip(batch_records(batch, lo, lo + IDENTITY_SLICE), positions[lo : lo + IDENTITY_SLICE].tolist())]
+            here = np.array([d is not None for d in found], bool)
+            present[lo : lo + len(found)] = here
+            where = lo + np.flatnonzero(here)
+            keys[where], tags[where] = dedup.identity_keys(self.spec.seed, [d for d in found if d is not None])
+            del found
+        if self.spec.dedup.missing == "keep":
             keys[~present] = keylib.record_keys(self.spec.seed, stream, positions[~present])
             tags[~present] = dedup.kept_tags(self.spec.seed, stream, positions[~present])
-        candidates = np.arange(len(records)) if missing == "keep" else np.flatnonzero(present)
-        first = candidates[dedup.first_of_each(keys[candidates], tags[candidates])]
-        check_same_identities(found, keys, tags, first, f)
-        self.dropped[f.source] = self.dropped.get(f.source, 0) + len(candidates) - len(first)
-        self.without_field[f.source] = self.without_field.get(f.source, 0) + len(records) - len(candidates)
-        return Spill(keys, None, None, f.index, tags=tags), first
+        candidates = np.arange(count) if self.spec.dedup.missing == "keep" else np.flatnonzero(present)
+        later, first_of_later, firsts = dedup.duplicates_and_firsts(keys[candidates], tags[candidates])
+        for i, j in zip(candidates[later].tolist(), candidates[first_of_later].tolist()):
+            if self.identity_at(batch, f, i) != self.identity_at(batch, f, j):
+                raise IntegrityError(
+                    f"input '{f.path}': two different records share a 128-bit dedup hash (about 1 in 10^20 per "
+                    "pair); run again with another seed"
+                )
+        self.dropped[f.source] = self.dropped.get(f.source, 0) + len(later)
+        self.without_field[f.source] = self.without_field.get(f.source, 0) + count - len(candidates)
+        return Spill(keys, None, None, f.index, tags=tags), np.sort(candidates[firsts])
+
+    def identity_at(self, batch, f, i):
+        """The identity of the batch's i-th record (one that has one)."""
+        return self.identities[f.index].of(batch_records(batch, i, i + 1)[0])
 
     def identity(self, f, record, position):
         if f.index not in self.identities:
@@ -175,21 +194,13 @@ class Deduplicator:
                 return dedup.line_number(stream, position, self.spec.separator)
 
 
-def batch_records(batch):
-    data = batch.data.tobytes()
-    return [data[s:e] for s, e in zip(batch.starts.tolist(), batch.ends.tolist())]
-
-
-def check_same_identities(found, keys, tags, first, f):
-    """Records whose keys and tags agree are duplicates only if their identities do."""
-    kept = {(keys[i], tags[i]): found[i] for i in first}
-    for i, identity in enumerate(found):
-        other = kept.get((keys[i], tags[i]))
-        if identity is not None and other is not None and other != identity:
-            raise IntegrityError(
-                f"input '{f.path}': two different records share a 128-bit dedup hash (about 1 in 10^20 per pair); "
-                "run again with another seed"
-            )
+def batch_records(batch, lo, hi):
+    """Records lo .. hi - 1 of a batch as bytes objects."""
+    starts, ends = batch.starts[lo:hi].tolist(), batch.ends[lo:hi].tolist()
+    if not ends:
+        return []
+    data = batch.data[starts[0] : ends[-1]].tobytes()
+    return [data[s - starts[0] : e - starts[0]] for s, e in zip(starts, ends)]
 
 
 def split_chunk(spec, chunk, memory, run_path, index_path):
