@@ -3,9 +3,10 @@ or of each distinct value of a field, the first in input order.
 
 A record's identity is its bytes (without the separator), or the value of a
 JSONL record's top-level field (in a canonical JSON form: {"a": 1} and
-{"a":1} agree) or of a TSV/CSV column. Two keyed hashes of the identity
-(SipHash, pandas.util.hash_array, keyed by the seed) give the record's sort
-key and a second 64 bits, its tag: equal identities get equal keys, so
+{"a":1} agree) or of a TSV/CSV column. A keyed hash of the identity
+(BLAKE2b from hashlib, keyed by the seed: standard, so the order never
+depends on a library's version) gives the record's sort key and a second 64
+bits, its tag: equal identities get equal keys, so
 duplicates meet in one key range, and the output is a uniform order of the
 distinct ones. Records whose keys and tags agree are duplicates, confirmed on
 their bytes by the bucket job (128 bits that agree on different identities
@@ -22,6 +23,7 @@ import csv
 import json
 import os
 from dataclasses import dataclass
+from hashlib import blake2b
 
 import numpy as np
 
@@ -31,7 +33,7 @@ from snakeshuf.errors import ConfigError, InputError, IntegrityError
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".tsv": "tsv", ".csv": "csv"}
 # Key streams apart from every file's and copy's (snakeshuf.weights): the
-# SipHash keys of a seed, and the tag of a record kept whatever its identity
+# BLAKE2b key of a seed, and the tag of a record kept whatever its identity
 # ('missing: keep'), which keeps its file's key.
 HASH_KEY_STREAM = 1 << 62
 KEPT_STREAM_BASE = 1 << 61
@@ -74,10 +76,9 @@ def format_of(dedup, path):
     return found
 
 
-def hash_keys(seed):
-    """The two 16-byte SipHash keys of a seed (pandas takes them as text)."""
-    words = keylib.record_keys(seed, HASH_KEY_STREAM, np.arange(2, dtype=np.uint64))
-    return tuple(f"{int(w):016x}" for w in words)
+def hash_key(seed):
+    """The 16-byte BLAKE2b key of a seed."""
+    return keylib.record_keys(seed, HASH_KEY_STREAM, np.arange(2, dtype=np.uint64)).tobytes()
 
 
 def kept_tags(seed, stream, positions):
@@ -86,14 +87,12 @@ def kept_tags(seed, stream, positions):
 
 
 def identity_keys(seed, identities):
-    """(sort keys, tags) of records of these identities (a list of bytes)."""
-    from pandas.util import hash_array  # only dedup runs pay for the import
-
-    values = np.empty(len(identities), object)
-    values[:] = identities
-    key, tag = hash_keys(seed)
-    return (hash_array(values, hash_key=key, categorize=False),
-            hash_array(values, hash_key=tag, categorize=False))
+    """(sort keys, tags) of records of these identities (a list of bytes): the
+    two little-endian halves of each one's 16-byte keyed BLAKE2b digest."""
+    key = hash_key(seed)
+    digests = b"".join(blake2b(identity, key=key, digest_size=16).digest() for identity in identities)
+    words = np.frombuffer(digests, "<u8").reshape(-1, 2).astype(np.uint64)
+    return words[:, 0].copy(), words[:, 1].copy()
 
 
 class Identities:
