@@ -111,3 +111,17 @@ def test_a_great_many_copies_of_a_few_records_stay_within_memory(tmp_path):
     assert sorted(published.split(b"\n")[:-1]) == sorted([b"", footer[:-1]] + [b"line %d-%d" % (b, i)
                                                                                   for b in range(60) for i in range(500)])
     assert_within_budget(tmp_path, {"split", "tally", "shuffle", "gather"})
+
+
+@pytest.mark.parametrize("dedup", ["record", {"field": 1}])
+def test_tiny_records_deduplicated_stay_within_memory(tmp_path, dedup):
+    """Three-byte records, a third of them repeated: the split jobs' arrays
+    per record (keys, tags, their sort) are the most a batch holds."""
+    import numpy as np
+
+    values = np.random.default_rng(9).integers(0, 1_500_000, 2_000_000)  # full batches of 131,072 records
+    (tmp_path / "tiny.tsv").write_bytes(b"".join(b"%x\n" % v for v in values))
+    config = {"inputs": ["tiny.tsv"], "output": "out/d.txt", "memory_mb": 160, "dedup": dedup}
+    run_workflow(tmp_path, config)
+    assert len((tmp_path / "out/d.txt").read_bytes().splitlines()) == len(np.unique(values))
+    assert_within_budget(tmp_path, {"split", "tally", "shuffle", "gather"})
