@@ -63,7 +63,9 @@ def make_input_plan(run):
         rows = read_sample_sheet(sheet, SHEET_SCHEMA)
         listed = [row["path"] for row in rows]
         names = [row.get("source") or row["path"] for row in rows]
-        weights = [parse_weight(row["weight"]) if row.get("weight") else None for row in rows]
+        weights = [
+            parse_weight(row["weight"]) if row.get("weight") else None for row in rows
+        ]
         sources, entry_sources = sources_of(names, config["weights"], weights)
     else:
         listed = config["inputs"]
@@ -134,9 +136,15 @@ def read_dedup(plan):
         )
     if found.field is not None:
         if config["paired"]:
-            raise ConfigError("config key 'dedup': aligned inputs ('paired') are deduplicated by whole records only")
+            raise ConfigError(
+                "config key 'dedup': aligned inputs ('paired') are deduplicated by whole records only"
+            )
         formats = {dedup.format_of(found, f.path) for f in plan.files}
-        if isinstance(found.field, str) and formats & {"tsv", "csv"} and not config["header_lines"]:
+        if (
+            isinstance(found.field, str)
+            and formats & {"tsv", "csv"}
+            and not config["header_lines"]
+        ):
             raise ConfigError(
                 f"config key 'dedup' names column {found.field!r}, but the inputs have no header "
                 "(config key 'header_lines' is 0): give the column's number from 1, or set header_lines"

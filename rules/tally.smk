@@ -26,9 +26,9 @@ if TALLY_JOB:
             **RUN_FILES_AND_INDEXES,
             plan=PLAN_FILE,
         output:
+            **{name: temp(path) for name, path in SELECTION.items()},
             table=temp(SCRATCH.table),
             bounds=temp(SCRATCH.bounds),
-            **{name: temp(path) for name, path in SELECTION.items()},
         log:
             TALLY_LOG,
         benchmark:
