@@ -1,6 +1,7 @@
 """The `snakeshuf` command, installed with pip from this repository: the
 same bytes as the `snakemake` command, and exit statuses people can act on."""
 
+import json
 import os
 import signal
 import subprocess
@@ -142,6 +143,10 @@ def test_the_command_from_two_directories_rebuilds_another_seeds_output(inputs, 
         (["--memory", "0.1M"], "argument --memory: '0.1M' is below the minimum of 160M"),
         (["--split", "a=0.5", "--split", "a=rest"], "--split a is given twice"),
         (["--report", "nodir/r.html"], "--report nodir/r.html: the directory"),
+        (["--weight", "in.txt=-1"], "argument --weight: 'in.txt=-1' is not SOURCE=WEIGHT"),
+        (["--weight", "in.txt"], "argument --weight: 'in.txt' is not SOURCE=WEIGHT"),
+        (["--weight", "in.txt=1", "--weight", "in.txt=2"], "--weight in.txt is given twice"),
+        (["--dedup", "--dedup-field", "text"], "--dedup and --dedup-field both say what a duplicate is"),
     ],
 )
 def test_usage_errors_are_refused_before_anything_runs(tmp_path, monkeypatch, capsys, args, message):
@@ -275,3 +280,23 @@ def test_a_dry_run_does_not_read_a_pipe(capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["-", "-o", "out.txt", "--dry-run"])
     assert stopped.value.code == 2 and "--dry-run would read the pipes" in capsys.readouterr().err
+
+
+def test_weights_and_dedup_from_the_command(tmp_path, installed):
+    """--weight SOURCE=W names an input as given (a glob is one source) and
+    --dedup-field a JSONL field; the summary counts each source."""
+    (tmp_path / "more").mkdir()
+    for i in range(3):
+        (tmp_path / "more" / f"{i}.jsonl").write_text("".join(f'{{"text": "m{j % 7}"}}\n' for j in range(40)))
+    (tmp_path / "a.jsonl").write_text("".join(f'{{"text": "a{j}", "n": {j}}}\n' for j in range(100)))
+    weighted = snakeshuf(tmp_path, installed, "a.jsonl", "more/*.jsonl", "--weight", "a.jsonl=0.25", "-o", "out/w.jsonl",
+                         "--memory", "160M")
+    assert weighted.returncode == 0, weighted.stderr[-3000:]
+    sources = json.loads((tmp_path / "out/w.jsonl.summary.json").read_text())["sources"]
+    assert [(s["source"], s["records_in"], s["records_out"]) for s in sources] == [
+        ("a.jsonl", 100, 25), ("more/*.jsonl", 120, 120)]
+    deduplicated = snakeshuf(tmp_path, installed, "a.jsonl", "more/*.jsonl", "--dedup-field", "text", "-o", "out/d.jsonl",
+                             "--memory", "160M")
+    assert deduplicated.returncode == 0, deduplicated.stderr[-3000:]
+    sources = json.loads((tmp_path / "out/d.jsonl.summary.json").read_text())["sources"]
+    assert [(s["records_out"], s["duplicates"]) for s in sources] == [(100, 0), (7, 113)]

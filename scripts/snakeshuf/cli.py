@@ -95,14 +95,15 @@ def at_least_one(text):
     return int(text)
 
 
-def splits_of(options):
-    """{name: size} of --split options in order; a name given twice is an error."""
-    splits = {}
-    for name, size in options or ():
-        if name in splits:
-            raise argparse.ArgumentTypeError(f"--split {name} is given twice; give each split once")
-        splits[name] = size
-    return splits or None
+def named_values(options, flag):
+    """{name: value} of (name, value) options of `flag` (--split, --weight) in
+    order, None if none; a name given twice is an error."""
+    named = {}
+    for name, value in options or ():
+        if name in named:
+            raise argparse.ArgumentTypeError(f"{flag} {name} is given twice; give each once")
+        named[name] = value
+    return named or None
 
 
 def split_option(text):
@@ -123,16 +124,6 @@ def weight_option(text):
     if not equals or not source or not re.fullmatch(r"\d+(\.\d*)?|\.\d+", weight.strip()):
         raise argparse.ArgumentTypeError(f"'{text}' is not SOURCE=WEIGHT with a weight of 0 or more, e.g. wiki.txt=2")
     return source, float(weight) if "." in weight else int(weight)
-
-
-def weights_of(options):
-    """{source: weight} of --weight options; a source given twice is an error."""
-    weights = {}
-    for source, weight in options or ():
-        if source in weights:
-            raise argparse.ArgumentTypeError(f"--weight {source} is given twice; give each source once")
-        weights[source] = weight
-    return weights or None
 
 
 def dedup_of(args):
@@ -208,8 +199,8 @@ def config_of(args):
     optional = {
         "inputs": args.inputs or None, "shards": args.shards, "header_lines": args.header_lines,
         "separator": args.separator, "paired": args.paired, "sample_sheet": args.sample_sheet,
-        "splits": splits_of(args.split), "overwrite": args.overwrite or None,
-        "head": args.head_count, "fraction": args.fraction, "weights": weights_of(args.weight),
+        "splits": named_values(args.split, "--split"), "overwrite": args.overwrite or None,
+        "head": args.head_count, "fraction": args.fraction, "weights": named_values(args.weight, "--weight"),
         "dedup": dedup_of(args),
     }
     config.update({key: value for key, value in optional.items() if value is not None})
