@@ -45,6 +45,12 @@ CASES = {
             "o.00001-of-00002.en.txt": "110dc53f20aeb4cc",
         },
     ),
+    # Recorded when weights and dedup came (issue 29).
+    "weights": ({"inputs": PLAIN, "output": "o.txt", "weights": {"a.txt": 1.5, "b.txt.gz": 0.3}}, {"o.txt": "f60d7bfccb77b32c"}),
+    "dedup": (
+        {"inputs": HEADER, "output": "o.tsv", "header_lines": 1, "dedup": {"field": 2}, "shards": 2},
+        {"o.00000-of-00002.tsv": "b17c8229bb07fa7d", "o.00001-of-00002.tsv": "83fca64cd57e3b00"},
+    ),
 }
 
 
@@ -81,6 +87,7 @@ def test_outputs_keep_their_recorded_bytes(tmp_path, inputs, case):
         config["paired"] = [[str(inputs / p) for p in group] for group in config["paired"]]
     else:
         config["inputs"] = [str(inputs / p) for p in config["inputs"]]
+        config["weights"] = {str(inputs / p): w for p, w in config.get("weights", {}).items()}
     run_workflow(tmp_path, config, env={**os.environ, "SNAKESHUF_MIB_BYTES": "65536"})
     produced = {p.name: digest(decompressed(p)) for p in sorted(tmp_path.glob("o.*")) if "summary" not in p.name}
-    assert produced == recorded
+    assert produced == recorded, produced
