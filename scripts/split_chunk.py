@@ -145,8 +145,10 @@ class Deduplicator:
         keys, tags = np.zeros(count, np.uint64), np.zeros(count, np.uint64)
         present = np.zeros(count, bool)
         for lo in range(0, count, IDENTITY_SLICE):
-            found = [self.identity(f, record, position) for record, position
-                     in zip(batch_records(batch, lo, lo + IDENTITY_SLICE), positions[lo : lo + IDENTITY_SLICE].tolist())]
+            found = batch_records(batch, lo, lo + IDENTITY_SLICE)
+            if self.spec.dedup.field is not None:
+                found = [self.identity(f, record, position)
+                         for record, position in zip(found, positions[lo : lo + IDENTITY_SLICE].tolist())]
             here = np.array([d is not None for d in found], bool)
             present[lo : lo + len(found)] = here
             where = lo + np.flatnonzero(here)
@@ -169,7 +171,8 @@ class Deduplicator:
 
     def identity_at(self, batch, f, i):
         """The identity of the batch's i-th record (one that has one)."""
-        return self.identities[f.index].of(batch_records(batch, i, i + 1)[0])
+        record = batch_records(batch, i, i + 1)[0]
+        return self.identities[f.index].of(record) if self.spec.dedup.field is not None else record
 
     def identity(self, f, record, position):
         if f.index not in self.identities:

@@ -120,9 +120,9 @@ def weight_of(config, source):
 def identity_of(dedup, record, header, name):
     """What makes a record of the file `name` a duplicate (documented under
     config key 'dedup'); None: it has no such field."""
-    body = record[:-1]
     if dedup == "record":
-        return body
+        return record
+    body = record[:-1]
     extension = os.path.splitext(name.removesuffix(".gz").removesuffix(".zst"))[1]
     field, form = dedup["field"], dedup.get("format") or {".jsonl": "jsonl", ".tsv": "tsv", ".csv": "csv"}[extension]
     if form == "jsonl":

@@ -1,7 +1,8 @@
 """Exact deduplication (config key 'dedup'): one copy of each distinct record,
 or of each distinct value of a field, the first in input order.
 
-A record's identity is its bytes (without the separator), or the value of a
+A record's identity is its bytes (with its separator, which every record
+has: a last one without gets one), or the value of a
 JSONL record's top-level field (in a canonical JSON form: {"a": 1} and
 {"a":1} agree) or of a TSV/CSV column. A keyed hash of the identity
 (BLAKE2b from hashlib, keyed by the seed: standard, so the order never
@@ -121,10 +122,10 @@ class Identities:
         return [f.encode() for f in next(csv.reader([line.decode("utf-8", "surrogateescape")]))]
 
     def of(self, record):
-        """A record's identity (with its separator), or None if it has no such field."""
-        body = record[:-1]
+        """The identity of a record (given with its separator), or None if it has no such field."""
         if self.format is None:
-            return body
+            return record
+        body = record[:-1]
         if self.format == "jsonl":
             return self.json_field(body)
         fields = self.split_fields(body.rstrip(b"\r"))
