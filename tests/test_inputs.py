@@ -132,3 +132,42 @@ def test_header_is_written_once_and_leaves_the_order_of_the_records_alone(tmp_pa
     assert with_header[len(header):] == as_records.replace(header, b"")
     body_records = [record for body in bodies for record in body.splitlines(True)]
     assert Counter(records_of(tmp_path / "header" / "out.txt")) == Counter([header, *body_records])
+
+
+def container_files(directory):
+    """{name: what the error calls it} of binary containers that are not lines of text."""
+    import io
+    import tarfile
+    import zipfile
+
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": [1, 2, 3], "text": ["a\nb", "c", "d"]})
+    pq.write_table(table, directory / "t.parquet")
+    feather.write_feather(table, directory / "t.feather")
+    with pa.OSFile(str(directory / "t.arrows"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    (directory / "lines.txt").write_text("one\ntwo\n")
+    with tarfile.open(directory / "t.tar.gz", "w:gz") as tar:
+        tar.add(directory / "lines.txt", "lines.txt")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("lines.txt", "one\ntwo\n")
+    (directory / "t.zip").write_bytes(buffer.getvalue())
+    return {"t.parquet": "a Parquet file", "t.feather": "an Arrow IPC (Feather v2) file",
+            "t.arrows": "an Arrow IPC stream", "t.tar.gz": "a tar archive (inside its gzip compression)",
+            "t.zip": "a zip archive"}
+
+
+def test_a_binary_container_is_refused_before_any_job_not_shuffled_as_lines(tmp_path):
+    """Issue 30: `snakeshuf data/*.parquet -o out.parquet` exited 0 and
+    published lines cut out of the Parquet file's bytes."""
+    for name, what in container_files(tmp_path).items():
+        result = run_workflow(tmp_path / name.replace(".", "-"), {"inputs": [str(tmp_path / name)], "output": "out.txt",
+                                                                   "memory_mb": 160}, check=False)
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert f"t/{name}' is {what}, not lines of text" in result.stderr.replace(str(tmp_path), "t"), result.stderr[-2000:]
+        assert not (tmp_path / name.replace(".", "-") / "out.txt").exists()
+        assert not list((tmp_path / name.replace(".", "-")).glob("logs/*/split_chunk")), "a split job ran"

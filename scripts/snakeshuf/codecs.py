@@ -37,6 +37,23 @@ SIGNATURES = {
     "zstd": [b"\x28\xb5\x2f\xfd", *(bytes([first]) + b"\x2a\x4d\x18" for first in range(0x50, 0x60))],
 }
 TEXT_PREFIX_BYTES = 4  # a text file may well be "B", "BZh" or "("; "BZh9" or more is not text
+# Binary containers that are not lines of text, by their magic bytes at an
+# offset, and how to turn each into lines. A text file cannot start with
+# these (the tar and zip ones could only be a line of that very text).
+CONTAINERS = [
+    (0, b"PAR1", "a Parquet file", "export it as JSONL first, e.g. duckdb -c \"COPY (SELECT * FROM 'x.parquet') TO 'x.jsonl'\""),
+    (0, b"ARROW1", "an Arrow IPC (Feather v2) file", "export it as JSONL first (pyarrow, DuckDB or Polars)"),
+    (0, b"\xff\xff\xff\xff", "an Arrow IPC stream", "export it as JSONL first (pyarrow, DuckDB or Polars)"),
+    (0, b"FEA1", "a Feather (v1) file", "export it as JSONL first (pyarrow or pandas)"),
+    (0, b"PK\x03\x04", "a zip archive", "unpack it and give the files inside"),
+    (0, b"PK\x05\x06", "a zip archive (empty)", "unpack it and give the files inside"),
+    (0, b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "unpack it and give the files inside"),
+    (257, b"ustar", "a tar archive", "unpack it (tar -xf) and give the files inside"),
+]
+CONTAINER_HEAD_BYTES = 512
+# Cheap to decode a few bytes of, at the start of a run; a bzip2 stream
+# decodes only whole blocks of up to 900 kB, so a .tar.bz2 is not looked into.
+PEEK_CODECS = ("gzip", "xz", "zstd")
 
 
 def detect(path):
@@ -54,6 +71,36 @@ def detect(path):
             f"it is a {cut_short} file cut short; fetch or compress it again"
         )
     return PLAIN
+
+
+def container_of(head):
+    """(what, how to read it) of the binary container that `head` (a file's
+    first bytes, decompressed) starts, or None."""
+    for offset, magic, what, how in CONTAINERS:
+        if head[offset : offset + len(magic)] == magic:
+            return what, how
+    return None
+
+
+def check_not_container(f):
+    """Refuse an input (plan.InputFile) that is a Parquet, Arrow, zip, tar or
+    7-Zip file, compressed or not: its bytes are not lines of text."""
+    with open(f.path, "rb") as raw:
+        head = raw.read(CONTAINER_HEAD_BYTES)
+        if f.codec in PEEK_CODECS:
+            raw.seek(0)
+            try:
+                with open_stream(raw, f.codec) as stream:
+                    head = stream.read(CONTAINER_HEAD_BYTES)
+            except (*ERRORS, CorruptStream):
+                return  # refused, with its reason, when it is read
+        elif f.codec is not PLAIN:
+            return
+    found = container_of(head)
+    if found:
+        what, how = found
+        inside = f" (inside its {f.codec} compression)" if f.codec else ""
+        raise InputError(f"input '{f.path}' is {what}{inside}, not lines of text: {how}")
 
 
 def cut_short_codec(head):
