@@ -31,8 +31,9 @@ from snakeshuf.weights import copy_stream
 def group_by_key_range(batch, keys, key_ranges, chosen=None):
     """The keys and record lengths of the batch's `chosen` records (all: None)
     regrouped by key range (input order within a key range), the counts and
-    bytes of each key range, and the order that regroups the records."""
-    lengths = np.diff(batch.ends, prepend=0).astype(np.uint32)
+    bytes of each key range, and the order that regroups the records. `keys`
+    may be several copies' keys of the records, one copy after the other."""
+    lengths = np.tile(np.diff(batch.ends, prepend=0).astype(np.uint32), len(keys) // max(1, len(batch.ends)))
     if chosen is not None:
         keys, lengths = keys[chosen], lengths[chosen]
     where = keylib.range_of(keys, key_ranges).astype(np.uint16 if key_ranges <= 1 << 16 else np.uint32)
@@ -111,7 +112,7 @@ class ChunkWriter:
         keys, lengths, counts, byte_counts, order = group_by_key_range(batch, keyed.keys, key_ranges, chosen)
         self.wait()
         # No name holds the records: the next take must find them freed.
-        records_in_order = take(as_records(batch.data, batch.ends), order)
+        records_in_order = take(as_records(batch.data, batch.ends), order % max(1, len(batch.ends)))
         tags = keyed.tags[order] if keyed.tags is not None else None
         spill = Spill(keys, lengths, records_in_order, keyed.file, keyed.candidates_of, tags)
         self.writing = self.background.submit(self.writer.write_spill, spill, counts, byte_counts)
@@ -131,8 +132,8 @@ class Deduplicator:
     """In a run that deduplicates (snakeshuf.dedup): each record's key and tag
     from its identity, and within a batch only the first of each identity."""
 
-    def __init__(self, spec):
-        self.spec, self.identities = spec, {}
+    def __init__(self, spec, memory):
+        self.spec, self.memory, self.identities = spec, memory, {}
         self.header = common_header(spec.files[:1], spec.header_lines, spec.separator) if spec.header_lines else b""
         self.dropped = {}  # duplicates, by source
         self.without_field = {}  # records dropped for want of the field ('missing: drop'), by source
@@ -177,6 +178,12 @@ class Deduplicator:
     def identity(self, f, record, position):
         if f.index not in self.identities:
             self.identities[f.index] = dedup.Identities(self.spec.dedup, f.path, self.header)
+        if self.identities[f.index].format == "jsonl" and len(record) > self.memory.field_record_bytes:
+            raise InputError(
+                f"input '{f.path}', line {self.line(f, position)}: a record of {len(record):,} bytes, too long to "
+                f"read its field {self.spec.dedup.field!r} with memory_mb={self.memory.memory_mb} (parsed JSON takes "
+                f"many times its bytes); set memory_mb to at least {self.memory.memory_for_field_record(len(record))}"
+            )
         try:
             found = self.identities[f.index].of(record)
         except dedup.BadRecord as problem:
@@ -198,19 +205,40 @@ class Deduplicator:
 
 
 def batch_records(batch, lo, hi):
-    """Records lo .. hi - 1 of a batch as bytes objects."""
-    starts, ends = batch.starts[lo:hi].tolist(), batch.ends[lo:hi].tolist()
+    """Records lo .. hi - 1 of a batch as bytes objects (in time proportional to hi - lo)."""
+    ends = batch.ends[lo:hi].tolist()
     if not ends:
         return []
-    data = batch.data[starts[0] : ends[-1]].tobytes()
-    return [data[s - starts[0] : e - starts[0]] for s, e in zip(starts, ends)]
+    first = int(batch.ends[lo - 1]) if lo else 0
+    data = batch.data[first : ends[-1]].tobytes()
+    starts = [first, *ends[:-1]]
+    return [data[s - first : e - first] for s, e in zip(starts, ends)]
+
+
+def copy_groups(copies, batch, memory):
+    """(copies, whether they are candidates) of each spill a batch's copies
+    make: whole copies together as far as a spill's records and bytes allow
+    (a weight of a million on a small file is a few spills, not a million),
+    then the candidate for the fraction."""
+    records, nbytes = max(1, len(batch.ends)), max(1, len(batch.data))
+    together = max(1, min(memory.batch_records // records, memory.block_bytes // nbytes))
+    for first in range(0, copies.whole, together):
+        yield range(first, min(copies.whole, first + together)), False
+    if copies.fraction:
+        yield range(copies.whole, copies.whole + 1), True
+
+
+def copy_keys(seed, stream, copies, positions):
+    """The keys of `copies` of the records at `positions` of a key stream, copy by copy."""
+    streams = np.array([copy_stream(stream, copy) for copy in copies], np.uint64)
+    return keylib.record_keys(seed, streams[:, None], np.asarray(positions, np.uint64)[None, :]).ravel()
 
 
 def split_chunk(spec, chunk, memory, run_path, index_path):
     records = nbytes = written_bytes = 0
     by_source = {}
     head = head_filter(spec, memory)
-    deduplicator = Deduplicator(spec) if spec.dedup else None
+    deduplicator = Deduplicator(spec, memory) if spec.dedup else None
     segments = spec.chunks[chunk]
     progress = JobProgress(f"chunk {chunk}", spec.chunk_bytes(chunk))
     with jobs.atomic_write(run_path, direct=True) as handle, ThreadPoolExecutor(1) as background:
@@ -220,9 +248,8 @@ def split_chunk(spec, chunk, memory, run_path, index_path):
                 keyed, first = deduplicator.keyed(batch, f, stream, positions)
                 out.write(batch, keyed, first, spec.key_ranges)
             copies = spec.sources[f.source].copies
-            for copy in range(copies.written if not deduplicator else 0):
-                keys = keylib.record_keys(spec.seed, copy_stream(stream, copy), positions)
-                candidate = copy == copies.whole
+            for group, candidate in copy_groups(copies, batch, memory) if not deduplicator else ():
+                keys = copy_keys(spec.seed, stream, group, positions)
                 keyed = Spill(keys, None, None, f.index, 1 + f.source if candidate else 0)
                 out.write(batch, keyed, head.chosen(keys) if head else None, spec.key_ranges)
             records += len(batch.ends)

@@ -15,6 +15,7 @@ import csv
 import json
 import math
 import os
+from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
@@ -127,18 +128,34 @@ def identity_of(dedup, record, header, name):
     field, form = dedup["field"], dedup.get("format") or {".jsonl": "jsonl", ".tsv": "tsv", ".csv": "csv"}[extension]
     if form == "jsonl":
         try:
-            value = json.loads(body)
+            value = json.loads(body, parse_float=Decimal, parse_int=Decimal)
         except ValueError:
             raise Refused("is not JSON") from None
         if not isinstance(value, dict):
             raise Refused("is not a JSON object")
-        return json.dumps(value[field], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() \
-            if field in value else None
+        return same_value(value[str(field)]).encode() if str(field) in value else None
     split = (lambda line: line.split(b"\t")) if form == "tsv" else \
         (lambda line: [f.encode() for f in next(csv.reader([line.decode("utf-8", "surrogateescape")]))])
     column = field - 1 if isinstance(field, int) else split(header.splitlines()[0]).index(field.encode())
     fields = split(body.rstrip(b"\r"))
     return fields[column] if column < len(fields) else None
+
+
+def same_value(value):
+    """A text that two JSON values share exactly when they are equal: numbers
+    by exact value (Decimal; 1 == 1.0), strings escaped to ASCII, keys sorted."""
+    if isinstance(value, Decimal):
+        if value == 0:
+            return "0"
+        sign, digits, exponent = value.as_tuple()
+        text = "".join(map(str, digits)).lstrip("0")
+        trimmed = text.rstrip("0")
+        return ("-" if sign else "") + f"{trimmed}e{exponent + len(text) - len(trimmed)}"
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + same_value(value[k]) for k in sorted(value)) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(map(same_value, value)) + "]"
+    return json.dumps(value)
 
 
 def deduplicated(config, streams, sources, header):

@@ -125,3 +125,55 @@ def test_tiny_records_deduplicated_stay_within_memory(tmp_path, dedup):
     run_workflow(tmp_path, config)
     assert len((tmp_path / "out/d.txt").read_bytes().splitlines()) == len(np.unique(values))
     assert_within_budget(tmp_path, {"split", "tally", "shuffle", "gather"})
+
+
+def test_json_values_are_compared_exactly_never_as_floats(tmp_path):
+    """Hostile pass on issue 29: 1e400 and 1e500 (both infinite as floats), 0.1 and
+    0.10000000000000001 (one float) were merged and the second dropped, NaN
+    was taken for JSON, a lone surrogate escape, deep nesting and a
+    5,000-digit integer ended in tracebacks."""
+    values = ["1e400", "1e500", "-1e400", "1", "1.0", "1e0", "0.1", "0.10000000000000001", "-0", "0",
+              '"\\ud800"', '"\\udc00"', '"\\u00e9"', '"é"', '{"b": 1, "a": [1, 2.50]}', '{"a":[1,2.5],"b":1.0}',
+              "1" * 5000, '"1"']
+    (tmp_path / "v.jsonl").write_text("".join(f'{{"id": {i}, "text": {v}}}\n' for i, v in enumerate(values)))
+    config = {"inputs": ["v.jsonl"], "output": "out/d.jsonl", "memory_mb": 160, "dedup": {"field": "text"}}
+    run_workflow(tmp_path, config)
+    kept = sorted(int(line.split(",")[0].removeprefix('{"id": '))
+                  for line in (tmp_path / "out/d.jsonl").read_text().splitlines())
+    assert kept == [0, 1, 2, 3, 6, 7, 8, 10, 11, 12, 14, 16, 17]  # 1.0, 1e0, 0, "é" and the second object are duplicates
+    for i, bad in enumerate(["NaN", "Infinity", "[" * 5000 + "]" * 5000]):
+        (tmp_path / f"bad{i}.jsonl").write_text('{"text": 1}\n' + f'{{"text": {bad}}}\n')
+        result = run_workflow(tmp_path / f"bad{i}", {**config, "inputs": [str(tmp_path / f"bad{i}.jsonl")]}, check=False)
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert f"bad{i}.jsonl', line 2: the record" in result.stderr
+
+
+def test_a_long_jsonl_record_whose_field_would_outgrow_memory_is_retried_with_the_memory_named(tmp_path):
+    """Hostile pass: a 7.9 MB record of dense JSON, under the 8 MiB longest
+    record at 160 MB, peaked at 290 MB while its field was read. Now the
+    split job refuses it, naming the memory that reads it, and the retry at
+    twice the memory (the profile's) does, within that memory."""
+    (tmp_path / "n.jsonl").write_text('{"text": 1}\n{"text": [' + ",".join(["{}"] * 400_000) + "]}\n")
+    config = {"inputs": ["n.jsonl"], "output": "out/d.jsonl", "memory_mb": 160, "dedup": {"field": "text"}}
+    refused = run_workflow(tmp_path / "once", {**config, "inputs": [str(tmp_path / "n.jsonl")]}, "--retries", "0",
+                           check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "n.jsonl', line 2: a record of 1,200,012 bytes, too long to read its field" in refused.stderr
+    assert "set memory_mb to at least" in refused.stderr
+    run_workflow(tmp_path, config)
+    split = [r for r in job_reports(tmp_path) if r["stage"] == "split"]
+    assert [r["memory_mb"] for r in split] == [320] and split[0]["peak_rss_mb"] <= 320
+
+
+def test_duplicates_cost_about_what_distinct_records_cost(tmp_path):
+    """Hostile pass: each duplicate cost ~80 µs (the batch's record starts
+    were rebuilt for every one), 500,000 copies of one line 40 s of split.
+    Counted in the split job's CPU seconds, against distinct lines."""
+    (tmp_path / "same.txt").write_text("x\n" * 400_000)
+    (tmp_path / "distinct.txt").write_text("".join(f"{i}\n" for i in range(400_000)))
+    cpu = {}
+    for name in ("same", "distinct"):
+        run_workflow(tmp_path / name, {"inputs": [str(tmp_path / f"{name}.txt")], "output": "o.txt", "memory_mb": 160,
+                                       "dedup": "record"})
+        cpu[name] = sum(r["cpu_seconds"] for r in job_reports(tmp_path / name) if r["stage"] == "split")
+    assert cpu["same"] < 3 * cpu["distinct"] + 1, cpu

@@ -24,6 +24,7 @@ import csv
 import json
 import os
 from dataclasses import dataclass
+from decimal import Decimal
 from hashlib import blake2b
 
 import numpy as np
@@ -119,7 +120,11 @@ class Identities:
     def split_fields(self, line):
         if self.format == "tsv":
             return line.split(b"\t")
-        return [f.encode() for f in next(csv.reader([line.decode("utf-8", "surrogateescape")]))]
+        try:
+            return [f.encode("utf-8", "surrogateescape")
+                    for f in next(csv.reader([line.decode("utf-8", "surrogateescape")], strict=True))]
+        except csv.Error as error:
+            raise BadRecord(f"is not a CSV row ({error})") from None
 
     def of(self, record):
         """The identity of a record (given with its separator), or None if it has no such field."""
@@ -133,14 +138,51 @@ class Identities:
 
     def json_field(self, body):
         try:
-            value = json.loads(body)
+            value = json.loads(body, parse_int=Number, parse_float=Number, parse_constant=not_json)
+        except RecursionError:
+            raise BadRecord("nests too deep to read") from None
         except ValueError as error:
             raise BadRecord(f"is not JSON ({error})") from None
         if not isinstance(value, dict):
             raise BadRecord("is not a JSON object")
-        if self.dedup.field not in value:
+        field = str(self.dedup.field)
+        if field not in value:
             return None
-        return json.dumps(value[self.dedup.field], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            return canonical_json(value[field]).encode()
+        except RecursionError:
+            raise BadRecord("nests too deep to read") from None
+
+
+class Number(str):
+    """A JSON number as written: compared by its exact value, never as a float."""
+
+
+def not_json(constant):
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def canonical_json(value):
+    """One text for each JSON value: keys sorted, strings escaped to ASCII,
+    numbers by their exact value (1, 1.0 and 1e0 agree; 0.1 and
+    0.10000000000000001 do not)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + canonical_json(value[k]) for k in sorted(value)) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(canonical_json(v) for v in value) + "]"
+    if isinstance(value, Number):
+        return canonical_number(value)
+    return json.dumps(value)  # a string, true, false or null
+
+
+def canonical_number(text):
+    """'-1.50e2' -> '-15e1': digits without trailing zeros, and an exponent (exact: no rounding)."""
+    sign, digits, exponent = Decimal(text).as_tuple()
+    digits = "".join(map(str, digits)).lstrip("0")
+    if not digits:
+        return "0"
+    stripped = digits.rstrip("0")
+    return f"{'-' if sign else ''}{stripped}e{exponent + len(digits) - len(stripped)}"
 
 
 class BadRecord(Exception):

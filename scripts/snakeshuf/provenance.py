@@ -34,7 +34,7 @@ SUMMARY = ".summary.json"  # beside the configured output
 
 def made_by(spec):
     """What defines the bytes `spec` publishes, as plain JSON values."""
-    weights = [spec.sources[f.source].weight for f in spec.files]
+    weights = [str(spec.sources[f.source].copies.weight) for f in spec.files]  # 3 and 3.0 alike
     return {
         "format": FORMAT,
         "inputs": [[os.path.realpath(f.path), f.size, f.mtime_ns] for f in spec.files],
@@ -44,7 +44,7 @@ def made_by(spec):
         "header_lines": spec.header_lines,
         "layout": [[s.name, s.size, s.shards] for s in spec.layout],
         **({"take": spec.take} if spec.take else {}),  # absent when all: earlier records stay valid
-        **({"weights": weights} if any(w != 1 for w in weights) else {}),
+        **({"weights": weights} if any(w != "1" for w in weights) else {}),
         **({"dedup": spec.dedup.to_json()} if spec.dedup else {}),
         "outputs": [os.path.realpath(path) for path in spec.outputs],
     }

@@ -60,8 +60,10 @@ class Copies:
         """How many of `records` candidates are published: round(fraction x records), a half up."""
         return math.floor(self.fraction * records + Fraction(1, 2))
 
-    def published(self, records):
-        return self.whole * records + self.chosen(records)
+    @property
+    def weight(self):
+        """The weight, exactly (a Fraction: 3 and 3.0 are one weight)."""
+        return self.whole + self.fraction
 
 
 @dataclass(frozen=True)
