@@ -66,7 +66,9 @@ def make_input_plan(run):
         weights = [
             parse_weight(row["weight"]) if row.get("weight") else None for row in rows
         ]
-        sources, entry_sources = sources_of(names, config["weights"], weights)
+        sources, entry_sources = sources_of(
+            names, config["weights"], weights, f"sample sheet '{sheet}'"
+        )
     else:
         listed = config["inputs"]
         sources, entry_sources = sources_of(listed, config["weights"])
@@ -139,7 +141,10 @@ def read_dedup(plan):
             raise ConfigError(
                 "config key 'dedup': aligned inputs ('paired') are deduplicated by whole records only"
             )
-        formats = {dedup.format_of(found, f.path) for f in plan.files}
+        scratch = Scratch(RUN_FILES.directories[0])
+        formats = {
+            dedup.format_of(found, f.path, scratch.shown(f.path)) for f in plan.files
+        }
         if (
             isinstance(found.field, str)
             and formats & {"tsv", "csv"}

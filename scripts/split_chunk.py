@@ -167,7 +167,7 @@ class Deduplicator:
                     "pair); run again with another seed"
                 )
         self.dropped[f.source] = self.dropped.get(f.source, 0) + len(later)
-        self.without_field[f.source] = self.without_field.get(f.source, 0) + count - len(candidates)
+        self.without_field[f.source] = self.without_field.get(f.source, 0) + count - int(present.sum())
         return Spill(keys, None, None, f.index, tags=tags), np.sort(candidates[firsts])
 
     def identity_at(self, batch, f, i):

@@ -147,6 +147,9 @@ def test_the_command_from_two_directories_rebuilds_another_seeds_output(inputs, 
         (["--weight", "in.txt"], "argument --weight: 'in.txt' is not SOURCE=WEIGHT"),
         (["--weight", "in.txt=1", "--weight", "in.txt=2"], "--weight in.txt is given twice"),
         (["--dedup", "--dedup-field", "text"], "--dedup and --dedup-field both say what a duplicate is"),
+        (["--dedup-missing", "keep"], "--dedup-missing says what to do with records without the --dedup-field"),
+        (["--sample-sheet", "s.tsv"], "--sample-sheet lists the inputs: give no IN"),
+        (["--weight", "in.txt=\u0663"], "is not SOURCE=WEIGHT"),
     ],
 )
 def test_usage_errors_are_refused_before_anything_runs(tmp_path, monkeypatch, capsys, args, message):
@@ -300,3 +303,19 @@ def test_weights_and_dedup_from_the_command(tmp_path, installed):
     assert deduplicated.returncode == 0, deduplicated.stderr[-3000:]
     sources = json.loads((tmp_path / "out/d.jsonl.summary.json").read_text())["sources"]
     assert [(s["records_out"], s["duplicates"]) for s in sources] == [(100, 0), (7, 113)]
+    assert "107 records (from 220 read: weights, dedup)" in deduplicated.stderr
+
+
+def test_standard_input_takes_a_weight_and_is_read_as_jsonl_for_a_field(tmp_path, installed):
+    """Hostile pass on issue 29: `--weight -=2` was read as an option, and a
+    field of standard input could not be read (no name, no format: the
+    error named the copy's scratch path)."""
+    text = "".join(f'{{"text": "t{i % 4}"}}\n' for i in range(10))
+    weighted = subprocess.run(["snakeshuf", "-", "--weight", "-=2", "-o", "w.jsonl", "--memory", "160M"], input=text,
+                              cwd=tmp_path, env=installed, capture_output=True, text=True)
+    assert weighted.returncode == 0, weighted.stderr[-2000:]
+    assert len((tmp_path / "w.jsonl").read_text().splitlines()) == 20
+    deduplicated = subprocess.run(["snakeshuf", "-", "--dedup-field", "text", "-o", "d.jsonl", "--memory", "160M"],
+                                  input=text, cwd=tmp_path, env=installed, capture_output=True, text=True)
+    assert deduplicated.returncode == 0, deduplicated.stderr[-2000:]
+    assert sorted((tmp_path / "d.jsonl").read_text().splitlines()) == [f'{{"text": "t{i}"}}' for i in range(4)]

@@ -64,6 +64,8 @@ def test_a_record_without_the_field_is_named_by_file_and_line_unless_missing_say
         config["dedup"] = {"field": "text", "missing": missing}
         run_workflow(tmp_path / missing, {**config, "inputs": [str(tmp_path / "a.jsonl")]})
         assert len((tmp_path / missing / "out/d.jsonl").read_text().splitlines()) == published
+        [source] = json.loads((tmp_path / missing / "out/d.jsonl.summary.json").read_text())["sources"]
+        assert (source["without_field"], source["records_out"]) == (1, published), "counted either way (hostile pass)"
 
 
 def test_a_record_that_is_not_json_is_named_by_file_and_line(tmp_path):
@@ -83,12 +85,15 @@ def test_a_record_that_is_not_json_is_named_by_file_and_line(tmp_path):
     ({"inputs": ["a.txt"], "dedup": {"field": "text"}}, "is not named .jsonl, .tsv or .csv"),
     ({"inputs": ["a.tsv"], "dedup": {"field": "text"}}, "the inputs have no header"),
     ({"paired": [["a.txt", "a.tsv"]], "dedup": {"field": 1}}, "deduplicated by whole records only"),
-    ({"inputs": ["a.txt"], "dedup": {"field": 0}}, "dedup"),
+    ({"inputs": ["a.txt"], "dedup": {"field": 0}}, "is not none, record or {field: a name or a column number"),
+    ({"inputs": ["h.tsv"], "header_lines": 1, "dedup": {"field": "nope"}}, "has no column 'nope' in its header (id, text)"),
+    ({"inputs": ["a.txt"], "dedup": {"field": ""}}, "dedup"),
     ({"inputs": ["a.txt"], "dedup": {"field": "x", "missing": "ignore"}}, "dedup"),
 ])
 def test_a_dedup_configuration_that_cannot_work_is_refused_before_any_job(tmp_path, config, says):
     (tmp_path / "a.txt").write_text("x\ny\n")
     (tmp_path / "a.tsv").write_text("1\t2\n3\t4\n")
+    (tmp_path / "h.tsv").write_text("id\ttext\n1\t2\n")
     result = run_workflow(tmp_path, {"output": "out/d.txt", **config}, check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert says in result.stderr and "snakeshuf: error:" in result.stderr, result.stderr[-2000:]

@@ -119,18 +119,21 @@ def split_option(text):
 
 
 def weight_option(text):
-    """'SOURCE=W' -> (SOURCE, W): W a decimal of 0 or more, kept as written."""
+    """'SOURCE=W' -> (SOURCE, W): W a number of 0 or more (2, 0.3, 1e-3)."""
     source, equals, weight = text.rpartition("=")
-    if not equals or not source or not re.fullmatch(r"\d+(\.\d*)?|\.\d+", weight.strip()):
+    if not equals or not source or not re.fullmatch(r"(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?", weight.strip(), re.ASCII):
         raise argparse.ArgumentTypeError(f"'{text}' is not SOURCE=WEIGHT with a weight of 0 or more, e.g. wiki.txt=2")
-    return source, float(weight) if "." in weight else int(weight)
+    return source, int(weight) if weight.strip().isdigit() else float(weight)
 
 
 def dedup_of(args):
-    """Config key 'dedup' of --dedup or --dedup-field (a column number if all digits)."""
-    if args.dedup_field:
+    """Config key 'dedup' of --dedup, or of --dedup-field (a column number if
+    written as one: '3', not '03') and --dedup-missing."""
+    if args.dedup_field is not None:
         field = args.dedup_field
-        return {"field": int(field) if field.isdigit() else field}
+        number = field.isascii() and field.isdigit() and not field.startswith("0")
+        missing = {"missing": args.dedup_missing} if args.dedup_missing else {}
+        return {"field": int(field) if number else field, **missing}
     return "record" if args.dedup else None
 
 
@@ -154,9 +157,10 @@ def parser():
     add("--split", type=split_option, action="append", metavar="NAME=SIZE[:SHARDS]",
         help="a fraction, a count or 'rest' (repeat)")
     add("--weight", type=weight_option, action="append", metavar="IN=W",
-        help="IN's records appear W times, e.g. 2 or 0.3 (repeat)")
+        help="IN's records appear W times: 2, 0.3 (repeat)")
     add("--dedup", action="store_true", help="drop duplicate records (the first is kept)")
-    add("--dedup-field", metavar="F", help="drop records repeating a JSONL field or TSV/CSV column F")
+    add("--dedup-field", metavar="F", help="drop records repeating JSONL field/TSV column F")
+    add("--dedup-missing", choices=["keep", "drop"], metavar="keep|drop", help="records without F (default: error)")
     add("--header-lines", type=int, metavar="N", help="the N-line header every input starts with")
     add("-z", "--zero-terminated", dest="separator", action="store_const", const="nul",
         help="records end with NUL, not newline")
@@ -285,17 +289,30 @@ def ended_by(number, lock):
     os._exit(128 + number)
 
 
+def attached(argv):
+    """argv with each --weight joined to its value, which may start with '-'
+    (`--weight -=2` weights standard input; argparse takes '-=2' for an option)."""
+    joined, words = [], iter(argv)
+    for word in words:
+        joined.append(f"--weight={next(words, '')}" if word == "--weight" else word)
+    return joined
+
+
 def main(argv=None):
     p = parser()
-    args = p.parse_args(argv)
+    args = p.parse_args(attached(sys.argv[1:] if argv is None else argv))
     if not (args.inputs or args.paired or args.sample_sheet):
         p.error("give the input files (IN...), --paired groups or a --sample-sheet")
     if args.dry_run and any(pipes.is_pipe(path) for path in args.inputs):
         p.error("--dry-run would read the pipes among IN to their end; dry-run with files")
     if args.head_count is not None and args.fraction is not None:
         p.error("-n/--head-count and --fraction both say how many records to output: give one")
-    if args.dedup and args.dedup_field:
+    if args.dedup and args.dedup_field is not None:
         p.error("--dedup and --dedup-field both say what a duplicate is: give one")
+    if args.dedup_missing and args.dedup_field is None:
+        p.error("--dedup-missing says what to do with records without the --dedup-field: give that field")
+    if args.sample_sheet and (args.inputs or args.paired):
+        p.error("--sample-sheet lists the inputs: give no IN (or --paired) beside it")
     if args.report and (args.dry_run or args.unlock):
         p.error("--report needs a run: leave out --dry-run and --unlock")
     if args.report:

@@ -44,6 +44,8 @@ ONE_OF = {
     "chunk_mb": "neither a positive integer nor 'auto'",
     "head": "not a whole number of 0 or more (or empty: all records)",
     "fraction": "not a number from 0 to 1 (or empty: all records)",
+    "dedup": "not none, record or {field: a name or a column number from 1, format: jsonl|tsv|csv, "
+    "missing: error|keep|drop}",
 }
 SEPARATOR_BYTES = {"newline": 10, "nul": 0, "\n": 10, "\0": 0}
 

@@ -81,6 +81,16 @@ def print_verdict(output, verdict):
         print(f"snakeshuf: '{output}' is rebuilt: {verdict.why}", file=sys.stderr)
 
 
+def counted_records(summary, width):
+    """'1,000 records, 52,000 bytes', '3 of 16 records (from 8 read: weights, dedup)', ..."""
+    published = sum(entry["records"] for entry in summary["outputs"].values()) // width
+    ordered, read = summary["records"], summary.get("input_records", summary["records"])
+    counted = f"{published:,} of {ordered:,} records" if published != ordered else f"{published:,} records"
+    if ordered != read:
+        return counted + f" (from {read:,} read: weights, dedup)"
+    return counted + (f", {summary['bytes']:,} bytes" if published == ordered else "")
+
+
 def print_summary(spec, summary_path):
     with open(summary_path) as handle:
         summary = json.load(handle)
@@ -89,14 +99,8 @@ def print_summary(spec, summary_path):
         for name, s in summary["stages"].items()
         if s
     )
-    published = sum(entry["records"] for entry in summary["outputs"].values()) // spec.width
-    read = summary.get("input_records", summary["records"])
-    if published <= read:
-        counted = (f"{published:,} of " if published < read else "") + f"{read:,} records"
-    else:
-        counted = f"{published:,} records (weighted) from {read:,}"
     print(
-        f"snakeshuf: {counted}, {summary['bytes']:,} bytes "
+        f"snakeshuf: {counted_records(summary, spec.width)} "
         f"-> {output_description(spec.outputs)} (seed {summary['order']['seed']}, {summary['buckets']} buckets)\n"
         f"snakeshuf: per stage: {stages}; summary: {summary_path}",
         file=sys.stderr,

@@ -62,20 +62,32 @@ def read_config(value):
     return Dedup(value["field"], value.get("format"), value.get("missing", "error"))
 
 
-def format_of(dedup, path):
-    """The record format a field is read from: configured, or by the input's extension."""
+def format_of(dedup, path, shown=None):
+    """The record format a field is read from: configured, by the input's
+    extension, or JSONL for a plain file that starts with '{' (a pipe's copy
+    has no extension); `shown`: the input's name in an error."""
     if dedup.format:
         return dedup.format
     name = os.path.basename(path)
     for suffix in (".gz", ".zst", ".bz2", ".xz"):
         name = name.removesuffix(suffix)
     found = FORMATS.get(os.path.splitext(name)[1].lower())
+    if found is None and starts_an_object(path):
+        found = "jsonl"
     if found is None:
         raise ConfigError(
-            f"config key 'dedup' reads field {dedup.field!r}, but input '{path}' is not named .jsonl, .tsv "
-            "or .csv: say which it is with dedup: {field: ..., format: jsonl|tsv|csv}"
+            f"config key 'dedup' reads field {dedup.field!r}, but input '{shown or path}' is not named .jsonl, "
+            ".tsv or .csv: say which it is with dedup: {field: ..., format: jsonl|tsv|csv}"
         )
     return found
+
+
+def starts_an_object(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(64).removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{")
+    except OSError:
+        return False
 
 
 def hash_key(seed):

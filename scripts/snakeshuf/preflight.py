@@ -5,7 +5,7 @@ write_plan, since no onstart runs where snakeshuf is a module."""
 
 import os
 
-from snakeshuf import codecs
+from snakeshuf import codecs, dedup
 from snakeshuf.disk import check_writable, shortfalls
 from snakeshuf.errors import ConfigError
 from snakeshuf.plan import total_data_bytes
@@ -24,7 +24,10 @@ def check(spec, check_disk_space):
     for f in spec.files:
         codecs.check_not_container(f)
     if spec.header_lines:
-        common_header(spec.files, spec.header_lines, spec.separator)
+        header = common_header(spec.files, spec.header_lines, spec.separator)
+        if spec.dedup and spec.dedup.field is not None:
+            for f in spec.files:  # a column named that the header lacks
+                dedup.Identities(spec.dedup, f.path, header)
     if check_disk_space:
         total = total_data_bytes(spec.files)
         problems = shortfalls(total, spec.scratch, spec.output, pieces=not spec.in_place)

@@ -67,7 +67,7 @@ def source_counts(spec, split_reports, chosen):
         if spec.dedup:
             row["duplicates"] = duplicates[i] + int(chosen.dropped[i])
             row["without_field"] = without_field[i]
-            n -= row["duplicates"] + row["without_field"]
+            n -= row["duplicates"] + (row["without_field"] if spec.dedup.missing == "drop" else 0)
         chosen_here = int(chosen.sources[i, CHOSEN]) if copies.fraction else 0
         rows.append({**row, "records_out": copies.whole * n + chosen_here})
     return rows

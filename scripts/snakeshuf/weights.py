@@ -28,6 +28,7 @@ from snakeshuf.errors import ConfigError
 # Copy c of stream s is keyed in stream s + c * COPY_STREAM_STRIDE: streams
 # are input files (or groups of aligned files), far fewer than 2^32.
 COPY_STREAM_STRIDE = 1 << 32
+MAX_WEIGHT = 1_000_000  # as config/schema.yaml has it for config key 'weights'
 # Selection keys are the copy's key mixed again after this: a bijection, so
 # they are as unique as the keys, and unrelated to the order they give.
 SELECTION_SALT = np.uint64(0x5E1EC7C0FFEE5EED)
@@ -79,19 +80,21 @@ class Source:
         return Copies.of(self.weight)
 
 
-def sources_of(names, configured, listed=None):
+def sources_of(names, configured, listed=None, sheet=None):
     """(the Sources, each entry's source index) of entries whose sources are
     `names` (one per entry, equal names are one source), weighted by config
     key 'weights' (`configured`) or by a sample sheet's 'weight' column
-    (`listed`: each entry's weight or None)."""
+    (`listed`: each entry's weight or None, from `sheet`, its description)."""
     order = list(dict.fromkeys(names))
     weights = dict.fromkeys(order)
     for name, weight in zip(names, listed or [None] * len(names)):
         if weight is not None and weights[name] not in (None, weight):
             raise ConfigError(
-                f"sample sheet: source '{name}' is given weights {weights[name]} and {weight}: "
+                f"{sheet}: source '{name}' is given weights {weights[name]} and {weight} in its 'weight' column: "
                 "give every row of a source the same weight"
             )
+        if weight is not None and weight > MAX_WEIGHT:
+            raise ConfigError(f"{sheet}: source '{name}' has weight {weight}, more than {MAX_WEIGHT:,}")
         weights[name] = weight if weight is not None else weights[name]
     for name, weight in configured.items():
         if name not in weights:
@@ -112,8 +115,8 @@ def sources_of(names, configured, listed=None):
 
 
 def parse_weight(text):
-    """A sample sheet's weight (the schema has checked it is a decimal)."""
-    return float(text) if "." in text else int(text)
+    """A sample sheet's weight (the schema has checked it is a number)."""
+    return int(text) if text.isdigit() else float(text)
 
 
 def copy_stream(stream, copy):
