@@ -43,3 +43,14 @@ def test_the_same_weight_written_two_ways_makes_the_same_output_and_it_is_reused
     run_workflow(tmp_path, config)
     again = run_workflow(tmp_path, {**config, "weights": {"a.txt": 3.0}})
     assert "is up to date" in again.stderr, again.stderr[-2000:]
+
+
+def test_a_rebuild_for_other_weights_or_dedup_says_so():
+    """Hostile pass: dropping --dedup or a weight rebuilt the output as 'made
+    by another run' (a setting only the old record had went unnamed)."""
+    from snakeshuf.provenance import difference
+
+    base = {"format": 2, "seed": 1, "inputs": [["/a", 1, 1]]}
+    assert difference({**base, "dedup": {"field": "text"}}, base) == (
+        "it was made with dedup {'field': 'text'}; this run asks for none")
+    assert difference(base, {**base, "weights": ["2"]}) == "it was made with weights none; this run asks for ['2']"

@@ -131,10 +131,14 @@ def difference(old, new):
         return f"input '{path}' is no longer an input"
     if list(before) != list(now):
         return "the inputs are listed in another order"
-    for key, value in new.items():
-        if old.get(key) != value:
-            return f"it was made with {key.replace('_', ' ')} {old.get(key)!r}; this run asks for {value!r}"
+    for key in [*new, *(k for k in old if k not in new)]:  # a key only one has: 'take', 'weights', 'dedup'
+        if old.get(key) != new.get(key):
+            return f"it was made with {key.replace('_', ' ')} {setting(old.get(key))}; this run asks for {setting(new.get(key))}"
     return "it was made by another run"
+
+
+def setting(value):
+    return "none" if value is None else repr(value)
 
 
 def described_difference(old, new):
