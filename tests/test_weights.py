@@ -9,16 +9,16 @@ from conftest import job_reports, run_workflow
 from test_memory import assert_within_budget
 
 
-def test_a_weight_of_a_million_on_one_record_is_a_few_spills_within_memory(tmp_path):
+def test_a_large_weight_on_one_record_is_a_few_spills_within_memory(tmp_path):
     """Hostile pass on issue 29: every copy was a spill of its own, so a
     weight of 1,000,000 on a one-line file wrote a million spills (an 88 MB
     index), ran for more than ten minutes and took the bucket job to 245 MB
     at a 160 MB budget."""
     (tmp_path / "one.txt").write_text("one\n")
-    run_workflow(tmp_path, {"inputs": ["one.txt"], "output": "o.txt", "memory_mb": 160, "weights": {"one.txt": 1_000_000}})
-    assert (tmp_path / "o.txt").read_text() == "one\n" * 1_000_000
+    run_workflow(tmp_path, {"inputs": ["one.txt"], "output": "o.txt", "memory_mb": 160, "weights": {"one.txt": 200_000}})
+    assert (tmp_path / "o.txt").read_text() == "one\n" * 200_000
     split = [r for r in job_reports(tmp_path) if r["stage"] == "split"]
-    assert sum(r["spills"] for r in split) <= 16
+    assert sum(r["spills"] for r in split) <= 4
     assert_within_budget(tmp_path, {"split", "shuffle", "gather"})
 
 
