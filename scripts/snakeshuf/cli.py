@@ -11,6 +11,7 @@ Ctrl-C, 143 for SIGTERM; snakeshuf.start).
 
 import argparse
 import atexit
+import glob
 import hashlib
 import importlib.metadata
 import os
@@ -25,6 +26,7 @@ import yaml
 from snakeshuf import __version__, pipes
 from snakeshuf.lock import NotALock, OutputLock
 from snakeshuf.namespace import LOCK
+from snakeshuf.scratch import PIPED
 from snakeshuf.memory import MIN_MEMORY_MB
 
 # In the run's state directory, where the jobs of a cluster run can read it.
@@ -349,8 +351,13 @@ def main(argv=None):
 
 def holds_a_run(state):
     """Whether a run left logs or scratch files in the state directory (to
-    resume from, or another run's that is going on)."""
-    return any(os.path.isdir(os.path.join(state, name)) for name in ("logs", "scratch"))
+    resume from, or another run's that is going on); the copies of pipes are
+    not: a run reading a pipe reads it again (a configuration error found
+    after the copy left only those)."""
+    if os.path.isdir(os.path.join(state, "logs")):
+        return True
+    runs = glob.glob(os.path.join(state, "scratch", "*", "*"))
+    return any(os.path.basename(path) != PIPED for path in runs)
 
 
 def check_stdout(p, args):
