@@ -266,7 +266,7 @@ class Keeper:
 # Rule tally_buckets holds a key range's keys, tags, lengths and files, and
 # their sort order, at a time: more than its memory takes passes over key
 # sub-ranges (equal keys share one).
-TALLY_BYTES_PER_RECORD = 48
+TALLY_BYTES_PER_RECORD = 80  # keys, tags, lengths, files and their sort's arrays
 STAGING_BYTES = 1 << 20
 
 

@@ -100,14 +100,15 @@ def candidate_keys(spec):
 def choose(spec):
     """The Selection of a run whose weights have fractions."""
     sources = len(spec.sources)
-    bins = np.zeros((sources, 1 << BIN_BITS), np.int64)
+    # 32 KiB of bins for each source with a fraction only: a sheet may list thousands of sources.
+    bins = {s: np.zeros(1 << BIN_BITS, np.int64) for s, source in enumerate(spec.sources) if source.copies.fraction}
     table = np.zeros((sources, len(SOURCE_COLUMNS)), np.uint64)
     for source, _, keys, lengths in candidate_keys(spec):
         bins[source] += np.bincount(selection_keys(keys) >> BIN_SHIFT, minlength=1 << BIN_BITS)
         table[source, CANDIDATE_BYTES] += np.uint64(lengths.sum(dtype=np.uint64))
     boundary = np.zeros(sources, np.int64)  # the bin of the last one chosen
     needed = np.zeros(sources, np.int64)  # how many of that bin are chosen
-    for source in range(sources):
+    for source in bins:
         n = int(bins[source].sum())
         m = spec.sources[source].copies.chosen(n)
         table[source, CANDIDATES], table[source, CHOSEN] = n, m
