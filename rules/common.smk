@@ -142,8 +142,12 @@ def read_dedup(plan):
                 "config key 'dedup': aligned inputs ('paired') are deduplicated by whole records only"
             )
         scratch = Scratch(RUN_FILES.directories[0])
+        # May read the start of a file whose name gives no format: in the main
+        # process only, not again in every cluster job.
         formats = {
-            dedup.format_of(found, f.path, scratch.shown(f.path)) for f in plan.files
+            dedup.format_of(found, f.path, scratch.shown(f.path))
+            for f in plan.files
+            if workflow.is_main_process
         }
         if (
             isinstance(found.field, str)

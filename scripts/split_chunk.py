@@ -18,11 +18,9 @@ from snakeshuf.aligned import aligned_batches
 from snakeshuf.memory import MemoryModel
 from snakeshuf.outputs import HEAD
 from snakeshuf.progress import JobProgress
-from snakeshuf.errors import RecordTooLarge, WindowTooLarge
-from snakeshuf.records import RecordReader
 from snakeshuf import codecs, dedup
-from snakeshuf.errors import InputError, IntegrityError
-from snakeshuf.records import common_header
+from snakeshuf.errors import InputError, RecordTooLarge, WindowTooLarge
+from snakeshuf.records import RecordReader, common_header
 from snakeshuf.runfile import RunWriter, Spill, as_records, take
 from snakeshuf.spec import RunSpec
 from snakeshuf.weights import copy_stream
@@ -160,12 +158,8 @@ class Deduplicator:
             tags[~present] = dedup.kept_tags(self.spec.seed, stream, positions[~present])
         candidates = np.arange(count) if self.spec.dedup.missing == "keep" else np.flatnonzero(present)
         later, first_of_later, firsts = dedup.duplicates_and_firsts(keys[candidates], tags[candidates])
-        for i, j in zip(candidates[later].tolist(), candidates[first_of_later].tolist()):
-            if self.identity_at(batch, f, i) != self.identity_at(batch, f, j):
-                raise IntegrityError(
-                    f"input '{f.path}': two different records share a 128-bit dedup hash (about 1 in 10^20 per "
-                    "pair); run again with another seed"
-                )
+        dedup.confirm(candidates[later], candidates[first_of_later], lambda i: self.identity_at(batch, f, i),
+                      f"input '{f.path}': ")
         self.dropped[f.source] = self.dropped.get(f.source, 0) + len(later)
         self.without_field[f.source] = self.without_field.get(f.source, 0) + count - int(present.sum())
         return Spill(keys, None, None, f.index, tags=tags), np.sort(candidates[firsts])

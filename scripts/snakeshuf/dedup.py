@@ -230,6 +230,17 @@ def duplicates_and_firsts(keys, tags):
     return order[~new], order[group_start[~new]], order[new]
 
 
+def confirm(later, first_of_later, identity_of, where):
+    """Each later record of a (key, tag) pair has its first record's identity:
+    128 bits that agree on different ones stop the run (no drop on a hash)."""
+    for i, j in zip(later.tolist(), first_of_later.tolist()):
+        if identity_of(i) != identity_of(j):
+            raise IntegrityError(
+                f"{where}two different records share a 128-bit dedup hash (about 1 in 10^20 per pair); "
+                "run again with another seed"
+            )
+
+
 class Keeper:
     """A bucket job's deduplication: of the records of a key range (or a
     pass of one), the first of each (key, tag) pair, each later one checked
@@ -249,12 +260,7 @@ class Keeper:
         if not len(later):
             return None
         offsets = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
-        for i, j in zip(later.tolist(), first_of_later.tolist()):
-            if self.identity(files[i], data, offsets, i) != self.identity(files[j], data, offsets, j):
-                raise IntegrityError(
-                    "two different records share a 128-bit dedup hash (about 1 in 10^20 per pair); "
-                    "run again with another seed"
-                )
+        confirm(later, first_of_later, lambda i: self.identity(files[i], data, offsets, i), "")
         return np.sort(firsts)
 
     def identity(self, file, data, offsets, i):
