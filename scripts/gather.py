@@ -206,9 +206,8 @@ def gather(args):
     check_stages(spec, stats, (table, chosen), header, split_reports(spec, args))
     total = sum(s.bytes for s in stats)
     written = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header)
-    for partial in written:
-        provenance.mark(partial, spec.output)
-    write_summary(spec, stats, (table, chosen), [os.stat(partial) for partial in written], args)
+    tokens = [provenance.mark(partial, spec.output) for partial in written]
+    write_summary(spec, stats, (table, chosen), [(os.stat(p), t) for p, t in zip(written, tokens)], args)
     if args.leave_to_publish:
         remove_pieces(stats)
         open(args.receipt, "wb").close()

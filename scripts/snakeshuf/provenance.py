@@ -8,8 +8,9 @@ wrote into the output's summary: everything that changes the published bytes
 header, the layout and the output files' names, which give the compression,
 and the output format's version) and nothing that cannot (memory, chunking,
 cores, executor, scratch, retries). Each output file's size and inode are
-recorded too: a file replaced, cut or grown since it was published is not
-current (its mtime is not: Snakemake touches every output after its job).
+recorded too, with the token gather signs it with: a file replaced, cut or
+grown since it was published is not current, even one that reuses the old
+inode and size (its mtime is not: Snakemake touches every output after its job).
 Stats only: no input or output byte is read.
 
 A file at an output path that no summary lists and that does not carry the
@@ -20,6 +21,7 @@ data: the run refuses to replace it unless config key 'overwrite' says so.
 import hashlib
 import json
 import os
+import secrets
 import stat
 from dataclasses import dataclass
 
@@ -56,22 +58,36 @@ def fingerprint(made):
 
 def mark(path, output):
     """Sign a file gather is about to publish with its output set (the
-    configured output's absolute path); a filesystem without extended
-    attributes keeps only the summary's record."""
+    configured output's absolute path) and a token of its own, which the
+    summary records. Returns the token, or None on a filesystem without
+    extended attributes (there the summary's record alone decides)."""
+    token = secrets.token_hex(8)
     try:
-        os.setxattr(path, MADE_BY, os.path.realpath(output).encode())
+        os.setxattr(path, MADE_BY, f"{os.path.realpath(output)}\0{token}".encode())
     except OSError:
-        pass
+        return None
+    return token
+
+
+def signature(path):
+    """A file's signature as (output set, token); None where it has none.
+    Signatures from before tokens have no token, and from before sets were
+    signed, a fingerprint in place of the set."""
+    try:
+        value = os.getxattr(path, MADE_BY).decode(errors="replace")
+    except OSError:
+        return None
+    owner, _, token = value.partition("\0")
+    return owner, token or None
 
 
 def marked_for(path, output):
-    """The output set a file was published for, or None (a signature from
-    before sets were signed, a fingerprint, is taken for `output`'s)."""
-    try:
-        owner = os.getxattr(path, MADE_BY).decode(errors="replace")
-    except OSError:
+    """The output set a file was published for, or None (a fingerprint is
+    taken for `output`'s)."""
+    signed = signature(path)
+    if signed is None:
         return None
-    return owner if owner.startswith(os.sep) else os.path.realpath(output)
+    return signed[0] if signed[0].startswith(os.sep) else os.path.realpath(output)
 
 
 def read_record(summary_path):
@@ -102,9 +118,17 @@ def changed_since_published(outputs, record):
         entry = listed[os.path.realpath(path)]
         if not isinstance(entry, dict) or entry.get("bytes") != info.st_size:
             return f"'{path}' does not have the size its summary records"
-        if entry.get("inode", info.st_ino) != info.st_ino:
+        if entry.get("inode", info.st_ino) != info.st_ino or not signed_as(path, entry):
             return f"'{path}' was replaced after it was published"
     return None
+
+
+def signed_as(path, entry):
+    """Whether a file still carries the token its summary entry records."""
+    if "token" not in entry:
+        return True
+    signed = signature(path)
+    return signed is not None and signed[1] == entry["token"]
 
 
 def output_is_complete(outputs, summary_path):

@@ -75,7 +75,8 @@ def source_counts(spec, split_reports, chosen):
 
 def build(spec, totals, files, reports):
     """The summary: `totals` holds records, bytes, header_bytes and key_sum;
-    `files` each output file's stat as it will be published; `reports` each
+    `files` each output file's stat as it will be published and the token
+    it is signed with (None where it could not be signed); `reports` each
     stage's job reports. It is also the record of what made the output
     (snakeshuf.provenance)."""
     records = file_records(spec, totals["records"])
@@ -83,8 +84,8 @@ def build(spec, totals, files, reports):
         "version": __version__,
         "output": spec.output,
         "outputs": {
-            path: {"records": n, "bytes": info.st_size, "inode": info.st_ino}
-            for path, n, info in zip(spec.outputs, records, files)
+            path: {"records": n, "bytes": info.st_size, "inode": info.st_ino, **({"token": token} if token else {})}
+            for path, n, (info, token) in zip(spec.outputs, records, files)
         },
         "fingerprint": spec.fingerprint,
         "made_by": spec.made_by,
