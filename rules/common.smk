@@ -130,12 +130,6 @@ def read_dedup(plan):
     found = dedup.read_config(config["dedup"])
     if found is None:
         return None
-    if any(s.weight not in (0, 1) for s in plan.sources):
-        raise ConfigError(
-            "config key 'dedup' with weights other than 0 and 1 is not supported yet "
-            "(copies of a record would need the weight of its first source): deduplicate in one run, "
-            "then weight its output in another"
-        )
     if found.field is not None:
         if config["paired"]:
             raise ConfigError(

@@ -31,7 +31,7 @@ from snakeshuf import runfile, runindex, tally
 from snakeshuf.buckets import BucketStats
 from snakeshuf.directio import DirectReader, aligned_buffer
 from snakeshuf.errors import IntegrityError, RecordTooLarge
-from snakeshuf.memory import MB, OUTPUT_SLICE_BYTES, SHUFFLE_BYTES_PER_RECORD, MemoryModel
+from snakeshuf.memory import MB, OUTPUT_SLICE_BYTES, MemoryModel
 from snakeshuf.progress import JobProgress
 from snakeshuf.sinks import PieceSink, RegionSink
 from snakeshuf.spec import RunSpec
@@ -166,7 +166,7 @@ class KeyRangeInPasses:
 
     def __init__(self, sections, spec, chooser):
         self.sections, self.key_ranges, self.separator = sections, spec.key_ranges, spec.separator
-        self.tagged = bool(spec.dedup)
+        self.tagged, self.selects = bool(spec.dedup), spec.selects
         self.staging = aligned_buffer(READ_STAGING_BYTES)
         self.chooser = chooser  # of candidates, counted in full by the plan: passes may hold fewer
 
@@ -191,7 +191,7 @@ class KeyRangeInPasses:
             fine = keylib.sub_range_of(keys, self.key_ranges, FINE_SUB_RANGES)
             counts += np.bincount(fine, minlength=FINE_SUB_RANGES)
             sizes += np.bincount(fine, weights=lengths, minlength=FINE_SUB_RANGES).astype(np.int64)
-        fine_needs = sizes + counts * SHUFFLE_BYTES_PER_RECORD
+        fine_needs = sizes + counts * memory.shuffle_bytes_per_record
         needs = np.cumsum(fine_needs)
         enough = max(int(fine_needs.max()), -(-int(needs[-1]) // MAX_PASSES))
         if enough > budget:
@@ -215,10 +215,12 @@ class KeyRangeInPasses:
 
     def load(self, planned):
         """The keys, lengths, records and tags (None in a run without) of one
-        planned pass, and the input file of each record (for dedup)."""
+        planned pass, and each record's input file and index column
+        CANDIDATES_OF (for dedup)."""
         first, last, records, nbytes = planned
         keys, lengths, data = np.empty(records, np.uint64), np.empty(records, np.uint32), np.empty(nbytes, np.uint8)
-        tags, files = np.empty(records if self.tagged else 0, np.uint64), np.empty(records, np.int64)
+        tags, files = np.empty(records if self.tagged else 0, np.uint64), np.empty(records, np.int32)
+        candidates_of = np.empty(records if self.tagged and self.selects else 0, np.int32)
         k = d = 0
         for reader, row in self.rows():
             chosen_keys, chosen_lengths, pieces, chosen_tags = self.chosen(reader, row, first, last)
@@ -226,6 +228,7 @@ class KeyRangeInPasses:
             if k + n > records or d + int(chosen_lengths.sum(dtype=np.uint64)) > nbytes:
                 raise self.changed()
             keys[k : k + n], lengths[k : k + n], files[k : k + n] = chosen_keys, chosen_lengths, row[runindex.FILE]
+            candidates_of[k : k + n] = row[runindex.CANDIDATES_OF] if len(candidates_of) else 0
             if self.tagged:
                 tags[k : k + n] = chosen_tags
             k += n
@@ -236,7 +239,7 @@ class KeyRangeInPasses:
             runfile.release_taken()
         if (k, d) != (records, nbytes) and not (self.chooser and k <= records and d <= nbytes):
             raise self.changed()
-        return (keys[:k], lengths[:k], data[:d], tags[:k] if self.tagged else None), files[:k]
+        return (keys[:k], lengths[:k], data[:d], tags[:k] if self.tagged else None), (files[:k], candidates_of[:k])
 
     def chosen(self, reader, row, first, last):
         """One section's records whose keys fall in fine sub-ranges [first,
@@ -298,10 +301,13 @@ def published_totals(sections, key_range, chosen):
     return records + extra[0], nbytes + extra[1], (key_sum + extra[2]) & keylib.MASK64
 
 
-def files_of(sections):
-    """The input file of each record of the sections, in the order they are read."""
-    rows = [row for _, run_rows in sections for row in run_rows]
-    return np.repeat([int(row[runindex.FILE]) for row in rows], [int(row[runindex.RECORDS]) for row in rows])
+def origins(sections, selects):
+    """The input file and the index column CANDIDATES_OF (in a run that
+    `selects`, else empty) of each record of the sections, in the order they are read."""
+    rows = np.concatenate([run_rows for _, run_rows in sections])
+    counts = rows[:, runindex.RECORDS].astype(np.int64)
+    files = np.repeat(rows[:, runindex.FILE].astype(np.int32), counts)
+    return files, np.repeat(rows[:, runindex.CANDIDATES_OF].astype(np.int32), counts if selects else 0)
 
 
 def summed(totals):
@@ -331,7 +337,7 @@ class BucketWriter:
     def __init__(self, output, memory, spec, chosen):
         self.output, self.memory, self.spec = output, memory, spec
         self.chosen = chosen  # selection.Selection, or None
-        self.chooser = chosen.chooser() if chosen is not None and not spec.dedup else None
+        self.chooser = chosen.chooser() if spec.selects else None
         self.keeper = dedup.Keeper(spec) if spec.dedup else None
         self.passes = 1  # the most any key range took
 
@@ -361,12 +367,12 @@ class BucketWriter:
                 continue
             if passes[p] > 1:
                 reader.release()
-                key_range = KeyRangeInPasses(sections, self.spec, self.chooser)
+                key_range = KeyRangeInPasses(sections, self.spec, None if self.keeper else self.chooser)
                 planned = key_range.plan(self.memory)
                 self.passes = max(self.passes, len(planned))
                 for one_pass in planned:
-                    loaded, files = key_range.load(one_pass)
-                    self.output.write_sorted(*loaded[:3], self.keeper.published(loaded, files) if self.keeper else None)
+                    loaded, origin = key_range.load(one_pass)
+                    self.output.write_sorted(*loaded[:3], self.distinct(loaded, origin) if self.keeper else None)
                     progress.update(self.output.nbytes)
                 continue
             slot = p % 2 if background else 0
@@ -375,11 +381,22 @@ class BucketWriter:
             if background and p + 1 < len(parts) and passes[p + 1] == 1:
                 coming = background.submit(reader.load, parts[p + 1], 1 - slot)
             if self.keeper:
-                published = self.keeper.published(current, files_of(sections))
+                published = self.distinct(current, origins(sections, self.spec.selects))
             else:
                 published = published_indices(sections, current[0], self.chooser)
             self.output.write_sorted(*current[:3], published)
             progress.update(self.output.nbytes)
+
+
+    def distinct(self, loaded, origin):
+        """The indices of the loaded records a run that deduplicates publishes:
+        the first of each pair (dedup.Keeper), of candidates those chosen."""
+        files, candidates_of = origin
+        published = self.keeper.published(loaded, files)
+        if self.chooser is None:
+            return published
+        published = np.arange(len(files)) if published is None else published
+        return published[self.chooser.chosen(loaded[0][published], candidates_of[published])]
 
 
 def check_against_table(row, totals, where):
@@ -437,7 +454,8 @@ def main(argv):
     parser.add_argument("--stats", required=True, help="what this job wrote, for gather")
     args = parser.parse_args(argv)
     jobs.inject_faults(bucket=args.bucket, memory_mb=args.memory_mb)
-    shuffle_bucket(RunSpec.read(args.plan), args.bucket, MemoryModel(args.memory_mb), args)
+    spec = RunSpec.read(args.plan)
+    shuffle_bucket(spec, args.bucket, MemoryModel(args.memory_mb, bool(spec.dedup)), args)
 
 
 if __name__ == "__main__":

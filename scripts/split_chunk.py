@@ -164,6 +164,17 @@ class Deduplicator:
         self.without_field[f.source] = self.without_field.get(f.source, 0) + count - int(present.sum())
         return Spill(keys, None, None, f.index, tags=tags), np.sort(candidates[firsts])
 
+    def copies(self, distinct, group, candidates_of):
+        """(Spill of the keys and tags of copies `group` of a batch's records,
+        the indices of those written) from keyed()'s (Spill, kept indices)."""
+        keyed, kept = distinct
+        if len(group) == 1:  # no copies of the batch's arrays: a split job's memory is tight
+            keys = dedup.copy_keys(self.spec.seed, keyed.keys, group[0])
+            return Spill(keys, None, None, keyed.file, candidates_of, keyed.tags), kept
+        keys = np.concatenate([dedup.copy_keys(self.spec.seed, keyed.keys, copy) for copy in group])
+        written = np.concatenate([kept + i * len(keyed.keys) for i in range(len(group))])
+        return Spill(keys, None, None, keyed.file, candidates_of, np.tile(keyed.tags, len(group))), written
+
     def identity_at(self, batch, f, i):
         """The identity of the batch's i-th record (one that has one)."""
         record = batch_records(batch, i, i + 1)[0]
@@ -238,14 +249,16 @@ def split_chunk(spec, chunk, memory, run_path, index_path):
     with jobs.atomic_write(run_path, direct=True) as handle, ThreadPoolExecutor(1) as background:
         out = ChunkWriter(handle, background)
         for batch, f, stream, positions in keyed_batches(spec, segments, memory):
-            if deduplicator:
-                keyed, first = deduplicator.keyed(batch, f, stream, positions)
-                out.write(batch, keyed, first, spec.key_ranges)
             copies = spec.sources[f.source].copies
-            for group, candidate in copy_groups(copies, batch, memory) if not deduplicator else ():
-                keys = copy_keys(spec.seed, stream, group, positions)
-                keyed = Spill(keys, None, None, f.index, 1 + f.source if candidate else 0)
-                out.write(batch, keyed, head.chosen(keys) if head else None, spec.key_ranges)
+            distinct = deduplicator.keyed(batch, f, stream, positions) if deduplicator else None
+            for group, candidate in copy_groups(copies, batch, memory):
+                candidates_of = 1 + f.source if candidate else 0
+                if distinct:
+                    keyed, chosen = deduplicator.copies(distinct, group, candidates_of)
+                else:
+                    keys = copy_keys(spec.seed, stream, group, positions)
+                    keyed, chosen = Spill(keys, None, None, f.index, candidates_of), head.chosen(keys) if head else None
+                out.write(batch, keyed, chosen, spec.key_ranges)
             records += len(batch.ends)
             nbytes += len(batch.data)
             written_bytes += len(batch.data) * copies.written
@@ -273,9 +286,9 @@ def main(argv):
     parser.add_argument("--index", required=True)
     args = parser.parse_args(argv)
     jobs.inject_faults(memory_mb=args.memory_mb)
-    memory = MemoryModel(args.memory_mb)
+    spec = RunSpec.read(args.plan)
+    memory = MemoryModel(args.memory_mb, bool(spec.dedup))
     try:
-        spec = RunSpec.read(args.plan)
         split_chunk(spec, args.chunk, memory, args.run, args.index)
     except WindowTooLarge as error:
         raise WindowTooLarge(

@@ -6,7 +6,7 @@ name and (uncompressed) bytes, or raises Refused when a correct run must
 publish nothing. It shares with the workflow what *defines* the order: the
 key function (snakeshuf.keys.record_keys), for weights the key stream of
 each copy and the selection key (snakeshuf.weights), for dedup the key of an
-identity (snakeshuf.dedup.identity_keys); everything else is
+identity and of its copies (snakeshuf.dedup); everything else is
 written here from the documentation, as plainly as possible, and kept small
 enough to check by reading.
 """
@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from snakeshuf.dedup import identity_keys
+from snakeshuf.dedup import copy_keys, identity_keys
 from snakeshuf.keys import record_keys
 from snakeshuf.weights import copy_stream, selection_keys
 
@@ -51,14 +51,7 @@ class Keyed:
     def __init__(self):
         self.keys, self.streams, self.positions, self.items = [], [], [], []
 
-    def add(self, seed, stream, positions, items):
-        """`items` at `positions` (byte offsets or line numbers) of key stream `stream`."""
-        self.keys.append(record_keys(seed, stream, np.asarray(positions, np.uint64)))
-        self.streams.append(np.full(len(items), stream, np.int64))
-        self.positions.append(np.asarray(positions, np.int64))
-        self.items += items
-
-    def add_keyed(self, keys, stream, positions, items):
+    def add(self, keys, stream, positions, items):
         """`items` of key stream `stream` whose keys are given."""
         self.keys.append(np.asarray(keys, np.uint64))
         self.streams.append(np.full(len(items), stream, np.int64))
@@ -159,50 +152,64 @@ def same_value(value):
 
 
 def deduplicated(config, streams, sources, header):
-    """The first record of each identity, in input order, keyed by its identity;
-    a record without the field as 'missing' says (kept: keyed as any record)."""
-    dedup, seen, keyed = config["dedup"], set(), Keyed()
+    """([(key stream, positions, records)], their sources, [their copy-0 keys]) of
+    the records dedup keeps: of each identity, the one in the source of the
+    largest weight, and of those the first in input order, keyed by its
+    identity; a record without the field as 'missing' says (kept: keyed as
+    any record). A source of weight 0 is never read."""
+    dedup, seen, seed = config["dedup"], set(), config["seed"]
     missing = dedup.get("missing", "error") if isinstance(dedup, dict) else "error"
-    for (stream, positions, items), source in zip(streams, sources):
+    kept = {}
+    by_weight = sorted(range(len(streams)), key=lambda i: -weight_of(config, sources[i]))  # stable
+    for i in by_weight:
+        (stream, positions, items), source = streams[i], sources[i]
         if weight_of(config, source) == 0:
             continue
-        kept = []
+        kept[i] = []
         for position, item in zip(positions, items):
             identity = identity_of(dedup, b"".join(item), header, source or "")
             if identity is None and missing == "error":
                 raise Refused("has no field")
             if identity is None and missing == "keep":
-                keyed.add(config["seed"], stream, [position], [item])
+                kept[i].append((record_keys(seed, stream, np.uint64(position)), position, item))
             elif identity is not None and identity not in seen:
                 seen.add(identity)
-                kept.append((identity, position, item))
-        if kept:
-            keys = identity_keys(config["seed"], [identity for identity, _, _ in kept])[0]
-            keyed.add_keyed(keys, stream, [p for _, p, _ in kept], [item for _, _, item in kept])
-    return keyed
+                kept[i].append((identity_keys(seed, [identity])[0][0], position, item))
+    kept = sorted(kept.items())
+    return ([(streams[i][0], [p for _, p, _ in found], [item for _, _, item in found]) for i, found in kept],
+            [sources[i] for i, _ in kept],
+            [np.array([k for k, _, _ in found], np.uint64) for _, found in kept])
 
 
-def keyed_copies(config, streams, sources):
+def keyed_copies(config, streams, sources, first_keys=None):
     """Every copy the weights ask for, keyed: floor(w) copies of each record of
-    a source of weight w, copy c in key stream copy_stream(stream, c); and of
+    a source of weight w, copy c in key stream copy_stream(stream, c) (after
+    dedup, its copy-0 key from `first_keys`, mixed by dedup.copy_keys); and of
     its n records the round(frac(w) x n) (a half up) whose next copy has the
     smallest selection keys, that copy too (equal ones: the first in input order)."""
     seed, keyed, candidates = config["seed"], Keyed(), {}
-    for (stream, positions, items), source in zip(streams, sources):
+    for (stream, positions, items), source, keys in zip(streams, sources, first_keys or [None] * len(streams)):
         weight = weight_of(config, source)
+        positions = np.asarray(positions, np.uint64)
+
+        def keys_of(copy):
+            if keys is None:
+                return record_keys(seed, copy_stream(stream, copy), positions)
+            return copy_keys(seed, keys, copy)
+
         for copy in range(math.floor(weight)):
-            keyed.add(seed, copy_stream(stream, copy), positions, items)
+            keyed.add(keys_of(copy), copy_stream(stream, copy), positions, items)
         if weight != math.floor(weight):
-            next_stream = copy_stream(stream, math.floor(weight))
-            keys = record_keys(seed, next_stream, np.asarray(positions, np.uint64))
+            next_stream, next_keys = copy_stream(stream, math.floor(weight)), keys_of(math.floor(weight))
             candidates.setdefault(source, []).extend(
-                (int(u), next_stream, int(p), item) for u, p, item in zip(selection_keys(keys), positions, items)
+                (int(u), next_stream, int(p), int(k), item)
+                for u, p, k, item in zip(selection_keys(next_keys), positions, next_keys, items)
             )
     for source, found in candidates.items():
         fraction = weight_of(config, source) % 1
         chosen = sorted(found, key=lambda c: c[:3])[: math.floor(fraction * len(found) + Fraction(1, 2))]
-        for _, stream, position, item in chosen:
-            keyed.add(seed, stream, [position], [item])
+        for _, stream, position, key, item in chosen:
+            keyed.add([key], stream, [position], [item])
     return keyed
 
 
@@ -314,8 +321,6 @@ def expected_outputs(config, contents, max_record_bytes=2**32 - 1, sources=None)
     same for all, a weight of 1)."""
     config = {**DEFAULTS, **config}
     check_fractions(config)  # the configuration is checked before any input is read
-    if config["dedup"] != "none" and any(w not in (0, 1) for w in config["weights"].values()):
-        raise Refused("with weights other than 0 and 1 is not supported yet")
     if config["head"] is not None and config["fraction"] is not None:
         raise Refused("'head' and 'fraction' are both set")
     names = output_names(config)
@@ -327,7 +332,7 @@ def expected_outputs(config, contents, max_record_bytes=2**32 - 1, sources=None)
         sources = [group[0] for group in config["paired"]]
     sources = sources or [None] * len(streams)
     if config["dedup"] != "none":
-        keyed = deduplicated(config, streams, sources, header)
+        keyed = keyed_copies(config, *deduplicated(config, streams, sources, header))
     else:
         keyed = keyed_copies(config, streams, sources)
     ordered = published(config, keyed.in_key_order())

@@ -36,6 +36,20 @@ def test_a_jsonl_field_keeps_the_first_record_of_each_value(tmp_path, memory_mb=
     assert [s["duplicates"] for s in summary["sources"]] == [2300, 800]
 
 
+def test_weights_apply_to_the_records_dedup_keeps_from_the_heaviest_source(tmp_path):
+    """A duplicate keeps the copy of the source with the largest weight,
+    wherever it is listed: docs 0-899 of the light source listed first are
+    in the heavy one, 900-1199 only in the light one."""
+    (tmp_path / "light.jsonl").write_text(jsonl(3000, 1200))
+    (tmp_path / "heavy.jsonl").write_text(jsonl(1000, 900))
+    config = {"inputs": ["light.jsonl", "heavy.jsonl"], "output": "out/d.jsonl", "memory_mb": 160, "shards": 2,
+              "dedup": {"field": "text"}, "weights": {"light.jsonl": 0.5, "heavy.jsonl": 2.5}}
+    run_workflow(tmp_path, config, env=SMALL_UNIT)
+    summary = json.loads((tmp_path / "out/d.jsonl.summary.json").read_text())
+    counts = [(s["records_in"], s["duplicates"], s["records_out"]) for s in summary["sources"]]
+    assert counts == [(3000, 2700, 150), (1000, 100, 2 * 900 + 450)]
+
+
 @pytest.mark.parametrize("field, header_lines", [("text", 1), (3, 0)])
 @pytest.mark.parametrize("form", ["tsv", "csv"])
 def test_a_tsv_or_csv_column_by_name_or_number(tmp_path, form, field, header_lines):
@@ -80,7 +94,6 @@ def test_a_record_that_is_not_json_is_named_by_file_and_line(tmp_path):
 
 
 @pytest.mark.parametrize("config, says", [
-    ({"inputs": ["a.txt"], "dedup": "record", "weights": {"a.txt": 2}}, "with weights other than 0 and 1"),
     ({"inputs": ["a.txt"], "dedup": {"field": "text"}}, "is not named .jsonl, .tsv or .csv"),
     ({"inputs": ["a.tsv"], "dedup": {"field": "text"}}, "the inputs have no header"),
     ({"paired": [["a.txt", "a.tsv"]], "dedup": {"field": 1}}, "deduplicated by whole records only"),

@@ -144,8 +144,17 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 80))
 @example(  # dedup of aligned rows
     Scenario(files=(FileSpec(2000, "tiny", seed=1), FileSpec(200, "tiny", seed=2)), paired_width=2, dedup="record")
 )
-@example(  # dedup with a weight of 2: refused before any job
-    Scenario(files=(FileSpec(100, "tiny", seed=1),), dedup="record", weights=(2,))
+@example(  # dedup with weights: a light source before a heavier one, fractions, over multi-pass buckets, cut into splits
+    Scenario(
+        files=(FileSpec(3000, "tiny", seed=1), FileSpec(3000, "tiny", seed=2), FileSpec(500, "short", seed=3)),
+        runs=(Run(memory_mb=160, unit=1024), Run(memory_mb=170, unit=2048, chunks=3, cores=1)),
+        output="out/c.jsonl.zst", splits=(("valid", 0.1, 1), ("train", "rest", 2)), dedup="record",
+        weights=(0.5, 2.5, 1.3),
+    )
+)
+@example(  # dedup with weights of aligned rows, and a fraction of the order
+    Scenario(files=(FileSpec(2000, "tiny", seed=1), FileSpec(200, "tiny", seed=2)), paired_width=2, dedup="record",
+             weights=(0.7, 3), take=("fraction", 0.5))
 )
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):

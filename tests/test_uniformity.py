@@ -281,6 +281,9 @@ def order_vs_multiplicity(values):
     return contingency_pvalue(multiplicity_class(values), np.arange(n) * len(MULTIPLICITY) // n, len(MULTIPLICITY))
 
 
+DEDUP_WEIGHT = 1.5  # weights apply to the distinct records: each once, exactly half of them twice
+
+
 @pytest.fixture(scope="module")
 def workflow_deduplicated(tmp_path_factory):
     d = tmp_path_factory.mktemp("run-dedup")
@@ -288,16 +291,25 @@ def workflow_deduplicated(tmp_path_factory):
     values = values[np.random.default_rng(7).permutation(len(values))]
     (d / "dups.txt").write_bytes(b"".join(b"v%09d\n" % v for v in values))
     run_workflow(d, {"inputs": ["dups.txt"], "output": "out.txt", "memory_mb": 160, "chunk_mb": 4, "seed": 14,
-                     "dedup": "record"})
+                     "dedup": "record", "weights": {"dups.txt": DEDUP_WEIGHT}})
     return np.array([int(line[1:]) for line in (d / "out.txt").read_bytes().splitlines()])
 
 
-def test_dedup_keeps_each_distinct_record_once_in_a_uniform_order(workflow_deduplicated):
+def test_dedup_then_weights_give_exact_counts_in_a_uniform_order(workflow_deduplicated):
     values = workflow_deduplicated
-    assert np.array_equal(np.sort(values), np.arange(DISTINCT))
+    counts = np.bincount(values, minlength=DISTINCT)
+    assert set(np.unique(counts)) == {1, 2} and int((counts == 2).sum()) == DISTINCT // 2
+    assert chosen_vs_origin(np.flatnonzero(counts == 2), DISTINCT) > ALPHA, "the extra copies depend on the value"
+    twice = np.flatnonzero(counts == 2)
+    assert chisquare(np.bincount(multiplicity_class(twice), minlength=3),
+                     np.bincount(multiplicity_class(np.arange(DISTINCT)), minlength=3) / 2).pvalue > ALPHA, \
+        "whether a record gets its extra copy depends on how many duplicates it had"
     assert order_vs_multiplicity(values) > ALPHA
-    assert position_vs_origin(values) > ALPHA
-    assert neighbour_origins(values) > ALPHA
+    n = len(values)
+    assert contingency_pvalue(values * BINS // DISTINCT, np.arange(n) * BINS // n, BINS) > ALPHA
+    assert neighbour_origins(values * len(values) // DISTINCT) > ALPHA
+    gaps = copy_gaps(values)
+    assert len(gaps) == DISTINCT // 2 and gap_pvalue(gaps) > ALPHA, "a record's two copies are placed together"
 
 
 def test_dedup_that_keeps_the_earliest_copy_is_caught():

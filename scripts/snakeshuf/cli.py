@@ -160,7 +160,7 @@ def parser():
         help="a fraction, a count or 'rest' (repeat)")
     add("--weight", type=weight_option, action="append", metavar="IN=W",
         help="IN's records appear W times: 2, 0.3 (repeat)")
-    add("--dedup", action="store_true", help="drop duplicate records (the first is kept)")
+    add("--dedup", action="store_true", help="drop duplicates (keeps the heaviest source's)")
     add("--dedup-field", metavar="F", help="drop records repeating JSONL field/TSV column F")
     add("--dedup-missing", choices=["keep", "drop"], metavar="keep|drop", help="records without F (default: error)")
     add("--header-lines", type=int, metavar="N", help="the N-line header every input starts with")

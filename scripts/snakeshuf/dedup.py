@@ -1,5 +1,8 @@
 """Exact deduplication (config key 'dedup'): one copy of each distinct record,
-or of each distinct value of a field, the first in input order.
+or of each distinct value of a field: the one in the source of the largest
+weight, and of those the first in input order (so a record keeps the weight
+of the most upsampled source that has it, and a source of weight 0, never
+read, removes nothing). The weights then apply to the distinct records.
 
 A record's identity is its bytes (with its separator, which every record
 has: a last one without gets one), or the value of a
@@ -9,7 +12,9 @@ JSONL record's top-level field (in a canonical JSON form: {"a": 1} and
 depends on a library's version) gives the record's sort key and a second 64
 bits, its tag: equal identities get equal keys, so
 duplicates meet in one key range, and the output is a uniform order of the
-distinct ones. Records whose keys and tags agree are duplicates, confirmed on
+distinct ones. Copy c > 0 of a record (weights) is keyed by mixing its key in
+a stream of copy c's (copy_keys): its duplicates' copies c meet too, and as
+the survivor has the largest weight, it has a copy wherever a duplicate has. Records whose keys and tags agree are duplicates, confirmed on
 their bytes by the bucket job (128 bits that agree on different identities
 stop the run, loudly: no record is ever dropped for a hash).
 
@@ -39,6 +44,7 @@ FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".tsv": "tsv
 # ('missing: keep'), which keeps its file's key.
 HASH_KEY_STREAM = 1 << 62
 KEPT_STREAM_BASE = 1 << 61
+COPY_STREAM_BASE = HASH_KEY_STREAM + 1  # + copy c: the stream keying copy c > 0 of a record
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,27 @@ def starts_an_object(path):
 def hash_key(seed):
     """The 16-byte BLAKE2b key of a seed."""
     return keylib.record_keys(seed, HASH_KEY_STREAM, np.arange(2, dtype=np.uint64)).tobytes()
+
+
+def copy_keys(seed, keys, copy):
+    """The keys of copy `copy` of the records whose copy 0 has `keys`."""
+    return keys if copy == 0 else keylib.record_keys(seed, COPY_STREAM_BASE + copy, keys)
+
+
+def survivor_ranks(spec):
+    """Each input file's rank among the duplicates of its records: 0 for the
+    sources of the largest weight, 1 for the next, ... (equal weights, equal
+    ranks: there input order decides); None where all read sources rank alike."""
+    weights = sorted({s.copies.weight for s in spec.sources if s.copies.weight}, reverse=True)
+    if len(weights) < 2:
+        return None
+    rank = {weight: i for i, weight in enumerate(weights)}
+    return np.array([rank.get(spec.sources[f.source].copies.weight, 0) for f in spec.files], np.int32)
+
+
+def ranks_of(ranks, files):
+    """The survivor_ranks of records from input `files` (None: all alike)."""
+    return None if ranks is None else ranks[files]
 
 
 def kept_tags(seed, stream, positions):
@@ -213,16 +240,18 @@ def line_number(stream, offset, separator):
     return count
 
 
-def first_of_each(keys, tags):
-    """The indices of the first record (in input order) of each distinct
-    (key, tag) pair, in input order."""
-    return np.sort(duplicates_and_firsts(keys, tags)[2])
+def first_of_each(keys, tags, ranks=None):
+    """The indices of the first record of each distinct (key, tag) pair, in input order."""
+    return np.sort(duplicates_and_firsts(keys, tags, ranks)[2])
 
 
-def duplicates_and_firsts(keys, tags):
+def duplicates_and_firsts(keys, tags, ranks=None):
     """(each later record of a (key, tag) pair, the first record of its pair,
-    the first record of every pair): indices in input order."""
-    order = np.lexsort((tags, keys))  # stable: equal pairs stay in input order
+    the first record of every pair): indices in input order. First: of the
+    lowest of `ranks` (each record's survivor_ranks; None: all equal), then
+    first in input order."""
+    columns = (tags, keys) if ranks is None else (ranks, tags, keys)
+    order = np.lexsort(columns)  # stable: equal pairs of a rank stay in input order
     sorted_keys, sorted_tags = keys[order], tags[order]
     new = np.ones(len(order), bool)
     new[1:] = (sorted_keys[1:] != sorted_keys[:-1]) | (sorted_tags[1:] != sorted_tags[:-1])
@@ -249,14 +278,14 @@ class Keeper:
     def __init__(self, spec):
         from snakeshuf.records import common_header
 
-        self.spec, self.identities = spec, {}
+        self.spec, self.identities, self.ranks = spec, {}, survivor_ranks(spec)
         self.header = common_header(spec.files[:1], spec.header_lines, spec.separator) if spec.header_lines else b""
 
     def published(self, loaded, files):
-        """The indices of the records published (None: all); `loaded`: keys,
+        """The indices of the records kept (None: all); `loaded`: keys,
         lengths, data and tags; `files`: each record's input file."""
         keys, lengths, data, tags = loaded
-        later, first_of_later, firsts = duplicates_and_firsts(keys, tags)
+        later, first_of_later, firsts = duplicates_and_firsts(keys, tags, ranks_of(self.ranks, files))
         if not len(later):
             return None
         offsets = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
@@ -269,63 +298,96 @@ class Keeper:
         return self.identities[file].of(data[offsets[i] : offsets[i + 1]].tobytes())
 
 
-# Rule tally_buckets holds a key range's keys, tags, lengths and files, and
-# their sort order, at a time: more than its memory takes passes over key
-# sub-ranges (equal keys share one).
-TALLY_BYTES_PER_RECORD = 80  # keys, tags, lengths, files and their sort's arrays
+# Rule tally_buckets holds a key range's keys, tags, lengths, files and
+# candidates, and their sort order, at a time: more than its memory takes
+# passes over key sub-ranges (equal keys share one).
+TALLY_BYTES_PER_RECORD = 96  # the columns, the records' ranks and the sort's arrays
 STAGING_BYTES = 1 << 20
 
 
 @dataclass
 class Distinct:
-    """What a run that deduplicates publishes: per key range, the first of
-    each (key, tag) pair's records, bytes and key checksum; per source, the
-    duplicates dropped after the split jobs."""
+    """What a run that deduplicates publishes: per key range, the records,
+    bytes and key checksum of the first of each (key, tag) pair (of
+    candidates, those chosen); per source, the duplicates dropped after the
+    split jobs and the choice among its candidates (selection.SOURCE_COLUMNS)."""
 
     ranges: np.ndarray  # (key ranges, 3) uint64
     dropped: np.ndarray  # (sources,) int64
     read: np.ndarray  # (1,) int64: the bytes of every record the split jobs wrote
+    sources: np.ndarray  # (sources, selection.SOURCE_COLUMNS) uint64
 
     def save(self, handle):
-        np.savez(handle, ranges=self.ranges, dropped=self.dropped, read=self.read)
+        np.savez(handle, ranges=self.ranges, dropped=self.dropped, read=self.read, sources=self.sources)
 
     @classmethod
     def load(cls, path):
         with np.load(path) as data:
-            return cls(data["ranges"], data["dropped"], data["read"])
+            return cls(data["ranges"], data["dropped"], data["read"], data["sources"])
+
+    def chooser(self):
+        from snakeshuf.selection import Chooser
+
+        return Chooser(self.sources)
 
     @property
     def unchosen_bytes(self):
-        """The bytes of the duplicates the split jobs wrote (and the bucket jobs drop)."""
+        """The bytes the split jobs wrote that are not published (duplicates, candidates not chosen)."""
         return int(self.read[0]) - int(self.ranges[:, 1].sum())
 
 
 def count_distinct(spec, memory):
-    """The Distinct of a run, from its run files' keys, tags and lengths (20 bytes a record)."""
-    from snakeshuf.directio import aligned_buffer
+    """The Distinct of a run, from its run files' keys, tags and lengths (20
+    bytes a record): read once, and twice more where candidates are chosen
+    (snakeshuf.selection, among the first of each pair only)."""
+    from snakeshuf import selection
 
     distinct = Distinct(np.zeros((spec.key_ranges, 3), np.uint64), np.zeros(len(spec.sources), np.int64),
-                        np.zeros(1, np.int64))
-    staging = aligned_buffer(STAGING_BYTES)
-    for bucket in range(spec.buckets):
-        for part, sections in enumerate(runindex.bucket_sections(spec, bucket)):
-            key_range = bucket * spec.parts + part
-            records = sum(int(rows[:, runindex.RECORDS].sum()) for _, rows in sections)
-            passes = max(1, -(-records * TALLY_BYTES_PER_RECORD // memory.usable_bytes))
-            for one in range(passes):
-                keys, tags, lengths, files = read_pass(sections, (spec.key_ranges, passes, one), staging)
-                first = first_of_each(keys, tags)
-                distinct.read[0] += int(lengths.sum(dtype=np.uint64))
-                runindex.add_totals(distinct.ranges, key_range, keys[first], lengths[first])
-                dropped = np.delete(files, first)
-                sources = np.array([f.source for f in spec.files], np.int64)[dropped]
-                distinct.dropped += np.bincount(sources, minlength=len(spec.sources))
+                        np.zeros(1, np.int64), np.zeros((len(spec.sources), len(selection.SOURCE_COLUMNS)), np.uint64))
+    sources = np.array([f.source for f in spec.files], np.int64)
+    for key_range, found, first in distinct_passes(spec, memory):
+        keys, _, lengths, files, candidates_of = found
+        distinct.read[0] += int(lengths.sum(dtype=np.uint64))
+        published = first[candidates_of[first] == 0]
+        runindex.add_totals(distinct.ranges, key_range, keys[published], lengths[published])
+        distinct.dropped += np.bincount(sources[np.delete(files, first)], minlength=len(spec.sources))
+    # A duplicate's every copy is dropped (the survivor has a copy wherever it has one).
+    distinct.dropped //= np.array([max(1, s.copies.written) for s in spec.sources], np.int64)
+    if spec.selects:
+        chosen = selection.choose(spec, lambda: first_candidates(spec, memory))
+        distinct.sources, distinct.ranges = chosen.sources, distinct.ranges + chosen.ranges
     return distinct
 
 
+def first_candidates(spec, memory):
+    """(source, key range, keys, lengths) of the candidates that are the first of their pair."""
+    for key_range, found, first in distinct_passes(spec, memory):
+        keys, _, lengths, _, candidates_of = found
+        first = first[candidates_of[first] > 0]
+        for candidate_of in np.unique(candidates_of[first]).tolist():
+            these = first[candidates_of[first] == candidate_of]
+            yield candidate_of - 1, key_range, keys[these], lengths[these]
+
+
+def distinct_passes(spec, memory):
+    """(key range, (keys, tags, lengths, files, candidates_of), the first of
+    each pair) of every key range, or sub-range of one, that fits in memory."""
+    from snakeshuf.directio import aligned_buffer
+
+    staging, ranks = aligned_buffer(STAGING_BYTES), survivor_ranks(spec)
+    for bucket in range(spec.buckets):
+        for part, sections in enumerate(runindex.bucket_sections(spec, bucket)):
+            records = sum(int(rows[:, runindex.RECORDS].sum()) for _, rows in sections)
+            passes = max(1, -(-records * TALLY_BYTES_PER_RECORD // memory.usable_bytes))
+            for one in range(passes):
+                found = read_pass(sections, (spec.key_ranges, passes, one), staging)
+                yield bucket * spec.parts + part, found, first_of_each(found[0], found[1], ranks_of(ranks, found[3]))
+
+
 def read_pass(sections, sub_range, staging):
-    """(keys, tags, lengths, input files) of the records of `sections` in key
-    sub-range `one` of `passes` of the key ranges (`sub_range`), in read order."""
+    """(keys, tags, lengths, input files, candidates_of) of the records of
+    `sections` in key sub-range `one` of `passes` of the key ranges
+    (`sub_range`), in read order."""
     from snakeshuf import runfile  # imports Arrow, which a job reading a Distinct need not
     from snakeshuf.directio import DirectReader
 
@@ -337,8 +399,9 @@ def read_pass(sections, sub_range, staging):
                 keys, lengths = runfile.read_keys_and_lengths(reader, row)
                 tags = runfile.read_tags(reader, row)
                 mask = keylib.sub_range_of(keys, key_ranges, passes) == one if passes > 1 else slice(None)
-                found.append((keys[mask], tags[mask], lengths[mask],
-                              np.full(len(keys[mask]), int(row[runindex.FILE]), np.int64)))
+                n = len(keys[mask])
+                found.append((keys[mask], tags[mask], lengths[mask], np.full(n, int(row[runindex.FILE]), np.int64),
+                              np.full(n, int(row[runindex.CANDIDATES_OF]), np.int32)))
     if not found:
-        return (np.empty(0, np.uint64),) * 2 + (np.empty(0, np.uint32), np.empty(0, np.int64))
+        return (np.empty(0, np.uint64),) * 2 + (np.empty(0, np.uint32), np.empty(0, np.int64), np.empty(0, np.int32))
     return tuple(np.concatenate(column) for column in zip(*found))

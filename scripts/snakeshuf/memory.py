@@ -36,6 +36,11 @@ MIN_MEMORY_MB = 160
 # and sort scratch.
 SPLIT_BYTES_PER_RECORD = 64
 SHUFFLE_BYTES_PER_RECORD = 48
+# A run that deduplicates holds more: a split job each record's tag and the
+# sort that finds the first of each identity; a bucket job the tags, input
+# files and that sort again.
+DEDUP_SPLIT_BYTES_PER_RECORD = 64
+DEDUP_SHUFFLE_BYTES_PER_RECORD = 48
 # A key range read but not yet ordered: its keys and lengths.
 SLOT_BYTES_PER_RECORD = 12
 # The plan sizes key ranges for records of this many bytes on average; shorter
@@ -61,6 +66,15 @@ FIELD_PARSE_FACTOR = 64
 @dataclass(frozen=True)
 class MemoryModel:
     memory_mb: int
+    dedup: bool = False  # the run deduplicates (more arrays per record)
+
+    @property
+    def split_bytes_per_record(self):
+        return SPLIT_BYTES_PER_RECORD + DEDUP_SPLIT_BYTES_PER_RECORD * self.dedup
+
+    @property
+    def shuffle_bytes_per_record(self):
+        return SHUFFLE_BYTES_PER_RECORD + DEDUP_SHUFFLE_BYTES_PER_RECORD * self.dedup
 
     @property
     def usable_bytes(self):
@@ -74,7 +88,7 @@ class MemoryModel:
 
     @property
     def batch_records(self):
-        return max(1, self.usable_bytes // 4 // SPLIT_BYTES_PER_RECORD)
+        return max(1, self.usable_bytes // 4 // self.split_bytes_per_record)
 
     @property
     def shuffle_bytes(self):
@@ -83,7 +97,7 @@ class MemoryModel:
     @property
     def fitting_bytes(self):
         """The most bytes of average records a shuffle job can hold at once."""
-        per_byte = 1 + SHUFFLE_BYTES_PER_RECORD / PLANNED_RECORD_BYTES
+        per_byte = 1 + self.shuffle_bytes_per_record / PLANNED_RECORD_BYTES
         return int(self.shuffle_bytes / per_byte)
 
     @property
@@ -101,10 +115,9 @@ class MemoryModel:
         spills = int(self.usable_bytes * INDEX_SHARE) // (key_ranges * INDEX_ROW_BYTES)
         return max(1, spills) * self.block_bytes
 
-    @staticmethod
-    def shuffle_need(records, nbytes):
+    def shuffle_need(self, records, nbytes):
         """The bytes a shuffle job holds to order `records` records of `nbytes`."""
-        return nbytes + records * SHUFFLE_BYTES_PER_RECORD
+        return nbytes + records * self.shuffle_bytes_per_record
 
     def read_ahead_need(self, records, nbytes):
         """The bytes held while ordering a key range of this size and reading

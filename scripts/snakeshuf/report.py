@@ -65,7 +65,7 @@ def summary_html(summary, budget_mb):
         "memory_mb per job": budget_mb,
         "snakeshuf version": summary["version"],
     }
-    outputs = pd.DataFrame(summary["outputs"]).T.map("{:,}".format)
+    outputs = pd.DataFrame(summary["outputs"]).T[["records", "bytes"]].map("{:,}".format)
     inputs = pd.Series(summary["inputs"], name="bytes").map("{:,}".format).to_frame()
     more = len(inputs) - INPUT_ROWS
     parts = [

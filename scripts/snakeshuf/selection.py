@@ -61,10 +61,17 @@ class Chooser:
         self.ties_left = sources[:, TIES].astype(np.int64)
 
     def chosen(self, keys, candidates_of):
-        """A mask of the section's records that are published."""
-        if not candidates_of:
-            return np.ones(len(keys), bool)
-        source = candidates_of - 1
+        """A mask of the records that are published; `candidates_of`: each
+        record's index column (0: no candidate), or one for all."""
+        candidates_of = np.broadcast_to(candidates_of, keys.shape)
+        mask = candidates_of == 0
+        for candidate_of in np.unique(candidates_of[~mask]).tolist():
+            these = np.flatnonzero(candidates_of == candidate_of)
+            mask[these] = self.chosen_of(candidate_of - 1, keys[these])
+        return mask
+
+    def chosen_of(self, source, keys):
+        """A mask of one source's candidates that are published."""
         u, t = selection_keys(keys), self.thresholds[source]
         mask = u < t
         ties = np.flatnonzero(u == t)
@@ -97,13 +104,16 @@ def candidate_keys(spec):
                 yield int(row[runindex.CANDIDATES_OF]) - 1, int(row[runindex.KEY_RANGE]), keys, lengths
 
 
-def choose(spec):
-    """The Selection of a run whose weights have fractions."""
+def choose(spec, candidates=None):
+    """The Selection of a run whose weights have fractions; `candidates`: a
+    callable giving the candidates as candidate_keys does (the default),
+    called twice."""
+    candidates = candidates or (lambda: candidate_keys(spec))
     sources = len(spec.sources)
     # 32 KiB of bins for each source with a fraction only: a sheet may list thousands of sources.
     bins = {s: np.zeros(1 << BIN_BITS, np.int64) for s, source in enumerate(spec.sources) if source.copies.fraction}
     table = np.zeros((sources, len(SOURCE_COLUMNS)), np.uint64)
-    for source, _, keys, lengths in candidate_keys(spec):
+    for source, _, keys, lengths in candidates():
         bins[source] += np.bincount(selection_keys(keys) >> BIN_SHIFT, minlength=1 << BIN_BITS)
         table[source, CANDIDATE_BYTES] += np.uint64(lengths.sum(dtype=np.uint64))
     boundary = np.zeros(sources, np.int64)  # the bin of the last one chosen
@@ -117,7 +127,7 @@ def choose(spec):
         needed[source] = m - (int(counts[boundary[source] - 1]) if boundary[source] > 0 else 0)
     ranges = np.zeros((spec.key_ranges, len(RANGE_COLUMNS)), np.uint64)
     in_boundary = {source: [] for source in range(sources)}
-    for source, key_range, keys, lengths in candidate_keys(spec):
+    for source, key_range, keys, lengths in candidates():
         u = selection_keys(keys)
         bin_of = (u >> BIN_SHIFT).astype(np.int64)
         below = bin_of < boundary[source]
