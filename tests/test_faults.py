@@ -132,6 +132,29 @@ def test_sigkill_during_each_stage(tmp_path, corpus, reference, moment):
     assert not [p for p in tmp_path.glob("scratch/**/*") if p.is_file()], "intermediates left behind"
 
 
+@pytest.fixture(scope="module")
+def mixing(tmp_path_factory):
+    """A run that weights (1.5) and deduplicates a 40 MB corpus of every record
+    twice, and what it publishes undisturbed."""
+    d = tmp_path_factory.mktemp("mixing")
+    corpus_file(d / "half.txt", 20 << 20, seed=4)
+    half = (d / "half.txt").read_bytes()
+    (d / "corpus.txt").write_bytes(half + half)
+    corpus = str(d / "corpus.txt")
+    config = config_for(corpus, weights={corpus: 1.5}, dedup="record")
+    run_workflow(d / "undisturbed", config)
+    return config, (d / "undisturbed" / "out.txt").read_bytes()
+
+
+@pytest.mark.parametrize("moment", ["split_chunk", "tally_buckets", "shuffle_bucket"])
+def test_sigkill_during_each_stage_of_a_run_that_weights_and_deduplicates(tmp_path, mixing, moment):
+    config, undisturbed = mixing
+    assert run_and_kill(tmp_path, config, logs_exist(moment)), f"the run ended before {moment}"
+    assert final_names_are_complete_or_absent(tmp_path, undisturbed)
+    recover(tmp_path, config)
+    assert (tmp_path / "out.txt").read_bytes() == undisturbed
+
+
 def test_sigkill_at_ten_random_moments(tmp_path, corpus, reference):
     rng = random.Random(5)
     started = time.monotonic()
