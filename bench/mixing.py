@@ -5,6 +5,7 @@
   up        `--weight corpus.txt=1.5`   (a copy and a candidate per record)
   dedup     `--dedup`                   (whole records)
   field     `--dedup-field text`        (a JSONL field: each record parsed), on the corpus as JSONL
+  mix       `--dedup --weight corpus.txt=1.5`   (both: copies of the distinct records)
 
 each against `snakeshuf corpus -o out`, run in turn after a warm-up
 (shuf_habits.pair): every run's wall time, the medians and the median ratio.
@@ -25,6 +26,7 @@ KINDS = {  # (corpus, options)
     "up": ("corpus.txt", "--weight corpus.txt=1.5"),
     "dedup": ("corpus.txt", "--dedup"),
     "field": ("corpus.jsonl", "--dedup-field text"),
+    "mix": ("corpus.txt", "--dedup --weight corpus.txt=1.5"),
 }
 
 

@@ -242,6 +242,52 @@ def test_a_signal_while_the_scheduler_prepares_a_job_interrupts_it_without_a_tra
     assert "Traceback" not in result.stderr, result.stderr
 
 
+# Snakemake evaluates a job's resources (Rule.expand_resources) in the
+# scheduler, wrapping anything raised there, an interrupt too, into an error.
+RESOURCES = """
+import json, os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from snakemake.rules import Rule
+from snakeshuf.stopping import RunStopper
+
+class Scheduler:
+    _user_kill = None
+
+    def schedule(self):
+        try:
+            Rule.expand_resources(None, None, None, None)
+        except TypeError:  # what a KeyboardInterrupt becomes there: an error of the run
+            print(json.dumps("interrupted while resources were expanded"))
+            return
+        time.sleep(5)
+
+def expanding(self, *args):
+    import os, signal  # it runs with Snakemake's module globals
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs here, at once
+        for _ in range(200_000):
+            pass
+    except BaseException:
+        raise TypeError  # as Snakemake raises InputFunctionException
+
+Rule.expand_resources.__code__ = expanding.__code__
+RunStopper().attach(Scheduler(), local_jobs=False)
+try:
+    Scheduler().schedule()
+except KeyboardInterrupt:
+    print(json.dumps("interrupted after"))
+"""
+
+
+def test_a_signal_while_the_scheduler_expands_resources_interrupts_it_after():
+    """Found by a full local run: SIGTERM while Snakemake evaluated a job's
+    resources ended the run with InputFunctionException, not as stopped."""
+    result = subprocess.run(
+        [sys.executable, "-c", RESOURCES, str(REPO / "scripts")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and json.loads(result.stdout) == "interrupted after", result.stderr
+
+
 # Snakemake holds its locks in a `with` block while it builds the DAG.
 LOCKED = """
 import os, signal, sys, time

@@ -11,6 +11,7 @@ as failed; before that, it ends the run at once, unwinding Snakemake's locks.
 """
 
 import asyncio
+import os
 import signal
 import sys
 import threading
@@ -23,6 +24,9 @@ STOPPED = 1  # the exit status of a stopped run, as of a failed one: run it agai
 # How often the run's job processes are stopped again once stopping: a job
 # the scheduler handed to a thread just before the signal starts a moment later.
 REPEAT_SECONDS = 0.1
+# A signal that lands where an interrupt would be taken for an error is sent
+# again after this long.
+REDELIVER_SECONDS = 0.02
 
 
 def runs_inside(frame, code):
@@ -57,6 +61,15 @@ def cancel_scheduler_wakeups():
     for thread in threading.enumerate():
         if isinstance(thread, threading.Timer):
             thread.cancel()
+
+
+def expanding_resources():
+    """The code of Snakemake's Rule.expand_resources, which wraps any
+    exception raised while it evaluates a job's resources, BaseException
+    included, into an InputFunctionException."""
+    from snakemake.rules import Rule
+
+    return Rule.expand_resources.__code__
 
 
 def tell(text):
@@ -112,6 +125,11 @@ class RunStopper:
 
     def stop(self, number, frame):
         if self.signal_name:  # a second Ctrl-C, or SIGTERM with it: already on it
+            return
+        if self.scheduler is not None and runs_inside(frame, expanding_resources()):
+            # Snakemake turns anything raised there, an interrupt too, into an
+            # error of the run: take the signal again once it is done.
+            threading.Timer(REDELIVER_SECONDS, os.kill, (os.getpid(), number)).start()
             return
         self.signal_name = signal.Signals(number).name
         if self.scheduler is None:
