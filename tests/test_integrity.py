@@ -103,8 +103,8 @@ def swap_in_region(path, stats):
     swap_words(path, aligned, aligned + 64)
 
 
-@pytest.mark.parametrize("damage", [flip_in_region, swap_in_region], ids=["flipped byte", "swapped words"])
-@pytest.mark.parametrize("verify", ["changed", "always"])
+@pytest.mark.parametrize("verify, damage", [("changed", flip_in_region), ("always", swap_in_region)],
+                         ids=["changed, flipped byte", "always, swapped words"])
 def test_damage_to_a_bucket_before_gather_is_caught_and_redone(tmp_path, corpus, reference, verify, damage):
     config = {**config_for(corpus), "verify_output": verify}
     run_workflow(tmp_path, config, "--until", "shuffle_bucket", "--notemp")

@@ -94,7 +94,8 @@ def test_a_second_run_on_the_same_output_is_refused_at_once(tmp_path):
     output = str(tmp_path / "shared" / "out.txt")
     first_config = {"inputs": inputs, "output": output, "seed": 1, "memory_mb": 160}
     env = {**os.environ, "SNAKESHUF_MIB_BYTES": "65536"}
-    slow = {**env, "SNAKESHUF_SLOW_BUCKETS": "0"}  # the first run is still going when the others start
+    release = tmp_path / "release"  # the first run is still going when the others start, until this exists
+    slow = {**env, "SNAKESHUF_SLOW_BUCKETS": "0", "SNAKESHUF_RELEASE": str(release)}
     first = subprocess.Popen(
         snakemake_command(tmp_path / "first", first_config), env=slow,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -107,6 +108,7 @@ def test_a_second_run_on_the_same_output_is_refused_at_once(tmp_path):
         assert second.returncode != 0
         assert f"output '{output}' is being written by another run (snakeshuf PID {first.pid} on" in second.stderr
         assert not (tmp_path / f"second-{seed}" / "logs").exists(), "the second run started a job"
+    release.touch()
     assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
     assert_published_as_the_reference(tmp_path, first_config)
     assert not Path(output + ".lock").exists()

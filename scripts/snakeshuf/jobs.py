@@ -85,11 +85,19 @@ SLOW_JOB_SECONDS = 30
 _held = []  # what SNAKESHUF_EXTRA_MEMORY_MB holds until the job ends
 
 
+def slow_down(release):
+    """Wait SLOW_JOB_SECONDS, or until the file `release` (if any) exists."""
+    deadline = time.monotonic() + SLOW_JOB_SECONDS
+    while time.monotonic() < deadline and not (release and os.path.exists(release)):
+        time.sleep(0.1)
+
+
 def inject_faults(bucket=None, memory_mb=None):
     """Test hooks, set through the environment so that they never change what
     Snakemake sees of a job (params, config): SNAKESHUF_FAIL_BUCKETS=3,7 makes
     those shuffle jobs fail; SNAKESHUF_SLOW_BUCKETS=0 makes those take
-    SLOW_JOB_SECONDS more, like the jobs of a large corpus;
+    SLOW_JOB_SECONDS more, like the jobs of a large corpus, or less, once the
+    file SNAKESHUF_RELEASE names exists;
     SNAKESHUF_OOM_BELOW_MB=N makes any job given less than N MB die the way
     the out-of-memory killer ends it (SIGKILL);
     SNAKESHUF_EXTRA_MEMORY_MB=N makes every job hold N MB more than its model
@@ -98,7 +106,7 @@ def inject_faults(bucket=None, memory_mb=None):
     if bucket is not None and bucket in listed("SNAKESHUF_FAIL_BUCKETS"):
         raise InjectedFault(f"bucket {bucket}: failure injected by SNAKESHUF_FAIL_BUCKETS")
     if bucket is not None and bucket in listed("SNAKESHUF_SLOW_BUCKETS"):
-        time.sleep(SLOW_JOB_SECONDS)
+        slow_down(os.environ.get("SNAKESHUF_RELEASE"))
     extra_mb = int(os.environ.get("SNAKESHUF_EXTRA_MEMORY_MB", 0))
     if extra_mb:
         _held.append(np.ones(extra_mb * 2**20, dtype=np.uint8))
