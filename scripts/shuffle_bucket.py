@@ -304,7 +304,7 @@ def published_totals(sections, key_range, chosen):
 def origins(sections, selects):
     """The input file and the index column CANDIDATES_OF (in a run that
     `selects`, else empty) of each record of the sections, in the order they are read."""
-    rows = np.concatenate([run_rows for _, run_rows in sections])
+    rows = np.concatenate([run_rows for _, run_rows in sections] or [np.empty((0, len(runindex.COLUMNS)), np.uint64)])
     counts = rows[:, runindex.RECORDS].astype(np.int64)
     files = np.repeat(rows[:, runindex.FILE].astype(np.int32), counts)
     return files, np.repeat(rows[:, runindex.CANDIDATES_OF].astype(np.int32), counts if selects else 0)

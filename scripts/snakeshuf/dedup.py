@@ -301,7 +301,7 @@ class Keeper:
 # Rule tally_buckets holds a key range's keys, tags, lengths, files and
 # candidates, and their sort order, at a time: more than its memory takes
 # passes over key sub-ranges (equal keys share one).
-TALLY_BYTES_PER_RECORD = 96  # the columns, the records' ranks and the sort's arrays
+TALLY_BYTES_PER_RECORD = 128  # the columns, read in pieces and joined, and the sort's arrays (measured: 101-119)
 STAGING_BYTES = 1 << 20
 
 
@@ -345,12 +345,9 @@ def count_distinct(spec, memory):
     distinct = Distinct(np.zeros((spec.key_ranges, 3), np.uint64), np.zeros(len(spec.sources), np.int64),
                         np.zeros(1, np.int64), np.zeros((len(spec.sources), len(selection.SOURCE_COLUMNS)), np.uint64))
     sources = np.array([f.source for f in spec.files], np.int64)
-    for key_range, found, first in distinct_passes(spec, memory):
-        keys, _, lengths, files, candidates_of = found
-        distinct.read[0] += int(lengths.sum(dtype=np.uint64))
-        published = first[candidates_of[first] == 0]
-        runindex.add_totals(distinct.ranges, key_range, keys[published], lengths[published])
-        distinct.dropped += np.bincount(sources[np.delete(files, first)], minlength=len(spec.sources))
+    for passed in distinct_passes(spec, memory):
+        count_pass(distinct, sources, *passed)
+        del passed  # nothing of a pass is held while the next is read
     # A duplicate's every copy is dropped (the survivor has a copy wherever it has one).
     distinct.dropped //= np.array([max(1, s.copies.written) for s in spec.sources], np.int64)
     if spec.selects:
@@ -359,19 +356,36 @@ def count_distinct(spec, memory):
     return distinct
 
 
+def count_pass(distinct, sources, key_range, found, first):
+    """Add what a pass publishes, but for candidates, and what it drops to `distinct`."""
+    keys, _, lengths, files, candidates_of = found
+    distinct.read[0] += int(lengths.sum(dtype=np.uint64))
+    published = first[candidates_of[first] == 0]
+    runindex.add_totals(distinct.ranges, key_range, keys[published], lengths[published])
+    distinct.dropped += np.bincount(sources[np.delete(files, first)], minlength=len(distinct.dropped))
+
+
 def first_candidates(spec, memory):
     """(source, key range, keys, lengths) of the candidates that are the first of their pair."""
-    for key_range, found, first in distinct_passes(spec, memory):
-        keys, _, lengths, _, candidates_of = found
-        first = first[candidates_of[first] > 0]
-        for candidate_of in np.unique(candidates_of[first]).tolist():
-            these = first[candidates_of[first] == candidate_of]
-            yield candidate_of - 1, key_range, keys[these], lengths[these]
+    for passed in distinct_passes(spec, memory):
+        chosen = candidates_in(*passed)
+        del passed  # nothing of a pass is held while the next is read
+        yield from chosen
+
+
+def candidates_in(key_range, found, first):
+    """A pass's first candidates, as first_candidates gives them (copies of the pass's arrays)."""
+    keys, _, lengths, _, candidates_of = found
+    first = first[candidates_of[first] > 0]
+    return [(candidate_of - 1, key_range, keys[these], lengths[these])
+            for candidate_of in np.unique(candidates_of[first]).tolist()
+            for these in [first[candidates_of[first] == candidate_of]]]
 
 
 def distinct_passes(spec, memory):
     """(key range, (keys, tags, lengths, files, candidates_of), the first of
-    each pair) of every key range, or sub-range of one, that fits in memory."""
+    each pair) of every key range, or sub-range of one, that fits in memory;
+    the caller holds none of a pass when it asks for the next."""
     from snakeshuf.directio import aligned_buffer
 
     staging, ranks = aligned_buffer(STAGING_BYTES), survivor_ranks(spec)
@@ -381,7 +395,10 @@ def distinct_passes(spec, memory):
             passes = max(1, -(-records * TALLY_BYTES_PER_RECORD // memory.usable_bytes))
             for one in range(passes):
                 found = read_pass(sections, (spec.key_ranges, passes, one), staging)
-                yield bucket * spec.parts + part, found, first_of_each(found[0], found[1], ranks_of(ranks, found[3]))
+                passed = (bucket * spec.parts + part, found, first_of_each(found[0], found[1], ranks_of(ranks, found[3])))
+                del found
+                yield passed
+                del passed
 
 
 def read_pass(sections, sub_range, staging):
@@ -400,8 +417,8 @@ def read_pass(sections, sub_range, staging):
                 tags = runfile.read_tags(reader, row)
                 mask = keylib.sub_range_of(keys, key_ranges, passes) == one if passes > 1 else slice(None)
                 n = len(keys[mask])
-                found.append((keys[mask], tags[mask], lengths[mask], np.full(n, int(row[runindex.FILE]), np.int64),
+                found.append((keys[mask], tags[mask], lengths[mask], np.full(n, int(row[runindex.FILE]), np.int32),
                               np.full(n, int(row[runindex.CANDIDATES_OF]), np.int32)))
     if not found:
-        return (np.empty(0, np.uint64),) * 2 + (np.empty(0, np.uint32), np.empty(0, np.int64), np.empty(0, np.int32))
+        return (np.empty(0, np.uint64),) * 2 + (np.empty(0, np.uint32), np.empty(0, np.int32), np.empty(0, np.int32))
     return tuple(np.concatenate(column) for column in zip(*found))
