@@ -57,6 +57,12 @@ def reference(tmp_path_factory):
     return config, (root / "local" / "out.txt").read_bytes()
 
 
+def requeue_of(job):
+    """Whether SLURM would requeue the job (scontrol's Requeue=, kept MinJobAge after it ends)."""
+    shown = subprocess.run(["scontrol", "show", "job", job.id], capture_output=True, text=True, check=True).stdout
+    return shown.split("Requeue=")[1].split()[0]
+
+
 def slurm_command(workdir, config, *args):
     return snakemake_command(
         workdir, config,
@@ -87,6 +93,7 @@ def test_slurm_run_matches_the_local_run_and_asks_for_the_planned_memory(tmp_pat
     assert rules.count("split_chunk") == 3 and rules.count("shuffle_bucket") > 1, rules
     assert {(job.state, job.step_state) for job in jobs} == {("COMPLETED", "COMPLETED")}
     assert {job.mem_mb for job in jobs} == {MEMORY_MB + CLUSTER_JOB_OVERHEAD_MB}
+    assert {requeue_of(job) for job in jobs} == {"0"}, "SLURM may requeue the profile's jobs behind Snakemake's back"
     # SLURM gets the overhead on top; the job itself keeps to memory_mb.
     budgets = {report["memory_mb"] for report in job_reports(tmp_path) if "memory_mb" in report}
     assert budgets == {MEMORY_MB}
