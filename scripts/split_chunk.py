@@ -21,7 +21,7 @@ from snakeshuf.progress import JobProgress
 from snakeshuf import codecs, dedup
 from snakeshuf.errors import InputError, RecordTooLarge, WindowTooLarge
 from snakeshuf.records import RecordReader, common_header
-from snakeshuf.runfile import RunWriter, Spill, as_records, take
+from snakeshuf.runfile import RunWriter, Spill, as_records, release_taken, take
 from snakeshuf.spec import RunSpec
 from snakeshuf.weights import copy_stream
 
@@ -120,6 +120,7 @@ class ChunkWriter:
         if self.writing:
             self.writing.result()
             self.writing = None
+            release_taken()  # the spill's records, which Arrow's allocator would keep
 
 
 # Records whose identities (Python bytes objects) a split job holds at once.
