@@ -338,21 +338,24 @@ class Distinct:
 
 def count_distinct(spec, memory):
     """The Distinct of a run, from its run files' keys, tags and lengths (20
-    bytes a record): read once, and twice more where candidates are chosen
-    (snakeshuf.selection, among the first of each pair only)."""
+    bytes a record): read once, and once more where candidates are chosen
+    (snakeshuf.selection, among the first of each pair only; its first read
+    is the count's)."""
     from snakeshuf import selection
 
     distinct = Distinct(np.zeros((spec.key_ranges, 3), np.uint64), np.zeros(len(spec.sources), np.int64),
                         np.zeros(1, np.int64), np.zeros((len(spec.sources), len(selection.SOURCE_COLUMNS)), np.uint64))
     sources = np.array([f.source for f in spec.files], np.int64)
-    for passed in distinct_passes(spec, memory):
-        count_pass(distinct, sources, *passed)
-        del passed  # nothing of a pass is held while the next is read
+    counting = first_candidates(spec, memory, lambda *passed: count_pass(distinct, sources, *passed))
+    if spec.selects:
+        reads = iter([counting, first_candidates(spec, memory)])
+        chosen = selection.choose(spec, lambda: next(reads))
+        distinct.sources, distinct.ranges = chosen.sources, distinct.ranges + chosen.ranges
+    else:
+        for _ in counting:
+            pass
     # A duplicate's every copy is dropped (the survivor has a copy wherever it has one).
     distinct.dropped //= np.array([max(1, s.copies.written) for s in spec.sources], np.int64)
-    if spec.selects:
-        chosen = selection.choose(spec, lambda: first_candidates(spec, memory))
-        distinct.sources, distinct.ranges = chosen.sources, distinct.ranges + chosen.ranges
     return distinct
 
 
@@ -365,9 +368,12 @@ def count_pass(distinct, sources, key_range, found, first):
     distinct.dropped += np.bincount(sources[np.delete(files, first)], minlength=len(distinct.dropped))
 
 
-def first_candidates(spec, memory):
-    """(source, key range, keys, lengths) of the candidates that are the first of their pair."""
+def first_candidates(spec, memory, count=None):
+    """(source, key range, keys, lengths) of the candidates that are the first
+    of their pair; `count`, if any, is called with each pass first."""
     for passed in distinct_passes(spec, memory):
+        if count:
+            count(*passed)
         chosen = candidates_in(*passed)
         del passed  # nothing of a pass is held while the next is read
         yield from chosen
