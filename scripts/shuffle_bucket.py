@@ -228,7 +228,8 @@ class KeyRangeInPasses:
             if k + n > records or d + int(chosen_lengths.sum(dtype=np.uint64)) > nbytes:
                 raise self.changed()
             keys[k : k + n], lengths[k : k + n], files[k : k + n] = chosen_keys, chosen_lengths, row[runindex.FILE]
-            candidates_of[k : k + n] = row[runindex.CANDIDATES_OF] if len(candidates_of) else 0
+            if len(candidates_of):
+                candidates_of[k : k + n] = row[runindex.CANDIDATES_OF]
             if self.tagged:
                 tags[k : k + n] = chosen_tags
             k += n
@@ -386,7 +387,6 @@ class BucketWriter:
                 published = published_indices(sections, current[0], self.chooser)
             self.output.write_sorted(*current[:3], published)
             progress.update(self.output.nbytes)
-
 
     def distinct(self, loaded, origin):
         """The indices of the loaded records a run that deduplicates publishes:

@@ -169,12 +169,9 @@ class Deduplicator:
         """(Spill of the keys and tags of copies `group` of a batch's records,
         the indices of those written) from keyed()'s (Spill, kept indices)."""
         keyed, kept = distinct
-        if len(group) == 1:  # no copies of the batch's arrays: a split job's memory is tight
-            keys = dedup.copy_keys(self.spec.seed, keyed.keys, group[0])
-            return Spill(keys, None, None, keyed.file, candidates_of, keyed.tags), kept
-        keys = np.concatenate([dedup.copy_keys(self.spec.seed, keyed.keys, copy) for copy in group])
-        written = np.concatenate([kept + i * len(keyed.keys) for i in range(len(group))])
-        return Spill(keys, None, None, keyed.file, candidates_of, np.tile(keyed.tags, len(group))), written
+        keys = joined([dedup.copy_keys(self.spec.seed, keyed.keys, copy) for copy in group])
+        written = joined([kept + i * len(keyed.keys) if i else kept for i in range(len(group))])
+        return Spill(keys, None, None, keyed.file, candidates_of, joined([keyed.tags] * len(group))), written
 
     def identity_at(self, batch, f, i):
         """The identity of the batch's i-th record (one that has one)."""
@@ -208,6 +205,11 @@ class Deduplicator:
             opened = nullcontext(raw) if f.codec is codecs.PLAIN else codecs.open_stream(raw, f.codec)
             with opened as stream:
                 return dedup.line_number(stream, position, self.spec.separator)
+
+
+def joined(arrays):
+    """The arrays one after the other; a single one as it is (a split job's memory is tight)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def batch_records(batch, lo, hi):

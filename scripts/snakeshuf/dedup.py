@@ -14,11 +14,12 @@ bits, its tag: equal identities get equal keys, so
 duplicates meet in one key range, and the output is a uniform order of the
 distinct ones. Copy c > 0 of a record (weights) is keyed by mixing its key in
 a stream of copy c's (copy_keys): its duplicates' copies c meet too, and as
-the survivor has the largest weight, it has a copy wherever a duplicate has. Records whose keys and tags agree are duplicates, confirmed on
-their bytes by the bucket job (128 bits that agree on different identities
-stop the run, loudly: no record is ever dropped for a hash).
+the survivor has the largest weight, it has a copy wherever a duplicate has.
+Records whose keys and tags agree are duplicates, confirmed on their bytes
+by the bucket job (128 bits that agree on different identities stop the
+run, loudly: no record is ever dropped for a hash).
 
-Duplicates are dropped three times over, each keeping the first: by the split
+Duplicates are dropped three times over, each keeping the survivor: by the split
 job within each spill (bounding the copies of a key to one per spill), by
 rule tally_buckets, which counts what each key range publishes so that the
 bucket jobs know where their records go, and by the bucket jobs, which

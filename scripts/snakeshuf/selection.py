@@ -63,7 +63,8 @@ class Chooser:
     def chosen(self, keys, candidates_of):
         """A mask of the records that are published; `candidates_of`: each
         record's index column (0: no candidate), or one for all."""
-        candidates_of = np.broadcast_to(candidates_of, keys.shape)
+        if np.ndim(candidates_of) == 0:  # a section's: no search for the values
+            return self.chosen_of(candidates_of - 1, keys) if candidates_of else np.ones(len(keys), bool)
         mask = candidates_of == 0
         for candidate_of in np.unique(candidates_of[~mask]).tolist():
             these = np.flatnonzero(candidates_of == candidate_of)
