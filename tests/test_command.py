@@ -143,6 +143,7 @@ def test_the_command_from_two_directories_rebuilds_another_seeds_output(inputs, 
         (["--memory", "0.1M"], "argument --memory: '0.1M' is below the minimum of 160M"),
         (["--split", "a=0.5", "--split", "a=rest"], "--split a is given twice"),
         (["--report", "nodir/r.html"], "--report nodir/r.html: the directory"),
+        (["--report", "r.txt"], "--report r.txt: a report is written as .html or .zip"),  # failed after the run
         (["--weight", "in.txt=-1"], "argument --weight: 'in.txt=-1' is not SOURCE=WEIGHT"),
         (["--weight", "in.txt"], "argument --weight: 'in.txt' is not SOURCE=WEIGHT"),
         (["--weight", "in.txt=1", "--weight", "in.txt=2"], "--weight in.txt is given twice"),
@@ -162,6 +163,18 @@ def test_usage_errors_are_refused_before_anything_runs(tmp_path, monkeypatch, ca
     assert stopped.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / ".snakemake").exists()
+
+
+@pytest.mark.parametrize("report", ["in.html", "o.html", "o.html.summary.json"])
+def test_a_report_named_as_a_file_the_run_reads_or_writes_is_refused(tmp_path, monkeypatch, capsys, report):
+    """Fresh hostile pass: --report in.html overwrote the input in.html, and
+    --report o.html the output, with exit 0."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.html").write_text("a\nb\n")
+    with pytest.raises(SystemExit) as stopped:
+        main(["in.html", "-o", "o.html", "--report", report])
+    assert stopped.value.code == 2 and (tmp_path / "in.html").read_text() == "a\nb\n"
+    assert report.endswith(".json") or "the run reads or writes that file" in capsys.readouterr().err
 
 
 def test_ctrl_c_while_the_command_starts_ends_it_as_the_signal_does(inputs, installed):

@@ -213,6 +213,19 @@ def config_of(args):
     return config
 
 
+def check_report(p, args):
+    """The report: a name Snakemake writes a report to, that is not a file the run reads or writes."""
+    path = args.report
+    if not path.endswith((".html", ".zip")):
+        p.error(f"--report {path}: a report is written as .html or .zip; name it so")
+    read = [*args.inputs, *(f for group in args.paired or () for f in group), *filter(None, [args.sample_sheet])]
+    read = [match for pattern in read for match in glob.glob(pattern) or [pattern]]
+    written = [args.output + suffix for suffix in ("", ".summary.json", LOCK)] if args.output else []
+    if os.path.realpath(path) in {os.path.realpath(f) for f in read + written}:
+        p.error(f"--report {path}: the run reads or writes that file; choose another name for the report")
+    check_writable_directory(p, path)
+
+
 def check_writable_directory(p, path):
     """The report is written after the run: its directory is checked before."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -318,7 +331,7 @@ def main(argv=None):
     if args.report and (args.dry_run or args.unlock):
         p.error("--report needs a run: leave out --dry-run and --unlock")
     if args.report:
-        check_writable_directory(p, args.report)
+        check_report(p, args)
     if args.output == STDOUT:
         check_stdout(p, args)
     if args.output != STDOUT and not (args.dry_run or args.unlock):
