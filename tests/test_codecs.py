@@ -122,6 +122,21 @@ def test_formats_are_recognised_by_their_whole_signature(tmp_path, head, codec):
     assert codecs.detect(path) == codec
 
 
+SUFFIXES = {"gzip": ".gz", "bzip2": ".bz2", "xz": ".xz", "zstd": ".zst"}
+
+
+@pytest.mark.parametrize("codec", SUFFIXES)
+@pytest.mark.parametrize("content", [b"", b"\x1f", b"(", b"not compressed\n"], ids=["empty", "1f", "(", "text"])
+def test_a_file_named_as_compressed_that_holds_no_stream_is_refused(tmp_path, codec, content):
+    """Fresh hostile pass: an empty '.gz' was read as an empty input, and a
+    '.gz' cut to one byte or never compressed was published as text, exit 0;
+    the codec's own -t refuses each."""
+    path = tmp_path / ("input.txt" + SUFFIXES[codec])
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=f"is named as a {codec} file but is|start of a"):
+        codecs.detect(path)
+
+
 COMPRESS = {"gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress,
             "zstd": zstandard.ZstdCompressor().compress}
 

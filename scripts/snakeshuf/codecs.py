@@ -58,7 +58,9 @@ PEEK_CODECS = ("gzip", "xz", "zstd")
 
 def detect(path):
     """The codec whose signature starts the file, or PLAIN; a file that is
-    only the start of a signature is refused as cut short."""
+    only the start of a signature is refused as cut short, and so is one
+    named as compressed that holds no compressed stream (an empty one too:
+    the codec's own -t says it is damaged)."""
     with open(path, "rb") as handle:
         head = handle.read(10)
     for codec, signatures in SIGNATURES.items():
@@ -70,7 +72,16 @@ def detect(path):
             f"input '{path}' holds only {len(head)} bytes, the start of a {cut_short} file's header: "
             f"it is a {cut_short} file cut short; fetch or compress it again"
         )
+    named = NAMED_CODECS.get(os.path.splitext(path)[1].lower())
+    if named:
+        raise InputError(
+            f"input '{path}' is named as a {named} file but is {'empty' if not head else 'not one'}: "
+            f"it was cut short or never compressed; fetch or compress it again, or rename it"
+        )
     return PLAIN
+
+
+NAMED_CODECS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
 
 
 def container_of(head):

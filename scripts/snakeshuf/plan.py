@@ -250,7 +250,7 @@ def load_inputs(found, owners, source, entry_sources):
             )
         seen[key] = path
     return tuple(
-        InputFile(i, path, info.st_size, codecs.detect(path) if info.st_size else codecs.PLAIN, info.st_mtime_ns,
+        InputFile(i, path, info.st_size, codecs.detect(path), info.st_mtime_ns,
                   entry_sources[entry])
         for i, ((path, info), (_, _, entry)) in enumerate(zip(infos, found))
     )
