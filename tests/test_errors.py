@@ -26,6 +26,7 @@ MORE_FILES = {
     "no-path.tsv": "file\tsource\ndata/a.txt\tweb\n",
     "empty-cell.tsv": "path\tsource\ndata/a.txt\tweb\n\tbooks\n",
     "lists-missing.csv": "source,path\nweb,data/a.txt\nweb,data/b.txt\n",
+    "good.tsv": "path\ndata/a.txt\n",
 }
 
 
@@ -39,6 +40,7 @@ def assert_refused(workdir, config, *expected):
     assert not (workdir / "logs").exists(), "a job ran"
     assert not (workdir / "out.txt").exists()
     assert (workdir / "data" / "a.txt").read_bytes() == b"one\ntwo\nthree\n"
+    assert {name: (workdir / "data" / name).read_text() for name in MORE_FILES} == MORE_FILES
     return message
 
 
@@ -52,6 +54,10 @@ CASES = {
     "output equal to an input": (
         {"inputs": ["data/a.txt"], "output": "data/../data/a.txt"},
         ["input 'data/a.txt' is output 'data/../data/a.txt' of this run; a run never reads what it writes"],
+    ),
+    "output equal to the sample sheet, even with overwrite": (
+        {"sample_sheet": "data/good.tsv", "output": "data/good.tsv", "overwrite": True},
+        ["sample sheet 'data/good.tsv' is output 'data/good.tsv' of this run; a run never reads what it writes"],
     ),
     "unknown key": ({"inputs": ["data/a.txt"], "sede": 3}, ["unknown config key(s) 'sede'"]),
     "wrong type": ({"inputs": ["data/a.txt"], "seed": "abc"}, ["config key 'seed'", "'abc'", "integer"]),

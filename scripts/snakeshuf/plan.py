@@ -168,9 +168,10 @@ def is_bookkeeping(path, owners):
     return owner is not None and not owner[1]
 
 
-def check_not_owned(path, info, pattern, owners):
-    """An input must not be one of the files the run writes (an output, its
-    partial, the summary, anything in its scratch or log directories)."""
+def check_not_owned(path, info, pattern, owners, role="input"):
+    """An input (or the sample sheet: `role`) must not be one of the files the
+    run writes (an output, its partial, the summary, anything in its scratch
+    or log directories)."""
     owner = owners.of(path, info)
     if owner is None:
         return
@@ -181,7 +182,7 @@ def check_not_owned(path, info, pattern, owners):
             "inputs (e.g. by their extension), or choose another output path (config key 'output')"
         )
     raise ConfigError(
-        f"input '{path}' is {what}; a run never reads what it writes: rename or move the input, "
+        f"{role} '{path}' is {what}; a run never reads what it writes: rename or move the {role}, "
         "or choose another output path (config key 'output')"
     )
 
@@ -361,6 +362,7 @@ def make_plan(inputs, run, memory_mb, chunk_mb="auto", sheet=None, entry_sources
     owners = run.owners()
     entry_sources = entry_sources or [0] * len(inputs)
     if sheet:
+        check_not_owned(sheet, os.stat(sheet), None, owners, "sample sheet")
         found = [(p, None, entry) for entry, p in enumerate(inputs)]
         files = load_inputs(found, owners, f"listed in sample sheet '{sheet}'", entry_sources)
     else:
