@@ -35,10 +35,11 @@ def peak_rss_mb():
 
 
 @contextmanager
-def atomic_write(path, direct=False):
+def atomic_write(path, direct=False, durable=True):
     """Write `path` under a temporary name and rename it only on success, so a
     killed job never leaves a plausible-looking partial file. `direct` writes
-    through a DirectWriter (around the page cache)."""
+    through a DirectWriter (around the page cache); a file that is not
+    `durable` is not synced to disk first (one that no later run reuses)."""
     partial = path + PARTIAL
     try:
         if direct:
@@ -49,7 +50,8 @@ def atomic_write(path, direct=False):
             with open(partial, "wb") as handle:
                 yield handle
                 handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    os.fsync(handle.fileno())
         os.replace(partial, path)
     except BaseException as error:
         if os.path.exists(partial):

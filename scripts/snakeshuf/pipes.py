@@ -10,6 +10,7 @@ workflow (cluster jobs) find the copy instead of the pipe, which is not theirs.
 """
 
 import errno
+import fcntl
 import os
 import shutil
 import stat
@@ -21,6 +22,8 @@ from snakeshuf.jobs import atomic_write
 STDIN = "-"
 COPY_BYTES = 1 << 20
 SPLICE_BYTES = 1 << 22
+PIPE_MAX_SIZE = "/proc/sys/fs/pipe-max-size"
+WIDEST_PIPE_BYTES = 1 << 22
 
 
 def is_pipe(path):
@@ -54,7 +57,7 @@ def copy(path, to):
     with source:
         try:
             os.makedirs(os.path.dirname(to), exist_ok=True)
-            with atomic_write(to) as target:
+            with atomic_write(to, durable=False) as target:  # a crashed run's copy is never reused
                 drain(source, target)
         except OSError as error:
             raise ConfigError(
@@ -67,6 +70,7 @@ def drain(source, target):
     """Copy all of `source` into `target`: kernel-side (splice) from a pipe,
     which is 1.1-2.5x faster than through Python's buffers (1 GiB from cat),
     else in blocks."""
+    widen(source.fileno())
     try:
         while os.splice(source.fileno(), target.fileno(), SPLICE_BYTES):
             pass
@@ -74,6 +78,17 @@ def drain(source, target):
         if error.errno not in (errno.EINVAL, errno.ENOSYS):  # not a pipe (a device, a file)
             raise
         shutil.copyfileobj(source, target, COPY_BYTES)
+
+
+def widen(fd):
+    """Give the pipe `fd` the largest buffer an unprivileged process may (1 MiB
+    by default): with the default 64 KiB each splice moves 16 pages, and a
+    4 GiB copy from cat took 9-17 s instead of 4.4 s. Not a pipe: left as is."""
+    try:
+        with open(PIPE_MAX_SIZE) as limit:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, min(int(limit.read()), WIDEST_PIPE_BYTES))
+    except (OSError, ValueError):
+        pass
 
 
 def resolve(paths, copy_path, main_process):
