@@ -19,7 +19,7 @@ from snakeshuf.jobs import disk_full_message
 from snakeshuf.lock import NotALock, OutputLock
 from snakeshuf.namespace import RunFiles, check_left_alone, check_names
 from snakeshuf.outputs import column_names, output_paths, read_layout, read_take
-from snakeshuf.plan import make_paired_plan, make_plan
+from snakeshuf.plan import Chunking, make_paired_plan, make_plan
 from snakeshuf.records import common_header
 from snakeshuf.provenance import output_is_complete
 from snakeshuf.resume import (
@@ -76,7 +76,7 @@ def make_input_plan(run):
         piped_copies([input_path(config, p) for p in listed], run),
         run,
         config["memory_mb"],
-        config["chunk_mb"],
+        Chunking(config["chunk_mb"], config["max_chunk_gb"]),
         sheet=sheet,
         entry_sources=entry_sources,
         sources=sources,

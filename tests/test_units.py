@@ -19,7 +19,7 @@ from snakeshuf.integrity import checksum
 from snakeshuf.memory import INDEX_ROW_BYTES, INDEX_SHARE, MemoryModel
 from snakeshuf.namespace import RunFiles
 from snakeshuf.plan import (
-    AUTO_CHUNK_TARGET_COUNT, MAX_JOBS, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
+    AUTO_CHUNK_TARGET_COUNT, MAX_JOBS, Chunking, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
 )
 from snakeshuf.runfile import Spill, section_checksum, spill_rows
 from snakeshuf.runindex import (
@@ -191,7 +191,30 @@ def test_a_10_tb_plan_bounds_its_jobs_and_each_split_jobs_index(tmp_path):
     enough_plan = make_plan(inputs, output_named(tmp_path / "out"), enough)
     assert enough_plan.buckets + len(enough_plan.chunks) <= MAX_JOBS
     with pytest.raises(ConfigError, match="chunk_mb is 100000"):
-        make_plan(inputs, output_named(tmp_path / "out"), 1024, chunk_mb=100_000)
+        make_plan(inputs, output_named(tmp_path / "out"), 1024, Chunking(100_000))
+
+
+@pytest.mark.parametrize("tib, memory_mb", [(100, 8192), (100, 1 << 16)])
+def test_no_split_job_reads_more_than_max_chunk_gb_at_any_size(tmp_path, tib, memory_mb):
+    """Issue 31: at 100 TiB the default plan made 128 split jobs of 800 GiB
+    (where memory is large enough for the split index to allow them)."""
+    inputs = sparse_files(tmp_path, tib * 4, 256 << 30)
+    plan = make_plan(inputs, output_named(tmp_path / "out"), memory_mb, Chunking("auto", 50))
+    largest = max(sum(s.end - s.start for s in chunk) for chunk in plan.chunks)
+    assert largest <= 50 << 30
+    assert len(plan.chunks) >= (tib << 40) / (50 << 30) and plan.buckets + len(plan.chunks) <= MAX_JOBS
+    unbounded = make_plan(inputs, output_named(tmp_path / "out"), memory_mb)
+    assert max(sum(s.end - s.start for s in chunk) for chunk in unbounded.chunks) > 50 << 30
+
+
+def test_a_chunk_above_max_chunk_gb_or_too_many_of_them_are_refused_naming_the_keys(tmp_path):
+    inputs = sparse_files(tmp_path, 4, 256 << 30)
+    with pytest.raises(ConfigError, match="chunk_mb is 3000, more than max_chunk_gb=2 allows"):
+        make_plan(inputs, output_named(tmp_path / "out"), 1024, Chunking(3000, 2))
+    assert make_plan(inputs, output_named(tmp_path / "out"), 1024, Chunking(2048, 2)).chunk_bytes == 2 << 30
+    too_many = sparse_files(tmp_path, 80, 256 << 30)  # 20 TiB in 1 GiB split jobs: 20,480 jobs
+    with pytest.raises(ConfigError, match="max_chunk_gb=1 cuts .* into more than the 20,000 jobs"):
+        make_plan(too_many, output_named(tmp_path / "out"), 1 << 16, Chunking("auto", 1))
 
 
 def test_a_plan_whose_split_index_would_outgrow_its_share_is_refused(tmp_path):
@@ -211,6 +234,10 @@ def test_auto_chunks_feed_parallel_jobs_and_stay_few(total_mib):
     chunk = auto_chunk_bytes(total)
     count = -(-total // chunk)
     assert chunk >= 64 << 20 and count <= AUTO_CHUNK_TARGET_COUNT
+    bounded = auto_chunk_bytes(total, 1 << 30)  # max_chunk_gb: 1
+    assert bounded <= min(chunk, 1 << 30)
+    if total >= 2 * (64 << 20):
+        assert -(-total // bounded) % 2 == 0
     if total >= 2 * (64 << 20):
         assert count >= 2 and count % 2 == 0  # split jobs run side by side, two cores finish together
     if total <= AUTO_CHUNK_TARGET_COUNT << 31:

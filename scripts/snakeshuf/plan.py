@@ -257,11 +257,25 @@ def load_inputs(found, owners, source, entry_sources):
     )
 
 
-def auto_chunk_bytes(total_bytes):
+@dataclass(frozen=True)
+class Chunking:
+    """Config keys chunk_mb ('auto' or MiB) and max_chunk_gb (None: no bound)."""
+
+    size_mb: object = "auto"
+    max_gb: int = None
+
+    @property
+    def max_bytes(self):
+        return self.max_gb and self.max_gb * 1024 * MB
+
+
+def auto_chunk_bytes(total_bytes, max_bytes=None):
     """AUTO_CHUNK_BYTES, smaller for small inputs (parallel split jobs) and for
-    an even count, larger for huge ones (a bounded number of jobs)."""
+    an even count, larger for huge ones (a bounded number of jobs), but never
+    above `max_bytes` (what a failed split job redoes)."""
     small_input = max(AUTO_CHUNK_FLOOR_BYTES, math.ceil(total_bytes / AUTO_CHUNK_MIN_COUNT))
     chunk = max(min(AUTO_CHUNK_BYTES, small_input), math.ceil(total_bytes / AUTO_CHUNK_TARGET_COUNT))
+    chunk = min(chunk, max_bytes or chunk)
     count = round_up_to_step(max(1, math.ceil(total_bytes / chunk)))
     return max(AUTO_CHUNK_FLOOR_BYTES, math.ceil(total_bytes / count))
 
@@ -300,39 +314,52 @@ def bucket_layout(total_bytes, memory):
     return BucketLayout(buckets, math.ceil(ranges / buckets))
 
 
-def fewest_jobs(total_bytes, memory):
-    """Bucket jobs and the fewest split jobs the split jobs' index bound allows."""
+def fewest_jobs(total_bytes, memory, chunking):
+    """Bucket jobs and the fewest split jobs the split jobs' index bound and
+    max_chunk_gb allow."""
     layout = bucket_layout(total_bytes, memory)
-    return layout.buckets + math.ceil(total_bytes / memory.max_chunk_bytes(layout.key_ranges))
+    largest = min(memory.max_chunk_bytes(layout.key_ranges), chunking.max_bytes or math.inf)
+    return layout.buckets + math.ceil(total_bytes / largest)
 
 
-def fits_scale(total_bytes, memory):
-    return fewest_jobs(total_bytes, memory) <= MAX_JOBS
+def fits_scale(total_bytes, memory, chunking):
+    return fewest_jobs(total_bytes, memory, chunking) <= MAX_JOBS
 
 
-def smallest_memory_for(total_bytes):
+def smallest_memory_for(total_bytes, chunking):
     """The smallest memory_mb (in steps of 64) whose plan fits MAX_JOBS."""
     memory_mb = MIN_MEMORY_MB
-    while not fits_scale(total_bytes, MemoryModel(memory_mb)):
+    while not fits_scale(total_bytes, MemoryModel(memory_mb), chunking):
         memory_mb += 64
     return memory_mb
 
 
-def check_scale(total_bytes, memory):
-    if not fits_scale(total_bytes, memory):
+def check_scale(total_bytes, memory, chunking):
+    if chunking.max_bytes and math.ceil(total_bytes / chunking.max_bytes) + JOBS_STEP > MAX_JOBS:
+        raise ConfigError(
+            f"max_chunk_gb={chunking.max_gb} cuts the inputs' {total_bytes / 2**40:,.1f} TiB into more than "
+            f"the {MAX_JOBS:,} jobs Snakemake schedules well; raise max_chunk_gb"
+        )
+    if not fits_scale(total_bytes, memory, chunking):
         raise ConfigError(
             f"with memory_mb={memory.memory_mb} the plan needs more than the {MAX_JOBS:,} jobs Snakemake "
-            f"schedules well; set memory_mb to at least {smallest_memory_for(total_bytes)} "
+            f"schedules well; set memory_mb to at least {smallest_memory_for(total_bytes, chunking)} "
             "(each job then takes a larger share of the input)"
         )
 
 
-def chunk_size(total_bytes, chunk_mb, memory, key_ranges):
-    """Bytes per split job: auto grows with the input, both are capped so that
-    a split job's index rows stay within its memory."""
+def chunk_size(total_bytes, chunking, memory, key_ranges):
+    """Bytes per split job: auto grows with the input up to max_chunk_gb, and
+    both are capped so that a split job's index rows stay within its memory."""
     limit = memory.max_chunk_bytes(key_ranges)
+    chunk_mb = chunking.size_mb
     if chunk_mb == "auto":
-        return min(auto_chunk_bytes(total_bytes), limit)
+        return min(auto_chunk_bytes(total_bytes, chunking.max_bytes), limit)
+    if chunking.max_bytes and chunk_mb * MB > chunking.max_bytes:
+        raise ConfigError(
+            f"chunk_mb is {chunk_mb}, more than max_chunk_gb={chunking.max_gb} allows a split job: "
+            "lower chunk_mb, raise max_chunk_gb, or set chunk_mb: auto"
+        )
     if chunk_mb * MB > limit:
         raise ConfigError(
             f"chunk_mb is {chunk_mb}, but with memory_mb={memory.memory_mb} and {key_ranges:,} key ranges "
@@ -351,7 +378,7 @@ def check_memory(memory_mb):
         )
 
 
-def make_plan(inputs, run, memory_mb, chunk_mb="auto", sheet=None, entry_sources=None, sources=()):
+def make_plan(inputs, run, memory_mb, chunking=Chunking(), sheet=None, entry_sources=None, sources=()):
     """`inputs`: patterns as config key 'inputs' gives them, or the paths that
     the sample sheet `sheet` lists (taken literally); `run`: the
     namespace.RunFiles of the run, which no input may be; `entry_sources`:
@@ -370,9 +397,9 @@ def make_plan(inputs, run, memory_mb, chunk_mb="auto", sheet=None, entry_sources
     files = with_copies(files, sources)
     total = total_data_bytes(files)
     memory = MemoryModel(memory_mb)
-    check_scale(total, memory)
+    check_scale(total, memory, chunking)
     layout = bucket_layout(total, memory)
-    chunk_bytes = chunk_size(total, chunk_mb, memory, layout.key_ranges)
+    chunk_bytes = chunk_size(total, chunking, memory, layout.key_ranges)
     check_compressed_sizes(files, memory, layout.key_ranges)
     return Plan(files, cut_chunks(files, chunk_bytes), layout, memory, chunk_bytes, sources=sources or Plan.sources)
 
@@ -416,7 +443,7 @@ def make_paired_plan(groups, run, memory_mb, sources=()):
     files = with_copies(load_inputs(paths, run.owners(), "config key 'paired'", list(range(len(groups)))), sources)
     total = total_data_bytes(files)
     memory = MemoryModel(memory_mb)
-    check_scale(total, memory)
+    check_scale(total, memory, Chunking())
     layout = bucket_layout(total, memory)
     grouped = [files[i : i + width] for i in range(0, len(files), width) if files[i].copies]
     chunks = tuple(tuple(Segment(f.index, 0, f.size) for f in group) for group in grouped)
