@@ -195,6 +195,7 @@ def write_summary(spec, stats, tallied, files, args):
 
 def gather(args):
     spec = RunSpec.read(args.plan)
+    jobs.claim(spec.paths, "gather")
     stats_paths = [spec.paths.stats(bucket) for bucket in range(spec.buckets)]
     stats = [BucketStats.load(path) for path in stats_paths]
     header = common_header(spec.files[:1], spec.header_lines, spec.separator) if spec.header_lines else b""

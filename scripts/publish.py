@@ -17,6 +17,7 @@ def main(argv):
     parser.add_argument("--keep-scratch", action="store_true", help="leave the scratch directory (--notemp)")
     args = parser.parse_args(argv)
     spec = RunSpec.read(args.plan)
+    jobs.claim(spec.paths, "gather")  # publishing finishes gather's work: never beside a gather
     publishing.move_into_place(spec)
     publishing.finish(spec, args.receipt, args.keep_scratch)
 

@@ -455,6 +455,7 @@ def main(argv):
     args = parser.parse_args(argv)
     jobs.inject_faults(bucket=args.bucket, memory_mb=args.memory_mb)
     spec = RunSpec.read(args.plan)
+    jobs.claim(spec.paths, f"shuffle_bucket-{args.bucket}")
     shuffle_bucket(spec, args.bucket, MemoryModel(args.memory_mb, bool(spec.dedup)), args)
 
 

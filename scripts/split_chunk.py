@@ -290,6 +290,7 @@ def main(argv):
     args = parser.parse_args(argv)
     jobs.inject_faults(memory_mb=args.memory_mb)
     spec = RunSpec.read(args.plan)
+    jobs.claim(spec.paths, f"split_chunk-{args.chunk}")
     memory = MemoryModel(args.memory_mb, bool(spec.dedup))
     try:
         split_chunk(spec, args.chunk, memory, args.run, args.index)

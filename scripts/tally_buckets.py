@@ -30,6 +30,7 @@ def main(argv):
     args = parser.parse_args(argv)
     jobs.inject_faults(memory_mb=args.memory_mb)
     spec = RunSpec.read(args.plan)
+    jobs.claim(spec.paths, "tally_buckets")
     table, bounds, chosen = tally.from_indexes(spec, MemoryModel(args.memory_mb))
     if chosen is not None:
         with jobs.atomic_write(args.selection) as handle:

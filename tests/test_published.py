@@ -95,7 +95,7 @@ def test_a_second_run_on_the_same_output_is_refused_at_once(tmp_path):
     first_config = {"inputs": inputs, "output": output, "seed": 1, "memory_mb": 160}
     env = {**os.environ, "SNAKESHUF_MIB_BYTES": "65536"}
     release = tmp_path / "release"  # the first run is still going when the others start, until this exists
-    slow = {**env, "SNAKESHUF_SLOW_BUCKETS": "0", "SNAKESHUF_RELEASE": str(release)}
+    slow = {**env, "SNAKESHUF_SLOW_JOBS": "shuffle_bucket-0", "SNAKESHUF_RELEASE": str(release)}
     first = subprocess.Popen(
         snakemake_command(tmp_path / "first", first_config), env=slow,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -112,6 +112,49 @@ def test_a_second_run_on_the_same_output_is_refused_at_once(tmp_path):
     assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
     assert_published_as_the_reference(tmp_path, first_config)
     assert not Path(output + ".lock").exists()
+
+
+def running_job(workdir, job, deadline):
+    """The argv of the process running `job` of the run in `workdir`, once it
+    is held (SNAKESHUF_SLOW_JOBS) where it has claimed the job."""
+    script, _, wildcard = job.partition("-")
+    while time.monotonic() < deadline:
+        if list(workdir.glob(f"scratch/*/locks/{job}.lock")):
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    argv = cmdline.read_bytes().decode().split("\0")[:-1]
+                except OSError:
+                    continue
+                if any(a.endswith(f"/{script}.py") for a in argv) and (not wildcard or wildcard in argv):
+                    time.sleep(0.5)  # from the lock file's creation to the hold
+                    return argv
+        time.sleep(0.05)
+    raise AssertionError(f"job {job} did not start")
+
+
+@pytest.mark.parametrize("job", ["split_chunk-1", "shuffle_bucket-0", "gather"])
+def test_a_second_instance_of_a_running_job_stops_without_writing_anything(tmp_path, job):
+    """Issue 34: a stray copy of a job (a requeued cluster job, its command run
+    by hand) while the job runs ends in a clear failure, never a mixed file."""
+    make_inputs(tmp_path / "data", count=4, lines=20_000)
+    config = {"inputs": sorted(str(p) for p in (tmp_path / "data").glob("*.txt")), "output": "out.txt",
+              "seed": 5, "memory_mb": 160, "chunk_mb": 4, "shards": 2}
+    env = {**os.environ, "SNAKESHUF_MIB_BYTES": "65536"}
+    release = tmp_path / "release"
+    first = subprocess.Popen(
+        snakemake_command(tmp_path / "run", config), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**env, "SNAKESHUF_SLOW_JOBS": job, "SNAKESHUF_RELEASE": str(release)},
+    )
+    try:
+        argv = running_job(tmp_path / "run", job, time.monotonic() + 120)
+        stray = subprocess.run(argv, cwd=tmp_path / "run", env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        release.touch()
+    assert stray.returncode == 1
+    assert f"snakeshuf: error: another instance of job {job} of this run is running" in stray.stderr + stray.stdout
+    assert "Traceback" not in stray.stderr + stray.stdout
+    assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
+    assert_published_as_the_reference(tmp_path / "run", config)
 
 
 # --- configuration and names ----------------------------------------------------

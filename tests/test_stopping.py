@@ -66,7 +66,7 @@ def run_and_signal(command, number, moment, env=os.environ, cwd=None, hang_up=Fa
     first; exit code; what it wrote)."""
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd, start_new_session=True,
-        env={**env, "SNAKESHUF_SLOW_BUCKETS": "0"},  # a job of minutes: stopped, not awaited
+        env={**env, "SNAKESHUF_SLOW_JOBS": "shuffle_bucket-0"},  # a job of minutes: stopped, not awaited
     )
     text, k, delay = moment
     lines, seen = [], 0

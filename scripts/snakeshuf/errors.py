@@ -39,6 +39,10 @@ class IntegrityError(Exception):
     """An intermediate file does not match what its writer recorded."""
 
 
+class JobClash(Exception):
+    """Another instance of the same job is running (snakeshuf.jobs.claim)."""
+
+
 class CorruptStream(Exception):
     """A compressed input ends inside a frame or holds a reserved block."""
 

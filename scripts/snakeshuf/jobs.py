@@ -1,6 +1,7 @@
 """What every rule script shares: atomic outputs, the job report, error exits."""
 
 import errno
+import fcntl
 import json
 import os
 import resource
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from snakeshuf.directio import DirectWriter
-from snakeshuf.errors import ConfigError, InjectedFault, InputError, IntegrityError
+from snakeshuf.errors import ConfigError, InjectedFault, InputError, IntegrityError, JobClash
 
 # A file being written has this suffix until it is complete.
 PARTIAL = ".partial"
@@ -79,12 +80,12 @@ def report(stage, **stats):
     return stats
 
 
-def listed(variable):
-    return {int(part) for part in os.environ.get(variable, "").split(",") if part.strip()}
+def listed(variable, kind=int):
+    return {kind(part) for part in os.environ.get(variable, "").split(",") if part.strip()}
 
 
 SLOW_JOB_SECONDS = 30
-_held = []  # what SNAKESHUF_EXTRA_MEMORY_MB holds until the job ends
+_held = []  # what SNAKESHUF_EXTRA_MEMORY_MB and claim() hold until the job ends
 
 
 def slow_down(release):
@@ -97,9 +98,7 @@ def slow_down(release):
 def inject_faults(bucket=None, memory_mb=None):
     """Test hooks, set through the environment so that they never change what
     Snakemake sees of a job (params, config): SNAKESHUF_FAIL_BUCKETS=3,7 makes
-    those shuffle jobs fail; SNAKESHUF_SLOW_BUCKETS=0 makes those take
-    SLOW_JOB_SECONDS more, like the jobs of a large corpus, or less, once the
-    file SNAKESHUF_RELEASE names exists;
+    those shuffle jobs fail (SNAKESHUF_SLOW_JOBS: see claim);
     SNAKESHUF_OOM_BELOW_MB=N makes any job given less than N MB die the way
     the out-of-memory killer ends it (SIGKILL);
     SNAKESHUF_EXTRA_MEMORY_MB=N makes every job hold N MB more than its model
@@ -107,8 +106,6 @@ def inject_faults(bucket=None, memory_mb=None):
     memory is enforced."""
     if bucket is not None and bucket in listed("SNAKESHUF_FAIL_BUCKETS"):
         raise InjectedFault(f"bucket {bucket}: failure injected by SNAKESHUF_FAIL_BUCKETS")
-    if bucket is not None and bucket in listed("SNAKESHUF_SLOW_BUCKETS"):
-        slow_down(os.environ.get("SNAKESHUF_RELEASE"))
     extra_mb = int(os.environ.get("SNAKESHUF_EXTRA_MEMORY_MB", 0))
     if extra_mb:
         _held.append(np.ones(extra_mb * 2**20, dtype=np.uint8))
@@ -116,6 +113,31 @@ def inject_faults(bucket=None, memory_mb=None):
     if memory_mb is not None and memory_mb < oom_below:
         print(f"simulated out-of-memory kill: {memory_mb} MB < SNAKESHUF_OOM_BELOW_MB", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def claim(scratch, job):
+    """Hold `job`'s lock in the run's Scratch `scratch` until this process
+    ends. A second instance of the same job started while this one runs (a
+    cluster's requeue, a user's rerun of its command) stops here, before it
+    writes anything, rather than writing the same files at once; the kernel
+    frees a dead instance's lock (flock). Test hook: SNAKESHUF_SLOW_JOBS=
+    shuffle_bucket-0,gather makes those jobs take SLOW_JOB_SECONDS more here,
+    like the jobs of a large corpus, or less, once the file SNAKESHUF_RELEASE
+    names exists."""
+    path = scratch.job_lock(job)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JobClash(
+            f"another instance of job {job} of this run is running (a requeued cluster job, or its command "
+            "started twice); this one stopped without writing anything, and the other finishes the job"
+        ) from None
+    _held.append(fd)
+    if job in listed("SNAKESHUF_SLOW_JOBS", str):
+        slow_down(os.environ.get("SNAKESHUF_RELEASE"))
 
 
 def disk_full_message(error):
@@ -130,7 +152,7 @@ def run(main, argv=None):
     """Run a rule script's main(); known failures become one clear line and exit 1."""
     try:
         main(sys.argv[1:] if argv is None else argv)
-    except (ConfigError, InputError, IntegrityError, InjectedFault) as error:
+    except (ConfigError, InputError, IntegrityError, InjectedFault, JobClash) as error:
         sys.exit(f"snakeshuf: error: {error}")
     except OSError as error:
         if error.errno == errno.ENOSPC:

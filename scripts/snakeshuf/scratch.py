@@ -12,6 +12,7 @@ path, so that runs of different outputs never share a file.
     buckets/<bucket>.json     what a bucket job wrote (snakeshuf.buckets)
     piped/<i>/<name>          the copy of the i-th input, a pipe (snakeshuf.pipes)
     pieces/<file>-<column>-<bucket>.piece   a bucket's records of one output file
+    locks/<job>.lock          held by the running instance of a job (snakeshuf.jobs.claim)
 
 Called with no arguments, the methods give the patterns the rules use
 ("{chunk}", "{bucket}" are wildcards).
@@ -74,6 +75,9 @@ class Scratch:
     @property
     def pieces(self):
         return os.path.join(self.root, "pieces")
+
+    def job_lock(self, job):
+        return os.path.join(self.root, "locks", f"{job}.lock")
 
     def piece(self, file, column, bucket):
         return os.path.join(self.pieces, f"{file}-{column}-{bucket}.piece")
