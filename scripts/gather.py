@@ -7,7 +7,7 @@ or deleted file) has its bucket's stats removed, so that running the same
 command again redoes exactly those buckets.
 
 Usage (rules/gather.smk):
-  gather.py --plan PLAN --receipt FILE --verify {changed,always} --split-logs PATTERN
+  gather.py --plan PLAN --receipt FILE --verify {changed,always} --split-logs PATTERN --threads N
             [--table TABLE --bounds BOUNDS --tally-log LOG] [--keep-scratch] [--leave-to-publish]
 The bucket jobs' stats are the plan's (snakeshuf.scratch names them), so
 that no command line has to hold thousands of paths; PATTERN is the split
@@ -18,6 +18,7 @@ rule tally_buckets), gather makes the bucket table from the indexes itself.
 import argparse
 import errno
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from snakeshuf import buckets, codecs, jobs, keys, provenance, publishing, summary, tally
 from snakeshuf.buckets import BucketStats
@@ -146,26 +147,30 @@ def finish_in_place(spec, header, total):
     return [spec.target]
 
 
-def join_pieces(spec, stats, header):
-    """Each output file (its temporary name): the header, then its pieces in bucket order."""
+def join_pieces(spec, stats, header, threads):
+    """Each output file (its temporary name): the header, then its pieces in
+    bucket order; `threads` files at once (copying is kernel-side, so one
+    writer per file is what bounds a sharded output's gather)."""
     by_file = [[] for _ in spec.outputs]
     for s in stats:  # in bucket order
         for piece in s.pieces:
             by_file[piece.file * spec.width + piece.column].append(piece)
-    written = []
-    for path, pieces in zip(spec.outputs, by_file):
-        partial = path + jobs.PARTIAL
-        os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
-        with open(partial, "wb") as out:
-            out.write(codecs.compress(header, spec.codec))
-            joiner = MemberJoiner(out, spec.codec)
-            for piece in pieces:
-                joiner.add(piece)
-            joiner.close()
-            out.flush()
-            os.fsync(out.fileno())
-        written.append(partial)
-    return written
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda job: join_file(spec, header, *job), zip(spec.outputs, by_file)))
+
+
+def join_file(spec, header, path, pieces):
+    partial = path + jobs.PARTIAL
+    os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
+    with open(partial, "wb") as out:
+        out.write(codecs.compress(header, spec.codec))
+        joiner = MemberJoiner(out, spec.codec)
+        for piece in pieces:
+            joiner.add(piece)
+        joiner.close()
+        out.flush()
+        os.fsync(out.fileno())
+    return partial
 
 
 def split_reports(spec, args):
@@ -206,7 +211,7 @@ def gather(args):
         buckets.check_cut(stats, bounds, spec.width)
     check_stages(spec, stats, (table, chosen), header, split_reports(spec, args))
     total = sum(s.bytes for s in stats)
-    written = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header)
+    written = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header, args.threads)
     tokens = [provenance.mark(partial, spec.output) for partial in written]
     write_summary(spec, stats, (table, chosen), [(os.stat(p), t) for p, t in zip(written, tokens)], args)
     if args.leave_to_publish:
@@ -237,6 +242,7 @@ def main(argv):
         help="leave the output files under their temporary names for rule publish (the receipt says they are joined)",
     )
     parser.add_argument("--keep-scratch", action="store_true", help="leave the scratch directory (--notemp)")
+    parser.add_argument("--threads", type=int, default=1, help="output files joined at once")
     gather(parser.parse_args(argv))
 
 
