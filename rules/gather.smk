@@ -48,7 +48,7 @@ rule gather:
         )
         + KEEP_SCRATCH
         + (" --leave-to-publish" if IN_MODULE else "")
-        + " > {log:q} 2>&1"
+        + TO_LOG
 
 
 if IN_MODULE:
@@ -68,4 +68,4 @@ if IN_MODULE:
             "../envs/snakeshuf.yaml"
         shell:
             f"{job_command('publish')} --plan {{input.plan:q}} --receipt {{output.receipt:q}}"
-            f"{KEEP_SCRATCH} > {{log:q}} 2>&1"
+            f"{KEEP_SCRATCH}" + TO_LOG

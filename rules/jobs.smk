@@ -17,6 +17,12 @@ def python_for_jobs():
     )
 
 
+# Where a job's output goes. Appended, not truncated: Snakemake removes a
+# job's log before it runs it, and a second instance of a running job (its
+# command started again) must not cut the first one's report out of it.
+TO_LOG = " >> {log:q} 2>&1"
+
+
 def job_command(name):
     """Shell words that run scripts/<name>.py, as a literal shell-rule prefix.
     `exec` leaves no shell behind to count against the memory budget; jobs are

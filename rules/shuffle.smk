@@ -19,4 +19,4 @@ rule shuffle_bucket:
     shell:
         f"{job_command('shuffle_bucket')} --plan {{input.plan:q}} --bucket {{wildcards.bucket}}"
         f" --memory-mb {{resources.budget_mb}}{TABLE_OPTIONS} --stats {{output.stats:q}}"
-        " > {log:q} 2>&1"
+        + TO_LOG

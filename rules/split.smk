@@ -23,4 +23,5 @@ rule split_chunk:
         runtime=runtime_for(PLAN.chunk_bytes),
     shell:
         f"{job_command('split_chunk')} --plan {{input.plan:q}} --chunk {{wildcards.chunk}}"
-        " --memory-mb {resources.budget_mb} --run {output.run:q} --index {output.index:q} > {log:q} 2>&1"
+        " --memory-mb {resources.budget_mb} --run {output.run:q} --index {output.index:q}"
+        + TO_LOG

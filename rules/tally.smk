@@ -44,7 +44,7 @@ if TALLY_JOB:
             f"{job_command('tally_buckets')} --plan {{input.plan:q}} --memory-mb {{resources.budget_mb}}"
             " --table {output.table:q} --bounds {output.bounds:q}"
             + (" --selection {output.selection:q}" if SELECTION else "")
-            + " > {log:q} 2>&1"
+            + TO_LOG
 
 else:
     TABLE_INPUTS = RUN_FILES_AND_INDEXES

@@ -120,12 +120,13 @@ def running_job(workdir, job, deadline):
     script, _, wildcard = job.partition("-")
     while time.monotonic() < deadline:
         if list(workdir.glob(f"scratch/*/locks/{job}.lock")):
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            for process in Path("/proc").glob("[0-9]*"):
                 try:
-                    argv = cmdline.read_bytes().decode().split("\0")[:-1]
+                    argv = (process / "cmdline").read_bytes().decode().split("\0")[:-1]
+                    ours = (process / "cwd").resolve() == workdir.resolve()  # not another run's job
                 except OSError:
                     continue
-                if any(a.endswith(f"/{script}.py") for a in argv) and (not wildcard or wildcard in argv):
+                if ours and any(a.endswith(f"/{script}.py") for a in argv) and (not wildcard or wildcard in argv):
                     time.sleep(0.5)  # from the lock file's creation to the hold
                     return argv
         time.sleep(0.05)
@@ -147,12 +148,15 @@ def test_a_second_instance_of_a_running_job_stops_without_writing_anything(tmp_p
     )
     try:
         argv = running_job(tmp_path / "run", job, time.monotonic() + 120)
-        stray = subprocess.run(argv, cwd=tmp_path / "run", env=env, capture_output=True, text=True, timeout=60)
+        stray = subprocess.run(argv, cwd=tmp_path / "run", env={**env, "SNAKESHUF_CLAIM_WAIT_SECONDS": "1"},
+                               capture_output=True, text=True, timeout=60)
     finally:
         release.touch()
     assert stray.returncode == 1
-    assert f"snakeshuf: error: another instance of job {job} of this run is running" in stray.stderr + stray.stdout
-    assert "Traceback" not in stray.stderr + stray.stdout
+    said = stray.stderr + stray.stdout
+    assert f"snakeshuf: error: job {job} of this run is held by snakeshuf PID " in said
+    assert "this instance waited 1 s for it and stopped without writing anything" in said
+    assert "Traceback" not in said
     assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
     assert_published_as_the_reference(tmp_path / "run", config)
 

@@ -1,8 +1,14 @@
 """The pieces the workflow is made of, checked against plain-Python references."""
 
+import errno
+import fcntl
+import os
 import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections import deque
 from types import SimpleNamespace
 from pathlib import Path
@@ -12,7 +18,7 @@ import pytest
 import yaml
 
 from snakeshuf import keys as keylib
-from snakeshuf import outputs, progress, runfile, runindex, tally
+from snakeshuf import jobs, outputs, progress, runfile, runindex, tally
 from snakeshuf.config import check_config
 from snakeshuf.outputs import output_paths, read_layout
 from snakeshuf.integrity import checksum
@@ -25,7 +31,8 @@ from snakeshuf.runfile import Spill, section_checksum, spill_rows
 from snakeshuf.runindex import (
     CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_RANGE, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS, TAG_OFFSET,
 )
-from snakeshuf.errors import ConfigError, LayoutError, RecordTooLarge
+from snakeshuf.errors import ConfigError, JobClash, LayoutError, RecordTooLarge
+from snakeshuf.scratch import Scratch
 from snakeshuf.records import RecordReader
 from sort_keys import keys_of_one_key_range  # bench/, on the path by conftest
 
@@ -486,3 +493,36 @@ def test_a_header_over_its_limit_is_named_as_the_header(tmp_path, first_line):
     assert f"the header of '{path}'" in message and "config key 'header_lines'" in message
     longest = max(first_line, HEADER_LIMIT) + 1
     assert f"one of its lines alone is {longest:,} bytes" in message
+
+
+# --- a job's own lock (jobs.claim) -------------------------------------------
+
+
+def test_a_second_instance_of_a_job_waits_for_the_first_then_stops_naming_it(tmp_path, monkeypatch):
+    scratch = Scratch(str(tmp_path))
+    monkeypatch.setenv("SNAKESHUF_CLAIM_WAIT_SECONDS", "1")
+    lock = Path(scratch.job_lock("gather"))
+    lock.parent.mkdir()
+    with open(lock, "w") as first:  # another open file: flock excludes it even in this process
+        fcntl.flock(first, fcntl.LOCK_EX)
+        first.write("snakeshuf PID 7 on n2")
+        first.flush()
+        started = time.monotonic()
+        with pytest.raises(JobClash, match=r"job gather of this run is held by snakeshuf PID 7 on n2 .* waited 1 s"):
+            jobs.claim(scratch, "gather")
+        assert time.monotonic() - started >= 1
+        threading.Timer(0.3, first.close).start()  # the first instance ends while the second waits
+        monkeypatch.setenv("SNAKESHUF_CLAIM_WAIT_SECONDS", "30")
+        jobs.claim(scratch, "gather")
+    assert lock.read_text() == f"snakeshuf PID {os.getpid()} on {socket.gethostname()}"
+    jobs.release_claims()
+
+
+def test_a_job_on_a_filesystem_without_locks_runs_and_says_so(tmp_path, monkeypatch, capsys):
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(jobs.fcntl, "flock", no_locks)
+    jobs.claim(Scratch(str(tmp_path)), "split_chunk-0")
+    jobs.release_claims()
+    assert "the scratch filesystem cannot lock files (No locks available)" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import sys
 import time
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ import numpy as np
 
 from snakeshuf.directio import DirectWriter
 from snakeshuf.errors import ConfigError, InjectedFault, InputError, IntegrityError, JobClash
+from snakeshuf.lock import HOLDER
 
 # A file being written has this suffix until it is complete.
 PARTIAL = ".partial"
@@ -85,7 +87,7 @@ def listed(variable, kind=int):
 
 
 SLOW_JOB_SECONDS = 30
-_held = []  # what SNAKESHUF_EXTRA_MEMORY_MB and claim() hold until the job ends
+_held = []  # what SNAKESHUF_EXTRA_MEMORY_MB holds until the job ends
 
 
 def slow_down(release):
@@ -115,29 +117,65 @@ def inject_faults(bucket=None, memory_mb=None):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+# A job finds its lock held by a live instance (a retry, a resubmission of a
+# killed run's job still running) or by a dead host's (NFSv4 frees it when
+# the host's 90-second lease ends): it waits this long for it, then stops.
+CLAIM_WAIT_SECONDS = 100
+NO_LOCKS = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)  # NFS without lockd, Lustre -o noflock
+_claims = []
+
+
 def claim(scratch, job):
     """Hold `job`'s lock in the run's Scratch `scratch` until this process
-    ends. A second instance of the same job started while this one runs (a
-    cluster's requeue, a user's rerun of its command) stops here, before it
-    writes anything, rather than writing the same files at once; the kernel
-    frees a dead instance's lock (flock). Test hook: SNAKESHUF_SLOW_JOBS=
+    ends (or release_claims). A second instance of the same job started while
+    this one runs (a cluster's requeue, a user's rerun of its command) waits
+    for it, then stops here before it writes anything, rather than writing
+    the same files at once; the kernel frees a dead instance's lock (flock).
+    Test hooks: SNAKESHUF_CLAIM_WAIT_SECONDS; SNAKESHUF_SLOW_JOBS=
     shuffle_bucket-0,gather makes those jobs take SLOW_JOB_SECONDS more here,
     like the jobs of a large corpus, or less, once the file SNAKESHUF_RELEASE
     names exists."""
     path = scratch.job_lock(job)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    wait = float(os.environ.get("SNAKESHUF_CLAIM_WAIT_SECONDS", CLAIM_WAIT_SECONDS))
+    deadline = time.monotonic() + wait
+    while not took_lock(fd):
+        if time.monotonic() >= deadline:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise JobClash(
+                f"job {job} of this run is held by {holder} (a requeued cluster job, or its command "
+                f"started twice); this instance waited {wait:g} s for it and stopped without writing anything"
+            )
+        time.sleep(0.5)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, HOLDER.format(pid=os.getpid(), host=socket.gethostname()).encode(), 0)
+    _claims.append(fd)
+    if job in listed("SNAKESHUF_SLOW_JOBS", str):
+        slow_down(os.environ.get("SNAKESHUF_RELEASE"))
+
+
+def took_lock(fd):
+    """Whether this process now holds the lock of `fd`; on a filesystem that
+    cannot lock files, it goes on without it and says so."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        os.close(fd)
-        raise JobClash(
-            f"another instance of job {job} of this run is running (a requeued cluster job, or its command "
-            "started twice); this one stopped without writing anything, and the other finishes the job"
-        ) from None
-    _held.append(fd)
-    if job in listed("SNAKESHUF_SLOW_JOBS", str):
-        slow_down(os.environ.get("SNAKESHUF_RELEASE"))
+        return False
+    except OSError as error:
+        if error.errno not in NO_LOCKS:
+            raise
+        print(f"snakeshuf: warning: the scratch filesystem cannot lock files ({error.strerror}): "
+              "a second instance of this job would not be stopped", file=sys.stderr, flush=True)
+    return True
+
+
+def release_claims():
+    """Let go of this job's lock (before its directory is removed: NFS cannot
+    remove a directory holding an open file)."""
+    while _claims:
+        os.close(_claims.pop())
 
 
 def disk_full_message(error):

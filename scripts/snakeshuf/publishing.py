@@ -10,7 +10,7 @@ starts it: gather's would be gone for all of its run).
 
 import os
 
-from snakeshuf.jobs import PARTIAL
+from snakeshuf.jobs import PARTIAL, release_claims
 from snakeshuf.namespace import SUMMARY
 from snakeshuf.resume import remove_leftovers
 
@@ -21,6 +21,7 @@ def move_into_place(spec):
 
 
 def finish(spec, receipt, keep_scratch):
+    release_claims()
     if not keep_scratch:
         remove_leftovers(spec.scratch, spec.outputs, spec.output + SUMMARY)
     open(receipt, "wb").close()
