@@ -145,6 +145,15 @@ def test_small_files_share_chunks_and_large_ones_are_cut():
     assert all(sum(s.end - s.start for s in chunk) <= 12 for chunk in chunks)
 
 
+def test_a_compressed_file_starts_a_chunk_rather_than_overfill_one():
+    """Review of issue 31: a .gz estimated at 40 "GiB" joined a chunk holding 30 of 50."""
+    files = [InputFile(0, "a", 30), InputFile(1, "b.gz", 10, "gzip"), InputFile(2, "c", 30)]
+    chunks = cut_chunks(files, 50)
+    written = [sum((s.end - s.start) * (4 if s.file_index == 1 else 1) for s in chunk) for chunk in chunks]
+    assert written == [30, 50, 20]
+    assert [s.file_index for s in chunks[1]] == [1, 2]
+
+
 def test_plan_follows_memory(tmp_path):
     big = tmp_path / "big"
     with open(big, "wb") as handle:
@@ -219,6 +228,11 @@ def test_a_chunk_above_max_chunk_gb_or_too_many_of_them_are_refused_naming_the_k
     with pytest.raises(ConfigError, match="chunk_mb is 3000, more than max_chunk_gb=2 allows"):
         make_plan(inputs, output_named(tmp_path / "out"), 1024, Chunking(3000, 2))
     assert make_plan(inputs, output_named(tmp_path / "out"), 1024, Chunking(2048, 2)).chunk_bytes == 2 << 30
+    small = tmp_path / "small"
+    small.mkdir()
+    make_plan(sparse_files(small, 1, 1 << 30), output_named(tmp_path / "out"), 1024, Chunking(3000, 2))  # no chunk is larger
+    with pytest.raises(ConfigError, match=r"set memory_mb to at least \d+ or raise max_chunk_gb"):
+        make_plan(sparse_files(tmp_path, 76, 256 << 30), output_named(tmp_path / "out"), 1024, Chunking("auto", 1))
     too_many = sparse_files(tmp_path, 80, 256 << 30)  # 20 TiB in 1 GiB split jobs: 20,480 jobs
     with pytest.raises(ConfigError, match="max_chunk_gb=1 cuts .* into more than the 20,000 jobs"):
         make_plan(too_many, output_named(tmp_path / "out"), 1 << 16, Chunking("auto", 1))

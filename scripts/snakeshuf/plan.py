@@ -291,6 +291,9 @@ def cut_chunks(files, chunk_bytes):
     published (weight 0) is not read."""
     chunks, current, room = [], [], chunk_bytes
     for f in files:
+        if current and f.codec is not codecs.PLAIN and f.copies and f.written_bytes > room:
+            chunks.append(tuple(current))  # a compressed file is not added to a chunk it would overfill
+            current, room = [], chunk_bytes
         pos = 0
         while pos < f.size and f.copies:
             take = min(-(-room // f.copies), f.size - pos) if f.codec is codecs.PLAIN else f.size
@@ -341,9 +344,10 @@ def check_scale(total_bytes, memory, chunking):
             f"the {MAX_JOBS:,} jobs Snakemake schedules well; raise max_chunk_gb"
         )
     if not fits_scale(total_bytes, memory, chunking):
+        bound = " or raise max_chunk_gb" if fits_scale(total_bytes, memory, Chunking()) else ""
         raise ConfigError(
             f"with memory_mb={memory.memory_mb} the plan needs more than the {MAX_JOBS:,} jobs Snakemake "
-            f"schedules well; set memory_mb to at least {smallest_memory_for(total_bytes, chunking)} "
+            f"schedules well; set memory_mb to at least {smallest_memory_for(total_bytes, chunking)}{bound} "
             "(each job then takes a larger share of the input)"
         )
 
@@ -355,7 +359,7 @@ def chunk_size(total_bytes, chunking, memory, key_ranges):
     chunk_mb = chunking.size_mb
     if chunk_mb == "auto":
         return min(auto_chunk_bytes(total_bytes, chunking.max_bytes), limit)
-    if chunking.max_bytes and chunk_mb * MB > chunking.max_bytes:
+    if chunking.max_bytes and min(chunk_mb * MB, total_bytes) > chunking.max_bytes:
         raise ConfigError(
             f"chunk_mb is {chunk_mb}, more than max_chunk_gb={chunking.max_gb} allows a split job: "
             "lower chunk_mb, raise max_chunk_gb, or set chunk_mb: auto"
