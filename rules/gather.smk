@@ -68,4 +68,4 @@ if IN_MODULE:
             "../envs/snakeshuf.yaml"
         shell:
             f"{job_command('publish')} --plan {{input.plan:q}} --receipt {{output.receipt:q}}"
-            f"{KEEP_SCRATCH}" + TO_LOG
+            f"{KEEP_SCRATCH}{TO_LOG}"
