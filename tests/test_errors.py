@@ -39,6 +39,7 @@ def assert_refused(workdir, config, *expected):
     assert "snakeshuf: error:" in message
     assert not (workdir / "logs").exists(), "a job ran"
     assert not (workdir / "out.txt").exists()
+    assert not list(workdir.glob("*:")), "a URL was taken for a local path"
     assert (workdir / "data" / "a.txt").read_bytes() == b"one\ntwo\nthree\n"
     assert {name: (workdir / "data" / name).read_text() for name in MORE_FILES} == MORE_FILES
     return message
@@ -58,6 +59,14 @@ CASES = {
     "output equal to the sample sheet, even with overwrite": (
         {"sample_sheet": "data/good.tsv", "output": "data/good.tsv", "overwrite": True},
         ["sample sheet 'data/good.tsv' is output 'data/good.tsv' of this run; a run never reads what it writes"],
+    ),
+    "output that is a URL": (
+        {"inputs": ["data/a.txt"], "output": "s3://bucket/out.txt"},
+        ["config key 'output': 's3://bucket/out.txt' is a URL", "snakeshuf IN -o - | aws s3 cp - s3://bucket/out.txt"],
+    ),
+    "input that is a URL": (
+        {"inputs": ["data/a.txt", "gs://bucket/b.txt"]},
+        ["config key 'inputs': 'gs://bucket/b.txt' is a URL", "| snakeshuf - -o out.txt"],
     ),
     "unknown key": ({"inputs": ["data/a.txt"], "sede": 3}, ["unknown config key(s) 'sede'"]),
     "wrong type": ({"inputs": ["data/a.txt"], "seed": "abc"}, ["config key 'seed'", "'abc'", "integer"]),

@@ -24,6 +24,8 @@ import tempfile
 import yaml
 
 from snakeshuf import __version__, pipes
+from snakeshuf.locations import check_no_urls, configured_paths
+from snakeshuf.errors import ConfigError
 from snakeshuf.lock import NotALock, OutputLock
 from snakeshuf.namespace import LOCK
 from snakeshuf.scratch import PIPED
@@ -328,6 +330,10 @@ def main(argv=None):
         p.error("--dedup-missing says what to do with records without the --dedup-field: give that field")
     if args.sample_sheet and (args.inputs or args.paired):
         p.error("--sample-sheet lists the inputs: give no IN (or --paired) beside it")
+    try:
+        check_no_urls(configured_paths(vars(args)))
+    except ConfigError as error:
+        p.error(str(error))
     if args.report and (args.dry_run or args.unlock):
         p.error("--report needs a run: leave out --dry-run and --unlock")
     if args.report:

@@ -8,6 +8,7 @@ import yaml
 from snakemake.utils import validate
 
 from snakeshuf.errors import ConfigError
+from snakeshuf.locations import check_no_urls, configured_paths
 from snakeshuf.pipes import STDIN
 
 
@@ -97,6 +98,7 @@ def check_config(config, schema_path):
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     validate(config, schema_path, set_default=True)
+    check_no_urls(configured_paths(config))
     return config
 
 
