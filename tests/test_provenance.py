@@ -84,6 +84,26 @@ def test_an_output_changed_after_publishing_is_rebuilt(place, change):
     assert "is rebuilt:" in result.stderr, result.stderr[-2000:]
 
 
+@pytest.mark.parametrize("kind", ["someone's file", "someone's JSON", "a link"])
+def test_a_file_at_the_summarys_name_that_no_run_wrote_is_left_alone(place, kind):
+    """Hostile pass: a file at out.txt.summary.json was replaced by the run's
+    summary with exit 0 (an output file there is refused)."""
+    summary, kept = place / "data" / "out.txt.summary.json", place / "data" / "keep.txt"
+    if kind == "a link":
+        kept.write_text("kept\n")
+        summary.symlink_to(kept)
+    else:
+        summary.write_text("precious notes\n" if kind == "someone's file" else '{"notes": 1}')
+    before = summary.read_text()
+    result = run_from(place, "a", check=False)
+    assert result.returncode != 0 and "snakeshuf: error:" in result.stderr
+    assert f"'{summary}' exists and is not a" in result.stderr
+    assert summary.read_text() == before and summary.is_symlink() == (kind == "a link")
+    assert not (place / "data" / "out.txt").exists()
+    if kind != "a link":
+        run_from(place, "b", overwrite=True)
+
+
 def test_a_deleted_shard_is_rebuilt(place):
     run_from(place, "a", shards=3, output=str(place / "data" / "out"))
     (place / "data" / "out.00001-of-00003").unlink()

@@ -91,11 +91,12 @@ def marked_for(path, output):
 
 
 def read_record(summary_path):
-    """The summary's content, or None if it is missing or unreadable."""
+    """The summary's content, or None if it is missing, unreadable or not a
+    summary snakeshuf wrote (each has its version)."""
     try:
         with open(summary_path) as handle:
             record = json.load(handle)
-        return record if isinstance(record, dict) else None
+        return record if isinstance(record, dict) and "version" in record else None
     except (OSError, ValueError):
         return None
 
@@ -187,6 +188,7 @@ def judge(spec, summary_path, overwrite):
     if not existing and not os.path.lexists(summary_path):
         return Verdict(False)
     check_replaceable(existing, record, spec.output, overwrite)
+    check_summary_replaceable(summary_path, record, existing, spec.output, overwrite)
     if record is None:
         state = "unreadable" if os.path.lexists(summary_path) else "missing"
         return Verdict(False, f"its summary '{summary_path}' is {state}")
@@ -203,6 +205,26 @@ def listed_outputs(record):
     made = record.get("made_by") if isinstance(record.get("made_by"), dict) else {}
     outputs = record.get("outputs") if isinstance(record.get("outputs"), dict) else {}
     return {os.path.realpath(p) for p in [*made.get("outputs", []), *outputs]}
+
+
+def check_summary_replaceable(summary_path, record, existing, output, overwrite):
+    """The file at the summary's name is replaced only if it is a summary, or
+    its output set's files on disk are signed for this output (a summary of
+    its own that was damaged), unless `overwrite`; a link or device never."""
+    if not os.path.lexists(summary_path):
+        return
+    if not stat.S_ISREG(os.lstat(summary_path).st_mode):
+        raise ConfigError(
+            f"'{summary_path}' exists and is not a regular file (a link, device or pipe), but the run "
+            f"writes the summary of output '{output}' there: choose another output path"
+        )
+    own_set = any(marked_for(path, output) == os.path.realpath(output) for path in existing)
+    if record is None and not (overwrite or own_set):
+        raise ConfigError(
+            f"'{summary_path}' exists and is not a summary snakeshuf wrote, but the run writes the summary of "
+            f"output '{output}' there: move it away, choose another output name, or set config key "
+            "'overwrite' to true (snakeshuf --overwrite)"
+        )
 
 
 def check_replaceable(existing, record, output, overwrite):
