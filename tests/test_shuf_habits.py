@@ -51,6 +51,9 @@ def test_stdin_gives_the_bytes_of_the_same_records_in_a_file(installed, tmp_path
     assert from_file.returncode == 0, from_file.stderr[-3000:]
     ours = piped(["snakeshuf", "-", "-o", "-", "--seed", "5"], data, installed, tmp_path)
     assert ours.stdout == (tmp_path / "file.txt").read_bytes()
+    (tmp_path / "sc").mkdir()  # hostile pass: a relative --scratch lost the output of a run to stdout
+    in_scratch = piped(["snakeshuf", "-", "-o", "-", "--seed", "5", "--scratch", "sc"], data, installed, tmp_path)
+    assert in_scratch.stdout == ours.stdout, in_scratch.stderr.decode()[-2000:]
 
 
 def test_a_pipe_into_head_ends_quietly_and_leaves_nothing(installed, tmp_path):

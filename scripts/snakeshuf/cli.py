@@ -187,7 +187,7 @@ def state_directory(args):
     output, beside it (or under --scratch), the same for the same command;
     for standard output, a new one each time."""
     if args.output == STDOUT:
-        return tempfile.mkdtemp(prefix=".snakeshuf-stdout-", dir=args.scratch)
+        return tempfile.mkdtemp(prefix=".snakeshuf-stdout-", dir=args.scratch and os.path.abspath(args.scratch))
     output = os.path.abspath(args.output)
     place = os.path.abspath(args.scratch) if args.scratch else os.path.dirname(output)
     tag = hashlib.sha256(output.encode()).hexdigest()[:8]
