@@ -165,14 +165,18 @@ def test_usage_errors_are_refused_before_anything_runs(tmp_path, monkeypatch, ca
     assert not (tmp_path / ".snakemake").exists()
 
 
-@pytest.mark.parametrize("report", ["in.html", "o.html", "o.html.summary.json"])
-def test_a_report_named_as_a_file_the_run_reads_or_writes_is_refused(tmp_path, monkeypatch, capsys, report):
+@pytest.mark.parametrize(
+    "report, layout",
+    [("in.html", []), ("o.html", []), ("o.html.summary.json", []), ("o.00001-of-00002.html", ["--shards", "2"]),
+     ("o.v.html", ["--split", "v=0.5", "--split", "t=rest"])],
+)
+def test_a_report_named_as_a_file_the_run_reads_or_writes_is_refused(tmp_path, monkeypatch, capsys, report, layout):
     """Fresh hostile pass: --report in.html overwrote the input in.html, and
-    --report o.html the output, with exit 0."""
+    --report o.html the output, with exit 0; a later one: a shard or split."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "in.html").write_text("a\nb\n")
     with pytest.raises(SystemExit) as stopped:
-        main(["in.html", "-o", "o.html", "--report", report])
+        main(["in.html", "-o", "o.html", "--report", report, *layout])
     assert stopped.value.code == 2 and (tmp_path / "in.html").read_text() == "a\nb\n"
     assert report.endswith(".json") or "the run reads or writes that file" in capsys.readouterr().err
 

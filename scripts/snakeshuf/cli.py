@@ -222,10 +222,27 @@ def check_report(p, args):
         p.error(f"--report {path}: a report is written as .html or .zip; name it so")
     read = [*args.inputs, *(f for group in args.paired or () for f in group), *filter(None, [args.sample_sheet])]
     read = [match for pattern in read for match in glob.glob(pattern) or [pattern]]
-    written = [args.output + suffix for suffix in ("", ".summary.json", LOCK)] if args.output else []
+    written = [args.output + suffix for suffix in (".summary.json", LOCK)] if args.output else []
+    written += output_files(args)
     if os.path.realpath(path) in {os.path.realpath(f) for f in read + written}:
         p.error(f"--report {path}: the run reads or writes that file; choose another name for the report")
     check_writable_directory(p, path)
+
+
+def output_files(args):
+    """Every output file the options name (its shards, splits and columns),
+    as the workflow names them; just OUT where the workflow will refuse them."""
+    from snakeshuf.config import check_config  # NumPy and Snakemake: only for --report
+    from snakeshuf.outputs import column_names, output_paths, read_layout
+
+    if args.output in (None, STDOUT):
+        return []
+    try:
+        config = check_config(config_of(args), os.path.join(workflow_dir(), "config", "schema.yaml"))
+        layout = read_layout(config["splits"], config["shards"])
+    except (ConfigError, argparse.ArgumentTypeError):
+        return [args.output]
+    return output_paths(config["output"], layout, column_names(config["paired"][0]) if config["paired"] else None)
 
 
 def check_writable_directory(p, path):
