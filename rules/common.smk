@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.join(SNAKESHUF_DIR, "scripts"))
 from snakeshuf import console, dedup, pipes, preflight, progress, provenance
 from snakeshuf.stopping import RunStopper, cancel_scheduler_wakeups
 from snakeshuf.config import check_config, input_path, separator_byte
+from snakeshuf.locations import check_no_urls
 from snakeshuf.errors import ConfigError, InputError
 from snakeshuf.jobs import disk_full_message
 from snakeshuf.lock import NotALock, OutputLock
@@ -62,6 +63,7 @@ def make_input_plan(run):
     if sheet:
         rows = read_sample_sheet(sheet, SHEET_SCHEMA)
         listed = [row["path"] for row in rows]
+        check_no_urls([("sample_sheet", path) for path in listed])
         names = [row.get("source") or row["path"] for row in rows]
         weights = [
             parse_weight(row["weight"]) if row.get("weight") else None for row in rows
