@@ -30,8 +30,9 @@ def check_no_urls(paths):
     with exit 0."""
     for key, path in paths:
         if isinstance(path, str) and URL.match(path):
+            named = f"option '{key}'" if key.startswith("-") else f"config key '{key}'"
             raise ConfigError(
-                f"{'option' if key.startswith('-') else 'config key'} '{key}': '{path}' is a URL, and snakeshuf reads and writes files only "
-                f"(object storage is not supported yet): {INSTEAD_OF_A_URL.get(key, STREAM_IT_IN)}, or mount the bucket"
+                f"{named}: '{path}' is a URL, and snakeshuf reads and writes files only (object storage "
+                f"is not supported yet): {INSTEAD_OF_A_URL.get(key, STREAM_IT_IN)}, or mount the bucket"
             )
 
