@@ -1,0 +1,325 @@
+"""Table rows as records: each row of an Arrow record batch as one canonical
+string of bytes, and back.
+
+Parquet rows travel through the split, shuffle and gather stages as these
+strings, so every stage that orders, counts, checksums or deduplicates
+records does the same for rows without knowing about columns. Written here
+because Arrow has no row format in Python; every step is a vectorised Arrow
+or NumPy operation over a batch, never a loop over rows.
+
+The encoding depends only on the values (not on how a file stored them:
+row groups, pages, compression, dictionaries, slack behind nulls), so equal
+rows are equal bytes. A row is its columns' values one after the other; a
+value is 0x00 for null, else 0x01 and then, little-endian:
+- a fixed-width value (integers, floats, dates, times, decimals, fixed-size
+  binary): its bytes; a boolean: one byte, 0 or 1;
+- a string or binary: its length (u32) and its bytes;
+- a list (also large and fixed-size lists, and a map: a list of key-value
+  structs): its length n (u32), the byte length of each of its n values
+  (u32 each), then the values;
+- a struct: the byte length of each field's value (u32 each), then the values.
+The lengths up front let a whole batch be decoded column by column at once.
+"""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from snakeshuf.errors import InputError
+
+U32 = np.dtype("<u4")
+NULL, VALID = 0, 1
+LENGTH_BYTES = U32.itemsize
+
+
+# --- strings of bytes, many at once, as Arrow large_binary arrays ---------------------
+
+def offsets_of(strings):
+    """The int64 offsets (len + 1) of a large_binary array, its slice applied."""
+    raw = np.frombuffer(strings.buffers()[1], np.int64)
+    return raw[strings.offset : strings.offset + len(strings) + 1]
+
+
+def bytes_of(strings):
+    buffer = strings.buffers()[2]
+    return np.frombuffer(buffer, np.uint8) if buffer is not None else np.empty(0, np.uint8)
+
+
+def strings_at(offsets, data):
+    """The large_binary array of the strings data[offsets[i] : offsets[i + 1]]."""
+    offsets = np.ascontiguousarray(offsets, np.int64)
+    return pa.Array.from_buffers(pa.large_binary(), len(offsets) - 1,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))])
+
+
+def fixed_strings(matrix, present=None):
+    """Row i of the uint8 matrix as string i; empty where `present` is False."""
+    matrix = np.ascontiguousarray(matrix, np.uint8)
+    if present is None:
+        return strings_at(np.arange(len(matrix) + 1, dtype=np.int64) * matrix.shape[1], matrix.ravel())
+    widths = np.where(present, matrix.shape[1], 0)
+    return strings_at(np.concatenate(([0], np.cumsum(widths))), matrix[present].ravel())
+
+
+def joined(parts):
+    """String i of the result: string i of each of `parts` (equally long), one after the other."""
+    if len(parts) == 1:
+        return parts[0]
+    count = len(parts[0])
+    taken = pa.concat_arrays(parts).take(
+        pa.array((np.arange(count)[:, None] + count * np.arange(len(parts))[None, :]).ravel()))
+    return strings_at(offsets_of(taken)[:: len(parts)], bytes_of(taken))
+
+
+def spans(offsets, data, first_item):
+    """For lists whose items are strings data[offsets[j] : offsets[j + 1]]: each
+    list's items joined, list i holding items first_item[i] .. first_item[i + 1] - 1."""
+    return strings_at(offsets[first_item], data)
+
+
+def u32_strings(values, present=None):
+    values = np.asarray(values)
+    if len(values) and values.max() > np.iinfo(U32).max:
+        raise InputError(f"a value of {values.max():,} bytes or items is longer than a row's encoding allows (4 GiB)")
+    words = values.astype(U32)
+    words = words[:, None] if words.ndim == 1 else words
+    return fixed_strings(words.view(np.uint8).reshape(len(values), words.shape[1] * LENGTH_BYTES), present)
+
+
+# --- encoding --------------------------------------------------------------------------
+
+def encode(batch):
+    """(data, ends): the rows of `batch` one after the other in `data` (uint8),
+    row i ending at ends[i] (int64)."""
+    if not batch.num_columns:
+        raise InputError("a table with no columns has no rows to shuffle")
+    rows = joined([part for column in batch.columns for part in value_parts(column)])
+    offsets = offsets_of(rows)
+    return bytes_of(rows)[offsets[0] : offsets[-1]], offsets[1:] - offsets[0]
+
+
+def encoded_values(array):
+    """Each value of `array` encoded (the module docstring), as a large_binary array."""
+    return joined(value_parts(array))
+
+
+def value_parts(array):
+    """Arrays of strings whose i-th strings, joined, are value i encoded: the
+    parts are joined once, for a whole row, not once per level."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    present = np.asarray(array.is_valid())
+    flags = fixed_strings(present.astype(np.uint8)[:, None])
+    if pa.types.is_null(array.type):
+        return [flags]
+    return [flags, *payload_parts(array, present)]
+
+
+def payload_parts(array, present):
+    kind = array.type
+    if pa.types.is_boolean(kind):
+        return [fixed_strings(np.asarray(array.fill_null(False)).astype(np.uint8)[:, None], present)]
+    if is_binary_like(kind):
+        strings = array.cast(pa.large_binary())
+        offsets = offsets_of(strings)
+        lengths = np.where(present, np.diff(offsets), 0)
+        values = strings_at(np.concatenate(([0], np.cumsum(lengths))), gathered(bytes_of(strings), offsets, present))
+        return [u32_strings(lengths, present), values]
+    if pa.types.is_map(kind):
+        return payload_parts(array.cast(as_list_type(kind)), present)
+    if pa.types.is_fixed_size_list(kind):
+        return payload_parts(array.cast(pa.list_(kind.value_field)), present)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return list_parts(array, present)
+    if pa.types.is_struct(kind):
+        return struct_parts(array, present)
+    return [fixed_payloads(array, present)]
+
+
+def gathered(data, offsets, present):
+    """The bytes of the present strings of (offsets, data), back to back."""
+    if present.all():
+        return data[offsets[0] : offsets[-1]]
+    kept = strings_at(offsets, data).filter(pa.array(present))
+    return bytes_of(kept)[offsets_of(kept)[0] : offsets_of(kept)[-1]]
+
+
+def fixed_payloads(array, present):
+    try:
+        width = array.type.bit_width // 8
+    except ValueError:
+        raise InputError(f"column type {array.type} is not one snakeshuf can shuffle yet") from None
+    raw = np.frombuffer(array.buffers()[1], np.uint8)[array.offset * width : (array.offset + len(array)) * width]
+    return fixed_strings(raw.reshape(len(array), width), present)
+
+
+def list_parts(array, present):
+    counts = np.asarray(array.value_lengths().fill_null(0), np.int64)
+    items = encoded_values(array.flatten())
+    item_offsets = offsets_of(items)
+    first_item = np.concatenate(([0], np.cumsum(counts)))
+    lengths = u32_strings(np.diff(item_offsets))
+    return [
+        u32_strings(counts, present),
+        spans(offsets_of(lengths), bytes_of(lengths), first_item),
+        spans(item_offsets, bytes_of(items), first_item),
+    ]
+
+
+def struct_parts(array, present):
+    fields = [encoded_values(child) for child in array.flatten()]
+    if not fields:
+        return []
+    lengths = np.stack([np.diff(offsets_of(f)) for f in fields], axis=1)
+    values = joined(fields)
+    return [u32_strings(lengths, present), pc.if_else(pa.array(present), values, pa.scalar(b"", pa.large_binary()))]
+
+
+def is_binary_like(kind):
+    return any(test(kind) for test in (pa.types.is_binary, pa.types.is_string, pa.types.is_large_binary,
+                                       pa.types.is_large_string, pa.types.is_binary_view, pa.types.is_string_view))
+
+
+def as_list_type(map_type):
+    entry = pa.struct([map_type.key_field, map_type.item_field])
+    return pa.list_(pa.field("entries", entry, nullable=False))
+
+
+# --- decoding --------------------------------------------------------------------------
+
+class DamagedRow(ValueError):
+    """Bytes that are not rows of the schema (a damaged piece of scratch)."""
+
+
+def decode(schema, data, ends):
+    """The record batch of `schema` whose rows, encoded, are `data` (uint8), row i ending at ends[i]."""
+    ends = np.asarray(ends, np.int64)
+    cursor = np.concatenate(([0], ends))[:-1].astype(np.int64)
+    columns = []
+    for field in schema:
+        column, cursor = decoded_values(field.type, data, cursor)
+        columns.append(column)
+    if not np.array_equal(cursor, ends):
+        raise DamagedRow("rows do not end where their lengths say")
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def read_u32(data, at):
+    """The u32 at each position of `at`."""
+    if np.any(at + LENGTH_BYTES > len(data)):
+        raise DamagedRow("a length runs past the end of the rows")
+    return data[at[:, None] + np.arange(LENGTH_BYTES)].copy().view(U32).ravel().astype(np.int64)
+
+
+def read_u32_where(data, at, present):
+    """read_u32 where `present`, 0 elsewhere."""
+    found = np.zeros(len(at), np.int64)
+    found[present] = read_u32(data, at[present])
+    return found
+
+
+def decoded_values(kind, data, starts):
+    """(array of `kind`, where each value ends) from values encoded at `starts`."""
+    if len(starts) and starts.max() >= len(data):
+        raise DamagedRow("a value starts past the end of the rows")
+    present = data[starts] == VALID
+    if not np.all(present | (data[starts] == NULL)):
+        raise DamagedRow("a value's null flag is neither 0 nor 1")
+    at = starts + 1
+    if pa.types.is_null(kind):
+        return pa.nulls(len(starts)), at
+    array, payload_ends = decoded_payloads(kind, data, at, present)
+    return array, np.where(present, payload_ends, at)
+
+
+def validity(present):
+    return None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+
+
+def decoded_payloads(kind, data, at, present):
+    if pa.types.is_boolean(kind):
+        truth = np.zeros(len(at), bool)
+        truth[present] = data[at[present]] == 1
+        return pa.array(truth, mask=~present), at + 1
+    if is_binary_like(kind):
+        return decoded_strings(kind, data, at, present)
+    if pa.types.is_map(kind):
+        lists, ends = decoded_payloads(as_list_type(kind), data, at, present)
+        entries = lists.flatten()
+        return pa.MapArray.from_arrays(lists.offsets, entries.field(0), entries.field(1), type=kind,
+                                       mask=pa.array(~present) if not present.all() else None), ends
+    if pa.types.is_fixed_size_list(kind):
+        lists, ends = decoded_payloads(pa.list_(kind.value_field), data, at, present)
+        return lists.cast(kind), ends
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return decoded_lists(kind, data, at, present)
+    if pa.types.is_struct(kind):
+        return decoded_structs(kind, data, at, present)
+    width = kind.bit_width // 8
+    if np.any(at[present] + width > len(data)):
+        raise DamagedRow("a value runs past the end of the rows")
+    picked = np.zeros((len(at), width), np.uint8)
+    picked[present] = data[at[present][:, None] + np.arange(width)]
+    return pa.Array.from_buffers(kind, len(at), [validity(present), pa.py_buffer(picked)]), at + width
+
+
+def decoded_strings(kind, data, at, present):
+    lengths = read_u32_where(data, at, present)
+    starts = at + LENGTH_BYTES * present
+    ends = starts + lengths
+    if len(at) and ends.max() > len(data):
+        raise DamagedRow("a string runs past the end of the rows")
+    values = picked_strings(data, starts, ends)
+    with_nulls = pa.Array.from_buffers(pa.large_binary(), len(at), [validity(present), *values.buffers()[1:]])
+    return with_nulls.cast(kind), ends
+
+
+def picked_strings(data, starts, ends):
+    """The strings data[starts[i] : ends[i]] (in increasing, non-overlapping
+    order) as one contiguous large_binary array: every other string of the
+    array that also holds the gaps between them."""
+    if not len(starts):
+        return pa.array([], pa.large_binary())
+    bounds = np.stack([starts, ends], axis=1).ravel()
+    with_gaps = strings_at(bounds, data)
+    return with_gaps.take(pa.array(np.arange(0, len(bounds) - 1, 2)))
+
+
+def decoded_lists(kind, data, at, present):
+    counts = read_u32_where(data, at, present)
+    owner = np.repeat(np.arange(len(at)), counts)
+    first_item = np.concatenate(([0], np.cumsum(counts)))
+    place = np.arange(first_item[-1]) - first_item[owner]
+    length_at = at[owner] + LENGTH_BYTES * (1 + place)
+    lengths = read_u32(data, length_at) if len(owner) else np.empty(0, np.int64)
+    values_start = at + LENGTH_BYTES * (1 + counts)
+    running = np.concatenate(([0], np.cumsum(lengths)))
+    item_starts = values_start[owner] + running[:-1] - running[first_item[owner]]
+    items, item_ends = decoded_values(kind.value_type, data, item_starts)
+    if not np.array_equal(item_ends, item_starts + lengths):
+        raise DamagedRow("a list's items do not end where their lengths say")
+    offsets = pa.array(first_item, pa.int64() if pa.types.is_large_list(kind) else pa.int32())
+    lists = type(pa.array([], kind)).from_arrays(offsets, items, type=kind,
+                                                   mask=pa.array(~present) if not present.all() else None)
+    return lists, values_start + running[first_item[1:]] - running[first_item[:-1]]
+
+
+def decoded_structs(kind, data, at, present):
+    fields = list(kind)
+    rows = np.flatnonzero(present)
+    lengths = (np.stack([read_u32(data, at[rows] + LENGTH_BYTES * i) for i in range(len(fields))], axis=1)
+               if fields and len(rows) else np.zeros((len(rows), len(fields)), np.int64))
+    cursor = at[rows] + LENGTH_BYTES * len(fields)
+    place = pa.array(np.cumsum(present) - 1, mask=~present)
+    children = []
+    for i, field in enumerate(fields):
+        child, ends = decoded_values(field.type, data, cursor)
+        if not np.array_equal(ends, cursor + lengths[:, i]):
+            raise DamagedRow("a struct's fields do not end where their lengths say")
+        children.append(child.take(place))
+        cursor = ends
+    ends = np.array(at)
+    ends[rows] = cursor
+    return pa.StructArray.from_arrays(children, fields=fields, mask=pa.array(~present)), ends
