@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.join(SNAKESHUF_DIR, "scripts"))
 
-from snakeshuf import console, dedup, pipes, preflight, progress, provenance
+from snakeshuf import console, dedup, formats, pipes, preflight, progress, provenance
 from snakeshuf.stopping import RunStopper, cancel_scheduler_wakeups
 from snakeshuf.config import check_config, input_path, separator_byte
 from snakeshuf.locations import check_no_urls
@@ -159,6 +159,7 @@ def read_dedup(plan):
 
 def run_spec(plan, run, layout):
     """Everything that defines the output (snakeshuf.spec)."""
+    parquet = formats.parquet_output(plan.files, config)
     lines, separator = config["header_lines"], separator_byte(config)
     header = common_header(plan.files[:1], lines, separator) if lines else b""
     return RunSpec(
@@ -177,6 +178,7 @@ def run_spec(plan, run, layout):
         scratch=run.directories[0],
         sources=plan.sources,
         dedup=read_dedup(plan),
+        parquet=parquet,
     )
 
 

@@ -74,7 +74,7 @@ class BucketOutput:
                     taken = memoryview(data)[offsets[record] : offsets[record + 1]]
                 else:
                     taken = runfile.take(records, block[first:last])
-                self.sink.write(taken, last - first)
+                self.sink.write(taken, lengths[block[first:last]])
                 self.nbytes += len(taken)
         self.records += len(keys)
         self.key_sum = (self.key_sum + keylib.key_checksum(keys)) & keylib.MASK64
@@ -165,7 +165,7 @@ class KeyRangeInPasses:
     are not average ones), and filled into arrays of its own size."""
 
     def __init__(self, sections, spec, chooser):
-        self.sections, self.key_ranges, self.separator = sections, spec.key_ranges, spec.separator
+        self.sections, self.key_ranges, self.separator = sections, spec.key_ranges, spec.records.record_end
         self.tagged, self.selects = bool(spec.dedup), spec.selects
         self.staging = aligned_buffer(READ_STAGING_BYTES)
         self.chooser = chooser  # of candidates, counted in full by the plan: passes may hold fewer
@@ -431,7 +431,7 @@ def shuffle_bucket(spec, bucket, memory, args):
         BucketStats(bucket, *totals, job=report, pieces=()).save(args.stats)
         return
     sink = open_sink(spec, row, bounds, bucket)
-    output = BucketOutput(sink, spec.separator, where)
+    output = BucketOutput(sink, spec.records.record_end, where)
     writer = BucketWriter(output, memory, spec, chosen)
     writer.write(parts, first_range, JobProgress(where, totals[1]))
     sink.close()

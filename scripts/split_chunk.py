@@ -20,7 +20,7 @@ from snakeshuf.outputs import HEAD
 from snakeshuf.progress import JobProgress
 from snakeshuf import codecs, dedup
 from snakeshuf.errors import InputError, RecordTooLarge, WindowTooLarge
-from snakeshuf.records import RecordReader, common_header
+from snakeshuf.records import common_header
 from snakeshuf.runfile import RunWriter, Spill, as_records, release_taken, take
 from snakeshuf.spec import RunSpec
 from snakeshuf.weights import copy_stream
@@ -74,9 +74,9 @@ def head_filter(spec, memory):
 
 def keyed_batches(spec, segments, memory):
     """(batch, input file, key stream, key positions) for every batch of the
-    chunk's records: a record is keyed by its file and byte offset, or, for
-    aligned files read `spec.width` at a time, by their group (and its first
-    file) and its line index."""
+    chunk's records: a record is keyed by its file and position (a line's
+    byte offset, a row's number), or, for aligned files read `spec.width` at
+    a time, by their group (and its first file) and its line index."""
     files, width, separator = spec.files, spec.width, spec.separator
     if width > 1:
         for lo in range(0, len(segments), width):
@@ -86,13 +86,12 @@ def keyed_batches(spec, segments, memory):
             for batch in batches:
                 yield batch, group[0], group[0].index // width, batch.offset + np.arange(len(batch.ends))
         return
-    reader = RecordReader(separator, np.empty(memory.block_bytes + 1, np.uint8), memory.batch_records,
-                          memory.window_bytes)
+    reader = spec.records.reader(memory)
     for segment in segments:
         f = files[segment.file_index]
         start = max(segment.start, spec.header_bytes)  # every input starts with the header
         for batch in reader.batches(f, start, segment.end):
-            yield batch, f, f.index, batch.offset + batch.starts
+            yield batch, f, f.index, batch.positions
 
 
 class ChunkWriter:

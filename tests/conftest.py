@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 import zstandard
@@ -62,7 +64,9 @@ MAGIC = {b"\x1f\x8b": gzip.decompress, b"BZh": bz2.decompress, b"\xfd7zXZ": lzma
 
 
 def decompressed(path):
-    """The bytes of an output file, decompressed as its name says."""
+    """The bytes of an output file, decompressed as its name says; a Parquet file's table."""
+    if str(path).endswith(".parquet"):
+        return pq.read_table(path)
     data = Path(path).read_bytes()
     if str(path).endswith(".gz"):
         return gzip.decompress(data)
@@ -76,8 +80,10 @@ def zstd_decompress(data):
 
 
 def plain_content(path):
-    """The records of an input file, decompressed as its first bytes say."""
+    """The records of an input file, decompressed as its first bytes say; a Parquet file's table."""
     data = Path(path).read_bytes()
+    if data.startswith(b"PAR1"):
+        return pq.read_table(path)
     for magic, decompress in MAGIC.items():
         if data.startswith(magic):
             return (decompress or zstd_decompress)(data)
@@ -142,15 +148,22 @@ def assert_published_as_the_reference(workdir, config):
     expected = reference_outputs(tuple(stats), json.dumps(config))
     assert list(summary["outputs"]) == list(expected), "the run published other files than the reference"
     for path, data in expected.items():
-        assert decompressed(Path(workdir) / path) == data, f"{path} differs from the reference model's"
+        assert same_content(decompressed(Path(workdir) / path), data), f"{path} differs from the reference model's"
     assert_summary_counts(summary, expected, config)
+
+
+def same_content(published, expected):
+    """Bytes alike, or tables alike: schema (its metadata too), rows and their order."""
+    if isinstance(expected, pa.Table):
+        return published.equals(expected, check_metadata=True)
+    return published == expected
 
 
 def assert_summary_counts(summary, expected, config):
     """The summary gives each output file's records as the reference has them."""
     sep = SEPARATORS[config["separator"]]
     for path, data in expected.items():
-        records = data.count(sep) - config["header_lines"]
+        records = data.num_rows if isinstance(data, pa.Table) else data.count(sep) - config["header_lines"]
         assert summary["outputs"][path]["records"] == records, f"the summary miscounts {path}"
 
 

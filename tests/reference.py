@@ -1,12 +1,13 @@
 """The reference model: what a run must publish, computed in memory the obvious way.
 
 `expected_outputs(config, contents)` takes a configuration and the bytes of
-every input (decompressed, in input order) and returns every output file's
-name and (uncompressed) bytes, or raises Refused when a correct run must
-publish nothing. It shares with the workflow what *defines* the order: the
+every input (decompressed, in input order), or for Parquet inputs each one's
+table (pyarrow), and returns every output file's name and (uncompressed)
+bytes or table, or raises Refused when a correct run must publish nothing. It shares with the workflow what *defines* the order: the
 key function (snakeshuf.keys.record_keys), for weights the key stream of
 each copy and the selection key (snakeshuf.weights), for dedup the key of an
-identity and of its copies (snakeshuf.dedup); everything else is
+identity and of its copies (snakeshuf.dedup) and a table row's identity, its
+encoding (snakeshuf.rows, itself checked by tests/test_rows.py); everything else is
 written here from the documentation, as plainly as possible, and kept small
 enough to check by reading.
 """
@@ -19,9 +20,11 @@ from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
+import pyarrow as pa
 
 from snakeshuf.dedup import copy_keys, identity_keys
 from snakeshuf.keys import record_keys
+from snakeshuf.rows import encode
 from snakeshuf.weights import copy_stream, selection_keys
 
 SEPARATORS = {"newline": b"\n", "nul": b"\0"}
@@ -90,6 +93,23 @@ def single_file_records(config, contents, limit):
     return header or b"", streams
 
 
+def table_records(config, contents, limit):
+    """The rows of tables, each a record keyed by its table and row number."""
+    if len({table.schema for table in contents}) > 1:
+        raise Refused("has another schema")
+    return contents[0].slice(0, 0), [
+        (index, range(table.num_rows), [(table.slice(i, 1),) for i in range(table.num_rows)])
+        for index, table in enumerate(contents)
+    ]
+
+
+def joined(header, records):
+    """An output file's content: the header and the records (bytes), or the rows (a table)."""
+    if isinstance(header, bytes):
+        return header + b"".join(records)
+    return pa.concat_tables([header, *records])
+
+
 def paired_records(config, contents, limit):
     """The records of aligned inputs: line i of every file of a group, keyed
     by the group and i."""
@@ -114,6 +134,9 @@ def weight_of(config, source):
 def identity_of(dedup, record, header, name):
     """What makes a record of the file `name` a duplicate (documented under
     config key 'dedup'); None: it has no such field."""
+    if not isinstance(record, bytes):  # a table's row: what defines its key is its encoding, as for the workflow
+        data, ends = encode(record.combine_chunks().to_batches()[0])
+        return data.tobytes()
     if dedup == "record":
         return record
     body = record[:-1]
@@ -167,7 +190,7 @@ def deduplicated(config, streams, sources, header):
             continue
         kept[i] = []
         for position, item in zip(positions, items):
-            identity = identity_of(dedup, b"".join(item), header, source or "")
+            identity = identity_of(dedup, item[0] if len(item) == 1 else b"".join(item), header, source or "")
             if identity is None and missing == "error":
                 raise Refused("has no field")
             if identity is None and missing == "keep":
@@ -326,7 +349,8 @@ def expected_outputs(config, contents, max_record_bytes=2**32 - 1, sources=None)
     names = output_names(config)
     check_written_once(config, names)
     paired = bool(config["paired"])
-    make = paired_records if paired else single_file_records
+    make = paired_records if paired else table_records if contents and isinstance(contents[0], pa.Table) \
+        else single_file_records
     header, streams = make(config, contents, max_record_bytes)
     if paired:
         sources = [group[0] for group in config["paired"]]
@@ -343,5 +367,5 @@ def expected_outputs(config, contents, max_record_bytes=2**32 - 1, sources=None)
         start += size
         for shard in range(shards):
             piece = records[shard * size // shards : (shard + 1) * size // shards]
-            pieces += [header + b"".join(row[c] for row in piece) for c in range(columns)]
+            pieces += [joined(header, [row[c] for row in piece]) for c in range(columns)]
     return dict(zip(names, pieces, strict=True))

@@ -9,6 +9,7 @@ kilobytes of choices at most, and a corpus is up to a few hundred kilobytes.
 
 import bz2
 import gzip
+import io
 import lzma
 import math
 import os
@@ -16,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import yaml
 import zstandard
 from hypothesis import strategies as st
 
 from reference import SEPARATORS
+from tables import seeded_table
 
 PROFILES = ("empty", "tiny", "short", "mixed")
 CODECS = ("plain", "gzip", "bzip2", "xz", "zstd")
@@ -90,6 +93,8 @@ class Scenario:
     take: tuple = ()  # ("head", N) or ("fraction", p): publish only the first part of the order
     weights: tuple = ()  # one per source (a file, the glob, a sheet's source, a group); none: all 1
     dedup: str = "none"  # or "record" (random bytes have no fields)
+    table: int = 0  # nonzero: the inputs are Parquet files of a schema made from this seed (tables.seeded_table)
+    row_group_rows: int = 100_000  # of Parquet outputs; row groups of at most 1 MiB, which a kilobyte budget allows
 
 
 SHEET_SOURCES = 3  # a sample sheet's rows belong to sources s0, s1, s2 in turn
@@ -198,7 +203,10 @@ def file_name(scenario, index, column=None):
 
 
 def input_files(scenario):
-    """[(name, plain bytes, stored bytes)] in input order."""
+    """[(name, plain bytes or table, stored bytes)] in input order."""
+    if scenario.table:
+        return [(file_name(scenario, i).replace(".txt", ".parquet"), *parquet_file(scenario.table, spec))
+                for i, spec in enumerate(scenario.files)]
     sep = SEPARATORS[scenario.separator]
     crlf_allowed = scenario.separator == "newline"
     files = []
@@ -218,6 +226,18 @@ def input_files(scenario):
     return files
 
 
+def parquet_file(schema_seed, spec):
+    """(table as a reader sees it, its bytes as a Parquet file): row groups,
+    pages, compression and dictionaries chosen by the file's seed, none of
+    which may matter."""
+    table = seeded_table(schema_seed, spec.seed, spec.records)
+    rng = np.random.default_rng(spec.seed)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, row_group_size=int(rng.integers(1, 400)), data_page_size=int(rng.integers(64, 4096)),
+                   compression=str(rng.choice(["zstd", "snappy", "none", "gzip"])), use_dictionary=bool(rng.integers(2)))
+    return pq.read_table(io.BytesIO(sink.getvalue())), sink.getvalue()
+
+
 def splits_config(scenario):
     splits = {}
     for name, size, shards in scenario.splits:
@@ -234,6 +254,7 @@ def base_config(scenario, input_dir):
         "verify_output": scenario.verify,
         **dict([scenario.take] if scenario.take else []),
         "dedup": scenario.dedup,
+        **({"parquet": {"row_group_rows": scenario.row_group_rows, "row_group_mb": 1}} if scenario.table else {}),
     }
     paths = [os.path.join(input_dir, name) for name in names]
     if scenario.paired_width or scenario.source != "sheet":  # a sheet has a column for them
@@ -341,8 +362,28 @@ OUTPUTS = st.sampled_from([
 ])
 
 
+PARQUET_OUTPUTS = st.sampled_from(["out/shuffled.parquet", "o u t/[x] 'y'.parquet"])
+
+
+@st.composite
+def table_scenarios(draw):
+    """Parquet inputs: rows of one random schema, in files stored any way."""
+    count = draw(st.sampled_from([1, 2, 3, 8]))
+    shards, splits = draw(layouts())
+    files = tuple(FileSpec(records=draw(st.sampled_from([0, 1, 5, 60, 700])), seed=draw(st.integers(0, 2**32 - 1)))
+                  for _ in range(count))
+    return Scenario(
+        files=files, runs=tuple(draw(RUNS) for _ in range(2)), seed=draw(SEEDS), output=draw(PARQUET_OUTPUTS),
+        shards=shards, splits=splits, source=draw(st.sampled_from(["list", "glob", "sheet"])),
+        take=draw(TAKES), table=draw(st.integers(1, 2**32 - 1)), row_group_rows=draw(st.sampled_from([1, 7, 100_000])),
+        **draw(MIXING),
+    )
+
+
 @st.composite
 def scenarios(draw):
+    if draw(st.integers(0, 5)) == 0:
+        return draw(table_scenarios())
     runs = tuple(draw(RUNS) for _ in range(2))
     paired = draw(st.integers(0, 9)) == 0
     # Records just under the smaller run's limit (the longest allowed), sometimes.

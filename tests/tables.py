@@ -6,6 +6,7 @@ nulls everywhere a value may be null."""
 import datetime
 from decimal import Decimal
 
+import numpy as np
 import pyarrow as pa
 from hypothesis import strategies as st
 
@@ -63,3 +64,47 @@ def tables(draw, max_rows=12, min_rows=0):
     rows = draw(st.integers(min_rows, max_rows))
     arrays = [pa.array(draw(st.lists(values(t), min_size=rows, max_size=rows)), t) for t in columns]
     return pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
+
+
+# --- tables made from seeds (tests/scenarios.py), not drawn ---------------------------
+
+CHARACTERS = list("ab \n\0\t\u00e9\u4e2d\"\\")
+
+
+def seeded_strings(rng, count):
+    return ["".join(rng.choice(CHARACTERS, int(rng.integers(0, 12)))) for _ in range(count)]
+
+
+def nulls(rng, values, share=0.15):
+    return [None if rng.random() < share else v for v in values]
+
+
+COLUMN_KINDS = {
+    "id": (pa.int64(), lambda rng, n: nulls(rng, rng.integers(-(2**62), 2**62, n).tolist())),
+    "text": (pa.string(), lambda rng, n: nulls(rng, seeded_strings(rng, n))),
+    "bytes": (pa.large_binary(), lambda rng, n: nulls(rng, [rng.bytes(int(rng.integers(0, 20))) for _ in range(n)])),
+    "flag": (pa.bool_(), lambda rng, n: nulls(rng, (rng.random(n) < 0.5).tolist())),
+    "score": (pa.float64(), lambda rng, n: nulls(rng, rng.normal(size=n).tolist())),
+    "when": (pa.timestamp("us"), lambda rng, n: nulls(rng, [datetime.datetime(2000, 1, 1) + datetime.timedelta(
+        microseconds=int(us)) for us in rng.integers(0, 10**15, n)])),
+    "tokens": (pa.list_(pa.int32()), lambda rng, n: nulls(rng, [nulls(rng, rng.integers(0, 50000, int(
+        rng.integers(0, 8))).tolist()) for _ in range(n)])),
+    "meta": (pa.struct([("lang", pa.string()), ("quality", pa.float32())]), lambda rng, n: nulls(rng, [
+        {"lang": s, "quality": float(q)} for s, q in zip(nulls(rng, seeded_strings(rng, n)), rng.random(n))])),
+    "spans": (pa.list_(pa.struct([("start", pa.int16()), ("labels", pa.list_(pa.string()))])), lambda rng, n: nulls(
+        rng, [[{"start": int(rng.integers(0, 1000)), "labels": nulls(rng, seeded_strings(rng, int(rng.integers(0, 3))))}
+               for _ in range(int(rng.integers(0, 3)))] for _ in range(n)])),
+    "attributes": (pa.map_(pa.string(), pa.int64()), lambda rng, n: nulls(rng, [
+        list(zip(seeded_strings(rng, k), rng.integers(0, 9, k).tolist())) for k in rng.integers(0, 3, n)])),
+}
+
+
+def seeded_table(schema_seed, seed, rows):
+    """`rows` rows of the schema that `schema_seed` picks (one to four of
+    COLUMN_KINDS, with file metadata), values from `seed`."""
+    kinds = sorted(COLUMN_KINDS)
+    picked = np.random.default_rng(schema_seed).choice(kinds, int(np.random.default_rng(schema_seed).integers(1, 5)),
+                                                       replace=False)
+    rng = np.random.default_rng(seed)
+    arrays = [pa.array(COLUMN_KINDS[k][1](rng, rows), COLUMN_KINDS[k][0]) for k in picked]
+    return pa.table(arrays, names=list(picked), metadata={"made_by": f"tests/tables.py {schema_seed}"})

@@ -136,6 +136,7 @@ def test_header_is_written_once_and_leaves_the_order_of_the_records_alone(tmp_pa
 
 def container_files(directory):
     """{name: what the error calls it} of binary containers that are not lines of text."""
+    import gzip
     import io
     import tarfile
     import zipfile
@@ -145,7 +146,9 @@ def container_files(directory):
     import pyarrow.parquet as pq
 
     table = pa.table({"id": [1, 2, 3], "text": ["a\nb", "c", "d"]})
-    pq.write_table(table, directory / "t.parquet")
+    parquet = io.BytesIO()
+    pq.write_table(table, parquet)
+    (directory / "t.parquet.gz").write_bytes(gzip.compress(parquet.getvalue()))  # a Parquet file is read as it is
     feather.write_feather(table, directory / "t.feather")
     with pa.OSFile(str(directory / "t.arrows"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as stream:
         stream.write_table(table)
@@ -156,7 +159,7 @@ def container_files(directory):
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("lines.txt", "one\ntwo\n")
     (directory / "t.zip").write_bytes(buffer.getvalue())
-    return {"t.parquet": "a Parquet file", "t.feather": "an Arrow IPC (Feather v2) file",
+    return {"t.parquet.gz": "a Parquet file (inside its gzip compression)", "t.feather": "an Arrow IPC (Feather v2) file",
             "t.arrows": "an Arrow IPC stream", "t.tar.gz": "a tar archive (inside its gzip compression)",
             "t.zip": "a zip archive"}
 

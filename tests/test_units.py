@@ -461,7 +461,7 @@ def test_a_key_range_taking_several_passes_is_read_with_no_slot_held(monkeypatch
         def update(self, nbytes):
             pass
 
-    spec = type("Spec", (), {"key_ranges": 4, "separator": 10, "dedup": None, "selects": False})()
+    spec = type("Spec", (), {"key_ranges": 4, "separator": 10, "records": SimpleNamespace(record_end=10), "dedup": None, "selects": False})()
     writer = shuffle_bucket.BucketWriter(Output(), memory, spec, None)
     writer.write(parts, 0, Progress())
     assert len(readers[0].slots) == 2, "the small key ranges around it must be read ahead"

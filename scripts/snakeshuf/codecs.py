@@ -21,6 +21,7 @@ import zstandard
 from snakeshuf.errors import CorruptStream, InputError, WindowTooLarge
 
 PLAIN = None
+PARQUET = "parquet"  # not a compression: a table, whose records are its rows (snakeshuf.formats)
 ZSTD_MAX_WINDOW = 1 << 31  # the largest zstd accepts as a limit (its format's largest window is 2^31)
 XZ_DECODER_BYTES = 1 << 20  # liblzma's decoder beside its dictionary (xz -6: 9 MiB for an 8 MiB one)
 READ_SIZE = 1 << 20
@@ -40,8 +41,9 @@ TEXT_PREFIX_BYTES = 4  # a text file may well be "B", "BZh" or "("; "BZh9" or mo
 # Binary containers that are not lines of text, by their magic bytes at an
 # offset, and how to turn each into lines. A text file cannot start with
 # these (the tar and zip ones could only be a line of that very text).
+PARQUET_MAGIC = b"PAR1"
 CONTAINERS = [
-    (0, b"PAR1", "a Parquet file", "export it as JSONL first, e.g. duckdb -c \"COPY (SELECT * FROM 'x.parquet') TO 'x.jsonl'\""),
+    (0, PARQUET_MAGIC, "a Parquet file", "decompress it first: snakeshuf reads Parquet files (their rows) as they are"),
     (0, b"ARROW1", "an Arrow IPC (Feather v2) file", "export it as JSONL first (pyarrow, DuckDB or Polars)"),
     (0, b"\xff\xff\xff\xff", "an Arrow IPC stream", "export it as JSONL first (pyarrow, DuckDB or Polars)"),
     (0, b"FEA1", "a Feather (v1) file", "export it as JSONL first (pyarrow or pandas)"),
@@ -66,6 +68,8 @@ def detect(path):
     for codec, signatures in SIGNATURES.items():
         if any(head.startswith(signature) for signature in signatures):
             return codec
+    if head.startswith(PARQUET_MAGIC):
+        return PARQUET
     cut_short = cut_short_codec(head)
     if cut_short:
         raise InputError(

@@ -68,7 +68,7 @@ def read_command_line_values(config, schema):
     """What Snakemake's --config leaves as strings: booleans
     (`check_disk_space=false`), one input (`inputs=a.jsonl`) and the numbers
     inside splits (`'splits={valid: 0.1, train: {size: rest, shards: 8}}'`),
-    weights (`'weights={a.jsonl: 0.5}'`) and a dedup column's number."""
+    weights (`'weights={a.jsonl: 0.5}'`), 'parquet' and a dedup column's number."""
     words = {"true": True, "false": False}
     for key, spec in schema["properties"].items():
         value = config.get(key)
@@ -78,6 +78,8 @@ def read_command_line_values(config, schema):
         config["inputs"] = [config["inputs"]]
     if isinstance(config.get("weights"), dict):
         config["weights"] = {source: number_or_text(w) for source, w in config["weights"].items()}
+    if isinstance(config.get("parquet"), dict):
+        config["parquet"] = {key: number_or_text(value) for key, value in config["parquet"].items()}
     if isinstance(config.get("dedup"), dict) and "field" in config["dedup"]:
         config["dedup"]["field"] = number_or_text(config["dedup"]["field"])
     splits = config.get("splits")

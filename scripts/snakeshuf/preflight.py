@@ -5,7 +5,7 @@ write_plan, since no onstart runs where snakeshuf is a module."""
 
 import os
 
-from snakeshuf import codecs, dedup
+from snakeshuf import dedup
 from snakeshuf.disk import check_writable, shortfalls
 from snakeshuf.errors import ConfigError
 from snakeshuf.plan import total_data_bytes
@@ -21,8 +21,7 @@ def check_places(spec):
 
 def check(spec, check_disk_space):
     """Raise ConfigError or InputError with what is wrong with the inputs or the disk."""
-    for f in spec.files:
-        codecs.check_not_container(f)
+    spec.records.check_inputs()
     if spec.header_lines:
         header = common_header(spec.files, spec.header_lines, spec.separator)
         if spec.dedup and spec.dedup.field is not None:

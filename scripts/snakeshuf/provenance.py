@@ -48,6 +48,7 @@ def made_by(spec):
         **({"take": spec.take} if spec.take else {}),  # absent when all: earlier records stay valid
         **({"weights": weights} if any(w != "1" for w in weights) else {}),
         **({"dedup": spec.dedup.to_json()} if spec.dedup else {}),
+        **({"parquet": spec.parquet.to_json()} if spec.parquet else {}),
         "outputs": [os.path.realpath(path) for path in spec.outputs],
     }
 

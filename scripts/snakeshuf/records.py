@@ -30,6 +30,11 @@ class Batch:
     def starts(self):
         return np.concatenate(([0], self.ends[:-1]))
 
+    @property
+    def positions(self):
+        """What keys each record: its byte offset in the input."""
+        return self.offset + self.starts
+
 
 def separator_ends(data, sep, max_records=None):
     """End positions (one past each separator) in `data`, scanned in small pieces

@@ -45,12 +45,13 @@ def records_at(data, offsets):
 
 def records_of_lengths(data, lengths, separator, where):
     """The records of a section (or of sections back to back) from their
-    lengths, checked to end where `data` ends and each at a separator."""
+    lengths, checked to end where `data` ends and each at the separator
+    (if the records have one: None for table rows)."""
     offsets = np.empty(len(lengths) + 1, np.int64)
     offsets[0] = 0
     np.cumsum(lengths, out=offsets[1:])
     ends = offsets[1:]
-    if offsets[-1] != len(data) or not (data[ends - 1] == separator).all():
+    if offsets[-1] != len(data) or (separator is not None and not (data[ends - 1] == separator).all()):
         raise IntegrityError(f"{where}: record lengths do not match the records; a run file is corrupt")
     return records_at(data, offsets)
 

@@ -45,7 +45,7 @@ class RegionSink:
     def room(self):
         return sys.maxsize
 
-    def write(self, data, records):
+    def write(self, data, lengths):
         self.writer.write(data)
         self.checksum = checksum(data, self.checksum)
 
@@ -72,6 +72,14 @@ class ChecksumFile:
     def flush(self):
         self.handle.flush()
 
+    # What Arrow's writers ask of a Python file (snakeshuf.parquet.PieceRows).
+    @property
+    def closed(self):
+        return self.handle.closed
+
+    def tell(self):
+        return self.nbytes
+
     def close(self):
         self.handle.flush()
         os.fsync(self.handle.fileno())
@@ -94,9 +102,11 @@ class PieceWriter:
     begins in an earlier bucket or ends in a later one are kept raw, for
     gather to compress."""
 
-    def __init__(self, path, where, codec, cuts):
-        self.path, self.where, self.codec, self.cuts = path, where, codec, cuts
+    def __init__(self, path, where, records, cuts):
+        """`records`: the run's record format (snakeshuf.formats)."""
+        self.path, self.where, self.codec, self.cuts = path, where, records.spec.codec, cuts
         self.file = ChecksumFile(path + PARTIAL)
+        self.content = records.piece_content(self.file)
         self.member = None  # the compressor of the member being written
         self.records = self.raw_head = self.raw_tail = 0
         self.head_ends_member = True
@@ -105,13 +115,13 @@ class PieceWriter:
     def position(self):
         return self.where[2] + self.records
 
-    def write(self, data, records):
-        """`records` whole records, all within one member (MemberCuts.room)."""
+    def write(self, data, lengths):
+        """Whole records (of `lengths`), all within one member (MemberCuts.room)."""
         if self.codec is codecs.PLAIN:
-            self.file.write(data)
+            self.content.write(data, lengths)
         else:
-            self._write_member_part(data, records)
-        self.records += records
+            self._write_member_part(data, len(lengths))
+        self.records += len(lengths)
 
     def _write_member_part(self, data, records):
         start, end = self.cuts.member(self.position)
@@ -133,6 +143,7 @@ class PieceWriter:
 
     def close(self):
         """The Piece written, or None (and no file) if it holds no record."""
+        self.content.close()
         self.file.close()
         if not self.records:
             os.remove(self.path + PARTIAL)
@@ -193,15 +204,15 @@ class PieceSink:
             return in_file
         return min(in_file, self.cuts.room(self.position))
 
-    def write(self, data, records):
-        """`records` whole records, all within room()."""
+    def write(self, data, lengths):
+        """Whole records (of `lengths`), all within room()."""
         if self.past_the_end:
-            self.position += records
+            self.position += len(lengths)
             return
         self._open_if_needed()
         for writer, column_data in zip(self.writers, split_columns(data, self.spec.width, self.spec.separator)):
-            writer.write(column_data, records)
-        self.position += records
+            writer.write(column_data, lengths)
+        self.position += len(lengths)
         if self.position == self.bounds[self.file + 1]:
             self.close()
 
@@ -211,7 +222,7 @@ class PieceSink:
             paths, f = self.spec.paths, self.file
             self.cuts = MemberCuts(int(self.bounds[f]), int(self.bounds[f + 1]), self.bucket_end)
             self.writers = [
-                PieceWriter(paths.piece(f, c, self.bucket), (f, c, self.position), self.spec.codec, self.cuts)
+                PieceWriter(paths.piece(f, c, self.bucket), (f, c, self.position), self.spec.records, self.cuts)
                 for c in range(self.spec.width)
             ]
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 
-from snakeshuf import codecs, provenance
+from snakeshuf import codecs, formats, provenance
 from snakeshuf.jobs import PARTIAL, atomic_write
 from snakeshuf.outputs import Split, column_names, output_paths
 from snakeshuf.plan import InputFile, Segment
@@ -40,6 +40,12 @@ class RunSpec:
     scratch: str  # this run's own scratch directory
     sources: tuple = (Source("inputs"),)  # weights.Source: each file's is files[i].source
     dedup: object = None  # dedup.Dedup: what makes records duplicates; None: keep them all
+    parquet: object = None  # parquet.ParquetOutput: how Parquet outputs are written; None: a run of text
+
+    @cached_property
+    def records(self):
+        """The record format (snakeshuf.formats): lines of text or Parquet rows."""
+        return formats.of(self)
 
     @property
     def selects(self):
@@ -65,7 +71,7 @@ class RunSpec:
     def in_place(self):
         """One plain output file: bucket jobs write their records straight into
         it; otherwise they write pieces, which gather joins into files."""
-        return len(self.outputs) == 1 and self.codec is codecs.PLAIN and self.take is None
+        return len(self.outputs) == 1 and self.codec is codecs.PLAIN and self.take is None and self.records.in_place
 
     @property
     def target(self):
@@ -110,6 +116,7 @@ class RunSpec:
             "output": self.output, "scratch": self.scratch,
             "sources": [[s.name, s.weight] for s in self.sources],
             "dedup": self.dedup.to_json() if self.dedup else None,
+            "parquet": self.parquet.to_json() if self.parquet else None,
         })
 
     def plan_file(self):
@@ -136,5 +143,6 @@ class RunSpec:
             layout=tuple(Split(*s) for s in data.pop("layout")),
             sources=tuple(Source(*s) for s in data.pop("sources")),
             dedup=Dedup(**data.pop("dedup")) if data.get("dedup") else data.pop("dedup"),
+            parquet=formats.ParquetOutput(*data.pop("parquet")) if data.get("parquet") else data.pop("parquet"),
             **data,
         )

@@ -1,0 +1,166 @@
+"""Record formats: what one record of a run is, a line of text (Lines) or a
+row of a Parquet table (Rows). The run's format follows from its inputs and
+is chosen once, in the run spec (RunSpec.records); the job scripts ask it how
+to read records, write a piece and write an output file, and never branch on
+file types themselves. Every other stage handles records as bytes.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from snakeshuf import codecs
+from snakeshuf.errors import ConfigError
+from snakeshuf.memory import BASE_MB
+from snakeshuf.records import RecordReader
+
+
+class Lines:
+    """Records that end with the separator byte, in text files (compressed or not)."""
+
+    in_place = True  # one plain output file can be written in place by the bucket jobs
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    @property
+    def record_end(self):
+        """The byte every record ends with (None: no such byte)."""
+        return self.spec.separator
+
+    def reader(self, memory):
+        """What reads the records of a byte range of an input, in Batches with their positions."""
+        buffer = np.empty(memory.block_bytes + 1, np.uint8)
+        return RecordReader(self.spec.separator, buffer, memory.batch_records, memory.window_bytes)
+
+    def piece_content(self, handle):
+        """What writes records (their bytes and lengths) into a piece file."""
+        return RecordBytes(handle)
+
+    def write_output(self, path, header, pieces):
+        from snakeshuf.joining import join_text  # only gather joins files
+
+        join_text(path, header, pieces, self.spec.codec)
+
+    def check_inputs(self):
+        for f in self.spec.files:
+            codecs.check_not_container(f)
+
+
+class RecordBytes:
+    def __init__(self, handle):
+        self.handle = handle
+
+    def write(self, data, lengths):
+        self.handle.write(data)
+
+    def close(self):
+        pass
+
+
+class Rows:
+    """Rows of Parquet files (snakeshuf.parquet), as encoded records (snakeshuf.rows)."""
+
+    in_place = False  # a Parquet file is written whole, by gather
+    record_end = None
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    @cached_property
+    def schema(self):
+        """The inputs' schema (checked to be every input's before any job), with the first one's metadata."""
+        from snakeshuf import parquet
+
+        return parquet.schema_of(self.spec.files[0].path)
+
+    def reader(self, memory):
+        from snakeshuf.parquet import RowReader
+
+        return RowReader(memory.block_bytes, memory.batch_records)
+
+    def piece_content(self, handle):
+        from snakeshuf.parquet import PieceRows
+
+        return PieceRows(handle, self.schema)
+
+    def write_output(self, path, header, pieces):
+        from snakeshuf.parquet import join_pieces
+
+        join_pieces(path, self.schema, self.spec.parquet, pieces)
+
+    def check_inputs(self):
+        from snakeshuf.parquet import check_inputs
+
+        check_inputs(self.spec.files)
+
+
+def of(spec):
+    return Rows(spec) if is_parquet(spec.files) else Lines(spec)
+
+
+def is_parquet(files):
+    """Whether the records are Parquet rows: all inputs are Parquet files, or
+    none (a ConfigError names one of each)."""
+    tables = [f for f in files if f.codec == codecs.PARQUET]
+    if tables and len(tables) < len(files):
+        text = next(f for f in files if f.codec != codecs.PARQUET)
+        raise ConfigError(
+            f"input '{tables[0].path}' is a Parquet file and '{text.path}' is not: a run shuffles "
+            "either lines of text or Parquet rows; run the two kinds separately"
+        )
+    return bool(tables)
+
+
+@dataclass(frozen=True)
+class ParquetOutput:
+    """Config key 'parquet': how output files are written."""
+
+    row_group_rows: int
+    row_group_mb: int
+    compression: str
+
+    def to_json(self):
+        return [self.row_group_rows, self.row_group_mb, self.compression]
+
+
+PARQUET_SUFFIX = ".parquet"
+
+
+def parquet_output(files, config):
+    """How the run writes Parquet (config key 'parquet'), or None for a run of
+    text; a ConfigError says what a run of Parquet rows cannot do."""
+    output = config["output"]
+    if not is_parquet(files):
+        if output.endswith(PARQUET_SUFFIX):
+            raise ConfigError(f"output '{output}' is named as a Parquet file, but the inputs are text: a run "
+                              "writes records as it reads them; name the output after the inputs' format")
+        return None
+    refused = [
+        (not output.endswith(PARQUET_SUFFIX), f"the output is a Parquet file: name it *{PARQUET_SUFFIX} "
+         f"(config key 'output' is '{output}')"),
+        (config["header_lines"], "a Parquet file has no header lines: set header_lines to 0"),
+        (config["paired"], "config key 'paired' is for line-aligned text files: give the tables as 'inputs'"),
+        (isinstance(config["dedup"], dict), "config key 'dedup' drops duplicate rows with dedup: record; "
+         "by a column it is not supported yet"),
+    ]
+    for wrong, what in refused:
+        if wrong:
+            raise ConfigError(f"the inputs are Parquet files, whose records are rows: {what}")
+    settings = ParquetOutput(**config["parquet"])
+    check_settings(settings, config["memory_mb"])
+    return settings
+
+
+def check_settings(settings, memory_mb):
+    """Gather holds a row group, its encoding and a piece's batch: about three
+    row groups. (Tests that shrink the memory unit shrink row_group_mb here
+    alike; the row groups themselves are in real MiB, so that they never
+    depend on it.)"""
+    needed = BASE_MB + 3 * settings.row_group_mb
+    if memory_mb < needed:
+        raise ConfigError(
+            f"config key 'parquet': row groups of up to {settings.row_group_mb} MiB need memory_mb of at least "
+            f"{needed}; lower parquet.row_group_mb or raise memory_mb"
+        )
