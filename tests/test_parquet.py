@@ -1,0 +1,152 @@
+"""Parquet inputs and outputs (issue 30): rows are the records, the order is a
+function of the rows alone, and every output file is a valid Parquet file
+with the inputs' schema. Random schemas and layouts against the reference
+model are in tests/test_differential.py (table scenarios)."""
+
+import hashlib
+import io
+import json
+
+import duckdb
+import polars
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import run_workflow
+from tables import seeded_table
+
+SCHEMA_SEED = 25169  # tokens (list), spans (list of structs of lists), score, bytes
+
+
+def write(path, table, **how):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, **how)
+    return str(path)
+
+
+def digests(workdir, names):
+    return {name: hashlib.sha256((workdir / name).read_bytes()).hexdigest() for name in names}
+
+
+ENCODINGS = [
+    {"row_group_size": 10_000, "compression": "zstd"},
+    {"row_group_size": 1, "compression": "none", "use_dictionary": False},
+    {"row_group_size": 37, "compression": "gzip", "data_page_size": 128},
+]
+
+
+def test_the_order_depends_on_the_rows_not_on_how_the_files_store_them(tmp_path):
+    """The same rows stored with other row groups, pages, compression and
+    dictionaries: the same output bytes, file for file."""
+    tables = [seeded_table(SCHEMA_SEED, seed, rows) for seed, rows in ((1, 300), (2, 0), (3, 45))]
+    published = []
+    for n, how in enumerate(ENCODINGS):
+        inputs = [write(tmp_path / f"in{n}" / f"t{i}.parquet", t, **how) for i, t in enumerate(tables)]
+        config = {"inputs": inputs, "output": "out/s.parquet", "shards": 3, "memory_mb": 512 + 100 * n}
+        run_workflow(tmp_path / f"run{n}", config)  # and compared with the reference model
+        published.append(digests(tmp_path / f"run{n}", [f"out/s.{k:05d}-of-00003.parquet" for k in range(3)]))
+    assert published[0] == published[1] == published[2]
+
+
+def test_every_output_file_is_read_alike_by_pyarrow_duckdb_and_polars(tmp_path):
+    table = seeded_table(SCHEMA_SEED, 5, 500)
+    config = {"inputs": [write(tmp_path / "t.parquet", table)], "output": "out/s.parquet",
+              "splits": {"valid": 50, "train": "rest"}, "memory_mb": 512}
+    run_workflow(tmp_path / "run", config)
+    ids = []
+    for split, rows in (("valid", 50), ("train", 450)):
+        path = str(tmp_path / "run" / "out" / f"s.{split}.parquet")
+        arrow = pq.read_table(path)
+        assert arrow.num_rows == rows
+        [(count, total)] = duckdb.sql(f"SELECT count(*), sum(score) FROM read_parquet('{path}')").fetchall()
+        assert (count, total) == (rows, pytest.approx(pc.sum(arrow.column("score")).as_py()))
+        assert polars.read_parquet(path).to_arrow().to_pylist() == arrow.to_pylist()
+        ids += [json.dumps(row, sort_keys=True, default=repr) for row in arrow.to_pylist()]
+    assert sorted(ids) == sorted(json.dumps(row, sort_keys=True, default=repr) for row in table.to_pylist())
+
+
+def test_output_row_groups_end_at_row_group_rows_or_row_group_mb(tmp_path):
+    wide = pa.table({"n": pa.array(range(40), pa.int32()), "text": ["x" * 300_000] * 40})
+    narrow = pa.table({"n": pa.array(range(40), pa.int32()), "text": ["x"] * 40})
+    for name, table, settings, groups in (
+        ("narrow", narrow, {"row_group_rows": 7}, [7, 7, 7, 7, 7, 5]),
+        ("wide", wide, {"row_group_rows": 100, "row_group_mb": 1}, [4] * 10),  # the 4th row passes 1 MiB
+    ):
+        config = {"inputs": [write(tmp_path / f"{name}.parquet", table)], "output": "s.parquet",
+                  "parquet": {**settings, "compression": "snappy"}, "memory_mb": 512}
+        run_workflow(tmp_path / name, config)
+        meta = pq.ParquetFile(tmp_path / name / "s.parquet").metadata
+        assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == groups
+        assert meta.row_group(0).column(0).compression == "SNAPPY"
+
+
+def test_the_schema_and_its_metadata_are_kept(tmp_path):
+    table = seeded_table(SCHEMA_SEED, 8, 20).replace_schema_metadata({"origin": "crawl 2026-11", "license": "cc-by"})
+    run_workflow(tmp_path / "run", {"inputs": [write(tmp_path / "t.parquet", table)], "output": "s.parquet",
+                                    "memory_mb": 512})
+    published = pq.read_table(tmp_path / "run" / "s.parquet")
+    assert published.schema.equals(pq.read_schema(tmp_path / "t.parquet"), check_metadata=True)
+    assert published.schema.metadata[b"license"] == b"cc-by"
+
+
+def parquet_bytes(table):
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+REFUSED = {
+    "a column missing": (lambda t: t.drop_columns(["score"]), "t1.parquet' has another schema than",
+                         "it has no column 'score'"),
+    "a column of another type": (lambda t: t.set_column(2, "score", t.column("score").cast(pa.float32())),
+                                 "t1.parquet' has another schema", "column 'score' is float there, double in the first"),
+    "a file cut short": (lambda t: parquet_bytes(t)[:-20], "t1.parquet' starts like a Parquet file but cannot be "
+                         "read as one", "truncated"),
+    "a text file among them": (lambda t: b"one line\n", "is a Parquet file and", "t1.parquet' is not"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_bad_tables_are_refused_before_any_job_naming_the_file(tmp_path, case):
+    make, *expected = REFUSED[case]
+    table = seeded_table(SCHEMA_SEED, 1, 30)
+    write(tmp_path / "t0.parquet", table)
+    other = make(table)
+    (tmp_path / "t1.parquet").write_bytes(other if isinstance(other, bytes) else parquet_bytes(other))
+    result = run_workflow(tmp_path / "run", {"inputs": [str(tmp_path / "t0.parquet"), str(tmp_path / "t1.parquet")],
+                                            "output": "s.parquet", "memory_mb": 512}, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    for text in expected:
+        assert text in result.stderr, result.stderr[-3000:]
+    assert not (tmp_path / "run" / "logs").exists(), "a job ran"
+    assert not (tmp_path / "run" / "s.parquet").exists()
+
+
+CONFIG_REFUSED = {
+    "an output not named .parquet": ({"output": "s.jsonl"}, "the output is a Parquet file: name it *.parquet"),
+    "header lines": ({"header_lines": 1}, "a Parquet file has no header lines"),
+    "dedup by a field": ({"dedup": {"field": "text"}}, "by a column it is not supported yet"),
+    "row groups too large for the memory": ({"memory_mb": 400}, "row groups of up to 128 MiB need memory_mb of at "
+                                            "least 512; lower parquet.row_group_mb or raise memory_mb"),
+    "an unknown compression": ({"parquet": {"compression": "lzo"}}, "config key 'parquet.compression'"),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_REFUSED)
+def test_what_a_run_of_rows_cannot_do_is_refused_before_any_job(tmp_path, case):
+    change, expected = CONFIG_REFUSED[case]
+    config = {"inputs": [write(tmp_path / "t.parquet", seeded_table(SCHEMA_SEED, 1, 5))], "output": "s.parquet",
+              "memory_mb": 512, **change}
+    result = run_workflow(tmp_path / "run", config, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert expected in result.stderr, result.stderr[-3000:]
+    assert not (tmp_path / "run" / "logs").exists(), "a job ran"
+
+
+def test_a_text_run_named_as_parquet_is_refused(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"a": 1}\n')
+    result = run_workflow(tmp_path / "run", {"inputs": [str(tmp_path / "a.jsonl")], "output": "s.parquet"},
+                          check=False)
+    assert result.returncode != 0 and "named as a Parquet file, but the inputs are text" in result.stderr
