@@ -247,7 +247,7 @@ def start_run():
     try:
         preflight.check_places(SPEC)
         take_output_lock()
-        preflight.check(SPEC, config["check_disk_space"])
+        preflight.check(SPEC, config["check_disk_space"], config["memory_mb"])
         stage_plan()
     except (ConfigError, InputError) as error:
         console.fail(error)

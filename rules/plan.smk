@@ -16,6 +16,7 @@ if IN_MODULE:
         params:
             spec=SPEC.to_json(),
             check_disk_space=config["check_disk_space"],
+            memory_mb=config["memory_mb"],
         script:
             "../scripts/write_plan.py"
 

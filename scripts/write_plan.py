@@ -16,7 +16,7 @@ def write_plan(snakemake):
     text, params = snakemake.params.spec, snakemake.params
     spec = RunSpec.from_json(text)
     preflight.check_places(spec)
-    preflight.check(spec, params.check_disk_space)
+    preflight.check(spec, params.check_disk_space, params.memory_mb)
     with jobs.atomic_write(snakemake.output[0]) as handle:
         handle.write(text.encode())
 

@@ -8,6 +8,7 @@ process tree (every 0.5 s at first). Both must stay within the budget.
 import csv
 import glob
 import os
+import re
 import subprocess
 from collections import Counter
 
@@ -173,3 +174,54 @@ def test_a_compressed_input_whose_decoder_needs_more_than_the_budget_is_refused_
     assert f"set memory_mb to at least {needed}" in result.stderr
     run_workflow(tmp_path, {**config, "memory_mb": needed})
     assert all(r["peak_rss_mb"] <= needed for r in job_reports(tmp_path) if r["stage"] == "split")
+
+
+def parquet_table(rows, text_bytes, seed):
+    """Rows of a text column of `text_bytes` each (distinct), with small columns beside it."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    letters = np.frombuffer(b"abcdefgh ", np.uint8)
+    texts = [letters[rng.integers(0, 9, text_bytes)].tobytes().decode() for _ in range(rows)]
+    return pa.table({"text": texts, "id": np.arange(rows), "score": rng.random(rows)})
+
+
+@pytest.mark.parametrize("rows, text_bytes, files, page_rows", [(400_000, 150, 3, 64), (120, 1 << 20, 1, 1)],
+                         ids=["narrow", "wide"])
+def test_parquet_rows_narrow_and_wide_in_row_groups_larger_than_the_budget(tmp_path, rows, text_bytes, files,
+                                                                           page_rows):
+    """Each file is one row group of ~120 MB, against a 256 MB budget: read in
+    batches, encoded, shuffled and written as row groups of row_group_mb."""
+    import pyarrow.parquet as pq
+
+    inputs = []
+    for i in range(files):
+        path = tmp_path / f"t{i}.parquet"
+        pq.write_table(parquet_table(rows, text_bytes, seed=i), path, row_group_size=rows, write_batch_size=page_rows,
+                       use_dictionary=False)
+        inputs.append(str(path))
+    config = {"inputs": inputs, "output": "s.parquet", "memory_mb": 256, "parquet": {"row_group_mb": 32}}
+    run_workflow(tmp_path / "run", config)  # and compared with the reference model
+    assert_within_budget(tmp_path / "run", SMALL_PLAN_STAGES, 256)
+    meta = pq.ParquetFile(tmp_path / "run" / "s.parquet").metadata
+    assert meta.num_rows == rows * files and meta.num_row_groups > 3
+
+
+def test_a_parquet_page_larger_than_the_budget_is_refused_before_any_job_naming_file_row_group_and_memory(tmp_path):
+    """pyarrow cuts pages only between write batches (1,024 values by
+    default): 200 rows of 1 MiB are one 200 MiB page, which is read whole."""
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(parquet_table(200, 1 << 20, seed=1), path, row_group_size=100, use_dictionary=False,
+                   compression="none")
+    result = run_workflow(tmp_path / "run", {"inputs": [str(path)], "output": "s.parquet", "memory_mb": 320,
+                                             "parquet": {"row_group_mb": 32}}, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"input '{path}': row group 0 holds pages that take 200 MiB to read" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "run" / "logs").exists(), "a job ran"
+    suggested = int(re.search(r"set memory_mb to at least (\d+)", result.stderr).group(1))
+    assert 128 + 2 * 200 <= suggested <= 128 + 2 * 202  # two pages of 200 MiB (and the small columns'), then 128
+    run_workflow(tmp_path / "again", {"inputs": [str(path)], "output": "s.parquet", "memory_mb": suggested,
+                                      "parquet": {"row_group_mb": 32}})
+    assert_within_budget(tmp_path / "again", SMALL_PLAN_STAGES, suggested)

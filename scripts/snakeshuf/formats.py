@@ -43,7 +43,7 @@ class Lines:
 
         join_text(path, header, pieces, self.spec.codec)
 
-    def check_inputs(self):
+    def check_inputs(self, memory):
         for f in self.spec.files:
             codecs.check_not_container(f)
 
@@ -90,10 +90,10 @@ class Rows:
 
         join_pieces(path, self.schema, self.spec.parquet, pieces)
 
-    def check_inputs(self):
+    def check_inputs(self, memory):
         from snakeshuf.parquet import check_inputs
 
-        check_inputs(self.spec.files)
+        check_inputs(self.spec.files, memory)
 
 
 def of(spec):

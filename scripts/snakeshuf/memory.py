@@ -152,6 +152,17 @@ class MemoryModel:
         """The longest record whose JSON a split job parses for a dedup field."""
         return self.usable_bytes // FIELD_PARSE_FACTOR
 
+    @property
+    def page_bytes(self):
+        """What a split job's Parquet reader may hold of pages: half its usable
+        memory (the batch it reads and its encoding take the rest)."""
+        return self.usable_bytes // 2
+
+    @staticmethod
+    def memory_for_pages(page_bytes):
+        """The smallest memory_mb whose split job reads pages of this many bytes."""
+        return max(MIN_MEMORY_MB, BASE_MB + math.ceil(2 * page_bytes / MB))
+
     @staticmethod
     def memory_for_field_record(record_bytes):
         return max(MIN_MEMORY_MB, BASE_MB + math.ceil(record_bytes * FIELD_PARSE_FACTOR / MB))

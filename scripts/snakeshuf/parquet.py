@@ -85,9 +85,12 @@ class RowReader:
                              f"buffer of {self.block_bytes:,} bytes; raise memory_mb")
 
 
-def check_inputs(files):
-    """Every input a readable Parquet file with the first one's schema."""
+def check_inputs(files, memory):
+    """Every input a readable Parquet file with the first one's schema, whose
+    every row group a split job can read in `memory` (a MemoryModel)."""
     first = schema_of(files[0].path)
+    for f in files:
+        check_readable(f.path, memory)
     for f in files[1:]:
         other = schema_of(f.path)
         if not other.equals(first, check_metadata=False):
@@ -178,3 +181,139 @@ def join_pieces(path, schema, settings, pieces):
             for i in range(reader.num_record_batches):
                 out.add(reader.get_batch(i))
     out.close()
+
+
+# --- what reading a row group takes -----------------------------------------------------
+# A reader holds, for each column, the page it is decoding (compressed and
+# decompressed) and the column's dictionary. Page sizes are in each page's
+# header, a Thrift struct before its bytes, which Arrow does not expose:
+# PageWalk reads just the headers (a few bytes per page).
+
+THRIFT_STOP, THRIFT_TRUE, THRIFT_FALSE, THRIFT_BYTE, THRIFT_DOUBLE, THRIFT_BINARY = 0, 1, 2, 3, 7, 8
+THRIFT_LIST, THRIFT_SET, THRIFT_MAP, THRIFT_STRUCT = 9, 10, 11, 12
+PAGE_TYPE, UNCOMPRESSED_SIZE, COMPRESSED_SIZE = 1, 2, 3
+DICTIONARY_PAGE = 2
+HEADER_READ_BYTES = 256  # a page header with statistics can be longer: read on as needed
+
+
+class PageHeaders:
+    """Reads Thrift compact structs from a file, from any offset."""
+
+    def __init__(self, handle):
+        self.handle, self.data, self.base, self.pos = handle, b"", 0, 0
+
+    def at(self, offset):
+        self.base, self.pos, self.data = offset, 0, b""
+        return self
+
+    def byte(self):
+        if self.pos >= len(self.data):
+            self.handle.seek(self.base + len(self.data))
+            more = self.handle.read(HEADER_READ_BYTES)
+            if not more:
+                raise EOFError("a page header runs past the end of the file")
+            self.data += more
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def varint(self):
+        shift = result = 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+
+    def zigzag(self):
+        n = self.varint()
+        return (n >> 1) ^ -(n & 1)
+
+    def skip(self, kind):
+        if kind in (THRIFT_TRUE, THRIFT_FALSE, THRIFT_BYTE):
+            if kind == THRIFT_BYTE:
+                self.byte()
+        elif kind == THRIFT_DOUBLE:
+            for _ in range(8):
+                self.byte()
+        elif kind == THRIFT_BINARY:
+            for _ in range(self.varint()):
+                self.byte()
+        elif kind in (THRIFT_LIST, THRIFT_SET):
+            head = self.byte()
+            size = head >> 4 if head >> 4 != 15 else self.varint()
+            for _ in range(size):
+                self.skip(head & 0x0F if head & 0x0F != THRIFT_TRUE else THRIFT_BYTE)
+        elif kind == THRIFT_MAP:
+            size = self.varint()
+            types = self.byte() if size else 0
+            for _ in range(size):
+                self.skip(types >> 4)
+                self.skip(types & 0x0F)
+        elif kind == THRIFT_STRUCT:
+            self.struct(lambda field, kind: False)
+        else:  # i16, i32, i64
+            self.varint()
+
+    def struct(self, wanted):
+        """Read a struct, calling wanted(field, kind) on each field: True if it read the value itself."""
+        field = 0
+        while True:
+            head = self.byte()
+            kind = head & 0x0F
+            if kind == THRIFT_STOP:
+                return
+            field = field + (head >> 4) if head >> 4 else self.zigzag()
+            if not wanted(field, kind):
+                self.skip(kind)
+
+    def page(self, offset):
+        """(page type, uncompressed size, compressed size, header length) of the page at `offset`."""
+        found = {}
+
+        def wanted(field, kind):
+            if field in (PAGE_TYPE, UNCOMPRESSED_SIZE, COMPRESSED_SIZE):
+                found[field] = self.zigzag()
+                return True
+            return False
+
+        self.at(offset).struct(wanted)
+        return found.get(PAGE_TYPE), found.get(UNCOMPRESSED_SIZE, 0), found.get(COMPRESSED_SIZE, 0), self.pos
+
+
+def row_group_need(headers, row_group):
+    """The bytes a reader holds at most to read the row group: per column, its
+    dictionary and its largest page, compressed and not."""
+    need = 0
+    for c in range(row_group.num_columns):
+        chunk = row_group.column(c)
+        start = min(o for o in (chunk.dictionary_page_offset, chunk.data_page_offset) if o)
+        end, largest, dictionary = start + chunk.total_compressed_size, 0, 0
+        while start < end:
+            kind, size, stored, header = headers.page(start)
+            if kind == DICTIONARY_PAGE:
+                dictionary = size
+            largest = max(largest, size + stored)
+            start += header + stored
+        need += dictionary + largest
+    return need
+
+
+def check_readable(path, memory):
+    """Refuse a file with a row group whose pages a split job cannot read within its budget."""
+    meta = opened(path).metadata
+    with open(path, "rb") as handle:
+        headers = PageHeaders(handle)
+        for i in range(meta.num_row_groups):
+            try:
+                need = row_group_need(headers, meta.row_group(i))
+            except (EOFError, ValueError) as error:
+                raise InputError(f"input '{path}': row group {i} cannot be read ({error}); it may be truncated or "
+                                 "corrupt: fetch or write it again") from None
+            if need > memory.page_bytes:
+                raise InputError(
+                    f"input '{path}': row group {i} holds pages that take {need / REAL_MIB:,.0f} MiB to read (a page "
+                    f"is read whole), more than a split job has with memory_mb={memory.memory_mb}; set memory_mb to "
+                    f"at least {memory.memory_for_pages(need)}, or write the file with smaller pages (pyarrow: "
+                    "write_batch_size and data_page_size; row groups of any size are fine)"
+                )

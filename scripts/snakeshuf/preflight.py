@@ -8,6 +8,7 @@ import os
 from snakeshuf import dedup
 from snakeshuf.disk import check_writable, shortfalls
 from snakeshuf.errors import ConfigError
+from snakeshuf.memory import MemoryModel
 from snakeshuf.plan import total_data_bytes
 from snakeshuf.records import common_header
 
@@ -19,9 +20,10 @@ def check_places(spec):
         raise ConfigError(problem)
 
 
-def check(spec, check_disk_space):
-    """Raise ConfigError or InputError with what is wrong with the inputs or the disk."""
-    spec.records.check_inputs()
+def check(spec, check_disk_space, memory_mb):
+    """Raise ConfigError or InputError with what is wrong with the inputs
+    (which a split job of `memory_mb` reads) or the disk."""
+    spec.records.check_inputs(MemoryModel(memory_mb))
     if spec.header_lines:
         header = common_header(spec.files, spec.header_lines, spec.separator)
         if spec.dedup and spec.dedup.field is not None:
