@@ -6,6 +6,7 @@ model are in tests/test_differential.py (table scenarios)."""
 import hashlib
 import io
 import json
+import subprocess
 
 import duckdb
 import polars
@@ -14,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_workflow
+from conftest import run_workflow, snakeshuf
 from tables import seeded_table
 
 SCHEMA_SEED = 25169  # tokens (list), spans (list of structs of lists), score, bytes
@@ -150,3 +151,21 @@ def test_a_text_run_named_as_parquet_is_refused(tmp_path):
     result = run_workflow(tmp_path / "run", {"inputs": [str(tmp_path / "a.jsonl")], "output": "s.parquet"},
                           check=False)
     assert result.returncode != 0 and "named as a Parquet file, but the inputs are text" in result.stderr
+
+
+def test_the_command_reads_tables_from_files_and_pipes_and_writes_them_to_files_and_stdout(installed, tmp_path):
+    tables = [seeded_table(SCHEMA_SEED, seed, 40) for seed in (1, 2)]
+    for i, table in enumerate(tables):
+        write(tmp_path / f"t{i}.parquet", table, row_group_size=7)
+    to_file = snakeshuf(tmp_path, installed, "t0.parquet", "t1.parquet", "-o", "s.parquet", "--memory", "512M")
+    assert to_file.returncode == 0, to_file.stderr[-3000:]
+    published = (tmp_path / "s.parquet").read_bytes()
+    to_stdout = subprocess.run(["snakeshuf", "t0.parquet", "t1.parquet", "-o", "-", "--memory", "512M"],
+                               cwd=tmp_path, env=installed, capture_output=True)
+    assert to_stdout.returncode == 0 and to_stdout.stdout == published, to_stdout.stderr.decode()[-3000:]
+    one = snakeshuf(tmp_path, installed, "t0.parquet", "-o", "one.parquet", "--memory", "512M")
+    assert one.returncode == 0, one.stderr[-3000:]
+    piped = subprocess.run(["snakeshuf", "-", "-o", "piped.parquet", "--memory", "512M"], cwd=tmp_path, env=installed,
+                           input=(tmp_path / "t0.parquet").read_bytes(), capture_output=True)
+    assert piped.returncode == 0, piped.stderr.decode()[-3000:]
+    assert (tmp_path / "piped.parquet").read_bytes() == (tmp_path / "one.parquet").read_bytes()

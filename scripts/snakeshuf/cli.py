@@ -25,7 +25,9 @@ import yaml
 
 from snakeshuf import __version__, pipes
 from snakeshuf.locations import check_no_urls, configured_paths
+from snakeshuf.codecs import PARQUET_MAGIC
 from snakeshuf.errors import ConfigError
+from snakeshuf.formats import PARQUET_SUFFIX
 from snakeshuf.lock import NotALock, OutputLock
 from snakeshuf.namespace import LOCK
 from snakeshuf.scratch import PIPED
@@ -41,8 +43,9 @@ UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 DESCRIPTION = """\
 Write a uniformly random permutation of the lines (records) of IN... to OUT in
 bounded memory, a pure function of the inputs and the seed. IN may be globs,
-- or other pipes (read to the end first), or gzip/bzip2/xz/zstd files; OUT is
-- for standard output, or a file, compressed if it ends in .gz or .zst."""
+- or other pipes (read to the end first), gzip/bzip2/xz/zstd files, or Parquet
+files (their rows, into OUT.parquet); OUT is - for standard output, or a file,
+compressed if it ends in .gz or .zst."""
 
 EXAMPLES = """\
 examples:
@@ -195,8 +198,20 @@ def state_directory(args):
 
 
 def output_file(args):
-    """The output's path: for standard output, a file in the state directory, copied out after the run."""
-    return os.path.join(args.state, "stdout") if args.output == STDOUT else os.path.abspath(args.output)
+    """The output's path: for standard output, a file in the state directory,
+    copied out after the run (named as a Parquet file where the inputs are)."""
+    if args.output != STDOUT:
+        return os.path.abspath(args.output)
+    return os.path.join(args.state, "stdout" + (PARQUET_SUFFIX if reads_tables(args.inputs) else ""))
+
+
+def reads_tables(inputs):
+    """Whether the first input that is a readable file is a Parquet file (a pipe cannot be looked into)."""
+    for path in inputs:
+        if os.path.isfile(path) and os.access(path, os.R_OK):
+            with open(path, "rb") as handle:
+                return handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
+    return False
 
 
 def config_of(args):
