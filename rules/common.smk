@@ -132,7 +132,8 @@ def read_dedup(plan):
     found = dedup.read_config(config["dedup"])
     if found is None:
         return None
-    if found.field is not None:
+    # A table's field is a column, checked before the first job (snakeshuf.formats).
+    if found.field is not None and not formats.is_parquet(plan.files):
         if config["paired"]:
             raise ConfigError(
                 "config key 'dedup': aligned inputs ('paired') are deduplicated by whole records only"
@@ -140,14 +141,14 @@ def read_dedup(plan):
         scratch = Scratch(RUN_FILES.directories[0])
         # May read the start of a file whose name gives no format: in the main
         # process only, not again in every cluster job.
-        formats = {
+        named = {
             dedup.format_of(found, f.path, scratch.shown(f.path))
             for f in plan.files
             if workflow.is_main_process
         }
         if (
             isinstance(found.field, str)
-            and formats & {"tsv", "csv"}
+            and named & {"tsv", "csv"}
             and not config["header_lines"]
         ):
             raise ConfigError(

@@ -7,7 +7,6 @@ records are keyed and sorted into key ranges.
 """
 
 import argparse
-from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -18,9 +17,8 @@ from snakeshuf.aligned import aligned_batches
 from snakeshuf.memory import MemoryModel
 from snakeshuf.outputs import HEAD
 from snakeshuf.progress import JobProgress
-from snakeshuf import codecs, dedup
+from snakeshuf import dedup
 from snakeshuf.errors import InputError, RecordTooLarge, WindowTooLarge
-from snakeshuf.records import common_header
 from snakeshuf.runfile import RunWriter, Spill, as_records, release_taken, take
 from snakeshuf.spec import RunSpec
 from snakeshuf.weights import copy_stream
@@ -132,7 +130,6 @@ class Deduplicator:
 
     def __init__(self, spec, memory):
         self.spec, self.memory, self.identities = spec, memory, {}
-        self.header = common_header(spec.files[:1], spec.header_lines, spec.separator) if spec.header_lines else b""
         self.dropped = {}  # duplicates, by source
         self.without_field = {}  # records dropped for want of the field ('missing: drop'), by source
 
@@ -179,31 +176,28 @@ class Deduplicator:
 
     def identity(self, f, record, position):
         if f.index not in self.identities:
-            self.identities[f.index] = dedup.Identities(self.spec.dedup, f.path, self.header)
+            self.identities[f.index] = self.spec.records.identities(f.path)
         if self.identities[f.index].format == "jsonl" and len(record) > self.memory.field_record_bytes:
             raise InputError(
-                f"input '{f.path}', line {self.line(f, position)}: a record of {len(record):,} bytes, too long to "
+                f"input '{f.path}', {self.line(f, position)}: a record of {len(record):,} bytes, too long to "
                 f"read its field {self.spec.dedup.field!r} with memory_mb={self.memory.memory_mb} (parsed JSON takes "
                 f"many times its bytes); set memory_mb to at least {self.memory.memory_for_field_record(len(record))}"
             )
         try:
             found = self.identities[f.index].of(record)
         except dedup.BadRecord as problem:
-            raise InputError(f"input '{f.path}', line {self.line(f, position)}: the record {problem}; config key "
+            raise InputError(f"input '{f.path}', {self.line(f, position)}: the record {problem}; config key "
                              "'dedup' reads a field of every record") from None
         if found is None and self.spec.dedup.missing == "error":
             raise InputError(
-                f"input '{f.path}', line {self.line(f, position)}: the record has no field "
+                f"input '{f.path}', {self.line(f, position)}: the record has no field "
                 f"{self.spec.dedup.field!r} to deduplicate by; fix the record, or set dedup: "
                 "{missing: keep} (kept, never a duplicate) or {missing: drop}"
             )
         return found
 
     def line(self, f, position):
-        with open(f.path, "rb") as raw:
-            opened = nullcontext(raw) if f.codec is codecs.PLAIN else codecs.open_stream(raw, f.codec)
-            with opened as stream:
-                return dedup.line_number(stream, position, self.spec.separator)
+        return self.spec.records.place(f, position)
 
 
 def joined(arrays):

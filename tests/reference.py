@@ -135,8 +135,7 @@ def identity_of(dedup, record, header, name):
     """What makes a record of the file `name` a duplicate (documented under
     config key 'dedup'); None: it has no such field."""
     if not isinstance(record, bytes):  # a table's row: what defines its key is its encoding, as for the workflow
-        data, ends = encode(record.combine_chunks().to_batches()[0])
-        return data.tobytes()
+        return row_identity(dedup, record)
     if dedup == "record":
         return record
     body = record[:-1]
@@ -155,6 +154,16 @@ def identity_of(dedup, record, header, name):
     column = field - 1 if isinstance(field, int) else split(header.splitlines()[0]).index(field.encode())
     fields = split(body.rstrip(b"\r"))
     return fields[column] if column < len(fields) else None
+
+
+def row_identity(dedup, row):
+    """A one-row table's identity: the row's encoding, or its column's (by name
+    or number from 1); None where that value is null."""
+    if dedup != "record":
+        field = dedup["field"]
+        row = row.select([field - 1 if isinstance(field, int) else field])
+    data, _ = encode(row.combine_chunks().to_batches()[0])
+    return None if data.tobytes() == b"\0" else data.tobytes()
 
 
 def same_value(value):

@@ -92,7 +92,7 @@ class Scenario:
     earlier_run: bool = False  # another seed's run on the first run's output path, from another directory
     take: tuple = ()  # ("head", N) or ("fraction", p): publish only the first part of the order
     weights: tuple = ()  # one per source (a file, the glob, a sheet's source, a group); none: all 1
-    dedup: str = "none"  # or "record" (random bytes have no fields)
+    dedup: str = "none"  # or "record" (random bytes have no fields); tables also "column:MISSING", "number:MISSING"
     table: int = 0  # nonzero: the inputs are Parquet files of a schema made from this seed (tables.seeded_table)
     row_group_rows: int = 100_000  # of Parquet outputs; row groups of at most 1 MiB, which a kilobyte budget allows
 
@@ -238,6 +238,15 @@ def parquet_file(schema_seed, spec):
     return pq.read_table(io.BytesIO(sink.getvalue())), sink.getvalue()
 
 
+def dedup_config(scenario):
+    """Config key 'dedup': a table scenario's column (or its number) is its schema's first."""
+    if ":" not in scenario.dedup:
+        return scenario.dedup
+    by, missing = scenario.dedup.split(":")
+    first = seeded_table(scenario.table, 0, 0).column_names[0]
+    return {"field": first if by == "column" else 1, "missing": missing}
+
+
 def splits_config(scenario):
     splits = {}
     for name, size, shards in scenario.splits:
@@ -253,7 +262,7 @@ def base_config(scenario, input_dir):
         "header_lines": scenario.header_lines, "shards": scenario.shards, "splits": splits_config(scenario),
         "verify_output": scenario.verify,
         **dict([scenario.take] if scenario.take else []),
-        "dedup": scenario.dedup,
+        "dedup": dedup_config(scenario),
         **({"parquet": {"row_group_rows": scenario.row_group_rows, "row_group_mb": 1}} if scenario.table else {}),
     }
     paths = [os.path.join(input_dir, name) for name in names]
@@ -376,7 +385,8 @@ def table_scenarios(draw):
         files=files, runs=tuple(draw(RUNS) for _ in range(2)), seed=draw(SEEDS), output=draw(PARQUET_OUTPUTS),
         shards=shards, splits=splits, source=draw(st.sampled_from(["list", "glob", "sheet"])),
         take=draw(TAKES), table=draw(st.integers(1, 2**32 - 1)), row_group_rows=draw(st.sampled_from([1, 7, 100_000])),
-        **draw(MIXING),
+        **draw(st.one_of(MIXING, st.builds(dict, weights=WEIGHTS, dedup=st.sampled_from(
+            ["column:keep", "column:drop", "column:error", "number:keep"])))),
     )
 
 

@@ -156,6 +156,14 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 60))
     Scenario(files=(FileSpec(2000, "tiny", seed=1), FileSpec(200, "tiny", seed=2)), paired_width=2, dedup="record",
              weights=(0.7, 3), take=("fraction", 0.5))
 )
+@example(  # Parquet rows: an empty table (its row group's columns have no page offsets) and one read by a column's value
+    Scenario(files=(FileSpec(0), FileSpec(60, seed=3), FileSpec(5, seed=4)), table=1, output="out/shuffled.parquet",
+             dedup="column:keep", weights=(1, 2.5), shards=2, row_group_rows=7)
+)
+@example(  # Parquet rows: nested lists of structs and maps, a head of the order, a sample sheet
+    Scenario(files=(FileSpec(700, seed=1), FileSpec(60, seed=2)), table=25169, output="o u t/[x] 'y'.parquet",
+             take=("head", 100), source="sheet", splits=(("valid", 0.1, 1), ("train", "rest", 2)))
+)
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics

@@ -128,7 +128,9 @@ def test_bad_tables_are_refused_before_any_job_naming_the_file(tmp_path, case):
 CONFIG_REFUSED = {
     "an output not named .parquet": ({"output": "s.jsonl"}, "the output is a Parquet file: name it *.parquet"),
     "header lines": ({"header_lines": 1}, "a Parquet file has no header lines"),
-    "dedup by a field": ({"dedup": {"field": "text"}}, "by a column it is not supported yet"),
+    "dedup by a field's format": ({"dedup": {"field": "score", "format": "jsonl"}}, "leave out dedup's 'format'"),
+    "dedup by a column the tables lack": ({"dedup": {"field": "text"}}, "have no column 'text'; their columns are "
+                                          "tokens, spans, score, bytes"),
     "row groups too large for the memory": ({"memory_mb": 400}, "row groups of up to 128 MiB need memory_mb of at "
                                             "least 512; lower parquet.row_group_mb or raise memory_mb"),
     "an unknown compression": ({"parquet": {"compression": "lzo"}}, "config key 'parquet.compression'"),

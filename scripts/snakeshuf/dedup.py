@@ -277,10 +277,7 @@ class Keeper:
     to have the first one's identity."""
 
     def __init__(self, spec):
-        from snakeshuf.records import common_header
-
         self.spec, self.identities, self.ranks = spec, {}, survivor_ranks(spec)
-        self.header = common_header(spec.files[:1], spec.header_lines, spec.separator) if spec.header_lines else b""
 
     def published(self, loaded, files):
         """The indices of the records kept (None: all); `loaded`: keys,
@@ -295,7 +292,7 @@ class Keeper:
 
     def identity(self, file, data, offsets, i):
         if file not in self.identities:
-            self.identities[file] = Identities(self.spec.dedup, self.spec.files[file].path, self.header)
+            self.identities[file] = self.spec.records.identities(self.spec.files[file].path)
         return self.identities[file].of(data[offsets[i] : offsets[i + 1]].tobytes())
 
 

@@ -5,6 +5,7 @@ to read records, write a piece and write an output file, and never branch on
 file types themselves. Every other stage handles records as bytes.
 """
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -13,7 +14,7 @@ import numpy as np
 from snakeshuf import codecs
 from snakeshuf.errors import ConfigError
 from snakeshuf.memory import BASE_MB
-from snakeshuf.records import RecordReader
+from snakeshuf.records import RecordReader, common_header
 
 
 class Lines:
@@ -46,6 +47,32 @@ class Lines:
     def check_inputs(self, memory):
         for f in self.spec.files:
             codecs.check_not_container(f)
+        if self.spec.header_lines:
+            self.header  # every input starts with it, or an InputError names two that differ
+            if self.spec.dedup and self.spec.dedup.field is not None:
+                for f in self.spec.files:  # a column named that the header lacks
+                    self.identities(f.path)
+
+    @cached_property
+    def header(self):
+        """The header every input starts with (checked to be the same in all)."""
+        spec = self.spec
+        return common_header(spec.files, spec.header_lines, spec.separator) if spec.header_lines else b""
+
+    def identities(self, path):
+        """What makes the records of input `path` duplicates (snakeshuf.dedup)."""
+        from snakeshuf.dedup import Identities
+
+        return Identities(self.spec.dedup, path, self.header)
+
+    def place(self, f, position):
+        """Where in input `f` the record at `position` is, for a message."""
+        from snakeshuf.dedup import line_number
+
+        with open(f.path, "rb") as raw:
+            opened = nullcontext(raw) if f.codec is codecs.PLAIN else codecs.open_stream(raw, f.codec)
+            with opened as stream:
+                return f"line {line_number(stream, position, self.spec.separator)}"
 
 
 class RecordBytes:
@@ -94,6 +121,16 @@ class Rows:
         from snakeshuf.parquet import check_inputs
 
         check_inputs(self.spec.files, memory)
+        if self.spec.dedup:
+            self.identities(self.spec.files[0].path)
+
+    def identities(self, path):
+        from snakeshuf.parquet import RowIdentities
+
+        return RowIdentities(self.spec.dedup.field, self.schema, path)
+
+    def place(self, f, position):
+        return f"row {position + 1}"
 
 
 def of(spec):
@@ -142,8 +179,8 @@ def parquet_output(files, config):
          f"(config key 'output' is '{output}')"),
         (config["header_lines"], "a Parquet file has no header lines: set header_lines to 0"),
         (config["paired"], "config key 'paired' is for line-aligned text files: give the tables as 'inputs'"),
-        (isinstance(config["dedup"], dict), "config key 'dedup' drops duplicate rows with dedup: record; "
-         "by a column it is not supported yet"),
+        (isinstance(config["dedup"], dict) and config["dedup"].get("format"), "leave out dedup's 'format': a "
+         "field is a column of the tables"),
     ]
     for wrong, what in refused:
         if wrong:

@@ -113,6 +113,30 @@ def schema_difference(first, other):
     return f"its columns are in another order ({', '.join(other.names)})"
 
 
+class RowIdentities:
+    """What makes rows duplicates: all their values, or one column's (dedup: {field: ...})."""
+
+    format = "parquet"
+
+    def __init__(self, field, schema, path):
+        self.schema = schema
+        self.column = None if field is None else column_index(field, schema, path)
+
+    def of(self, record):
+        """The identity of an encoded row: itself, or its column's value (None where null)."""
+        return record if self.column is None else rows.field_value(self.schema, self.column, record)
+
+
+def column_index(field, schema, path):
+    """The index of a column given by name or by number from 1."""
+    if isinstance(field, int) and 1 <= field <= len(schema.names):
+        return field - 1
+    if isinstance(field, str) and field in schema.names:
+        return schema.names.index(field)
+    raise InputError(f"config key 'dedup': the tables (such as '{path}') have no column {field!r}; their columns "
+                     f"are {', '.join(schema.names)}: name one, or give its number from 1")
+
+
 def with_lengths(schema):
     return schema.append(pa.field(LENGTHS, pa.uint32(), nullable=False))
 
@@ -285,9 +309,9 @@ def row_group_need(headers, row_group):
     """The bytes a reader holds at most to read the row group: per column, its
     dictionary and its largest page, compressed and not."""
     need = 0
-    for c in range(row_group.num_columns):
+    for c in range(row_group.num_columns if row_group.num_rows else 0):
         chunk = row_group.column(c)
-        start = min(o for o in (chunk.dictionary_page_offset, chunk.data_page_offset) if o)
+        start = min(o for o in (chunk.dictionary_page_offset, chunk.data_page_offset) if o is not None and o > 0)
         end, largest, dictionary = start + chunk.total_compressed_size, 0, 0
         while start < end:
             kind, size, stored, header = headers.page(start)

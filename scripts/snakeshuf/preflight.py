@@ -5,12 +5,10 @@ write_plan, since no onstart runs where snakeshuf is a module."""
 
 import os
 
-from snakeshuf import dedup
 from snakeshuf.disk import check_writable, shortfalls
 from snakeshuf.errors import ConfigError
 from snakeshuf.memory import MemoryModel
 from snakeshuf.plan import total_data_bytes
-from snakeshuf.records import common_header
 
 
 def check_places(spec):
@@ -24,11 +22,6 @@ def check(spec, check_disk_space, memory_mb):
     """Raise ConfigError or InputError with what is wrong with the inputs
     (which a split job of `memory_mb` reads) or the disk."""
     spec.records.check_inputs(MemoryModel(memory_mb))
-    if spec.header_lines:
-        header = common_header(spec.files, spec.header_lines, spec.separator)
-        if spec.dedup and spec.dedup.field is not None:
-            for f in spec.files:  # a column named that the header lacks
-                dedup.Identities(spec.dedup, f.path, header)
     if check_disk_space:
         total = total_data_bytes(spec.files)
         problems = shortfalls(total, spec.scratch, spec.output, pieces=not spec.in_place)

@@ -323,3 +323,33 @@ def decoded_structs(kind, data, at, present):
     ends = np.array(at)
     ends[rows] = cursor
     return pa.StructArray.from_arrays(children, fields=fields, mask=pa.array(~present)), ends
+
+
+# --- one value of one row ---------------------------------------------------------------
+
+def value_end(kind, record, at):
+    """Where the value of `kind` encoded at record[at] ends (one row, read in Python)."""
+    if record[at] == NULL or pa.types.is_null(kind):
+        return at + 1
+    at += 1
+    if pa.types.is_boolean(kind):
+        return at + 1
+    if is_binary_like(kind):
+        return at + LENGTH_BYTES + int.from_bytes(record[at : at + LENGTH_BYTES], "little")
+    if pa.types.is_struct(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind) or \
+            pa.types.is_fixed_size_list(kind) or pa.types.is_map(kind):
+        count = kind.num_fields if pa.types.is_struct(kind) else int.from_bytes(record[at : at + LENGTH_BYTES], "little")
+        lengths_at = at if pa.types.is_struct(kind) else at + LENGTH_BYTES
+        lengths = np.frombuffer(record, U32, count, lengths_at)
+        return lengths_at + LENGTH_BYTES * count + int(lengths.sum())
+    return at + kind.bit_width // 8
+
+
+def field_value(schema, column, record):
+    """The encoded value of column `column` (an index) of an encoded row, or None where it is null."""
+    at = 0
+    for field in list(schema)[:column]:
+        at = value_end(field.type, record, at)
+    if record[at] == NULL:
+        return None
+    return record[at : value_end(schema[column].type, record, at)]
