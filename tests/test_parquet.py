@@ -16,6 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_workflow, snakeshuf
+from snakeshuf import parquet
+from snakeshuf.errors import IntegrityError
 from tables import seeded_table
 
 SCHEMA_SEED = 25169  # tokens (list), spans (list of structs of lists), score, bytes
@@ -171,3 +173,15 @@ def test_the_command_reads_tables_from_files_and_pipes_and_writes_them_to_files_
                            input=(tmp_path / "t0.parquet").read_bytes(), capture_output=True)
     assert piped.returncode == 0, piped.stderr.decode()[-3000:]
     assert (tmp_path / "piped.parquet").read_bytes() == (tmp_path / "one.parquet").read_bytes()
+
+
+@pytest.mark.parametrize("record", [b"\x01\x02", b"\x01"], ids=["not canonical", "cut short"])
+def test_a_row_that_does_not_encode_back_to_its_record_is_never_written_into_a_piece(tmp_path, record):
+    """A bucket job re-encodes every row it decodes for a piece: a boolean
+    stored as 2 reads as true, which is 1, so the row is not what was shuffled."""
+    schema = pa.schema([("flag", pa.bool_())])
+    with open(tmp_path / "piece", "wb") as handle:
+        piece = parquet.PieceRows(handle, schema)
+        piece.write(b"\x01\x01\x00", [2, 1])  # true, null: fine
+        with pytest.raises(IntegrityError):
+            piece.write(record, [len(record)])

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from snakeshuf import rows
-from snakeshuf.errors import InputError
+from snakeshuf.errors import InputError, IntegrityError
 from snakeshuf.memory import REAL_MIB
 from snakeshuf.records import Batch
 
@@ -149,9 +149,15 @@ class PieceRows:
         self.writer = pa.ipc.new_file(handle, with_lengths(schema))
 
     def write(self, data, lengths):
+        """Write the rows; each must encode again to the very bytes it came from."""
         lengths = np.asarray(lengths, np.int64)
-        ends = np.cumsum(lengths)
-        batch = rows.decode(self.schema, np.frombuffer(data, np.uint8), ends)
+        data = np.frombuffer(data, np.uint8)
+        try:
+            batch = rows.decode(self.schema, data, np.cumsum(lengths))
+        except rows.DamagedRow as error:
+            raise IntegrityError(f"rows that a bucket job read do not decode ({error}): a run file is damaged") from None
+        if not np.array_equal(rows.encode(batch)[0], data):
+            raise IntegrityError("rows decoded for a piece do not encode to their records again; nothing is published")
         self.writer.write_batch(pa.RecordBatch.from_arrays([*batch.columns, pa.array(lengths, pa.uint32())],
                                                            schema=with_lengths(self.schema)))
 
@@ -197,7 +203,8 @@ class RowGroups:
 
 
 def join_pieces(path, schema, settings, pieces):
-    """Write the output file `path` from `pieces` (buckets.Piece, in order)."""
+    """Write the output file `path` from `pieces` (buckets.Piece, in order),
+    and check that it holds their rows."""
     out = RowGroups(path, schema, settings)
     for piece in pieces:
         with pa.OSFile(piece.path, "rb") as source:
@@ -205,6 +212,9 @@ def join_pieces(path, schema, settings, pieces):
             for i in range(reader.num_record_batches):
                 out.add(reader.get_batch(i))
     out.close()
+    written, expected = pq.ParquetFile(path).metadata.num_rows, sum(piece.records for piece in pieces)
+    if written != expected:
+        raise IntegrityError(f"'{path}' holds {written} rows, but its pieces {expected}; nothing is published")
 
 
 # --- what reading a row group takes -----------------------------------------------------

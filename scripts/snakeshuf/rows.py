@@ -240,6 +240,8 @@ def validity(present):
 
 def decoded_payloads(kind, data, at, present):
     if pa.types.is_boolean(kind):
+        if np.any(at[present] >= len(data)):
+            raise DamagedRow("a value runs past the end of the rows")
         truth = np.zeros(len(at), bool)
         truth[present] = data[at[present]] == 1
         return pa.array(truth, mask=~present), at + 1
