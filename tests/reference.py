@@ -94,10 +94,17 @@ def single_file_records(config, contents, limit):
 
 
 def table_records(config, contents, limit):
-    """The rows of tables, each a record keyed by its table and row number."""
+    """The rows of tables, each a record keyed by its table and row number;
+    the header is the first table's schema, where pandas' description no
+    longer numbers the rows by a RangeIndex (their labels were positions)."""
     if len({table.schema for table in contents}) > 1:
         raise Refused("has another schema")
-    return contents[0].slice(0, 0), [
+    header = contents[0].slice(0, 0)
+    if b"pandas" in (header.schema.metadata or {}):
+        pandas = json.loads(header.schema.metadata[b"pandas"])
+        pandas["index_columns"] = [i for i in pandas["index_columns"] if not isinstance(i, dict)]
+        header = header.replace_schema_metadata({**header.schema.metadata, b"pandas": json.dumps(pandas).encode()})
+    return header, [
         (index, range(table.num_rows), [(table.slice(i, 1),) for i in range(table.num_rows)])
         for index, table in enumerate(contents)
     ]

@@ -23,6 +23,7 @@ LEAVES = {
     pa.binary(): st.binary(max_size=12),
     pa.date32(): st.dates(),
     pa.timestamp("us"): st.datetimes(min_value=datetime.datetime(1900, 1, 1)),
+    pa.dictionary(pa.int8(), pa.string()): TEXT,
     pa.decimal128(9, 2): st.decimals(min_value=Decimal("-9999999.99"), max_value=Decimal("9999999.99"), places=2),
 }
 

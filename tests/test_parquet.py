@@ -185,3 +185,95 @@ def test_a_row_that_does_not_encode_back_to_its_record_is_never_written_into_a_p
         piece.write(b"\x01\x01\x00", [2, 1])  # true, null: fine
         with pytest.raises(IntegrityError):
             piece.write(record, [len(record)])
+
+
+def pandas_file(path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"c": pd.Categorical(["a", "b", None] * 10), "v": range(30)},
+                         index=pd.RangeIndex(1000, 1030, name="idx"))
+    frame.to_parquet(path)
+
+
+def polars_file(path):
+    polars.DataFrame({"cat": ["x", "y", "x"] * 10, "n": range(30)}, schema={"cat": polars.Categorical,
+                                                                          "n": polars.Int64}).write_parquet(path)
+
+
+def duckdb_file(path):
+    duckdb.sql(f"COPY (SELECT i, ('{{\"a\": ' || i || '}}')::JSON AS js, [i, NULL] AS l, {{'k': i}} AS s "
+               f"FROM range(40) t(i)) TO '{path}'")
+
+
+def arrow_file(path):
+    import datetime
+
+    text = pa.array([b"ok", b"caf\xe9", None] * 10, pa.binary())
+    pq.write_table(pa.table({
+        "__snakeshuf_row_bytes": range(30),  # the name a piece gives its rows' lengths
+        "invalid utf-8": pa.Array.from_buffers(pa.string(), 30, text.buffers()),
+        "words": pa.array(["the", "of", None] * 10).dictionary_encode(),
+        "sentinel": pa.array([datetime.datetime(9999, 12, 31), datetime.datetime(1000, 6, 1), None] * 10,
+                             pa.timestamp("us")),
+    }), path, use_deprecated_int96_timestamps=True)
+
+
+def as_bytes(table):
+    """Strings as their bytes (which may be invalid UTF-8)."""
+    return pa.table([c.cast(pa.binary()) if pa.types.is_string(c.type) else c for c in table.columns],
+                    names=table.column_names)
+
+
+WRITERS = {"pandas categorical, RangeIndex": pandas_file, "polars categorical": polars_file,
+           "duckdb json, list, struct": duckdb_file, "pyarrow dictionary, int96, invalid utf-8": arrow_file}
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_tables_as_other_writers_store_them_come_out_as_they_went_in(tmp_path, writer):
+    """Found by a hostile pass: a dictionary column crashed the bucket job,
+    INT96 dates past 2262 wrapped, invalid UTF-8 crashed, a column named
+    like a piece's lengths crashed gather, and pandas put a RangeIndex's
+    labels on the shuffled rows."""
+    path = tmp_path / "t.parquet"
+    WRITERS[writer](path)
+    run_workflow(tmp_path / "run", {"inputs": [str(path)], "output": "s.parquet", "memory_mb": 512, "shards": 2})
+    published = [str(tmp_path / "run" / f"s.{k:05d}-of-00002.parquet") for k in range(2)]
+    as_read = pq.ParquetFile(path, coerce_int96_timestamp_unit="us").schema_arrow  # as documented
+    assert pq.read_schema(published[0]).equals(as_read, check_metadata=False)
+    readers = [lambda p: as_bytes(pq.read_table(p, coerce_int96_timestamp_unit="us")).to_pylist()]
+    if "utf-8" not in writer:  # DuckDB refuses to read invalid UTF-8, in the input as in the output
+        readers.append(lambda p: duckdb.sql(f"SELECT * FROM read_parquet({p!r})").fetchall())
+    for read in readers:
+        came_out = [row for p in published for row in read(p)]
+        assert sorted(map(repr, came_out)) == sorted(map(repr, read(str(path))))
+    if writer.startswith("pandas"):
+        import pandas as pd
+
+        frame = pd.read_parquet(published[0])
+        assert list(frame.index) == list(range(len(frame)))  # positions: the labels did not travel with the rows
+
+
+def test_types_a_read_and_a_write_would_change_are_refused_before_any_job(tmp_path):
+    duckdb.sql(f"COPY (SELECT i, INTERVAL (i) DAY AS iv FROM range(5) t(i)) TO '{tmp_path / 'iv.parquet'}'")
+    (tmp_path / "enc.parquet").write_bytes(b"PARE" + bytes(100) + b"PARE")
+    pq.write_table(pa.table({"v": pa.array([[1], [2, 3]], pa.list_view(pa.int32()))}), tmp_path / "lv.parquet")
+    for name, message in (("iv", "column 'iv' is an INTERVAL"), ("enc", "is an encrypted Parquet file"),
+                          ("lv", "column 'v' is list_view<element: int32>, a type snakeshuf cannot shuffle yet")):
+        result = run_workflow(tmp_path / name, {"inputs": [str(tmp_path / f"{name}.parquet")], "output": "s.parquet",
+                                                "memory_mb": 512}, check=False)
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert message in result.stderr, result.stderr[-2000:]
+        assert not (tmp_path / name / "logs").exists(), "a job ran"
+
+
+def test_a_damaged_page_header_is_refused_before_any_job_naming_the_file(tmp_path):
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": range(100), "b": [str(i) for i in range(100)]}), path, compression="none",
+                   use_dictionary=False)
+    data = bytearray(path.read_bytes())
+    data[10:14] = b"\xff\xff\xff\x7f"
+    path.write_bytes(data)
+    result = run_workflow(tmp_path / "run", {"inputs": [str(path)], "output": "s.parquet", "memory_mb": 512},
+                          check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"input '{path}': row group 0 cannot be read" in result.stderr, result.stderr[-2000:]

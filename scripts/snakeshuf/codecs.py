@@ -42,6 +42,7 @@ TEXT_PREFIX_BYTES = 4  # a text file may well be "B", "BZh" or "("; "BZh9" or mo
 # offset, and how to turn each into lines. A text file cannot start with
 # these (the tar and zip ones could only be a line of that very text).
 PARQUET_MAGIC = b"PAR1"
+ENCRYPTED_PARQUET_MAGIC = b"PARE"
 CONTAINERS = [
     (0, PARQUET_MAGIC, "a Parquet file", "decompress it first: snakeshuf reads Parquet files (their rows) as they are"),
     (0, b"ARROW1", "an Arrow IPC (Feather v2) file", "export it as JSONL first (pyarrow, DuckDB or Polars)"),
@@ -70,6 +71,9 @@ def detect(path):
             return codec
     if head.startswith(PARQUET_MAGIC):
         return PARQUET
+    if head.startswith(ENCRYPTED_PARQUET_MAGIC):
+        raise InputError(f"input '{path}' is an encrypted Parquet file: decrypt it first (snakeshuf reads Parquet "
+                         "files whose footer is not encrypted)")
     cut_short = cut_short_codec(head)
     if cut_short:
         raise InputError(

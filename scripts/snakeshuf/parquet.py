@@ -9,6 +9,8 @@ the inputs' schema and metadata, cutting row groups by those lengths, so
 that an output's bytes never depend on the memory budget.
 """
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,6 +22,9 @@ from snakeshuf.records import Batch
 
 LENGTHS = "__snakeshuf_row_bytes"  # each row's encoded length, in pieces only
 READ_BUFFER_BYTES = 1 << 20  # pages are read through a buffer this size, not whole column chunks
+# INT96 timestamps (Spark, Hive, Impala) read as nanoseconds wrap outside
+# 1677-2262 (9999-12-31 sentinels are common); as microseconds they do not.
+INT96_UNIT = "us"
 # A batch whose rows encode to more than a split job's block is read in halves.
 ENCODED_PER_STORED = 4  # a first guess of encoded bytes per byte stored, for a batch's rows
 
@@ -35,14 +40,28 @@ class RowBatch(Batch):
 def opened(path):
     """The ParquetFile at `path`; a file that is not one is refused, naming it."""
     try:
-        return pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
+        return pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES, pre_buffer=False,
+                              coerce_int96_timestamp_unit=INT96_UNIT)
     except (OSError, pa.ArrowException) as error:
         raise InputError(f"input '{path}' starts like a Parquet file but cannot be read as one ({error}); "
                          "it may be truncated: fetch or write it again") from None
 
 
 def schema_of(path):
-    return opened(path).schema_arrow
+    """The schema rows are read with, and the outputs' (pandas' row labels of a
+    RangeIndex are positions, which a shuffle does not keep: pandas then numbers
+    the rows of each output from 0)."""
+    schema = opened(path).schema_arrow
+    pandas = (schema.metadata or {}).get(b"pandas")
+    if pandas:
+        described = json.loads(pandas)
+        described["index_columns"] = [c for c in described.get("index_columns", []) if not is_range(c)]
+        schema = schema.with_metadata({**schema.metadata, b"pandas": json.dumps(described).encode()})
+    return schema
+
+
+def is_range(index):
+    return isinstance(index, dict) and index.get("kind") == "range"
 
 
 class RowReader:
@@ -89,6 +108,7 @@ def check_inputs(files, memory):
     """Every input a readable Parquet file with the first one's schema, whose
     every row group a split job can read in `memory` (a MemoryModel)."""
     first = schema_of(files[0].path)
+    check_types(files[0].path)
     for f in files:
         check_readable(f.path, memory)
     for f in files[1:]:
@@ -96,6 +116,24 @@ def check_inputs(files, memory):
         if not other.equals(first, check_metadata=False):
             raise InputError(f"input '{f.path}' has another schema than '{files[0].path}': "
                              f"{schema_difference(first, other)}; shuffle tables of one schema together")
+
+
+# Parquet logical types that Arrow reads as something else and would write back without them.
+UNREAD_TYPES = {"INTERVAL": "an INTERVAL (Arrow reads its 12 bytes raw, and would write them back as binary)"}
+
+
+def check_types(path):
+    """Refuse columns whose type would not survive a read and a write."""
+    stored = opened(path).schema
+    for i in range(len(stored)):
+        column = stored.column(i)
+        if column.converted_type in UNREAD_TYPES:
+            raise InputError(f"input '{path}': column '{column.path}' is {UNREAD_TYPES[column.converted_type]}; "
+                             "cast it first (e.g. to a string or a number of seconds)")
+    try:
+        rows.check_supported(stored.to_arrow_schema())
+    except rows.Unsupported as error:
+        raise InputError(f"input '{path}': {error}; cast that column first") from None
 
 
 def schema_difference(first, other):
@@ -138,6 +176,7 @@ def column_index(field, schema, path):
 
 
 def with_lengths(schema):
+    """A piece's schema: the rows' and, last, their encoded lengths (found by place: a table may use any name)."""
     return schema.append(pa.field(LENGTHS, pa.uint32(), nullable=False))
 
 
@@ -179,8 +218,8 @@ class RowGroups:
     def add(self, batch):
         """Add rows; a row group ends after the row that makes it row_group_rows
         rows long or row_group_mb MiB (encoded) or more."""
-        lengths = np.asarray(batch.column(LENGTHS), np.int64)
-        batch = batch.drop_columns([LENGTHS])
+        lengths = np.asarray(batch.column(batch.num_columns - 1), np.int64)
+        batch = batch.select(range(batch.num_columns - 1))
         limit = self.settings.row_group_mb * REAL_MIB
         while batch.num_rows:
             sizes = self.bytes + np.cumsum(lengths)
@@ -341,7 +380,7 @@ def check_readable(path, memory):
         for i in range(meta.num_row_groups):
             try:
                 need = row_group_need(headers, meta.row_group(i))
-            except (EOFError, ValueError) as error:
+            except (EOFError, ValueError, OSError) as error:
                 raise InputError(f"input '{path}': row group {i} cannot be read ({error}); it may be truncated or "
                                  "corrupt: fetch or write it again") from None
             if need > memory.page_bytes:

@@ -110,6 +110,8 @@ def value_parts(array):
         array = array.combine_chunks()
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
+    if isinstance(array.type, pa.BaseExtensionType):
+        array = array.storage
     present = np.asarray(array.is_valid())
     flags = fixed_strings(present.astype(np.uint8)[:, None])
     if pa.types.is_null(array.type):
@@ -177,6 +179,44 @@ def struct_parts(array, present):
     return [u32_strings(lengths, present), pc.if_else(pa.array(present), values, pa.scalar(b"", pa.large_binary()))]
 
 
+class Unsupported(ValueError):
+    """A column type rows cannot be encoded from."""
+
+
+def plain_type(kind):
+    """The type whose values a dictionary or an extension type holds."""
+    while pa.types.is_dictionary(kind) or isinstance(kind, pa.BaseExtensionType):
+        kind = kind.value_type if pa.types.is_dictionary(kind) else kind.storage_type
+    return kind
+
+
+def check_supported(schema):
+    """Raise Unsupported naming the first column of a type rows are not encoded from."""
+    for field in schema:
+        found = unsupported_in(field.type)
+        if found is not None:
+            raise Unsupported(f"column '{field.name}' is {field.type}" +
+                              (f" (holding {found})" if found != field.type else "") +
+                              ", a type snakeshuf cannot shuffle yet")
+
+
+def unsupported_in(kind):
+    """The first type inside `kind` that rows are not encoded from, or None."""
+    kind = plain_type(kind)
+    if pa.types.is_struct(kind):
+        return next((t for t in (unsupported_in(f.type) for f in kind) if t is not None), None)
+    if pa.types.is_map(kind):
+        return unsupported_in(kind.key_type) or unsupported_in(kind.item_type)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return unsupported_in(kind.value_type)
+    if pa.types.is_null(kind) or pa.types.is_boolean(kind) or is_binary_like(kind):
+        return None
+    try:
+        return None if kind.bit_width % 8 == 0 else kind
+    except ValueError:
+        return kind
+
+
 def is_binary_like(kind):
     return any(test(kind) for test in (pa.types.is_binary, pa.types.is_string, pa.types.is_large_binary,
                                        pa.types.is_large_string, pa.types.is_binary_view, pa.types.is_string_view))
@@ -224,6 +264,12 @@ def decoded_values(kind, data, starts):
     """(array of `kind`, where each value ends) from values encoded at `starts`."""
     if len(starts) and starts.max() >= len(data):
         raise DamagedRow("a value starts past the end of the rows")
+    if pa.types.is_dictionary(kind):  # encoded as its values (a dictionary is how a file stored them)
+        values, ends = decoded_values(kind.value_type, data, starts)
+        return values.dictionary_encode().cast(kind), ends
+    if isinstance(kind, pa.BaseExtensionType):
+        storage, ends = decoded_values(kind.storage_type, data, starts)
+        return pa.ExtensionArray.from_storage(kind, storage), ends
     present = data[starts] == VALID
     if not np.all(present | (data[starts] == NULL)):
         raise DamagedRow("a value's null flag is neither 0 nor 1")
@@ -274,7 +320,10 @@ def decoded_strings(kind, data, at, present):
     if len(at) and ends.max() > len(data):
         raise DamagedRow("a string runs past the end of the rows")
     values = picked_strings(data, starts, ends)
-    with_nulls = pa.Array.from_buffers(pa.large_binary(), len(at), [validity(present), *values.buffers()[1:]])
+    # Strings as they were read: a file may hold invalid UTF-8, which Arrow reads without checking.
+    wide = pa.large_string() if pa.types.is_string(kind) or pa.types.is_large_string(kind) or \
+        pa.types.is_string_view(kind) else pa.large_binary()
+    with_nulls = pa.Array.from_buffers(wide, len(at), [validity(present), *values.buffers()[1:]])
     return with_nulls.cast(kind), ends
 
 
@@ -331,6 +380,7 @@ def decoded_structs(kind, data, at, present):
 
 def value_end(kind, record, at):
     """Where the value of `kind` encoded at record[at] ends (one row, read in Python)."""
+    kind = plain_type(kind)
     if record[at] == NULL or pa.types.is_null(kind):
         return at + 1
     at += 1
