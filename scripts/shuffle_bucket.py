@@ -375,6 +375,7 @@ class BucketWriter:
                     loaded, origin = key_range.load(one_pass)
                     self.output.write_sorted(*loaded[:3], self.distinct(loaded, origin) if self.keeper else None)
                     progress.update(self.output.nbytes)
+                    del loaded, origin  # before the next pass is loaded: the plan fits one pass, not two
                 continue
             slot = p % 2 if background else 0
             current = coming.result() if coming else reader.load(sections, slot)

@@ -225,3 +225,22 @@ def test_a_parquet_page_larger_than_the_budget_is_refused_before_any_job_naming_
     run_workflow(tmp_path / "again", {"inputs": [str(path)], "output": "s.parquet", "memory_mb": suggested,
                                       "parquet": {"row_group_mb": 32}})
     assert_within_budget(tmp_path / "again", SMALL_PLAN_STAGES, suggested)
+
+
+def test_a_large_value_repeated_through_a_parquet_dictionary_stays_within_budget(tmp_path):
+    """Hostile pass: a 1 MB file of 250 rows sharing one 1 MiB value (stored
+    once, in the column's dictionary) is 250 MiB of rows once read, which the
+    plan cannot see. The split job sized its batches by the file (1,579 MB
+    peak at a 512 MB budget), and a bucket job taking a key range in passes
+    held two passes at once (576 MB); both now stay within 256 MB."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "repeated.parquet"
+    pq.write_table(pa.table({"id": range(250), "blob": pa.array([os.urandom(1 << 20)] * 250, pa.binary())}), path)
+    config = {"inputs": [str(path)], "output": "s.parquet", "memory_mb": 256, "parquet": {"row_group_mb": 32}}
+    run_workflow(tmp_path / "run", config)
+    reports = assert_within_budget(tmp_path / "run", SMALL_PLAN_STAGES, 256)
+    assert max(r.get("passes", 0) for r in reports) > 1  # the bucket job took its key range in passes

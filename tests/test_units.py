@@ -540,3 +540,11 @@ def test_a_job_on_a_filesystem_without_locks_runs_and_says_so(tmp_path, monkeypa
     jobs.claim(Scratch(str(tmp_path)), "split_chunk-0")
     jobs.release_claims()
     assert "the scratch filesystem cannot lock files (No locks available)" in capsys.readouterr().err
+
+
+def test_progress_never_passes_100_percent_when_the_records_outgrow_the_estimate():
+    """A 1 MB Parquet file of one value repeated through a dictionary printed 'progress 5036% of 3.8 MiB'."""
+    from snakeshuf.progress import describe
+
+    line = describe(4 << 20, 400 << 20, 4 << 20, rate=1.0)
+    assert "progress 100% of 4.0 MiB (split 100%, shuffle 100%)" in line

@@ -10,6 +10,7 @@ that an output's bytes never depend on the memory budget.
 """
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -25,8 +26,10 @@ READ_BUFFER_BYTES = 1 << 20  # pages are read through a buffer this size, not wh
 # INT96 timestamps (Spark, Hive, Impala) read as nanoseconds wrap outside
 # 1677-2262 (9999-12-31 sentinels are common); as microseconds they do not.
 INT96_UNIT = "us"
-# A batch whose rows encode to more than a split job's block is read in halves.
-ENCODED_PER_STORED = 4  # a first guess of encoded bytes per byte stored, for a batch's rows
+# A batch's rows read and encoded hold about this many times their bytes as
+# Parquet says them (a batch whose rows encode to more than a split job's
+# block anyway is encoded in halves).
+ROW_ENCODING_FACTOR = 2
 
 
 class RowBatch(Batch):
@@ -76,19 +79,19 @@ class RowReader:
         parquet = opened(f.path)
         first = 0
         try:
-            for batch in parquet.iter_batches(batch_size=self.batch_rows(parquet), use_threads=False):
-                for part in self.encoded(batch, f.path):
-                    yield RowBatch(*part, first)
-                    first += len(part[1])
+            for group, cost in enumerate(row_group_costs(f.path, parquet.metadata)):
+                size = self.batch_rows(cost)
+                for batch in parquet.iter_batches(batch_size=size, row_groups=[group], use_threads=False):
+                    for part in self.encoded(batch, f.path):
+                        yield RowBatch(*part, first)
+                        first += len(part[1])
         except (OSError, pa.ArrowException) as error:
             raise InputError(f"input '{f.path}' is not a valid Parquet file ({error}); "
                              "it may be truncated or corrupt: fetch or write it again") from None
 
-    def batch_rows(self, parquet):
-        meta = parquet.metadata
-        stored = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-        per_row = max(1, ENCODED_PER_STORED * stored // max(1, meta.num_rows))
-        return int(max(1, min(self.max_records, self.block_bytes // per_row)))
+    def batch_rows(self, cost):
+        """Rows per batch: a batch and its encoding take about twice a row's bytes each."""
+        return int(max(1, min(self.max_records, self.block_bytes // (ROW_ENCODING_FACTOR * cost.row_bytes))))
 
     def encoded(self, batch, path):
         """(data, ends) of the batch's rows, in parts of at most block_bytes."""
@@ -199,6 +202,8 @@ class PieceRows:
             raise IntegrityError("rows decoded for a piece do not encode to their records again; nothing is published")
         self.writer.write_batch(pa.RecordBatch.from_arrays([*batch.columns, pa.array(lengths, pa.uint32())],
                                                            schema=with_lengths(self.schema)))
+        del batch
+        pa.default_memory_pool().release_unused()  # Arrow's allocator would keep each slice's pages
 
     def close(self):
         self.writer.close()
@@ -264,7 +269,8 @@ def join_pieces(path, schema, settings, pieces):
 
 THRIFT_STOP, THRIFT_TRUE, THRIFT_FALSE, THRIFT_BYTE, THRIFT_DOUBLE, THRIFT_BINARY = 0, 1, 2, 3, 7, 8
 THRIFT_LIST, THRIFT_SET, THRIFT_MAP, THRIFT_STRUCT = 9, 10, 11, 12
-PAGE_TYPE, UNCOMPRESSED_SIZE, COMPRESSED_SIZE = 1, 2, 3
+PAGE_TYPE, UNCOMPRESSED_SIZE, COMPRESSED_SIZE, DICTIONARY_HEADER = 1, 2, 3, 7
+DICTIONARY_ENTRIES = 1
 DICTIONARY_PAGE = 2
 HEADER_READ_BYTES = 256  # a page header with statistics can be longer: read on as needed
 
@@ -341,49 +347,87 @@ class PageHeaders:
                 self.skip(kind)
 
     def page(self, offset):
-        """(page type, uncompressed size, compressed size, header length) of the page at `offset`."""
+        """Page(type, uncompressed size, compressed size, header length, a
+        dictionary's entries) of the page at `offset`."""
         found = {}
 
         def wanted(field, kind):
             if field in (PAGE_TYPE, UNCOMPRESSED_SIZE, COMPRESSED_SIZE):
                 found[field] = self.zigzag()
                 return True
+            if field == DICTIONARY_HEADER and kind == THRIFT_STRUCT:
+                self.struct(entries)
+                return True
+            return False
+
+        def entries(field, kind):
+            if field == DICTIONARY_ENTRIES:
+                found[DICTIONARY_HEADER] = self.zigzag()
+                return True
             return False
 
         self.at(offset).struct(wanted)
-        return found.get(PAGE_TYPE), found.get(UNCOMPRESSED_SIZE, 0), found.get(COMPRESSED_SIZE, 0), self.pos
+        return Page(found.get(PAGE_TYPE), found.get(UNCOMPRESSED_SIZE, 0), found.get(COMPRESSED_SIZE, 0), self.pos,
+                    found.get(DICTIONARY_HEADER, 0))
 
 
-def row_group_need(headers, row_group):
-    """The bytes a reader holds at most to read the row group: per column, its
-    dictionary and its largest page, compressed and not."""
-    need = 0
+@dataclass(frozen=True)
+class Page:
+    kind: int
+    size: int
+    stored: int
+    header: int
+    entries: int  # a dictionary page's
+
+
+@dataclass(frozen=True)
+class RowGroupCost:
+    """What reading a row group takes: `need`, the bytes a reader holds at most
+    (per column, its dictionary and its largest page, compressed and not),
+    and `row_bytes`, what a row holds once read (a dictionary's values taken
+    at their average size: a value repeated through a dictionary is read
+    whole in every row)."""
+
+    need: int
+    row_bytes: int
+
+
+def row_group_cost(headers, row_group):
+    need = row_bytes = 0
     for c in range(row_group.num_columns if row_group.num_rows else 0):
         chunk = row_group.column(c)
         start = min(o for o in (chunk.dictionary_page_offset, chunk.data_page_offset) if o is not None and o > 0)
-        end, largest, dictionary = start + chunk.total_compressed_size, 0, 0
+        end, largest, dictionary, entry = start + chunk.total_compressed_size, 0, 0, 0
         while start < end:
-            kind, size, stored, header = headers.page(start)
-            if kind == DICTIONARY_PAGE:
-                dictionary = size
-            largest = max(largest, size + stored)
-            start += header + stored
+            page = headers.page(start)
+            if page.kind == DICTIONARY_PAGE:
+                dictionary, entry = page.size, page.size / max(1, page.entries)
+            largest = max(largest, page.size + page.stored)
+            start += page.header + page.stored
         need += dictionary + largest
-    return need
+        row_bytes += max(entry, chunk.total_uncompressed_size / row_group.num_rows)
+    return RowGroupCost(need, int(row_bytes) + 1)
 
 
-def check_readable(path, memory):
-    """Refuse a file with a row group whose pages a split job cannot read within its budget."""
-    meta = opened(path).metadata
+def row_group_costs(path, meta):
+    """The RowGroupCost of each row group of a Parquet file; InputError if its pages cannot be walked."""
+    costs = []
     with open(path, "rb") as handle:
         headers = PageHeaders(handle)
         for i in range(meta.num_row_groups):
             try:
-                need = row_group_need(headers, meta.row_group(i))
+                costs.append(row_group_cost(headers, meta.row_group(i)))
             except (EOFError, ValueError, OSError) as error:
                 raise InputError(f"input '{path}': row group {i} cannot be read ({error}); it may be truncated or "
                                  "corrupt: fetch or write it again") from None
-            if need > memory.page_bytes:
+    return costs
+
+
+def check_readable(path, memory):
+    """Refuse a file with a row group whose pages a split job cannot read within its budget."""
+    for i, cost in enumerate(row_group_costs(path, opened(path).metadata)):
+        need = cost.need
+        if need > memory.page_bytes:
                 raise InputError(
                     f"input '{path}': row group {i} holds pages that take {need / REAL_MIB:,.0f} MiB to read (a page "
                     f"is read whole), more than a split job has with memory_mb={memory.memory_mb}; set memory_mb to "

@@ -56,7 +56,10 @@ def bytes_done(spec):
 
 
 def describe(split, shuffle, total, rate):
-    """One line: the share done, each stage's, and the time left at `rate` bytes/s."""
+    """One line: the share done, each stage's, and the time left at `rate` bytes/s.
+    A stage's share stops at 100 %: the total of a compressed or Parquet input
+    is an estimate, which its records may well exceed."""
+    split, shuffle = min(split, total), min(shuffle, total)
     done, whole = split + shuffle, 2 * total
     line = (
         f"snakeshuf: progress {100 * done / whole:.0f}% of {mib(total)} "
