@@ -107,7 +107,9 @@ REFUSED = {
                                  "t1.parquet' has another schema", "column 'score' is float there, double in the first"),
     "a file cut short": (lambda t: parquet_bytes(t)[:-20], "t1.parquet' starts like a Parquet file but cannot be "
                          "read as one", "truncated"),
-    "a text file among them": (lambda t: b"one line\n", "is a Parquet file and", "t1.parquet' is not"),
+    "a text file named .parquet among them": (lambda t: b"one line\n", "t1.parquet' is named as a Parquet file "
+                                              "but is not one"),
+    "an empty file named .parquet": (lambda t: b"", "t1.parquet' is named as a Parquet file but is empty"),
 }
 
 
@@ -173,6 +175,9 @@ def test_the_command_reads_tables_from_files_and_pipes_and_writes_them_to_files_
                            input=(tmp_path / "t0.parquet").read_bytes(), capture_output=True)
     assert piped.returncode == 0, piped.stderr.decode()[-3000:]
     assert (tmp_path / "piped.parquet").read_bytes() == (tmp_path / "one.parquet").read_bytes()
+    both_ends = subprocess.run(["snakeshuf", "-", "-o", "-", "--memory", "512M"], cwd=tmp_path, env=installed,
+                               input=(tmp_path / "t0.parquet").read_bytes(), capture_output=True)
+    assert both_ends.stdout == (tmp_path / "one.parquet").read_bytes(), both_ends.stderr.decode()[-3000:]
 
 
 @pytest.mark.parametrize("record", [b"\x01\x02", b"\x01"], ids=["not canonical", "cut short"])
@@ -277,3 +282,12 @@ def test_a_damaged_page_header_is_refused_before_any_job_naming_the_file(tmp_pat
                           check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"input '{path}': row group 0 cannot be read" in result.stderr, result.stderr[-2000:]
+
+
+def test_text_and_tables_are_never_shuffled_together(tmp_path):
+    write(tmp_path / "t.parquet", seeded_table(SCHEMA_SEED, 1, 5))
+    (tmp_path / "a.txt").write_text("one\n")
+    result = run_workflow(tmp_path / "run", {"inputs": [str(tmp_path / "t.parquet"), str(tmp_path / "a.txt")],
+                                            "output": "s.parquet", "memory_mb": 512}, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "t.parquet' is a Parquet file and" in result.stderr and "a.txt' is not" in result.stderr

@@ -25,9 +25,7 @@ import yaml
 
 from snakeshuf import __version__, pipes
 from snakeshuf.locations import check_no_urls, configured_paths
-from snakeshuf.codecs import PARQUET_MAGIC
 from snakeshuf.errors import ConfigError
-from snakeshuf.formats import PARQUET_SUFFIX
 from snakeshuf.lock import NotALock, OutputLock
 from snakeshuf.namespace import LOCK
 from snakeshuf.scratch import PIPED
@@ -199,19 +197,8 @@ def state_directory(args):
 
 def output_file(args):
     """The output's path: for standard output, a file in the state directory,
-    copied out after the run (named as a Parquet file where the inputs are)."""
-    if args.output != STDOUT:
-        return os.path.abspath(args.output)
-    return os.path.join(args.state, "stdout" + (PARQUET_SUFFIX if reads_tables(args.inputs) else ""))
-
-
-def reads_tables(inputs):
-    """Whether the first input that is a readable file is a Parquet file (a pipe cannot be looked into)."""
-    for path in inputs:
-        if os.path.isfile(path) and os.access(path, os.R_OK):
-            with open(path, "rb") as handle:
-                return handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
-    return False
+    copied out after the run (named without an extension, which a Parquet output may have)."""
+    return os.path.join(args.state, "stdout") if args.output == STDOUT else os.path.abspath(args.output)
 
 
 def config_of(args):

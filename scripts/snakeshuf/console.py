@@ -81,10 +81,14 @@ def print_verdict(output, verdict):
         print(f"snakeshuf: '{output}' is rebuilt: {verdict.why}", file=sys.stderr)
 
 
-def counted_records(summary, width):
-    """'1,000 records, 52,000 bytes', '3 of 16 records (from 8 read: weights, dedup)', ..."""
-    published = sum(entry["records"] for entry in summary["outputs"].values()) // width
-    ordered, read = summary["records"], summary.get("input_records", summary["records"])
+def counted_records(summary, spec):
+    """'1,000 records, 52,000 bytes', '10 of 1,000 records', '3 of 16 records
+    (from 8 read: weights, dedup)', ... (a 'head' run's split jobs pass on
+    only the records that may be among the first: the records read count)."""
+    published = sum(entry["records"] for entry in summary["outputs"].values()) // spec.width
+    read = summary.get("input_records", summary["records"])
+    mixing = spec.dedup or any(source.weight != 1 for source in spec.sources)
+    ordered = summary["records"] if mixing else read
     counted = f"{published:,} of {ordered:,} records" if published != ordered else f"{published:,} records"
     if ordered != read:
         return counted + f" (from {read:,} read: weights, dedup)"
@@ -100,7 +104,7 @@ def print_summary(spec, summary_path):
         if s
     )
     print(
-        f"snakeshuf: {counted_records(summary, spec.width)} "
+        f"snakeshuf: {counted_records(summary, spec)} "
         f"-> {output_description(spec.outputs)} (seed {summary['order']['seed']}, {summary['buckets']} buckets)\n"
         f"snakeshuf: per stage: {stages}; summary: {summary_path}",
         file=sys.stderr,

@@ -5,6 +5,7 @@ to read records, write a piece and write an output file, and never branch on
 file types themselves. Every other stage handles records as bytes.
 """
 
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
@@ -171,12 +172,14 @@ def parquet_output(files, config):
     output = config["output"]
     if not is_parquet(files):
         if output.endswith(PARQUET_SUFFIX):
+            for f in files:  # a Parquet file inside gzip is refused as such, not as text
+                codecs.check_not_container(f)
             raise ConfigError(f"output '{output}' is named as a Parquet file, but the inputs are text: a run "
                               "writes records as it reads them; name the output after the inputs' format")
         return None
     refused = [
-        (not output.endswith(PARQUET_SUFFIX), f"the output is a Parquet file: name it *{PARQUET_SUFFIX} "
-         f"(config key 'output' is '{output}')"),
+        (os.path.splitext(output)[1] not in ("", PARQUET_SUFFIX), f"the output is a Parquet file: name it "
+         f"*{PARQUET_SUFFIX} (config key 'output' is '{output}')"),
         (config["header_lines"], "a Parquet file has no header lines: set header_lines to 0"),
         (config["paired"], "config key 'paired' is for line-aligned text files: give the tables as 'inputs'"),
         (isinstance(config["dedup"], dict) and config["dedup"].get("format"), "leave out dedup's 'format': a "

@@ -220,8 +220,9 @@ def stat_input(path, source):
     except OSError as error:
         raise ConfigError(f"input '{path}' cannot be used: {error.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
+        inside = "*.parquet" if path.rstrip("/").endswith(".parquet") else "*.txt"  # Spark writes x.parquet/
         raise ConfigError(
-            f"input '{path}' is a directory; list its files or use a glob such as '{path}/*.txt'"
+            f"input '{path}' is a directory; list its files or use a glob such as '{path.rstrip('/')}/{inside}'"
         )
     if not stat.S_ISREG(info.st_mode):
         raise ConfigError(f"input '{path}' is not a regular file (a pipe or device cannot be split)")
