@@ -80,7 +80,7 @@ def detect(path):
             f"input '{path}' holds only {len(head)} bytes, the start of a {cut_short} file's header: "
             f"it is a {cut_short} file cut short; fetch or compress it again"
         )
-    if path.lower().endswith(".parquet"):
+    if os.path.splitext(path)[1].lower() == ".parquet":
         raise InputError(f"input '{path}' is named as a Parquet file but is {'empty' if not head else 'not one'} "
                          "(a Parquet file starts with PAR1): it was cut short or is another format; fetch or "
                          "write it again, or rename it")
