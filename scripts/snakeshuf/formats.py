@@ -3,6 +3,9 @@ row of a Parquet table (Rows). The run's format follows from its inputs and
 is chosen once, in the run spec (RunSpec.records); the job scripts ask it how
 to read records, write a piece and write an output file, and never branch on
 file types themselves. Every other stage handles records as bytes.
+
+The spec is built while Snakemake parses the workflow, so what only some
+jobs use (pyarrow.parquet, dedup, joining) is imported where it is used.
 """
 
 import os
@@ -49,16 +52,16 @@ class Lines:
         for f in self.spec.files:
             codecs.check_not_container(f)
         if self.spec.header_lines:
-            self.header  # every input starts with it, or an InputError names two that differ
+            common_header(self.spec.files, self.spec.header_lines, self.spec.separator)  # each input's is the same
             if self.spec.dedup and self.spec.dedup.field is not None:
                 for f in self.spec.files:  # a column named that the header lacks
                     self.identities(f.path)
 
     @cached_property
     def header(self):
-        """The header every input starts with (checked to be the same in all)."""
+        """The header every input starts with (the first's: check_inputs saw that all agree)."""
         spec = self.spec
-        return common_header(spec.files, spec.header_lines, spec.separator) if spec.header_lines else b""
+        return common_header(spec.files[:1], spec.header_lines, spec.separator) if spec.header_lines else b""
 
     def identities(self, path):
         """What makes the records of input `path` duplicates (snakeshuf.dedup)."""
