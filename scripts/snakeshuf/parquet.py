@@ -26,10 +26,11 @@ READ_BUFFER_BYTES = 1 << 20  # pages are read through a buffer this size, not wh
 # INT96 timestamps (Spark, Hive, Impala) read as nanoseconds wrap outside
 # 1677-2262 (9999-12-31 sentinels are common); as microseconds they do not.
 INT96_UNIT = "us"
-# A batch's rows read and encoded hold about this many times their bytes as
-# Parquet says them (a batch whose rows encode to more than a split job's
-# block anyway is encoded in halves).
-ROW_ENCODING_FACTOR = 2
+# A batch's rows, read (Arrow), encoded in parts, joined and regrouped by key
+# range, take about this many times their bytes as Parquet says them: batches
+# are a block's share of that (2 took 304 MB at a 256 MB budget). A batch
+# whose rows encode to more than a block anyway is encoded in halves.
+ROW_ENCODING_FACTOR = 4
 
 
 class RowBatch(Batch):
@@ -90,7 +91,7 @@ class RowReader:
                              "it may be truncated or corrupt: fetch or write it again") from None
 
     def batch_rows(self, cost):
-        """Rows per batch: a batch and its encoding take about twice a row's bytes each."""
+        """Rows per batch (ROW_ENCODING_FACTOR)."""
         return int(max(1, min(self.max_records, self.block_bytes // (ROW_ENCODING_FACTOR * cost.row_bytes))))
 
     def encoded(self, batch, path):
