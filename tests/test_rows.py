@@ -2,16 +2,21 @@
 rows are equal bytes however a file stored them."""
 
 import io
+import os
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from snakeshuf import rows
 from tables import tables
+
+# CI draws the same examples every time; SNAKESHUF_RANDOM=1 draws new ones (with
+# --hypothesis-seed, or SNAKESHUF_EXAMPLES-like budgets through Hypothesis' own options).
+DERANDOMIZE = not os.environ.get("SNAKESHUF_RANDOM")
 
 
 def encoded(table):
@@ -25,8 +30,10 @@ def row_bytes(table):
     return [data[s:e].tobytes() for s, e in zip(starts, ends)]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=DERANDOMIZE)
 @given(tables())
+@example(  # found in CI: Arrow's cast of a null list to a fixed-size list asked for 754 TB
+    pa.table({"c0": pa.array([None], pa.list_(pa.large_list(pa.int8()), 2)), "c1": pa.array([None], pa.int8())}))
 def test_every_row_decodes_to_itself(table):
     data, ends = encoded(table)
     back = rows.decode(table.schema, data, ends)
@@ -34,7 +41,7 @@ def test_every_row_decodes_to_itself(table):
     assert pa.Table.from_batches([back]).equals(table)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=DERANDOMIZE)
 @given(tables(min_rows=1), st.data())
 def test_a_row_is_the_same_bytes_in_any_slice_of_its_batch(table, data):
     lo = data.draw(st.integers(0, table.num_rows - 1))
@@ -42,7 +49,7 @@ def test_a_row_is_the_same_bytes_in_any_slice_of_its_batch(table, data):
     assert row_bytes(table.slice(lo, hi - lo)) == row_bytes(table)[lo:hi]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=DERANDOMIZE)
 @given(tables(min_rows=1, max_rows=30), st.integers(1, 7), st.sampled_from(["zstd", "snappy", "none"]),
        st.booleans())
 def test_a_row_is_the_same_bytes_however_parquet_stored_it(table, row_group, compression, dictionary):

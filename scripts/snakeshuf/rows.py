@@ -299,8 +299,7 @@ def decoded_payloads(kind, data, at, present):
         return pa.MapArray.from_arrays(lists.offsets, entries.field(0), entries.field(1), type=kind,
                                        mask=pa.array(~present) if not present.all() else None), ends
     if pa.types.is_fixed_size_list(kind):
-        lists, ends = decoded_payloads(pa.list_(kind.value_field), data, at, present)
-        return lists.cast(kind), ends
+        return decoded_fixed_size_lists(kind, data, at, present)
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         return decoded_lists(kind, data, at, present)
     if pa.types.is_struct(kind):
@@ -355,6 +354,18 @@ def decoded_lists(kind, data, at, present):
     lists = type(pa.array([], kind)).from_arrays(offsets, items, type=kind,
                                                    mask=pa.array(~present) if not present.all() else None)
     return lists, values_start + running[first_item[1:]] - running[first_item[:-1]]
+
+
+def decoded_fixed_size_lists(kind, data, at, present):
+    """As lists, then each null list given list_size null items (Arrow's cast
+    of a null, empty list to a fixed-size one asks for petabytes)."""
+    lists, ends = decoded_payloads(pa.list_(kind.value_field), data, at, present)
+    size = kind.list_size
+    first = np.asarray(lists.offsets)[:-1]
+    items = (first[:, None] + np.arange(size)[None, :]).ravel()
+    placed = pa.array(items, mask=np.repeat(~present, size))
+    return pa.FixedSizeListArray.from_arrays(lists.flatten().take(placed), type=kind,
+                                             mask=pa.array(~present) if not present.all() else None), ends
 
 
 def decoded_structs(kind, data, at, present):
