@@ -289,3 +289,17 @@ def test_text_and_tables_are_never_shuffled_together(tmp_path):
                                             "output": "s.parquet", "memory_mb": 512}, check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "t.parquet' is a Parquet file and" in result.stderr and "a.txt' is not" in result.stderr
+
+
+def test_row_group_settings_rebuild_the_output_and_the_memory_budget_does_not(tmp_path):
+    """Config key 'parquet' changes the published bytes, so it enters the
+    output's fingerprint; memory_mb changes nothing, so the output stays current."""
+    config = {"inputs": [write(tmp_path / "t.parquet", seeded_table(SCHEMA_SEED, 1, 50))], "output": "s.parquet",
+              "memory_mb": 512}
+    run_workflow(tmp_path / "run", config)
+    first = (tmp_path / "run" / "s.parquet").read_bytes()
+    again = run_workflow(tmp_path / "run", {**config, "memory_mb": 600})
+    assert "up to date" in again.stderr and (tmp_path / "run" / "s.parquet").read_bytes() == first
+    run_workflow(tmp_path / "run", {**config, "parquet": {"row_group_rows": 7}})
+    meta = pq.ParquetFile(tmp_path / "run" / "s.parquet").metadata
+    assert meta.num_row_groups == 8 and (tmp_path / "run" / "s.parquet").read_bytes() != first

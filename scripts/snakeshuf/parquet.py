@@ -109,26 +109,27 @@ class RowReader:
 
 
 def check_inputs(files, memory):
-    """Every input a readable Parquet file with the first one's schema, whose
-    every row group a split job can read in `memory` (a MemoryModel)."""
-    first = schema_of(files[0].path)
-    check_types(files[0].path)
+    """Every input a readable Parquet file with the first one's schema, of
+    types rows are encoded from, whose every row group a split job can read
+    in `memory` (a MemoryModel); each file's footer is read once."""
+    first = None
     for f in files:
-        check_readable(f.path, memory)
-    for f in files[1:]:
-        other = schema_of(f.path)
-        if not other.equals(first, check_metadata=False):
+        parquet = opened(f.path)
+        check_types(f.path, parquet.schema)
+        check_readable(f.path, parquet.metadata, memory)
+        if first is None:
+            first = parquet.schema_arrow
+        elif not parquet.schema_arrow.equals(first, check_metadata=False):
             raise InputError(f"input '{f.path}' has another schema than '{files[0].path}': "
-                             f"{schema_difference(first, other)}; shuffle tables of one schema together")
+                             f"{schema_difference(first, parquet.schema_arrow)}; shuffle tables of one schema together")
 
 
 # Parquet logical types that Arrow reads as something else and would write back without them.
 UNREAD_TYPES = {"INTERVAL": "an INTERVAL (Arrow reads its 12 bytes raw, and would write them back as binary)"}
 
 
-def check_types(path):
-    """Refuse columns whose type would not survive a read and a write."""
-    stored = opened(path).schema
+def check_types(path, stored):
+    """Refuse columns (`stored`: the file's Parquet schema) whose type would not survive a read and a write."""
     for i in range(len(stored)):
         column = stored.column(i)
         if column.converted_type in UNREAD_TYPES:
@@ -192,7 +193,7 @@ class PieceRows:
         self.writer = pa.ipc.new_file(handle, with_lengths(schema))
 
     def write(self, data, lengths):
-        """Write the rows; each must encode again to the very bytes it came from."""
+        """Write the rows (encoded, of `lengths`) decoded; a row that does not decode stops the job."""
         lengths = np.asarray(lengths, np.int64)
         data = np.frombuffer(data, np.uint8)
         try:
@@ -264,7 +265,8 @@ def join_pieces(path, schema, settings, pieces):
 # A reader holds, for each column, the page it is decoding (compressed and
 # decompressed) and the column's dictionary. Page sizes are in each page's
 # header, a Thrift struct before its bytes, which Arrow does not expose:
-# PageWalk reads just the headers (a few bytes per page).
+# PageHeaders reads just the headers (a few bytes per page). The split jobs
+# walk them again, to size their batches: milliseconds a file.
 
 THRIFT_STOP, THRIFT_TRUE, THRIFT_FALSE, THRIFT_BYTE, THRIFT_DOUBLE, THRIFT_BINARY = 0, 1, 2, 3, 7, 8
 THRIFT_LIST, THRIFT_SET, THRIFT_MAP, THRIFT_STRUCT = 9, 10, 11, 12
@@ -422,14 +424,13 @@ def row_group_costs(path, meta):
     return costs
 
 
-def check_readable(path, memory):
-    """Refuse a file with a row group whose pages a split job cannot read within its budget."""
-    for i, cost in enumerate(row_group_costs(path, opened(path).metadata)):
-        need = cost.need
-        if need > memory.page_bytes:
-                raise InputError(
-                    f"input '{path}': row group {i} holds pages that take {need / REAL_MIB:,.0f} MiB to read (a page "
-                    f"is read whole), more than a split job has with memory_mb={memory.memory_mb}; set memory_mb to "
-                    f"at least {memory.memory_for_pages(need)}, or write the file with smaller pages (pyarrow: "
-                    "write_batch_size and data_page_size; row groups of any size are fine)"
-                )
+def check_readable(path, meta, memory):
+    """Refuse a file (`meta`: its footer) with a row group whose pages a split job cannot read within its budget."""
+    for i, cost in enumerate(row_group_costs(path, meta)):
+        if cost.need > memory.page_bytes:
+            raise InputError(
+                f"input '{path}': row group {i} holds pages that take {cost.need / REAL_MIB:,.0f} MiB to read (a "
+                f"page is read whole), more than a split job has with memory_mb={memory.memory_mb}; set memory_mb "
+                f"to at least {memory.memory_for_pages(cost.need)}, or write the file with smaller pages (pyarrow: "
+                "write_batch_size and data_page_size; row groups of any size are fine)"
+            )

@@ -108,10 +108,8 @@ def value_parts(array):
     parts are joined once, for a whole row, not once per level."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    if isinstance(array.type, pa.BaseExtensionType):
-        array = array.storage
+    while plain_type(array.type) != array.type:  # a dictionary's values, an extension type's storage
+        array = array.dictionary_decode() if pa.types.is_dictionary(array.type) else array.storage
     present = np.asarray(array.is_valid())
     flags = fixed_strings(present.astype(np.uint8)[:, None])
     if pa.types.is_null(array.type):
@@ -133,7 +131,7 @@ def payload_parts(array, present):
         return payload_parts(array.cast(as_list_type(kind)), present)
     if pa.types.is_fixed_size_list(kind):
         return payload_parts(array.cast(pa.list_(kind.value_field)), present)
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+    if is_list(kind):
         return list_parts(array, present)
     if pa.types.is_struct(kind):
         return struct_parts(array, present)
@@ -149,10 +147,7 @@ def gathered(data, offsets, present):
 
 
 def fixed_payloads(array, present):
-    try:
-        width = array.type.bit_width // 8
-    except ValueError:
-        raise InputError(f"column type {array.type} is not one snakeshuf can shuffle yet") from None
+    width = array.type.bit_width // 8  # other types are refused before any job (check_supported)
     raw = np.frombuffer(array.buffers()[1], np.uint8)[array.offset * width : (array.offset + len(array)) * width]
     return fixed_strings(raw.reshape(len(array), width), present)
 
@@ -207,7 +202,7 @@ def unsupported_in(kind):
         return next((t for t in (unsupported_in(f.type) for f in kind) if t is not None), None)
     if pa.types.is_map(kind):
         return unsupported_in(kind.key_type) or unsupported_in(kind.item_type)
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+    if is_list(kind) or pa.types.is_fixed_size_list(kind):
         return unsupported_in(kind.value_type)
     if pa.types.is_null(kind) or pa.types.is_boolean(kind) or is_binary_like(kind):
         return None
@@ -215,6 +210,11 @@ def unsupported_in(kind):
         return None if kind.bit_width % 8 == 0 else kind
     except ValueError:
         return kind
+
+
+def is_list(kind):
+    """A variable-length list (a fixed-size list and a map are encoded as one)."""
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind)
 
 
 def is_binary_like(kind):
@@ -300,7 +300,7 @@ def decoded_payloads(kind, data, at, present):
                                        mask=pa.array(~present) if not present.all() else None), ends
     if pa.types.is_fixed_size_list(kind):
         return decoded_fixed_size_lists(kind, data, at, present)
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+    if is_list(kind):
         return decoded_lists(kind, data, at, present)
     if pa.types.is_struct(kind):
         return decoded_structs(kind, data, at, present)
@@ -399,8 +399,7 @@ def value_end(kind, record, at):
         return at + 1
     if is_binary_like(kind):
         return at + LENGTH_BYTES + int.from_bytes(record[at : at + LENGTH_BYTES], "little")
-    if pa.types.is_struct(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind) or \
-            pa.types.is_fixed_size_list(kind) or pa.types.is_map(kind):
+    if pa.types.is_struct(kind) or is_list(kind) or pa.types.is_fixed_size_list(kind) or pa.types.is_map(kind):
         count = kind.num_fields if pa.types.is_struct(kind) else int.from_bytes(record[at : at + LENGTH_BYTES], "little")
         lengths_at = at if pa.types.is_struct(kind) else at + LENGTH_BYTES
         lengths = np.frombuffer(record, U32, count, lengths_at)

@@ -102,11 +102,10 @@ class PieceWriter:
     begins in an earlier bucket or ends in a later one are kept raw, for
     gather to compress."""
 
-    def __init__(self, path, where, records, cuts):
-        """`records`: the run's record format (snakeshuf.formats)."""
-        self.path, self.where, self.codec, self.cuts = path, where, records.spec.codec, cuts
+    def __init__(self, path, where, spec, cuts):
+        self.path, self.where, self.codec, self.cuts = path, where, spec.codec, cuts
         self.file = ChecksumFile(path + PARTIAL)
-        self.content = records.piece_content(self.file)
+        self.content = spec.records.piece_content(self.file)  # the records' bytes, or a table of rows
         self.member = None  # the compressor of the member being written
         self.records = self.raw_head = self.raw_tail = 0
         self.head_ends_member = True
@@ -222,7 +221,7 @@ class PieceSink:
             paths, f = self.spec.paths, self.file
             self.cuts = MemberCuts(int(self.bounds[f]), int(self.bounds[f + 1]), self.bucket_end)
             self.writers = [
-                PieceWriter(paths.piece(f, c, self.bucket), (f, c, self.position), self.spec.records, self.cuts)
+                PieceWriter(paths.piece(f, c, self.bucket), (f, c, self.position), self.spec, self.cuts)
                 for c in range(self.spec.width)
             ]
 
