@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.join(str(workflow.current_basedir), "..", "scripts"))
 
-from snakeshuf.stopping import cancel_scheduler_wakeups
+from snakeshuf.control.stopping import cancel_scheduler_wakeups
 
 CHUNKS = range(config["chunks"])
 BUCKETS = range(config["buckets"])

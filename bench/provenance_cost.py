@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What judging the output on disk adds to a run's start: snakeshuf.provenance
+"""What judging the output on disk adds to a run's start: snakeshuf.outputs.provenance
 on N inputs, against a current output whose summary lists them (the case
 that reads the most: every output stat'd, the whole record compared), best of
 several. It is done once, in the main process, before any job.
@@ -16,10 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from snakeshuf import provenance  # noqa: E402
-from snakeshuf.outputs import REST, Split, output_paths  # noqa: E402
-from snakeshuf.plan import InputFile  # noqa: E402
-from snakeshuf.spec import RunSpec  # noqa: E402
+from snakeshuf.outputs import provenance  # noqa: E402
+from snakeshuf.outputs.layout import REST, Split, output_paths  # noqa: E402
+from snakeshuf.planning.plan import InputFile  # noqa: E402
+from snakeshuf.planning.spec import RunSpec  # noqa: E402
 
 
 def spec_over(directory, count):

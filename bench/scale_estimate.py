@@ -31,11 +31,11 @@ from make_corpus import generate, parse_size
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
-from snakeshuf.namespace import RunFiles  # noqa: E402
-from snakeshuf.plan import Chunking, make_plan, smallest_memory_for  # noqa: E402
+from snakeshuf.outputs.namespace import RunFiles  # noqa: E402
+from snakeshuf.planning.plan import Chunking, make_plan, smallest_memory_for  # noqa: E402
 
 COMMAND = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-           "from snakeshuf.start import main; sys.exit(main())", str(REPO / "scripts")]
+           "from snakeshuf.control.start import main; sys.exit(main())", str(REPO / "scripts")]
 TIB = 1 << 40
 SPARSE_FILE_BYTES = 256 << 30
 MEASURED_CORES = 2

@@ -12,7 +12,6 @@ wall time, the medians and the median of the pairwise ratios A/B.
 """
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -25,7 +24,7 @@ from make_corpus import generate, parse_size
 
 REPO = Path(__file__).resolve().parent.parent
 COMMAND = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-           "from snakeshuf.start import main; sys.exit(main())", str(REPO / "scripts")]
+           "from snakeshuf.control.start import main; sys.exit(main())", str(REPO / "scripts")]
 
 
 def timed(shell_command, cwd):

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
-from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB  # noqa: E402
+from snakeshuf.planning.memory import CLUSTER_JOB_OVERHEAD_MB  # noqa: E402
 
 Job = collections.namedtuple("Job", "id comment state step_state mem_mb")
 

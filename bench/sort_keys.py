@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from snakeshuf import keys as keylib  # noqa: E402
+from snakeshuf.planning import keys as keylib  # noqa: E402
 
 SIZES = ["625313:2", "4230000:32480", "18900000:7284"]
 

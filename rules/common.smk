@@ -11,28 +11,32 @@ import sys
 
 sys.path.insert(0, os.path.join(SNAKESHUF_DIR, "scripts"))
 
-from snakeshuf import console, dedup, formats, pipes, preflight, progress, provenance
-from snakeshuf.stopping import RunStopper, cancel_scheduler_wakeups
-from snakeshuf.config import check_config, input_path, separator_byte
-from snakeshuf.locations import check_no_urls
-from snakeshuf.errors import ConfigError, InputError
-from snakeshuf.jobs import disk_full_message
-from snakeshuf.lock import NotALock, OutputLock
-from snakeshuf.namespace import RunFiles, check_left_alone, check_names
-from snakeshuf.outputs import column_names, output_paths, read_layout, read_take
-from snakeshuf.plan import Chunking, make_paired_plan, make_plan
-from snakeshuf.records import common_header
-from snakeshuf.provenance import output_is_complete
-from snakeshuf.resume import (
+from snakeshuf.control import console, preflight, progress
+from snakeshuf.control.lock import NotALock, OutputLock
+from snakeshuf.control.resume import (
     clear_dead_runs_locks,
     clear_stale_markers,
     incomplete_markers,
     remove_leftovers,
 )
-from snakeshuf.scratch import Scratch, run_directory
-from snakeshuf.sheet import read_sample_sheet
-from snakeshuf.spec import RunSpec
-from snakeshuf.weights import parse_weight, sources_of
+from snakeshuf.control.stopping import RunStopper, cancel_scheduler_wakeups
+from snakeshuf.errors import ConfigError, InputError
+from snakeshuf.mixing import dedup
+from snakeshuf.mixing.weights import parse_weight, sources_of
+from snakeshuf.outputs import provenance
+from snakeshuf.outputs.layout import column_names, output_paths, read_layout, read_take
+from snakeshuf.outputs.namespace import RunFiles, check_left_alone, check_names
+from snakeshuf.outputs.provenance import output_is_complete
+from snakeshuf.planning.config import check_config, input_path, separator_byte
+from snakeshuf.planning.plan import Chunking, make_paired_plan, make_plan
+from snakeshuf.planning.sheet import read_sample_sheet
+from snakeshuf.planning.spec import RunSpec
+from snakeshuf.records import formats
+from snakeshuf.records.lines import common_header
+from snakeshuf.sources import pipes
+from snakeshuf.sources.locations import check_no_urls
+from snakeshuf.stages.jobs import disk_full_message
+from snakeshuf.stages.scratch import Scratch, run_directory
 
 SHEET_SCHEMA = os.path.join(SNAKESHUF_DIR, "config", "sample_sheet.schema.yaml")
 STOPPER = RunStopper()
@@ -41,7 +45,7 @@ if workflow.is_main_process and not IN_MODULE:  # a module's signals are its inc
 
 
 def piped_copies(paths, run):
-    """`paths`, each pipe replaced by its copy (snakeshuf.pipes), made under
+    """`paths`, each pipe replaced by its copy (snakeshuf.sources.pipes), made under
     the output's lock: another run of this output may be reading its own."""
     main = workflow.is_main_process
     if main and not IN_MODULE and any(map(pipes.is_pipe, paths)):
@@ -115,7 +119,7 @@ def take_output_lock():
 
 
 def owned_files(outputs):
-    """The files and directories this run writes (see snakeshuf.namespace)."""
+    """The files and directories this run writes (see snakeshuf.outputs.namespace)."""
     scratch = run_directory(config["scratch"], config["output"])
     name = os.path.basename(scratch)
     directories = (
@@ -132,7 +136,7 @@ def read_dedup(plan):
     found = dedup.read_config(config["dedup"])
     if found is None:
         return None
-    # A table's field is a column, checked before the first job (snakeshuf.formats).
+    # A table's field is a column, checked before the first job (snakeshuf.records.formats).
     if found.field is not None and not formats.is_parquet(plan.files):
         if config["paired"]:
             raise ConfigError(
@@ -159,7 +163,7 @@ def read_dedup(plan):
 
 
 def run_spec(plan, run, layout):
-    """Everything that defines the output (snakeshuf.spec)."""
+    """Everything that defines the output (snakeshuf.planning.spec)."""
     parquet = formats.parquet_output(plan.files, config)
     lines, separator = config["header_lines"], separator_byte(config)
     header = common_header(plan.files[:1], lines, separator) if lines else b""
@@ -199,7 +203,7 @@ except (ConfigError, InputError) as error:
 
 
 def judge_output_on_disk():
-    """Whether the output set on disk is this run's (snakeshuf.provenance)."""
+    """Whether the output set on disk is this run's (snakeshuf.outputs.provenance)."""
     try:
         record = provenance.read_record(RUN_FILES.summary)
         check_left_alone(RUN_FILES, record, config["overwrite"])
@@ -307,7 +311,7 @@ if workflow.is_main_process and not IN_MODULE and os.path.isdir(".snakemake/lock
 
 # A run killed just after publishing leaves its scratch directory, and in a
 # module Snakemake's markers that would make this one redo gather on missing
-# inputs (snakeshuf.resume). Clearing them once the output is current is,
+# inputs (snakeshuf.control.resume). Clearing them once the output is current is,
 # with a stale receipt, the only write while parsing, and only under the
 # output's lock, so it never touches a running run's files.
 # Not while the scratch directory holds another spec's plan: that is an

@@ -54,7 +54,7 @@ rule gather:
 if IN_MODULE:
 
     rule publish:
-        """Renames the output files gather joined into place (snakeshuf.publishing)."""
+        """Renames the output files gather joined into place (snakeshuf.outputs.publishing)."""
         input:
             plan=PLAN_FILE,
             joined=JOINED,

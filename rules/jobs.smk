@@ -4,7 +4,7 @@ import shlex
 
 if not IN_MODULE:  # the prefix is every rule's, also an including workflow's
     # Ctrl-C reaches every process in the terminal's foreground group: jobs
-    # ignore it (no traceback), the main process stops them (snakeshuf.stopping).
+    # ignore it (no traceback), the main process stops them (snakeshuf.control.stopping).
     shell.prefix("set -euo pipefail; trap '' INT; ")
 
 

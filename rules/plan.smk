@@ -5,7 +5,7 @@ if IN_MODULE:
 
     rule write_plan:
         """Where snakeshuf is a module, no onstart runs: this first job also
-        makes snakeshuf.preflight's checks (scripts/write_plan.py)."""
+        makes snakeshuf.control.preflight's checks (scripts/write_plan.py)."""
         output:
             PLAN_FILE,
         log:

@@ -2,7 +2,7 @@
 # the bytes it handles (on a cluster, these become sbatch's --mem and -t).
 import math
 
-from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB
+from snakeshuf.planning.memory import CLUSTER_JOB_OVERHEAD_MB
 
 # Cluster run times assume a tenth of the slowest stage's speed measured here
 # (~150 MB/s per core): shared filesystems and busy nodes are slower.

@@ -1,8 +1,8 @@
 # The bucket table: in a large plan a job of its own makes it; in a small one
-# each bucket job and gather make it from the indexes (snakeshuf.plan.Plan.tally_job).
+# each bucket job and gather make it from the indexes (snakeshuf.planning.plan.Plan.tally_job).
 # A run whose weights have fractions always has the job: it chooses the extra
-# copies, reading every candidate's key (snakeshuf.selection).
-# So does a run that deduplicates: it counts what each key range publishes (snakeshuf.dedup).
+# copies, reading every candidate's key (snakeshuf.mixing.selection).
+# So does a run that deduplicates: it counts what each key range publishes (snakeshuf.mixing.dedup).
 TALLY_JOB = PLAN.tally_job or SPEC.selects or bool(SPEC.dedup)
 SELECTION = {"selection": SCRATCH.selection} if SPEC.selects or SPEC.dedup else {}
 TALLY_LOG = log_path("tally_buckets")

@@ -9,7 +9,7 @@ command again redoes exactly those buckets.
 Usage (rules/gather.smk):
   gather.py --plan PLAN --receipt FILE --verify {changed,always} --split-logs PATTERN --threads N
             [--table TABLE --bounds BOUNDS --tally-log LOG] [--keep-scratch] [--leave-to-publish]
-The bucket jobs' stats are the plan's (snakeshuf.scratch names them), so
+The bucket jobs' stats are the plan's (snakeshuf.stages.scratch names them), so
 that no command line has to hold thousands of paths; PATTERN is the split
 jobs' log with "{chunk}" for the chunk. Without --table (a small plan: no
 rule tally_buckets), gather makes the bucket table from the indexes itself.
@@ -19,12 +19,15 @@ import argparse
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from snakeshuf import buckets, codecs, jobs, keys, provenance, publishing, summary, tally
-from snakeshuf.buckets import BucketStats
 from snakeshuf.errors import IntegrityError
-from snakeshuf.namespace import SUMMARY
-from snakeshuf.records import common_header
-from snakeshuf.spec import RunSpec
+from snakeshuf.outputs import provenance, publishing, summary
+from snakeshuf.outputs.namespace import SUMMARY
+from snakeshuf.planning import keys
+from snakeshuf.planning.spec import RunSpec
+from snakeshuf.records import codecs
+from snakeshuf.records.lines import common_header
+from snakeshuf.stages import buckets, jobs, tally
+from snakeshuf.stages.buckets import BucketStats
 
 
 def input_bytes(files, separator, header_bytes):

@@ -1,13 +1,14 @@
 """Rule publish, where snakeshuf is a module of another workflow: renames the
-output files gather joined into place (snakeshuf.publishing).
+output files gather joined into place (snakeshuf.outputs.publishing).
 
 Usage (rules/gather.smk): publish.py --plan PLAN --receipt FILE [--keep-scratch]
 """
 
 import argparse
 
-from snakeshuf import jobs, publishing
-from snakeshuf.spec import RunSpec
+from snakeshuf.outputs import publishing
+from snakeshuf.planning.spec import RunSpec
+from snakeshuf.stages import jobs
 
 
 def main(argv):

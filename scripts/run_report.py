@@ -1,5 +1,5 @@
 """Rule run_report: the tables and figures of a finished run that Snakemake's
-report shows (snakeshuf.report). Not part of a normal run: it runs when asked,
+report shows (snakeshuf.outputs.report). Not part of a normal run: it runs when asked,
 snakemake run_report --report report.html --report-after-run.
 
 Run with Snakemake's script: directive, like gather.
@@ -7,8 +7,9 @@ Run with Snakemake's script: directive, like gather.
 
 import json
 
-from snakeshuf import jobs, report
 from snakeshuf.errors import InputError
+from snakeshuf.outputs import report
+from snakeshuf.stages import jobs
 
 
 def read_summary(path):

@@ -1,20 +1,20 @@
 """Rule shuffle_bucket: read one bucket's sections from every run file, order the
 records by key and write them where they go in the output.
 
-A bucket is a few consecutive key ranges (snakeshuf.plan); the job orders and
+A bucket is a few consecutive key ranges (snakeshuf.planning.plan); the job orders and
 writes them one after the other, and reads the next while it writes one when
 both fit in its memory (the plan sizes them so).
 
 The bucket table gives the bucket's place in the one order, so its records go
 straight to their final place: for one plain output, its region of the output
 file (under its temporary name, written with pwrite, so gather copies
-nothing); otherwise pieces, one per output file they fall in (snakeshuf.sinks),
+nothing); otherwise pieces, one per output file they fall in (snakeshuf.stages.sinks),
 which gather joins. What the job wrote is recorded for gather to check
-(snakeshuf.buckets).
+(snakeshuf.stages.buckets).
 
 Usage (rules/shuffle.smk):
   shuffle_bucket.py --plan PLAN --bucket J --memory-mb M [--table TABLE --bounds BOUNDS] --stats JSON
-The run files and their indexes are where the plan says (snakeshuf.scratch).
+The run files and their indexes are where the plan says (snakeshuf.stages.scratch).
 Without --table (a small plan: no rule tally_buckets), the job makes the
 bucket table from the indexes itself.
 """
@@ -25,16 +25,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from snakeshuf import dedup, jobs
-from snakeshuf import keys as keylib
-from snakeshuf import runfile, runindex, tally
-from snakeshuf.buckets import BucketStats
-from snakeshuf.directio import DirectReader, aligned_buffer
+from snakeshuf.control.progress import JobProgress
 from snakeshuf.errors import IntegrityError, RecordTooLarge
-from snakeshuf.memory import MB, OUTPUT_SLICE_BYTES, MemoryModel
-from snakeshuf.progress import JobProgress
-from snakeshuf.sinks import PieceSink, RegionSink
-from snakeshuf.spec import RunSpec
+from snakeshuf.mixing import dedup
+from snakeshuf.planning import keys as keylib
+from snakeshuf.planning.memory import MB, OUTPUT_SLICE_BYTES, MemoryModel
+from snakeshuf.planning.spec import RunSpec
+from snakeshuf.stages import jobs, runfile, runindex, tally
+from snakeshuf.stages.buckets import BucketStats
+from snakeshuf.stages.directio import DirectReader, aligned_buffer
+from snakeshuf.stages.sinks import PieceSink, RegionSink
 
 # Threads reading a key range's run file sections, each with a staging
 # buffer of READ_STAGING_BYTES for O_DIRECT. A section is a key range's share

@@ -2,7 +2,7 @@
 
 Usage (rules/split.smk):
   split_chunk.py --plan PLAN --chunk C --memory-mb M --run RUN --index INDEX
-The plan file (snakeshuf.spec) says which byte ranges chunk C holds and how
+The plan file (snakeshuf.planning.spec) says which byte ranges chunk C holds and how
 records are keyed and sorted into key ranges.
 """
 
@@ -11,17 +11,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from snakeshuf import jobs
-from snakeshuf import keys as keylib
-from snakeshuf.aligned import aligned_batches
-from snakeshuf.memory import MemoryModel
-from snakeshuf.outputs import HEAD
-from snakeshuf.progress import JobProgress
-from snakeshuf import dedup
+from snakeshuf.control.progress import JobProgress
 from snakeshuf.errors import InputError, RecordTooLarge, WindowTooLarge
-from snakeshuf.runfile import RunWriter, Spill, as_records, release_taken, take
-from snakeshuf.spec import RunSpec
-from snakeshuf.weights import copy_stream
+from snakeshuf.mixing import dedup
+from snakeshuf.mixing.weights import copy_stream
+from snakeshuf.outputs.layout import HEAD
+from snakeshuf.planning import keys as keylib
+from snakeshuf.planning.memory import MemoryModel
+from snakeshuf.planning.spec import RunSpec
+from snakeshuf.records.aligned import aligned_batches
+from snakeshuf.stages import jobs
+from snakeshuf.stages.runfile import RunWriter, Spill, as_records, release_taken, take
 
 
 def group_by_key_range(batch, keys, key_ranges, chosen=None):
@@ -125,7 +125,7 @@ IDENTITY_SLICE = 1 << 14
 
 
 class Deduplicator:
-    """In a run that deduplicates (snakeshuf.dedup): each record's key and tag
+    """In a run that deduplicates (snakeshuf.mixing.dedup): each record's key and tag
     from its identity, and within a batch only the first of each identity."""
 
     def __init__(self, spec, memory):

@@ -1,23 +1,23 @@
 """Rule tally_buckets (large plans only): read every split job's index once
-and write the bucket table (snakeshuf.tally): each bucket's records, bytes and key checksum and
+and write the bucket table (snakeshuf.stages.tally): each bucket's records, bytes and key checksum and
 where its region of the output starts; and where each output file starts in
 the one order (for shards and splits).
 
 Usage (rules/tally.smk):
   tally_buckets.py --plan PLAN --memory-mb M --table TABLE --bounds BOUNDS [--selection SELECTION]
-The indexes are the plan's (snakeshuf.scratch names them by chunk), so that no
+The indexes are the plan's (snakeshuf.stages.scratch names them by chunk), so that no
 command line has to hold thousands of paths. A run whose weights have
 fractions is always given this job: it also chooses the candidates for extra
-copies (snakeshuf.selection) and writes what it chose.
+copies (snakeshuf.mixing.selection) and writes what it chose.
 """
 
 import argparse
 
 import numpy as np
 
-from snakeshuf import jobs, tally
-from snakeshuf.memory import MemoryModel
-from snakeshuf.spec import RunSpec
+from snakeshuf.planning.memory import MemoryModel
+from snakeshuf.planning.spec import RunSpec
+from snakeshuf.stages import jobs, tally
 
 
 def main(argv):

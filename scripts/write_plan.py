@@ -1,15 +1,16 @@
 """Rule write_plan where snakeshuf is a module of another workflow: the run
-spec that the main process built while parsing the workflow (snakeshuf.spec),
+spec that the main process built while parsing the workflow (snakeshuf.planning.spec),
 written as the plan file that every job reads, after the checks of
-snakeshuf.preflight (no onstart runs in a module, and this is the first job).
+snakeshuf.control.preflight (no onstart runs in a module, and this is the first job).
 Elsewhere onstart writes the plan file in Snakemake's process (rules/plan.smk).
 
 Run with Snakemake's script: directive: a `run:` block would start a whole
 second Snakemake process for it.
 """
 
-from snakeshuf import jobs, preflight
-from snakeshuf.spec import RunSpec
+from snakeshuf.control import preflight
+from snakeshuf.planning.spec import RunSpec
+from snakeshuf.stages import jobs
 
 
 def write_plan(snakemake):

@@ -18,7 +18,7 @@ from reference import Refused, expected_outputs
 from scenarios import base_config, chunk_mb, input_files, sheet_text, source_names, weights_by_source
 
 RUN_TIMEOUT = 600
-COMPRESSED_LIMIT = "more than one split job can index"  # snakeshuf.plan's refusal
+COMPRESSED_LIMIT = "more than one split job can index"  # snakeshuf.planning.plan's refusal
 # Written by the workflow beside the test's own files; never an output.
 BOOKKEEPING = {".snakemake", "logs", "benchmarks", "scratch", "test-config.yaml"}
 

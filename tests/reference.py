@@ -4,10 +4,10 @@
 every input (decompressed, in input order), or for Parquet inputs each one's
 table (pyarrow), and returns every output file's name and (uncompressed)
 bytes or table, or raises Refused when a correct run must publish nothing. It shares with the workflow what *defines* the order: the
-key function (snakeshuf.keys.record_keys), for weights the key stream of
-each copy and the selection key (snakeshuf.weights), for dedup the key of an
-identity and of its copies (snakeshuf.dedup) and a table row's identity, its
-encoding (snakeshuf.rows, itself checked by tests/test_rows.py); everything else is
+key function (snakeshuf.planning.keys.record_keys), for weights the key stream of
+each copy and the selection key (snakeshuf.mixing.weights), for dedup the key of an
+identity and of its copies (snakeshuf.mixing.dedup) and a table row's identity, its
+encoding (snakeshuf.records.rows, itself checked by tests/test_rows.py); everything else is
 written here from the documentation, as plainly as possible, and kept small
 enough to check by reading.
 """
@@ -22,10 +22,10 @@ from fractions import Fraction
 import numpy as np
 import pyarrow as pa
 
-from snakeshuf.dedup import copy_keys, identity_keys
-from snakeshuf.keys import record_keys
-from snakeshuf.rows import encode
-from snakeshuf.weights import copy_stream, selection_keys
+from snakeshuf.mixing.dedup import copy_keys, identity_keys
+from snakeshuf.mixing.weights import copy_stream, selection_keys
+from snakeshuf.planning.keys import record_keys
+from snakeshuf.records.rows import encode
 
 SEPARATORS = {"newline": b"\n", "nul": b"\0"}
 COMPRESSED_SUFFIXES = (".gz", ".zst")

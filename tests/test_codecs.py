@@ -12,8 +12,8 @@ import subprocess
 import pytest
 import zstandard
 
-from snakeshuf import codecs
 from snakeshuf.errors import InputError
+from snakeshuf.records import codecs
 
 COMPRESS = {
     "gzip": lambda data: gzip.compress(data, mtime=0),
@@ -174,7 +174,7 @@ def test_a_zstd_file_starting_with_a_skippable_frame_is_read_whole(tmp_path):
 def test_a_zstd_input_decodes_at_any_memory(tmp_path):
     """Found by a review: from memory_mb=4225 half the usable memory is past
     zstd's largest window limit (2^31), and every zstd input was refused as corrupt."""
-    from snakeshuf.memory import MemoryModel
+    from snakeshuf.planning.memory import MemoryModel
 
     path = tmp_path / "in.zst"
     path.write_bytes(zstandard.ZstdCompressor().compress(b"x\n" * 1000))

@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import time
-import sys
 
 import pytest
 
 from conftest import REPO, corpus_file, run_workflow, snakeshuf
-from snakeshuf.cli import main, mebibytes, split_option
+from snakeshuf.control.cli import main, mebibytes, split_option
 from test_stopping import SELECTING, STOP_SECONDS, run_and_signal, wait_until_gone
 
 
@@ -200,7 +199,7 @@ def test_ctrl_c_while_the_command_starts_ends_it_as_the_signal_does(inputs, inst
 def test_a_bundled_profile_is_the_workflow_profile_and_a_users_a_global_one(tmp_path):
     """Found by a review: a workflow profile wins key by key over --profile,
     so the default one would undo the SLURM profile's retries."""
-    from snakeshuf.cli import parser, snakemake_arguments
+    from snakeshuf.control.cli import parser, snakemake_arguments
 
     def profiles(*options):
         command = snakemake_arguments(parser().parse_args(["in.txt", "-o", "o.txt", *options]), str(REPO), "s", "c")
@@ -214,7 +213,7 @@ def test_a_bundled_profile_is_the_workflow_profile_and_a_users_a_global_one(tmp_
 
 @pytest.mark.parametrize("flag", ["-z", "--zero-terminated"])
 def test_zero_terminated_is_the_nul_separator_as_in_shuf(flag):
-    from snakeshuf.cli import config_of, parser
+    from snakeshuf.control.cli import config_of, parser
 
     assert config_of(parser().parse_args(["in.txt", "-o", "out.txt", flag]))["separator"] == "nul"
     assert "separator" not in config_of(parser().parse_args(["in.txt", "-o", "out.txt"]))

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from conftest import REPO
-from snakeshuf import configdoc
+from snakeshuf.planning import configdoc
 
 README_LIMIT = 10_240
 # [text](target) or [text](target "title"); the target ends at a space or ')'.

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import run_workflow, snakemake_command
-from snakeshuf.scratch import run_directory
+from snakeshuf.stages.scratch import run_directory
 
 
 @pytest.fixture

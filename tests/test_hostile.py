@@ -177,7 +177,7 @@ def test_the_command_works_from_a_read_only_directory(tmp_path):
     if not read_only_mount_works(here):
         pytest.skip("needs a mount namespace (root) for a read-only bind mount")
     command = [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-               "from snakeshuf.start import main; sys.exit(main())", str(REPO / "scripts"),
+               "from snakeshuf.control.start import main; sys.exit(main())", str(REPO / "scripts"),
                "in.txt", "-o", str(out), "--memory", "160M", "--cores", "1"]
     script = f"mount --bind {here} {here} && mount -o remount,ro,bind {here} && cd {here} && exec \"$@\""
     result = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *command], capture_output=True, text=True)

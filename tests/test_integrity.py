@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import corpus_file, run_workflow
-from snakeshuf.runfile import DATA_OFFSET, KEY_OFFSET, LENGTH_OFFSET, RECORDS
+from snakeshuf.stages.runfile import DATA_OFFSET, KEY_OFFSET, LENGTH_OFFSET, RECORDS
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import corpus_file, job_reports, run_workflow
-from snakeshuf.memory import MemoryModel
+from snakeshuf.planning.memory import MemoryModel
 
 BUDGET_MB = 160
 
@@ -80,9 +80,9 @@ def test_tiny_records_take_extra_passes_not_extra_memory(tmp_path):
 TAIL_READER = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from snakeshuf.aligned import aligned_batches
 from snakeshuf.errors import InputError
-from snakeshuf.records import Unchecked
+from snakeshuf.records.aligned import aligned_batches
+from snakeshuf.records.lines import Unchecked
 files = [Unchecked(path, None) for path in sys.argv[2:]]
 try:
     for batch in aligned_batches(files, 10, 8 << 20, 1 << 20):  # 10: newline
@@ -170,7 +170,7 @@ def test_a_compressed_input_whose_decoder_needs_more_than_the_budget_is_refused_
     config = {"inputs": [name], "output": "out.txt", "memory_mb": 160}
     result = run_workflow(tmp_path, config, check=False)
     assert result.returncode != 0 and not (tmp_path / "out.txt").exists()
-    assert f"its decoder needs a window of" in result.stderr
+    assert "its decoder needs a window of" in result.stderr
     assert f"set memory_mb to at least {needed}" in result.stderr
     run_workflow(tmp_path, {**config, "memory_mb": needed})
     assert all(r["peak_rss_mb"] <= needed for r in job_reports(tmp_path) if r["stage"] == "split")

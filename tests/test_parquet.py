@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_workflow, snakeshuf
-from snakeshuf import parquet
 from snakeshuf.errors import IntegrityError
+from snakeshuf.records import parquet
 from tables import seeded_table
 
 SCHEMA_SEED = 25169  # tokens (list), spans (list of structs of lists), score, bytes

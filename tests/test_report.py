@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ElementTree
 import pandas as pd
 
 from conftest import corpus_file, run_workflow
-from snakeshuf import report
+from snakeshuf.outputs import report
 
 FIGURES = {"bucket_sizes.svg": "Bytes per bucket (", "job_memory.svg": "Peak memory of each job",
            "stage_throughput.svg": "Throughput per stage"}

@@ -1,4 +1,4 @@
-"""Rows as records (snakeshuf.rows): every row comes back as it was, and equal
+"""Rows as records (snakeshuf.records.rows): every row comes back as it was, and equal
 rows are equal bytes however a file stored them."""
 
 import io
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from snakeshuf import rows
+from snakeshuf.records import rows
 from tables import tables
 
 # CI draws the same examples every time; SNAKESHUF_RANDOM=1 draws new ones (with

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from snakeshuf.errors import ConfigError
-from snakeshuf.sheet import read_sample_sheet
+from snakeshuf.planning.sheet import read_sample_sheet
 
 SCHEMA = str(Path(__file__).resolve().parent.parent / "config" / "sample_sheet.schema.yaml")
 

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO, corpus_file, job_reports, run_workflow, snakemake_command
 from slurm_acceptance import rule_of, sacct_jobs
-from snakeshuf.memory import CLUSTER_JOB_OVERHEAD_MB
+from snakeshuf.planning.memory import CLUSTER_JOB_OVERHEAD_MB
 from test_stopping import run_and_signal
 
 pytestmark = pytest.mark.slurm

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from conftest import REPO, corpus_file, run_workflow, snakemake_command
-from snakeshuf.stopping import SIGNALS, STOPPED, RunStopper
+from snakeshuf.control.stopping import SIGNALS, STOPPED, RunStopper
 
 STOP_SECONDS = 5
 SELECTING = "Select jobs to execute"
@@ -158,7 +158,7 @@ def test_a_signal_stops_the_run_when_nobody_reads_its_output(tmp_path, corpus, u
 LOCK_HELD = """
 import json, os, signal, subprocess, sys, threading, time
 sys.path.insert(0, sys.argv[1])
-from snakeshuf.stopping import RunStopper
+from snakeshuf.control.stopping import RunStopper
 
 class Scheduler:  # the part of Snakemake's job scheduler the stopper relies on
     def __init__(self):
@@ -206,7 +206,7 @@ def test_a_signal_while_the_scheduler_holds_its_lock_interrupts_it_and_stops_job
 PREPARING = """
 import asyncio, json, os, signal, sys
 sys.path.insert(0, sys.argv[1])
-from snakeshuf.stopping import RunStopper
+from snakeshuf.control.stopping import RunStopper
 
 class Scheduler:
     _user_kill = None
@@ -248,7 +248,7 @@ RESOURCES = """
 import json, os, signal, sys, time
 sys.path.insert(0, sys.argv[1])
 from snakemake.rules import Rule
-from snakeshuf.stopping import RunStopper
+from snakeshuf.control.stopping import RunStopper
 
 class Scheduler:
     _user_kill = None
@@ -292,7 +292,7 @@ def test_a_signal_while_the_scheduler_expands_resources_interrupts_it_after():
 LOCKED = """
 import os, signal, sys, time
 sys.path.insert(0, sys.argv[1])
-from snakeshuf.stopping import RunStopper
+from snakeshuf.control.stopping import RunStopper
 
 RunStopper().listen()
 open(sys.argv[2], "w").close()
@@ -353,7 +353,7 @@ def test_an_ended_run_exits_without_waiting_for_the_schedulers_wakeup(tmp_path, 
 WHILE_TASKS_RUN = """
 import asyncio, os, signal, sys
 sys.path.insert(0, sys.argv[1])
-from snakeshuf.stopping import RunStopper
+from snakeshuf.control.stopping import RunStopper
 RunStopper().listen()
 
 async def work(i):

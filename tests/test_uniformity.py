@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import chi2_contingency, chisquare
 
 from conftest import run_workflow
-from snakeshuf import keys as keylib
+from snakeshuf.planning import keys as keylib
 
 ALPHA = 1e-4
 BINS = 10

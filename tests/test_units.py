@@ -17,23 +17,25 @@ import numpy as np
 import pytest
 import yaml
 
-from snakeshuf import keys as keylib
-from snakeshuf import jobs, outputs, progress, runfile, runindex, tally
-from snakeshuf.config import check_config
-from snakeshuf.outputs import output_paths, read_layout
-from snakeshuf.integrity import checksum
-from snakeshuf.memory import INDEX_ROW_BYTES, INDEX_SHARE, MemoryModel
-from snakeshuf.namespace import RunFiles
-from snakeshuf.plan import (
+from snakeshuf.control import progress
+from snakeshuf.errors import ConfigError, JobClash, LayoutError, RecordTooLarge
+from snakeshuf.outputs import layout as outputs
+from snakeshuf.outputs.layout import output_paths, read_layout
+from snakeshuf.outputs.namespace import RunFiles
+from snakeshuf.planning import keys as keylib
+from snakeshuf.planning.config import check_config
+from snakeshuf.planning.memory import INDEX_ROW_BYTES, INDEX_SHARE, MemoryModel
+from snakeshuf.planning.plan import (
     AUTO_CHUNK_TARGET_COUNT, MAX_JOBS, Chunking, InputFile, auto_chunk_bytes, cut_chunks, make_plan,
 )
-from snakeshuf.runfile import Spill, section_checksum, spill_rows
-from snakeshuf.runindex import (
+from snakeshuf.records.lines import RecordReader
+from snakeshuf.stages import jobs, runindex, tally
+from snakeshuf.stages.integrity import checksum
+from snakeshuf.stages.runfile import Spill, section_checksum, spill_rows
+from snakeshuf.stages.runindex import (
     CHECKSUM, DATA_OFFSET, KEY_OFFSET, KEY_RANGE, KEY_SUM, LENGTH_OFFSET, NBYTES, RECORDS, TAG_OFFSET,
 )
-from snakeshuf.errors import ConfigError, JobClash, LayoutError, RecordTooLarge
-from snakeshuf.scratch import Scratch
-from snakeshuf.records import RecordReader
+from snakeshuf.stages.scratch import Scratch
 from sort_keys import keys_of_one_key_range  # bench/, on the path by conftest
 
 
@@ -471,7 +473,7 @@ def test_a_key_range_taking_several_passes_is_read_with_no_slot_held(monkeypatch
 
 @pytest.mark.parametrize("script", ["tally_buckets.py", "gather.py"])
 def test_the_jobs_that_read_only_indexes_do_not_import_arrow(script):
-    """Arrow costs a job ~40 ms to import (snakeshuf.runindex is apart for this)."""
+    """Arrow costs a job ~40 ms to import (snakeshuf.stages.runindex is apart for this)."""
     scripts = Path(__file__).resolve().parent.parent / "scripts"
     command = [sys.executable, "-X", "importtime", str(scripts / script), "--help"]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -482,7 +484,7 @@ def test_the_jobs_that_read_only_indexes_do_not_import_arrow(script):
 
 
 def test_a_run_refuses_to_write_one_file_twice_or_inside_a_directory_it_removes():
-    from snakeshuf.namespace import check_clashes
+    from snakeshuf.outputs.namespace import check_clashes
 
     check_clashes(RunFiles("o", ("o.a", "o.b"), ("scratch/o-1", "logs/o-1")))
     with pytest.raises(ConfigError, match="write 'o.lock' twice, as output 'o.lock' and as the lock of output 'o'"):
@@ -496,8 +498,8 @@ def test_a_run_refuses_to_write_one_file_twice_or_inside_a_directory_it_removes(
 @pytest.mark.parametrize("first_line", [2 << 20, 1000])
 def test_a_header_over_its_limit_is_named_as_the_header(tmp_path, first_line):
     """Hostile pass, item 15: a long header line was reported as a record at byte offset 0."""
-    from snakeshuf.records import HEADER_LIMIT, read_header
     from snakeshuf.errors import InputError
+    from snakeshuf.records.lines import HEADER_LIMIT, read_header
 
     path = tmp_path / "t.tsv"
     path.write_bytes(b"h" * first_line + b"\n" + b"x" * HEADER_LIMIT + b"\n" + b"body\n")
@@ -544,7 +546,7 @@ def test_a_job_on_a_filesystem_without_locks_runs_and_says_so(tmp_path, monkeypa
 
 def test_progress_never_passes_100_percent_when_the_records_outgrow_the_estimate():
     """A 1 MB Parquet file of one value repeated through a dictionary printed 'progress 5036% of 3.8 MiB'."""
-    from snakeshuf.progress import describe
+    from snakeshuf.control.progress import describe
 
     line = describe(4 << 20, 400 << 20, 4 << 20, rate=1.0)
     assert "progress 100% of 4.0 MiB (split 100%, shuffle 100%)" in line

@@ -1,7 +1,6 @@
 """Source weights (config key 'weights', issue 29) beyond the differential
 tests: a weight of a million, how weights are read, and provenance."""
 
-import json
 
 import pytest
 
@@ -48,7 +47,7 @@ def test_the_same_weight_written_two_ways_makes_the_same_output_and_it_is_reused
 def test_a_rebuild_for_other_weights_or_dedup_says_so():
     """Hostile pass: dropping --dedup or a weight rebuilt the output as 'made
     by another run' (a setting only the old record had went unnamed)."""
-    from snakeshuf.provenance import difference
+    from snakeshuf.outputs.provenance import difference
 
     base = {"format": 2, "seed": 1, "inputs": [["/a", 1, 1]]}
     assert difference({**base, "dedup": {"field": "text"}}, base) == (

@@ -40,7 +40,7 @@ class IntegrityError(Exception):
 
 
 class JobClash(Exception):
-    """Another instance of the same job is running (snakeshuf.jobs.claim)."""
+    """Another instance of the same job is running (snakeshuf.stages.jobs.claim)."""
 
 
 class CorruptStream(Exception):

@@ -1,0 +1,436 @@
+"""Parquet inputs and outputs, whose records are table rows (snakeshuf.records.rows).
+
+A split job reads a Parquet file in record batches and encodes each row as a
+record keyed by its row number, so the order depends on the rows alone, not
+on the file's row groups, pages, compression or dictionaries. A bucket job
+decodes its rows in order and writes each piece as an Arrow IPC file, with
+each row's encoded length beside it; gather writes every output file with
+the inputs' schema and metadata, cutting row groups by those lengths, so
+that an output's bytes never depend on the memory budget.
+"""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from snakeshuf.errors import InputError, IntegrityError
+from snakeshuf.planning.memory import REAL_MIB
+from snakeshuf.records import rows
+from snakeshuf.records.lines import Batch
+
+LENGTHS = "__snakeshuf_row_bytes"  # each row's encoded length, in pieces only
+READ_BUFFER_BYTES = 1 << 20  # pages are read through a buffer this size, not whole column chunks
+# INT96 timestamps (Spark, Hive, Impala) read as nanoseconds wrap outside
+# 1677-2262 (9999-12-31 sentinels are common); as microseconds they do not.
+INT96_UNIT = "us"
+# A batch's rows, read (Arrow), encoded in parts, joined and regrouped by key
+# range, take about this many times their bytes as Parquet says them: batches
+# are a block's share of that (2 took 304 MB at a 256 MB budget). A batch
+# whose rows encode to more than a block anyway is encoded in halves.
+ROW_ENCODING_FACTOR = 4
+
+
+class RowBatch(Batch):
+    """A batch of encoded rows; `offset` is its first row's number in the file."""
+
+    @property
+    def positions(self):
+        return self.offset + np.arange(len(self.ends), dtype=np.int64)
+
+
+def opened(path):
+    """The ParquetFile at `path`; a file that is not one is refused, naming it."""
+    try:
+        return pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES, pre_buffer=False,
+                              coerce_int96_timestamp_unit=INT96_UNIT)
+    except (OSError, pa.ArrowException) as error:
+        raise InputError(f"input '{path}' starts like a Parquet file but cannot be read as one ({error}); "
+                         "it may be truncated: fetch or write it again") from None
+
+
+def schema_of(path):
+    """The schema rows are read with, and the outputs' (pandas' row labels of a
+    RangeIndex are positions, which a shuffle does not keep: pandas then numbers
+    the rows of each output from 0)."""
+    schema = opened(path).schema_arrow
+    pandas = (schema.metadata or {}).get(b"pandas")
+    if pandas:
+        described = json.loads(pandas)
+        described["index_columns"] = [c for c in described.get("index_columns", []) if not is_range(c)]
+        schema = schema.with_metadata({**schema.metadata, b"pandas": json.dumps(described).encode()})
+    return schema
+
+
+def is_range(index):
+    return isinstance(index, dict) and index.get("kind") == "range"
+
+
+class RowReader:
+    """Reads the rows of Parquet inputs as RowBatches of encoded rows of at
+    most `block_bytes` and `max_records` rows."""
+
+    def __init__(self, block_bytes, max_records):
+        self.block_bytes, self.max_records = block_bytes, max_records
+
+    def batches(self, f, start, end):
+        """The rows of input `f` (a whole file: a Parquet file is one segment)."""
+        parquet = opened(f.path)
+        first = 0
+        try:
+            for group, cost in enumerate(row_group_costs(f.path, parquet.metadata)):
+                size = self.batch_rows(cost)
+                for batch in parquet.iter_batches(batch_size=size, row_groups=[group], use_threads=False):
+                    for part in self.encoded(batch, f.path):
+                        yield RowBatch(*part, first)
+                        first += len(part[1])
+        except (OSError, pa.ArrowException) as error:
+            raise InputError(f"input '{f.path}' is not a valid Parquet file ({error}); "
+                             "it may be truncated or corrupt: fetch or write it again") from None
+
+    def batch_rows(self, cost):
+        """Rows per batch (ROW_ENCODING_FACTOR)."""
+        return int(max(1, min(self.max_records, self.block_bytes // (ROW_ENCODING_FACTOR * cost.row_bytes))))
+
+    def encoded(self, batch, path):
+        """(data, ends) of the batch's rows, in parts of at most block_bytes."""
+        data, ends = rows.encode(batch)
+        if len(data) <= self.block_bytes:
+            yield data, ends
+        elif batch.num_rows > 1:
+            half = batch.num_rows // 2
+            yield from self.encoded(batch.slice(0, half), path)
+            yield from self.encoded(batch.slice(half), path)
+        else:
+            raise InputError(f"input '{path}': a row of {len(data):,} bytes (encoded) is longer than a split job's "
+                             f"buffer of {self.block_bytes:,} bytes; raise memory_mb")
+
+
+def check_inputs(files, memory):
+    """Every input a readable Parquet file with the first one's schema, of
+    types rows are encoded from, whose every row group a split job can read
+    in `memory` (a MemoryModel); each file's footer is read once."""
+    first = None
+    for f in files:
+        parquet = opened(f.path)
+        check_types(f.path, parquet.schema)
+        check_readable(f.path, parquet.metadata, memory)
+        if first is None:
+            first = parquet.schema_arrow
+        elif not parquet.schema_arrow.equals(first, check_metadata=False):
+            raise InputError(f"input '{f.path}' has another schema than '{files[0].path}': "
+                             f"{schema_difference(first, parquet.schema_arrow)}; shuffle tables of one schema together")
+
+
+# Parquet logical types that Arrow reads as something else and would write back without them.
+UNREAD_TYPES = {"INTERVAL": "an INTERVAL (Arrow reads its 12 bytes raw, and would write them back as binary)"}
+
+
+def check_types(path, stored):
+    """Refuse columns (`stored`: the file's Parquet schema) whose type would not survive a read and a write."""
+    for i in range(len(stored)):
+        column = stored.column(i)
+        if column.converted_type in UNREAD_TYPES:
+            raise InputError(f"input '{path}': column '{column.path}' is {UNREAD_TYPES[column.converted_type]}; "
+                             "cast it first (e.g. to a string or a number of seconds)")
+    try:
+        rows.check_supported(stored.to_arrow_schema())
+    except rows.Unsupported as error:
+        raise InputError(f"input '{path}': {error}; cast that column first") from None
+
+
+def schema_difference(first, other):
+    names = [field.name for field in first]
+    for field in first:
+        if field.name not in other.names:
+            return f"it has no column '{field.name}'"
+        theirs = other.field(field.name)
+        if not theirs.equals(field):
+            return f"column '{field.name}' is {theirs.type}{'' if theirs.nullable else ' not null'} there, " \
+                   f"{field.type}{'' if field.nullable else ' not null'} in the first"
+    extra = [name for name in other.names if name not in names]
+    if extra:
+        return f"it has another column, '{extra[0]}'"
+    return f"its columns are in another order ({', '.join(other.names)})"
+
+
+class RowIdentities:
+    """What makes rows duplicates: all their values, or one column's (dedup: {field: ...})."""
+
+    format = "parquet"
+
+    def __init__(self, field, schema, path):
+        self.schema = schema
+        self.column = None if field is None else column_index(field, schema, path)
+
+    def of(self, record):
+        """The identity of an encoded row: itself, or its column's value (None where null)."""
+        return record if self.column is None else rows.field_value(self.schema, self.column, record)
+
+
+def column_index(field, schema, path):
+    """The index of a column given by name or by number from 1."""
+    if isinstance(field, int) and 1 <= field <= len(schema.names):
+        return field - 1
+    if isinstance(field, str) and field in schema.names:
+        return schema.names.index(field)
+    raise InputError(f"config key 'dedup': the tables (such as '{path}') have no column {field!r}; their columns "
+                     f"are {', '.join(schema.names)}: name one, or give its number from 1")
+
+
+def with_lengths(schema):
+    """A piece's schema: the rows' and, last, their encoded lengths (found by place: a table may use any name)."""
+    return schema.append(pa.field(LENGTHS, pa.uint32(), nullable=False))
+
+
+class PieceRows:
+    """A piece file of rows: the decoded rows as an Arrow IPC file, each with its encoded length."""
+
+    def __init__(self, handle, schema):
+        self.schema = schema
+        self.writer = pa.ipc.new_file(handle, with_lengths(schema))
+
+    def write(self, data, lengths):
+        """Write the rows (encoded, of `lengths`) decoded; a row that does not decode stops the job."""
+        lengths = np.asarray(lengths, np.int64)
+        data = np.frombuffer(data, np.uint8)
+        try:
+            batch = rows.decode(self.schema, data, np.cumsum(lengths))
+        except rows.DamagedRow as error:
+            raise IntegrityError(f"rows that a bucket job read do not decode ({error}): a run file is damaged") from None
+        self.writer.write_batch(pa.RecordBatch.from_arrays([*batch.columns, pa.array(lengths, pa.uint32())],
+                                                           schema=with_lengths(self.schema)))
+        del batch
+        pa.default_memory_pool().release_unused()  # Arrow's allocator would keep each slice's pages
+
+    def close(self):
+        self.writer.close()
+
+
+class RowGroups:
+    """Writes rows into a Parquet file in row groups of `row_group_rows` rows,
+    or fewer where their encoded bytes reach `row_group_mb`: cut by the rows
+    alone, so the file's bytes do not depend on the pieces' sizes."""
+
+    def __init__(self, path, schema, settings):
+        self.settings, self.schema = settings, schema
+        compression = None if settings.compression == "none" else settings.compression
+        self.writer = pq.ParquetWriter(path, schema, compression=compression)
+        self.pending, self.rows, self.bytes = [], 0, 0
+
+    def add(self, batch):
+        """Add rows; a row group ends after the row that makes it row_group_rows
+        rows long or row_group_mb MiB (encoded) or more."""
+        lengths = np.asarray(batch.column(batch.num_columns - 1), np.int64)
+        batch = batch.select(range(batch.num_columns - 1))
+        limit = self.settings.row_group_mb * REAL_MIB
+        while batch.num_rows:
+            sizes = self.bytes + np.cumsum(lengths)
+            last = min(int(np.searchsorted(sizes, limit, side="left")), self.settings.row_group_rows - self.rows - 1)
+            take = min(last + 1, batch.num_rows)
+            self.pending.append(batch.slice(0, take))
+            self.rows, self.bytes = self.rows + take, int(sizes[take - 1])
+            batch, lengths = batch.slice(take), lengths[take:]
+            if take == last + 1:
+                self.flush()
+
+    def flush(self):
+        if self.pending:
+            self.writer.write_table(pa.Table.from_batches(self.pending, self.schema), row_group_size=self.rows)
+        self.pending, self.rows, self.bytes = [], 0, 0
+
+    def close(self):
+        self.flush()
+        self.writer.close()
+
+
+def join_pieces(path, schema, settings, pieces):
+    """Write the output file `path` from `pieces` (buckets.Piece, in order),
+    and check that it holds their rows."""
+    out = RowGroups(path, schema, settings)
+    for piece in pieces:
+        with pa.OSFile(piece.path, "rb") as source:
+            reader = pa.ipc.open_file(source)
+            for i in range(reader.num_record_batches):
+                out.add(reader.get_batch(i))
+    out.close()
+    written, expected = pq.ParquetFile(path).metadata.num_rows, sum(piece.records for piece in pieces)
+    if written != expected:
+        raise IntegrityError(f"'{path}' holds {written} rows, but its pieces {expected}; nothing is published")
+
+
+# --- what reading a row group takes -----------------------------------------------------
+# A reader holds, for each column, the page it is decoding (compressed and
+# decompressed) and the column's dictionary. Page sizes are in each page's
+# header, a Thrift struct before its bytes, which Arrow does not expose:
+# PageHeaders reads just the headers (a few bytes per page). The split jobs
+# walk them again, to size their batches: milliseconds a file.
+
+THRIFT_STOP, THRIFT_TRUE, THRIFT_FALSE, THRIFT_BYTE, THRIFT_DOUBLE, THRIFT_BINARY = 0, 1, 2, 3, 7, 8
+THRIFT_LIST, THRIFT_SET, THRIFT_MAP, THRIFT_STRUCT = 9, 10, 11, 12
+PAGE_TYPE, UNCOMPRESSED_SIZE, COMPRESSED_SIZE, DICTIONARY_HEADER = 1, 2, 3, 7
+DICTIONARY_ENTRIES = 1
+DICTIONARY_PAGE = 2
+HEADER_READ_BYTES = 256  # a page header with statistics can be longer: read on as needed
+
+
+class PageHeaders:
+    """Reads Thrift compact structs from a file, from any offset."""
+
+    def __init__(self, handle):
+        self.handle, self.data, self.base, self.pos = handle, b"", 0, 0
+
+    def at(self, offset):
+        self.base, self.pos, self.data = offset, 0, b""
+        return self
+
+    def byte(self):
+        if self.pos >= len(self.data):
+            self.handle.seek(self.base + len(self.data))
+            more = self.handle.read(HEADER_READ_BYTES)
+            if not more:
+                raise EOFError("a page header runs past the end of the file")
+            self.data += more
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def varint(self):
+        shift = result = 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+
+    def zigzag(self):
+        n = self.varint()
+        return (n >> 1) ^ -(n & 1)
+
+    def skip(self, kind):
+        if kind in (THRIFT_TRUE, THRIFT_FALSE, THRIFT_BYTE):
+            if kind == THRIFT_BYTE:
+                self.byte()
+        elif kind == THRIFT_DOUBLE:
+            for _ in range(8):
+                self.byte()
+        elif kind == THRIFT_BINARY:
+            for _ in range(self.varint()):
+                self.byte()
+        elif kind in (THRIFT_LIST, THRIFT_SET):
+            head = self.byte()
+            size = head >> 4 if head >> 4 != 15 else self.varint()
+            for _ in range(size):
+                self.skip(head & 0x0F if head & 0x0F != THRIFT_TRUE else THRIFT_BYTE)
+        elif kind == THRIFT_MAP:
+            size = self.varint()
+            types = self.byte() if size else 0
+            for _ in range(size):
+                self.skip(types >> 4)
+                self.skip(types & 0x0F)
+        elif kind == THRIFT_STRUCT:
+            self.struct(lambda field, kind: False)
+        else:  # i16, i32, i64
+            self.varint()
+
+    def struct(self, wanted):
+        """Read a struct, calling wanted(field, kind) on each field: True if it read the value itself."""
+        field = 0
+        while True:
+            head = self.byte()
+            kind = head & 0x0F
+            if kind == THRIFT_STOP:
+                return
+            field = field + (head >> 4) if head >> 4 else self.zigzag()
+            if not wanted(field, kind):
+                self.skip(kind)
+
+    def page(self, offset):
+        """Page(type, uncompressed size, compressed size, header length, a
+        dictionary's entries) of the page at `offset`."""
+        found = {}
+
+        def wanted(field, kind):
+            if field in (PAGE_TYPE, UNCOMPRESSED_SIZE, COMPRESSED_SIZE):
+                found[field] = self.zigzag()
+                return True
+            if field == DICTIONARY_HEADER and kind == THRIFT_STRUCT:
+                self.struct(entries)
+                return True
+            return False
+
+        def entries(field, kind):
+            if field == DICTIONARY_ENTRIES:
+                found[DICTIONARY_HEADER] = self.zigzag()
+                return True
+            return False
+
+        self.at(offset).struct(wanted)
+        return Page(found.get(PAGE_TYPE), found.get(UNCOMPRESSED_SIZE, 0), found.get(COMPRESSED_SIZE, 0), self.pos,
+                    found.get(DICTIONARY_HEADER, 0))
+
+
+@dataclass(frozen=True)
+class Page:
+    kind: int
+    size: int
+    stored: int
+    header: int
+    entries: int  # a dictionary page's
+
+
+@dataclass(frozen=True)
+class RowGroupCost:
+    """What reading a row group takes: `need`, the bytes a reader holds at most
+    (per column, its dictionary and its largest page, compressed and not),
+    and `row_bytes`, what a row holds once read (a dictionary's values taken
+    at their average size: a value repeated through a dictionary is read
+    whole in every row)."""
+
+    need: int
+    row_bytes: int
+
+
+def row_group_cost(headers, row_group):
+    need = row_bytes = 0
+    for c in range(row_group.num_columns if row_group.num_rows else 0):
+        chunk = row_group.column(c)
+        start = min(o for o in (chunk.dictionary_page_offset, chunk.data_page_offset) if o is not None and o > 0)
+        end, largest, dictionary, entry = start + chunk.total_compressed_size, 0, 0, 0
+        while start < end:
+            page = headers.page(start)
+            if page.kind == DICTIONARY_PAGE:
+                dictionary, entry = page.size, page.size / max(1, page.entries)
+            largest = max(largest, page.size + page.stored)
+            start += page.header + page.stored
+        need += dictionary + largest
+        row_bytes += max(entry, chunk.total_uncompressed_size / row_group.num_rows)
+    return RowGroupCost(need, int(row_bytes) + 1)
+
+
+def row_group_costs(path, meta):
+    """The RowGroupCost of each row group of a Parquet file; InputError if its pages cannot be walked."""
+    costs = []
+    with open(path, "rb") as handle:
+        headers = PageHeaders(handle)
+        for i in range(meta.num_row_groups):
+            try:
+                costs.append(row_group_cost(headers, meta.row_group(i)))
+            except (EOFError, ValueError, OSError) as error:
+                raise InputError(f"input '{path}': row group {i} cannot be read ({error}); it may be truncated or "
+                                 "corrupt: fetch or write it again") from None
+    return costs
+
+
+def check_readable(path, meta, memory):
+    """Refuse a file (`meta`: its footer) with a row group whose pages a split job cannot read within its budget."""
+    for i, cost in enumerate(row_group_costs(path, meta)):
+        if cost.need > memory.page_bytes:
+            raise InputError(
+                f"input '{path}': row group {i} holds pages that take {cost.need / REAL_MIB:,.0f} MiB to read (a "
+                f"page is read whole), more than a split job has with memory_mb={memory.memory_mb}; set memory_mb "
+                f"to at least {memory.memory_for_pages(cost.need)}, or write the file with smaller pages (pyarrow: "
+                "write_batch_size and data_page_size; row groups of any size are fine)"
+            )

@@ -1,0 +1,38 @@
+"""Where a configured path points. snakeshuf reads and writes files (and
+pipes, snakeshuf.sources.pipes); object storage and other URLs are refused before
+anything runs, saying what to do instead (issue 31 will read them)."""
+
+import re
+
+from snakeshuf.errors import ConfigError
+
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+INSTEAD_OF_A_URL = {
+    "output": "write to standard output and upload that, e.g. snakeshuf IN -o - | aws s3 cp - s3://bucket/out.txt",
+    "scratch": "give a local or mounted directory",
+    "--report": "write it to a local file and upload that",
+}
+STREAM_IT_IN = "stream it in through standard input, e.g. aws s3 cp s3://bucket/in.txt - | snakeshuf - -o out.txt"
+
+
+def configured_paths(config):
+    """(config key, path) of every path `config` names (or the command's
+    options: its report, which is no config key)."""
+    paths = [("inputs", p) for p in config.get("inputs") or ()]
+    paths += [("paired", p) for group in config.get("paired") or () for p in group]
+    paths += [(key, config[key]) for key in ("sample_sheet", "output", "scratch") if config.get(key)]
+    return paths + ([("--report", config["report"])] if config.get("report") else [])
+
+
+def check_no_urls(paths):
+    """Refuse object storage and other URLs among `paths` ((config key, path)
+    pairs): '-o s3://b/o' made a local directory 's3:' and published there
+    with exit 0."""
+    for key, path in paths:
+        if isinstance(path, str) and URL.match(path):
+            named = f"option '{key}'" if key.startswith("-") else f"config key '{key}'"
+            raise ConfigError(
+                f"{named}: '{path}' is a URL, and snakeshuf reads and writes files only (object storage "
+                f"is not supported yet): {INSTEAD_OF_A_URL.get(key, STREAM_IT_IN)}, or mount the bucket"
+            )
+
