@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, Phase, event, example, given, settings
 
 from differential import check_scenario
 from scenarios import FileSpec, Run, Scenario, scenarios
+from tables import NARROW_SCHEMA_SEEDS
 
 EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 60))
 
@@ -167,6 +168,20 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 60))
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics
+
+
+def test_parquet_rows_in_buckets_of_several_passes_give_the_reference():
+    """Thousands of one-boolean rows overflow a key range's share of memory at
+    a memory unit of kilobytes: each bucket takes its rows in passes, with
+    weights and dedup by the column (two values and nulls) cut into splits."""
+    scenario = Scenario(
+        files=(FileSpec(6000, seed=1), FileSpec(6000, seed=2)), table=NARROW_SCHEMA_SEEDS[0],
+        runs=(Run(memory_mb=160, unit=4096), Run(memory_mb=170, unit=8192, chunks=2, cores=1)),
+        output="out/shuffled.parquet", weights=(1.5, 0.5), dedup="column:keep", row_group_rows=7,
+        splits=(("valid", 0.1, 1), ("train", "rest", 2)),
+    )
+    passes = [fact for fact in check_scenario(scenario) if fact.startswith("most passes")]
+    assert passes and all(fact[-1] in "23" for fact in passes), passes
 
 
 def test_the_bucket_table_from_a_tally_job_and_from_the_bucket_jobs_give_the_reference():
