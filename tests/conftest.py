@@ -82,7 +82,7 @@ def zstd_decompress(data):
 def plain_content(path):
     """The records of an input file, decompressed as its first bytes say; a Parquet file's table."""
     data = Path(path).read_bytes()
-    if data.startswith(b"PAR1"):  # as documented: INT96 timestamps in microseconds
+    if data.startswith(b"PAR1") and data.endswith(b"PAR1"):  # as documented: INT96 timestamps in microseconds
         return pq.read_table(path, coerce_int96_timestamp_unit="us")
     for magic, decompress in MAGIC.items():
         if data.startswith(magic):

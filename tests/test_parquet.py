@@ -3,12 +3,15 @@ function of the rows alone, and every output file is a valid Parquet file
 with the inputs' schema. Random schemas and layouts against the reference
 model are in tests/test_differential.py (table scenarios)."""
 
+import datetime
 import hashlib
 import io
 import json
+import os
 import subprocess
 
 import duckdb
+import numpy as np
 import polars
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_workflow, snakeshuf
-from snakeshuf.errors import IntegrityError
+from snakeshuf.errors import InputError, IntegrityError
 from snakeshuf.records import parquet
 from tables import seeded_table
 
@@ -51,6 +54,27 @@ def test_the_order_depends_on_the_rows_not_on_how_the_files_store_them(tmp_path)
         run_workflow(tmp_path / f"run{n}", config)  # and compared with the reference model
         published.append(digests(tmp_path / f"run{n}", [f"out/s.{k:05d}-of-00003.parquet" for k in range(3)]))
     assert published[0] == published[1] == published[2]
+
+
+def test_an_output_row_group_made_of_several_buckets_pieces_has_the_bytes_of_one_made_whole(tmp_path):
+    """Found by a hostile pass: a row group that spans buckets was written as
+    one chunk per piece, and Parquet cuts pages where chunks end, so the bytes
+    changed with the number of buckets (memory_mb). One row group of 60,000
+    rows (3 MB of text, pages of 1 MiB): one bucket at a memory unit of
+    1 MiB, several at 16 KiB."""
+    rng = np.random.default_rng(3)
+    table = pa.table({"n": np.arange(60_000), "text": [f"{x:040x}" for x in rng.integers(0, 2**62, 60_000)]})
+    small_pages = {"row_group_size": 500, "data_page_size": 4096, "write_batch_size": 64}
+    config = {"inputs": [write(tmp_path / "t.parquet", table, **small_pages)], "output": "s.parquet", "memory_mb": 512}
+    outputs = []
+    for unit in (1 << 20, 16 << 10):
+        run = tmp_path / str(unit)
+        run_workflow(run, config, env={**os.environ, "SNAKESHUF_MIB_BYTES": str(unit)})
+        outputs.append((run / "s.parquet").read_bytes())
+        buckets = json.loads((run / "s.parquet.summary.json").read_text())["buckets"]
+        assert (buckets == 1) == (unit == 1 << 20), buckets
+    assert pq.ParquetFile(io.BytesIO(outputs[0])).metadata.num_row_groups == 1
+    assert outputs[0] == outputs[1]
 
 
 def test_every_output_file_is_read_alike_by_pyarrow_duckdb_and_polars(tmp_path):
@@ -105,8 +129,10 @@ REFUSED = {
                          "it has no column 'score'"),
     "a column of another type": (lambda t: t.set_column(2, "score", t.column("score").cast(pa.float32())),
                                  "t1.parquet' has another schema", "column 'score' is float there, double in the first"),
-    "a file cut short": (lambda t: parquet_bytes(t)[:-20], "t1.parquet' starts like a Parquet file but cannot be "
-                         "read as one", "truncated"),
+    "a file cut short": (lambda t: parquet_bytes(t)[:-20], "t1.parquet' starts like a Parquet file but does not "
+                         "end like one", "cut short"),
+    "a file cut short within its footer": (lambda t: parquet_bytes(t)[:-20] + b"PAR1", "t1.parquet' starts like a "
+                                           "Parquet file but cannot be read as one", "truncated"),
     "a text file named .parquet among them": (lambda t: b"one line\n", "t1.parquet' is named as a Parquet file "
                                               "but is not one"),
     "an empty file named .parquet": (lambda t: b"", "t1.parquet' is named as a Parquet file but is empty"),
@@ -256,6 +282,29 @@ def test_tables_as_other_writers_store_them_come_out_as_they_went_in(tmp_path, w
         assert list(frame.index) == list(range(len(frame)))  # positions: the labels did not travel with the rows
 
 
+def test_int96_timestamps_with_nanoseconds_are_refused_never_rounded(tmp_path):
+    """Found by a hostile pass: INT96 timestamps are kept in microseconds (as
+    Spark writes them; nanoseconds wrap past 2262), and Impala's nanoseconds
+    were rounded away with exit 0. Now a value a microsecond cannot hold stops
+    the run, naming the file, the column and the row; whole microseconds,
+    far dates included, come out as they went in."""
+    far = datetime.datetime(9999, 12, 31)
+    microseconds = pa.array([far, datetime.datetime(2020, 1, 1, 0, 0, 0, 123456), None], pa.timestamp("us"))
+    whole = write(tmp_path / "us.parquet", pa.table({"id": [0, 1, 2], "ts": microseconds}),
+                  use_deprecated_int96_timestamps=True)
+    run_workflow(tmp_path / "ok", {"inputs": [whole], "output": "s.parquet", "memory_mb": 512})
+    kept = pq.read_table(tmp_path / "ok" / "s.parquet").sort_by("id")["ts"]
+    assert kept.to_pylist() == microseconds.to_pylist()
+    nanoseconds = pa.array([1577836800123456789 + i for i in range(5)], pa.timestamp("ns"))
+    fine = write(tmp_path / "ns.parquet", pa.table({"id": range(5), "ts": nanoseconds}),
+                 use_deprecated_int96_timestamps=True)
+    result = run_workflow(tmp_path / "refused", {"inputs": [fine], "output": "s.parquet", "memory_mb": 512},
+                          check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"input '{fine}': row 1 of column 'ts' is an INT96 timestamp with nanoseconds" in result.stderr
+    assert not (tmp_path / "refused" / "s.parquet").exists()
+
+
 def test_types_a_read_and_a_write_would_change_are_refused_before_any_job(tmp_path):
     duckdb.sql(f"COPY (SELECT i, INTERVAL (i) DAY AS iv FROM range(5) t(i)) TO '{tmp_path / 'iv.parquet'}'")
     (tmp_path / "enc.parquet").write_bytes(b"PARE" + bytes(100) + b"PARE")
@@ -280,6 +329,26 @@ def test_a_damaged_page_header_is_refused_before_any_job_naming_the_file(tmp_pat
                           check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"input '{path}': row group 0 cannot be read" in result.stderr, result.stderr[-2000:]
+
+
+def test_a_dedup_column_whose_name_two_columns_have_is_refused():
+    """Found by a hostile pass: the first of two columns named 'a' was used."""
+    schema = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("a", pa.string())])
+    with pytest.raises(InputError, match="have 2 columns named 'a': give the column's number"):
+        parquet.column_index("a", schema, "t.parquet")
+    assert parquet.column_index(3, schema, "t.parquet") == 2 and parquet.column_index("b", schema, "t.parquet") == 1
+
+
+def test_a_text_file_whose_first_line_begins_with_PAR1_is_text(tmp_path):
+    """Found by a hostile pass: text starting 'PAR1' was taken for Parquet and
+    refused. A Parquet file begins and ends with PAR1 (and its first bytes
+    are binary); this one is shuffled as lines, alone or among other text."""
+    (tmp_path / "par.txt").write_bytes(b"PAR1 is the first line\nsecond\nthird\n")
+    (tmp_path / "other.tsv").write_bytes(b"a\tb\nc\td\n")
+    config = {"inputs": [str(tmp_path / "par.txt"), str(tmp_path / "other.tsv")], "output": "s.txt"}
+    run_workflow(tmp_path / "run", config)
+    assert sorted((tmp_path / "run" / "s.txt").read_bytes().splitlines()) == \
+        sorted(b"PAR1 is the first line\nsecond\nthird\na\tb\nc\td".splitlines())
 
 
 def test_text_and_tables_are_never_shuffled_together(tmp_path):

@@ -69,8 +69,8 @@ def detect(path):
     for codec, signatures in SIGNATURES.items():
         if any(head.startswith(signature) for signature in signatures):
             return codec
-    if head.startswith(PARQUET_MAGIC):
-        return PARQUET
+    if head.startswith(PARQUET_MAGIC) and not is_text_like(path):
+        return parquet_framed(path)
     if head.startswith(ENCRYPTED_PARQUET_MAGIC):
         raise InputError(f"input '{path}' is an encrypted Parquet file: decrypt it first (snakeshuf reads Parquet "
                          "files whose footer is not encrypted)")
@@ -96,6 +96,26 @@ def detect(path):
 NAMED_CODECS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
 
 
+def is_text_like(path):
+    """Whether a file's first bytes could be lines of text: UTF-8 without NUL
+    (a Parquet file's first page header, right after PAR1, is neither)."""
+    with open(path, "rb") as handle:
+        head = handle.read(CONTAINER_HEAD_BYTES)
+    text = head.decode("utf-8", errors="ignore").encode()  # a character cut at the end is not binary
+    return b"\0" not in head and len(head) - len(text) < 4
+
+
+def parquet_framed(path):
+    """PARQUET for a file that begins and ends with PAR1; one that only begins so was cut short."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - len(PARQUET_MAGIC)))
+        if handle.read() == PARQUET_MAGIC:
+            return PARQUET
+    raise InputError(f"input '{path}' starts like a Parquet file but does not end like one (PAR1): it was cut "
+                     "short; fetch or write it again")
+
+
 def container_of(head):
     """(what, how to read it) of the binary container that `head` (a file's
     first bytes, decompressed) starts, or None."""
@@ -119,7 +139,7 @@ def check_not_container(f):
                 return  # refused, with its reason, when it is read
         elif f.codec is not PLAIN:
             return
-    found = container_of(head)
+    found = container_of(head) if not (head.startswith(PARQUET_MAGIC) and f.codec is PLAIN) else None
     if found:
         what, how = found
         inside = f" (inside its {f.codec} compression)" if f.codec else ""

@@ -24,7 +24,8 @@ from snakeshuf.records.lines import Batch
 LENGTHS = "__snakeshuf_row_bytes"  # each row's encoded length, in pieces only
 READ_BUFFER_BYTES = 1 << 20  # pages are read through a buffer this size, not whole column chunks
 # INT96 timestamps (Spark, Hive, Impala) read as nanoseconds wrap outside
-# 1677-2262 (9999-12-31 sentinels are common); as microseconds they do not.
+# 1677-2262 (9999-12-31 sentinels are common); as microseconds they do not,
+# and a value with nanoseconds (Impala's) is refused, not rounded (Int96Check).
 INT96_UNIT = "us"
 # A batch's rows, read (Arrow), encoded in parts, joined and regrouped by key
 # range, take about this many times their bytes as Parquet says them: batches
@@ -78,11 +79,13 @@ class RowReader:
     def batches(self, f, start, end):
         """The rows of input `f` (a whole file: a Parquet file is one segment)."""
         parquet = opened(f.path)
+        int96 = Int96Check(f.path, parquet)
         first = 0
         try:
             for group, cost in enumerate(row_group_costs(f.path, parquet.metadata)):
                 size = self.batch_rows(cost)
-                for batch in parquet.iter_batches(batch_size=size, row_groups=[group], use_threads=False):
+                for batch in int96.checked(parquet.iter_batches(batch_size=size, row_groups=[group], use_threads=False),
+                                           size, group, first):
                     for part in self.encoded(batch, f.path):
                         yield RowBatch(*part, first)
                         first += len(part[1])
@@ -106,6 +109,42 @@ class RowReader:
         else:
             raise InputError(f"input '{path}': a row of {len(data):,} bytes (encoded) is longer than a split job's "
                              f"buffer of {self.block_bytes:,} bytes; raise memory_mb")
+
+
+class Int96Check:
+    """Refuses INT96 timestamps that microseconds (INT96_UNIT) would round: the
+    file's top-level INT96 columns read again as nanoseconds, batch by batch;
+    a value that nanoseconds cannot hold (outside 1677-2262) has none."""
+
+    def __init__(self, path, parquet):
+        self.path = path
+        self.names = [c.name for c in parquet.schema if c.physical_type == "INT96" and c.path == c.name]
+
+    def checked(self, batches, size, group, first):
+        """`batches` (of row group `group`, from row `first`), each checked."""
+        if not self.names:
+            yield from batches
+            return
+        exact = pq.ParquetFile(self.path, coerce_int96_timestamp_unit="ns").iter_batches(
+            batch_size=size, row_groups=[group], columns=self.names, use_threads=False)
+        for batch, nanoseconds in zip(batches, exact):
+            self.check(batch, nanoseconds, first)
+            first += batch.num_rows
+            yield batch
+
+    def check(self, batch, nanoseconds, first):
+        for name in self.names:
+            us = batch.column(name).cast(pa.int64()).to_numpy(zero_copy_only=False)
+            ns = nanoseconds.column(name).cast(pa.int64()).to_numpy(zero_copy_only=False)
+            rounded = (ns // 1000 == us) & (ns % 1000 != 0)  # nulls read alike (0) on both sides
+            if rounded.any():
+                row = first + int(np.argmax(rounded)) + 1
+                raise InputError(
+                    f"input '{self.path}': row {row} of column '{name}' is an INT96 timestamp with nanoseconds, "
+                    f"which snakeshuf keeps in microseconds (as Spark writes them) and would round; write the "
+                    "file with INT64 timestamps (pyarrow: use_deprecated_int96_timestamps=False; Spark: "
+                    "spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS) or drop the nanoseconds"
+                )
 
 
 def check_inputs(files, memory):
@@ -174,6 +213,9 @@ def column_index(field, schema, path):
     """The index of a column given by name or by number from 1."""
     if isinstance(field, int) and 1 <= field <= len(schema.names):
         return field - 1
+    if isinstance(field, str) and schema.names.count(field) > 1:
+        raise InputError(f"config key 'dedup': the tables (such as '{path}') have {schema.names.count(field)} "
+                         f"columns named {field!r}: give the column's number from 1 instead")
     if isinstance(field, str) and field in schema.names:
         return schema.names.index(field)
     raise InputError(f"config key 'dedup': the tables (such as '{path}') have no column {field!r}; their columns "
@@ -237,9 +279,13 @@ class RowGroups:
                 self.flush()
 
     def flush(self):
-        if self.pending:
-            self.writer.write_table(pa.Table.from_batches(self.pending, self.schema), row_group_size=self.rows)
-        self.pending, self.rows, self.bytes = [], 0, 0
+        """Write the pending rows as one row group, made one chunk first: Parquet
+        cuts pages where chunks end, which would follow the buckets' pieces."""
+        pending, rows, self.pending, self.rows, self.bytes = self.pending, self.rows, [], 0, 0
+        if pending:
+            group = pa.Table.from_batches(pending, self.schema).combine_chunks()
+            del pending  # the pieces' copy of these rows
+            self.writer.write_table(group, row_group_size=rows)
 
     def close(self):
         self.flush()
