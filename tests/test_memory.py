@@ -207,6 +207,55 @@ def test_parquet_rows_narrow_and_wide_in_row_groups_larger_than_the_budget(tmp_p
     assert meta.num_rows == rows * files and meta.num_row_groups > 3
 
 
+def token_lists(path):
+    """Pre-tokenized text: 6,000 rows of 2,000 int32 tokens (9 bytes each encoded)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(1)
+    offsets = np.arange(0, 6001 * 2000, 2000, dtype=np.int32)
+    tokens = pa.ListArray.from_arrays(offsets, pa.array(rng.integers(0, 50_000, 6000 * 2000, dtype=np.int32)))
+    pq.write_table(pa.table({"tokens": tokens}), path)
+
+
+def thousands_of_columns(path):
+    """2,000 rows of 3,000 int64 columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({f"c{j}": np.arange(2000) * j for j in range(3000)}), path)
+
+
+@pytest.mark.parametrize("make", [token_lists, thousands_of_columns], ids=["token lists", "3,000 columns"])
+def test_parquet_rows_of_many_small_values_stay_within_budget(tmp_path, make):
+    """Found by a hostile pass: encoding a batch took up to 14x its bytes (an
+    offset per value joined through a gather index), so a split job peaked at
+    1,162 MB (token lists) and 668 MB (3,000 columns) at a 512 MB budget."""
+    make(tmp_path / "t.parquet")
+    run_workflow(tmp_path / "run", {"inputs": [str(tmp_path / "t.parquet")], "output": "s.parquet", "memory_mb": 512})
+    assert_within_budget(tmp_path / "run", SMALL_PLAN_STAGES, 512)
+
+
+def test_a_parquet_row_longer_than_a_split_job_reads_is_retried_with_the_memory_it_names(tmp_path):
+    """Found by a hostile pass: one 90 MiB row peaked at 598 MB at a 512 MB
+    budget, which claimed rows of up to 96 MiB. A row is a quarter of that now
+    (it is read, encoded and copied beside the block): the first attempt
+    names the memory_mb that reads a 30 MiB row, the retry at twice the
+    budget reads it, and every job stays within its own memory_mb."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = [f"row {i}" for i in range(1000)]
+    texts[500] = "Z" * (30 << 20)
+    pq.write_table(pa.table({"id": range(1000), "text": pa.array(texts, pa.large_string())}), tmp_path / "t.parquet")
+    result = run_workflow(tmp_path / "run", {"inputs": [str(tmp_path / "t.parquet")], "output": "s.parquet",
+                                             "memory_mb": 512})
+    assert "(with memory_mb=512 the longest is 25165824 bytes); set memory_mb to at least" in result.stderr
+    reports = job_reports(tmp_path / "run")
+    assert all(r["peak_rss_mb"] <= r.get("memory_mb", 512) for r in reports), reports  # gather: the budget
+    assert {r["memory_mb"] for r in reports if r["stage"] == "split"} == {1024}
+
+
 def test_a_parquet_page_larger_than_the_budget_is_refused_before_any_job_naming_file_row_group_and_memory(tmp_path):
     """pyarrow cuts pages only between write batches (1,024 values by
     default): 200 rows of 1 MiB are one 200 MiB page, which is read whole."""

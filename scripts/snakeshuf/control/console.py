@@ -57,7 +57,7 @@ def plan_lines(spec, plan, sheet):
         + (f", listed in {sheet} ('inputs' not used)" if sheet else ""),
         f"chunks:   {len(spec.chunks)} split job(s) of up to {plan.chunk_bytes / MIB:,.0f} MiB",
         f"buckets:  {spec.buckets} shuffle job(s) of ~{total / spec.buckets / MIB:,.1f} MiB",
-        f"memory:   {plan.memory.memory_mb} MB per job (longest record {plan.memory.block_bytes / MIB:,.0f} MiB)",
+        f"memory:   {plan.memory.memory_mb} MB per job (longest record {spec.records.longest_record(plan.memory) / MIB:,.0f} MiB)",
         f"scratch:  {spec.scratch}",
         f"disk:     ~{peak_bytes(total, not spec.in_place) / 2**30:,.2f} GiB at peak "
         + ("(run files + output)" if spec.in_place else "(run files + pieces + output files)"),

@@ -34,6 +34,10 @@ class Lines:
         """The byte every record ends with (None: no such byte)."""
         return self.spec.separator
 
+    def longest_record(self, memory):
+        """The longest record (separator included) a split job with `memory` reads."""
+        return memory.block_bytes
+
     def reader(self, memory):
         """What reads the records of a byte range of an input, in Batches with their positions."""
         buffer = np.empty(memory.block_bytes + 1, np.uint8)
@@ -106,10 +110,17 @@ class Rows:
 
         return parquet.schema_of(self.spec.files[0].path)
 
+    def longest_record(self, memory):
+        """A row is read (Arrow), encoded, copied into the block and regrouped
+        beside the block and the spill being written: the longest is a block's
+        share of that (a 90 MiB row took 598 MB at a 512 MB budget when it could
+        be a whole block)."""
+        return memory.block_bytes // ROW_SHARE
+
     def reader(self, memory):
         from snakeshuf.records.parquet import RowReader
 
-        return RowReader(memory.block_bytes, memory.batch_records)
+        return RowReader(memory.block_bytes, memory.batch_records, self.longest_record(memory))
 
     def piece_content(self, handle):
         from snakeshuf.records.parquet import PieceRows
@@ -165,6 +176,9 @@ class ParquetOutput:
     def to_json(self):
         return [self.row_group_rows, self.row_group_mb, self.compression]
 
+
+# A row's share of a split job's block (Rows.longest_record).
+ROW_SHARE = 4
 
 PARQUET_SUFFIX = ".parquet"
 

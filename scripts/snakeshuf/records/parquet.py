@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from snakeshuf.errors import InputError, IntegrityError
+from snakeshuf.errors import InputError, IntegrityError, RecordTooLarge
 from snakeshuf.planning.memory import REAL_MIB
 from snakeshuf.records import rows
 from snakeshuf.records.lines import Batch
@@ -27,11 +27,13 @@ READ_BUFFER_BYTES = 1 << 20  # pages are read through a buffer this size, not wh
 # 1677-2262 (9999-12-31 sentinels are common); as microseconds they do not,
 # and a value with nanoseconds (Impala's) is refused, not rounded (Int96Check).
 INT96_UNIT = "us"
-# A batch's rows, read (Arrow), encoded in parts, joined and regrouped by key
-# range, take about this many times their bytes as Parquet says them: batches
-# are a block's share of that (2 took 304 MB at a 256 MB budget). A batch
-# whose rows encode to more than a block anyway is encoded in halves.
+# Rows encode to up to about this many times their bytes as Parquet says them
+# (int32 token lists: 9 bytes an item for 4). Arrow batches are read at
+# 1/READS_PER_BLOCK of a block's share of that, so that encoding one (~10x
+# its bytes) stays small beside the block. A batch whose rows encode to more
+# than a block anyway is encoded in halves.
 ROW_ENCODING_FACTOR = 4
+READS_PER_BLOCK = 16
 
 
 class RowBatch(Batch):
@@ -71,44 +73,77 @@ def is_range(index):
 
 class RowReader:
     """Reads the rows of Parquet inputs as RowBatches of encoded rows of at
-    most `block_bytes` and `max_records` rows."""
+    most `block_bytes` and `max_records` rows. Arrow batches are read small
+    (READS_PER_BLOCK to a block, by the row group's average row) and encoded
+    one at a time into the block: encoding takes up to ~10x a batch's bytes
+    (lists of small integers), and wide rows cost per value as well."""
 
-    def __init__(self, block_bytes, max_records):
-        self.block_bytes, self.max_records = block_bytes, max_records
+    def __init__(self, block_bytes, max_records, longest_row):
+        self.block_bytes, self.max_records, self.longest_row = block_bytes, max_records, longest_row
 
     def batches(self, f, start, end):
         """The rows of input `f` (a whole file: a Parquet file is one segment)."""
         parquet = opened(f.path)
         int96 = Int96Check(f.path, parquet)
-        first = 0
+        block = Block(self.block_bytes, self.max_records)
         try:
             for group, cost in enumerate(row_group_costs(f.path, parquet.metadata)):
-                size = self.batch_rows(cost)
-                for batch in int96.checked(parquet.iter_batches(batch_size=size, row_groups=[group], use_threads=False),
-                                           size, group, first):
-                    for part in self.encoded(batch, f.path):
-                        yield RowBatch(*part, first)
-                        first += len(part[1])
+                size = self.read_rows(cost)
+                arrow = parquet.iter_batches(batch_size=size, row_groups=[group], use_threads=False)
+                for batch in int96.checked(arrow, size, group, block.rows_read):
+                    for data, ends in self.encoded(batch, f.path):
+                        yield from block.add(data, ends)
+            yield from block.flush()
         except (OSError, pa.ArrowException) as error:
             raise InputError(f"input '{f.path}' is not a valid Parquet file ({error}); "
                              "it may be truncated or corrupt: fetch or write it again") from None
 
-    def batch_rows(self, cost):
-        """Rows per batch (ROW_ENCODING_FACTOR)."""
-        return int(max(1, min(self.max_records, self.block_bytes // (ROW_ENCODING_FACTOR * cost.row_bytes))))
+    def read_rows(self, cost):
+        """Rows per Arrow batch read (ROW_ENCODING_FACTOR, READS_PER_BLOCK)."""
+        rows = self.block_bytes // (READS_PER_BLOCK * ROW_ENCODING_FACTOR * cost.row_bytes)
+        return int(max(1, min(self.max_records, rows)))
 
     def encoded(self, batch, path):
         """(data, ends) of the batch's rows, in parts of at most block_bytes."""
         data, ends = rows.encode(batch)
+        longest = int(np.diff(ends, prepend=0).max(initial=0))
+        if longest > self.longest_row:
+            raise RecordTooLarge(f"input '{path}': a row of {longest:,} bytes (encoded)",
+                                 longest * self.block_bytes // self.longest_row, self.longest_row)
         if len(data) <= self.block_bytes:
             yield data, ends
-        elif batch.num_rows > 1:
+        else:
             half = batch.num_rows // 2
             yield from self.encoded(batch.slice(0, half), path)
             yield from self.encoded(batch.slice(half), path)
-        else:
-            raise InputError(f"input '{path}': a row of {len(data):,} bytes (encoded) is longer than a split job's "
-                             f"buffer of {self.block_bytes:,} bytes; raise memory_mb")
+
+
+class Block:
+    """Encoded rows gathered into RowBatches of up to `block_bytes` and
+    `max_records` rows, in one buffer reused for each (as lines are read): a
+    split job writes a spill per batch, so batches stay as large as its memory
+    allows, and it has copied a batch's rows before it asks for the next."""
+
+    def __init__(self, block_bytes, max_records):
+        self.buffer, self.max_records = np.empty(block_bytes, np.uint8), max_records
+        self.ends, self.held, self.first, self.rows_read = [], 0, 0, 0
+
+    def add(self, data, ends):
+        """Take one encoded batch; yield the RowBatch it does not fit beside."""
+        if self.ends and (self.held + len(data) > len(self.buffer) or
+                          self.rows_read - self.first + len(ends) > self.max_records):
+            yield from self.flush()
+        self.buffer[self.held : self.held + len(data)] = data
+        self.ends.append(ends + self.held)
+        self.held += len(data)
+        self.rows_read += len(ends)
+
+    def flush(self):
+        if self.ends:
+            ends, held = np.concatenate(self.ends), self.held
+            self.ends, self.held = [], 0
+            yield RowBatch(self.buffer[:held], ends, self.first)
+            self.first += len(ends)
 
 
 class Int96Check:

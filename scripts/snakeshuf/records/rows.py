@@ -30,6 +30,7 @@ from snakeshuf.errors import InputError
 U32 = np.dtype("<u4")
 NULL, VALID = 0, 1
 LENGTH_BYTES = U32.itemsize
+NO_SEPARATOR = pa.scalar(b"", pa.large_binary())
 
 
 # --- strings of bytes, many at once, as Arrow large_binary arrays ---------------------
@@ -61,14 +62,37 @@ def fixed_strings(matrix, present=None):
     return strings_at(np.concatenate(([0], np.cumsum(widths))), matrix[present].ravel())
 
 
+def fixed_part(matrix, present=None):
+    """A part whose string i is row i of the uint8 matrix (empty where `present`
+    is False): the matrix itself while every row is as wide, so that joined()
+    puts neighbouring fixed parts side by side without an offset per value
+    (a list of 2,000 int32 tokens per row took 12x its bytes to encode)."""
+    if present is None or present.all():
+        return np.ascontiguousarray(matrix, np.uint8)
+    return fixed_strings(matrix, present)
+
+
 def joined(parts):
-    """String i of the result: string i of each of `parts` (equally long), one after the other."""
-    if len(parts) == 1:
-        return parts[0]
-    count = len(parts[0])
-    taken = pa.concat_arrays(parts).take(
-        pa.array((np.arange(count)[:, None] + count * np.arange(len(parts))[None, :]).ravel()))
-    return strings_at(offsets_of(taken)[:: len(parts)], bytes_of(taken))
+    """String i of the result: string i of each of `parts` (equally long; Arrow
+    arrays or fixed_part matrices), one after the other, as an Arrow array."""
+    part = joined_part(parts)
+    return fixed_strings(part) if isinstance(part, np.ndarray) else part
+
+
+def joined_part(parts):
+    """As joined(), but a matrix where every part is one."""
+    runs = []  # lists of neighbouring matrices, and arrays
+    for part in parts:
+        if isinstance(part, np.ndarray) and runs and isinstance(runs[-1], list):
+            runs[-1].append(part)
+        else:
+            runs.append([part] if isinstance(part, np.ndarray) else part)
+    if len(runs) == 1 and isinstance(runs[0], list):
+        return np.hstack(runs[0])
+    merged = [fixed_strings(np.hstack(run)) if isinstance(run, list) else run for run in runs]
+    if len(merged) == 1:
+        return merged[0]
+    return pc.binary_join_element_wise(*merged, NO_SEPARATOR)
 
 
 def spans(offsets, data, first_item):
@@ -77,13 +101,14 @@ def spans(offsets, data, first_item):
     return strings_at(offsets[first_item], data)
 
 
-def u32_strings(values, present=None):
+def u32_matrix(values):
+    """Each row of `values` (a number or a row of numbers each) as little-endian u32 bytes."""
     values = np.asarray(values)
     if len(values) and values.max() > np.iinfo(U32).max:
         raise InputError(f"a value of {values.max():,} bytes or items is longer than a row's encoding allows (4 GiB)")
     words = values.astype(U32)
     words = words[:, None] if words.ndim == 1 else words
-    return fixed_strings(words.view(np.uint8).reshape(len(values), words.shape[1] * LENGTH_BYTES), present)
+    return words.view(np.uint8).reshape(len(values), words.shape[1] * LENGTH_BYTES)
 
 
 # --- encoding --------------------------------------------------------------------------
@@ -111,7 +136,7 @@ def value_parts(array):
     while plain_type(array.type) != array.type:  # a dictionary's values, an extension type's storage
         array = array.dictionary_decode() if pa.types.is_dictionary(array.type) else array.storage
     present = np.asarray(array.is_valid())
-    flags = fixed_strings(present.astype(np.uint8)[:, None])
+    flags = fixed_part(present.astype(np.uint8)[:, None])
     if pa.types.is_null(array.type):
         return [flags]
     return [flags, *payload_parts(array, present)]
@@ -120,13 +145,13 @@ def value_parts(array):
 def payload_parts(array, present):
     kind = array.type
     if pa.types.is_boolean(kind):
-        return [fixed_strings(np.asarray(array.fill_null(False)).astype(np.uint8)[:, None], present)]
+        return [fixed_part(np.asarray(array.fill_null(False)).astype(np.uint8)[:, None], present)]
     if is_binary_like(kind):
         strings = array.cast(pa.large_binary())
         offsets = offsets_of(strings)
         lengths = np.where(present, np.diff(offsets), 0)
         values = strings_at(np.concatenate(([0], np.cumsum(lengths))), gathered(bytes_of(strings), offsets, present))
-        return [u32_strings(lengths, present), values]
+        return [fixed_part(u32_matrix(lengths), present), values]
     if pa.types.is_map(kind):
         return payload_parts(array.cast(as_list_type(kind)), present)
     if pa.types.is_fixed_size_list(kind):
@@ -149,20 +174,22 @@ def gathered(data, offsets, present):
 def fixed_payloads(array, present):
     width = array.type.bit_width // 8  # other types are refused before any job (check_supported)
     raw = np.frombuffer(array.buffers()[1], np.uint8)[array.offset * width : (array.offset + len(array)) * width]
-    return fixed_strings(raw.reshape(len(array), width), present)
+    return fixed_part(raw.reshape(len(array), width), present)
 
 
 def list_parts(array, present):
     counts = np.asarray(array.value_lengths().fill_null(0), np.int64)
-    items = encoded_values(array.flatten())
-    item_offsets = offsets_of(items)
     first_item = np.concatenate(([0], np.cumsum(counts)))
-    lengths = u32_strings(np.diff(item_offsets))
-    return [
-        u32_strings(counts, present),
-        spans(offsets_of(lengths), bytes_of(lengths), first_item),
-        spans(item_offsets, bytes_of(items), first_item),
-    ]
+    items = joined_part(value_parts(array.flatten()))
+    if isinstance(items, np.ndarray):  # items as wide as each other: no offsets per item
+        item_lengths = np.full(len(items), items.shape[1], U32)
+        item_spans = strings_at(first_item * items.shape[1], items.ravel())
+    else:
+        item_offsets = offsets_of(items)
+        item_lengths = np.diff(item_offsets)
+        item_spans = spans(item_offsets, bytes_of(items), first_item)
+    length_spans = strings_at(first_item * LENGTH_BYTES, u32_matrix(item_lengths).ravel())
+    return [fixed_part(u32_matrix(counts), present), length_spans, item_spans]
 
 
 def struct_parts(array, present):
@@ -171,7 +198,7 @@ def struct_parts(array, present):
         return []
     lengths = np.stack([np.diff(offsets_of(f)) for f in fields], axis=1)
     values = joined(fields)
-    return [u32_strings(lengths, present), pc.if_else(pa.array(present), values, pa.scalar(b"", pa.large_binary()))]
+    return [fixed_part(u32_matrix(lengths), present), pc.if_else(pa.array(present), values, pa.scalar(b"", pa.large_binary()))]
 
 
 class Unsupported(ValueError):
