@@ -200,7 +200,7 @@ def test_parquet_rows_narrow_and_wide_in_row_groups_larger_than_the_budget(tmp_p
         pq.write_table(parquet_table(rows, text_bytes, seed=i), path, row_group_size=rows, write_batch_size=page_rows,
                        use_dictionary=False)
         inputs.append(str(path))
-    config = {"inputs": inputs, "output": "s.parquet", "memory_mb": 256, "parquet": {"row_group_mb": 32}}
+    config = {"inputs": inputs, "output": "s.parquet", "memory_mb": 256, "parquet": {"row_group_mb": 25}}
     run_workflow(tmp_path / "run", config)  # and compared with the reference model
     assert_within_budget(tmp_path / "run", SMALL_PLAN_STAGES, 256)
     meta = pq.ParquetFile(tmp_path / "run" / "s.parquet").metadata
@@ -265,14 +265,14 @@ def test_a_parquet_page_larger_than_the_budget_is_refused_before_any_job_naming_
     pq.write_table(parquet_table(200, 1 << 20, seed=1), path, row_group_size=100, use_dictionary=False,
                    compression="none")
     result = run_workflow(tmp_path / "run", {"inputs": [str(path)], "output": "s.parquet", "memory_mb": 320,
-                                             "parquet": {"row_group_mb": 32}}, check=False)
+                                             "parquet": {"row_group_mb": 25}}, check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"input '{path}': row group 0 holds pages that take 200 MiB to read" in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "run" / "logs").exists(), "a job ran"
     suggested = int(re.search(r"set memory_mb to at least (\d+)", result.stderr).group(1))
     assert 128 + 2 * 200 <= suggested <= 128 + 2 * 202  # two pages of 200 MiB (and the small columns'), then 128
     run_workflow(tmp_path / "again", {"inputs": [str(path)], "output": "s.parquet", "memory_mb": suggested,
-                                      "parquet": {"row_group_mb": 32}})
+                                      "parquet": {"row_group_mb": 25}})
     assert_within_budget(tmp_path / "again", SMALL_PLAN_STAGES, suggested)
 
 
@@ -289,7 +289,7 @@ def test_a_large_value_repeated_through_a_parquet_dictionary_stays_within_budget
 
     path = tmp_path / "repeated.parquet"
     pq.write_table(pa.table({"id": range(250), "blob": pa.array([os.urandom(1 << 20)] * 250, pa.binary())}), path)
-    config = {"inputs": [str(path)], "output": "s.parquet", "memory_mb": 256, "parquet": {"row_group_mb": 32}}
+    config = {"inputs": [str(path)], "output": "s.parquet", "memory_mb": 256, "parquet": {"row_group_mb": 25}}
     run_workflow(tmp_path / "run", config)
     reports = assert_within_budget(tmp_path / "run", SMALL_PLAN_STAGES, 256)
     assert max(r.get("passes", 0) for r in reports) > 1  # the bucket job took its key range in passes

@@ -73,19 +73,20 @@ def is_range(index):
 
 class RowReader:
     """Reads the rows of Parquet inputs as RowBatches of encoded rows of at
-    most `block_bytes` and `max_records` rows. Arrow batches are read small
+    most half `block_bytes` and `max_records` rows. Arrow batches are read small
     (READS_PER_BLOCK to a block, by the row group's average row) and encoded
     one at a time into the block: encoding takes up to ~10x a batch's bytes
     (lists of small integers), and wide rows cost per value as well."""
 
     def __init__(self, block_bytes, max_records, longest_row):
         self.block_bytes, self.max_records, self.longest_row = block_bytes, max_records, longest_row
+        self.spill_bytes = block_bytes // 2  # the pages being read take the other half (check_readable)
 
     def batches(self, f, start, end):
         """The rows of input `f` (a whole file: a Parquet file is one segment)."""
         parquet = opened(f.path)
         int96 = Int96Check(f.path, parquet)
-        block = Block(self.block_bytes, self.max_records)
+        block = Block(self.spill_bytes, self.max_records)
         try:
             for group, cost in enumerate(row_group_costs(f.path, parquet.metadata)):
                 size = self.read_rows(cost)
@@ -104,13 +105,13 @@ class RowReader:
         return int(max(1, min(self.max_records, rows)))
 
     def encoded(self, batch, path):
-        """(data, ends) of the batch's rows, in parts of at most block_bytes."""
+        """(data, ends) of the batch's rows, in parts of at most spill_bytes."""
         data, ends = rows.encode(batch)
         longest = int(np.diff(ends, prepend=0).max(initial=0))
         if longest > self.longest_row:
             raise RecordTooLarge(f"input '{path}': a row of {longest:,} bytes (encoded)",
                                  longest * self.block_bytes // self.longest_row, self.longest_row)
-        if len(data) <= self.block_bytes:
+        if len(data) <= self.spill_bytes:
             yield data, ends
         else:
             half = batch.num_rows // 2
@@ -321,6 +322,8 @@ class RowGroups:
             group = pa.Table.from_batches(pending, self.schema).combine_chunks()
             del pending  # the pieces' copy of these rows
             self.writer.write_table(group, row_group_size=rows)
+            del group
+            pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed row groups otherwise
 
     def close(self):
         self.flush()
