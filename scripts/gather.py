@@ -136,7 +136,8 @@ def write_summary(spec, stats, tallied, files, args):
         "gather": [jobs.report("gather", records=totals["records"], outputs=len(files))],
     }
     totals["header_bytes"] = spec.header_bytes
-    jobs.save_json(spec.output + SUMMARY, summary.build(spec, totals, files, reports))
+    replaced = publishing.superseded(spec, provenance.read_record(spec.output + SUMMARY))
+    jobs.save_json(spec.output + SUMMARY, {**summary.build(spec, totals, files, reports), "superseded": replaced})
 
 
 def gather(args):

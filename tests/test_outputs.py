@@ -243,3 +243,24 @@ def test_a_head_runs_split_jobs_leave_out_what_it_cannot_publish(tmp_path, outpu
     split = [r for r in job_reports(tmp_path) if r["stage"] == "split"]
     assert len(split) >= 2 and all(r["spills"] > 8 for r in split), "not read in many batches"
     assert sum(r["left_out_bytes"] for r in split) > 0.8 * (4 << 20)
+
+
+def test_a_new_layout_removes_the_files_of_the_one_it_replaces_and_nothing_else(tmp_path):
+    """Found by a hostile pass: after a run into 3 shards, a run into 2 left
+    the three -of-00003 files beside the new ones (a reader's glob read every
+    record twice). The files the old summary lists, still as it published them,
+    go; one changed since, an input, and a stranger's file stay."""
+    corpus = corpus_file(tmp_path / "c.txt", 1 << 20, seed=3)
+    config = {"inputs": [str(corpus)], "output": "o.txt"}
+    run_workflow(tmp_path, {**config, "shards": 3})
+    old = [tmp_path / f"o.{k:05d}-of-00003.txt" for k in range(3)]
+    with open(old[1], "ab") as handle:
+        handle.write(b"edited by hand\n")
+    (tmp_path / "o.stranger.txt").write_bytes(b"not ours\n")
+    run_workflow(tmp_path, {**config, "shards": 2})
+    assert not old[0].exists() and not old[2].exists()
+    assert old[1].read_bytes().endswith(b"edited by hand\n") and (tmp_path / "o.stranger.txt").exists()
+    two = [tmp_path / f"o.{k:05d}-of-00002.txt" for k in range(2)]
+    run_workflow(tmp_path, {**config, "inputs": [str(corpus), str(two[0])]})  # a listed file that is an input
+    assert two[0].exists() and not two[1].exists() and (tmp_path / "o.txt").exists()
+    assert list(json.loads((tmp_path / "o.txt.summary.json").read_text())["superseded"]) == [two[1].name]

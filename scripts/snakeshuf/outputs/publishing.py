@@ -9,8 +9,10 @@ starts it: gather's would be gone for all of its run).
 """
 
 import os
+import stat
 
 from snakeshuf.control.resume import remove_leftovers
+from snakeshuf.outputs import provenance
 from snakeshuf.outputs.namespace import SUMMARY
 from snakeshuf.stages.jobs import PARTIAL, release_claims
 
@@ -22,6 +24,40 @@ def move_into_place(spec):
 
 def finish(spec, receipt, keep_scratch):
     release_claims()
+    remove_superseded(provenance.read_record(spec.output + SUMMARY))
     if not keep_scratch:
         remove_leftovers(spec.scratch, spec.outputs, spec.output + SUMMARY)
     open(receipt, "wb").close()
+
+
+def superseded(spec, old_record):
+    """The files of the output set `old_record` (the summary this run's
+    replaces) that this run does not publish and the old run can be shown to
+    have made: still as it published them (provenance), and none an input.
+    A new layout (other shards, splits or compression) thus leaves no file of
+    the old one for a reader's glob to find; anything else is left alone."""
+    listed = old_record.get("outputs") if isinstance(old_record, dict) else None
+    if not isinstance(listed, dict):
+        return {}
+    keep = {os.path.realpath(p) for p in spec.outputs} | {os.path.realpath(f.path) for f in spec.files}
+    return {path: entry for path, entry in listed.items()
+            if os.path.realpath(path) not in keep and as_published(path, entry)}
+
+
+def as_published(path, entry):
+    """Whether the file at `path` is the one a summary's `entry` records: a
+    regular file of that size and inode, carrying its token (where it has one)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return (isinstance(entry, dict) and stat.S_ISREG(info.st_mode) and entry.get("bytes") == info.st_size
+            and entry.get("inode") == info.st_ino and provenance.signed_as(path, entry))
+
+
+def remove_superseded(record):
+    """Remove the files the summary `record` lists as superseded, those still as published."""
+    entries = (record or {}).get("superseded") or {}
+    for path, entry in entries.items() if isinstance(entries, dict) else ():
+        if as_published(path, entry):
+            os.remove(path)
