@@ -204,6 +204,10 @@ def test_the_command_reads_tables_from_files_and_pipes_and_writes_them_to_files_
     both_ends = subprocess.run(["snakeshuf", "-", "-o", "-", "--memory", "512M"], cwd=tmp_path, env=installed,
                                input=(tmp_path / "t0.parquet").read_bytes(), capture_output=True)
     assert both_ends.stdout == (tmp_path / "one.parquet").read_bytes(), both_ends.stderr.decode()[-3000:]
+    cut = subprocess.run(["snakeshuf", "-", "-o", "cut.parquet", "--memory", "512M"], cwd=tmp_path, env=installed,
+                         input=(tmp_path / "t0.parquet").read_bytes()[:-20], capture_output=True)
+    # named as given (hostile pass: the message named the pipe's copy, in a directory already removed)
+    assert cut.returncode == 2 and "input '-' starts like a Parquet file but does not end" in cut.stderr.decode()
 
 
 @pytest.mark.parametrize("record", [b"\x01", b"\x02\x01", b"\x00\x01"], ids=["cut short", "a bad flag", "too long"])

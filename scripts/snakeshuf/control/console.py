@@ -6,6 +6,7 @@ import sys
 
 from snakeshuf.control.disk import peak_bytes
 from snakeshuf.records import codecs
+from snakeshuf.sources import pipes
 
 MIB = 2**20
 
@@ -17,7 +18,7 @@ REFUSED = 2
 
 def fail(error):
     """Stop before any job runs, with the message alone (no traceback)."""
-    print(f"snakeshuf: error: {error}", file=sys.stderr)
+    print(f"snakeshuf: error: {pipes.named_in(str(error))}", file=sys.stderr)
     sys.exit(REFUSED)
 
 

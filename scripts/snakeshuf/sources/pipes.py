@@ -94,6 +94,17 @@ def widen(fd):
         pass
 
 
+COPIED = {}  # in the main process: each pipe's copy, to the pipe's own name (named_in)
+
+
+def named_in(message):
+    """`message` with each copy of a pipe named as the person gave it ('-',
+    /dev/fd/63): the copy lives in a directory that is gone when they read it."""
+    for copied, path in COPIED.items():
+        message = message.replace(copied, path)
+    return message
+
+
 def resolve(paths, copy_path, main_process):
     """`paths` with each pipe replaced by its copy, `copy_path(i, path)` for the
     i-th path; the main process makes the copies."""
@@ -101,6 +112,7 @@ def resolve(paths, copy_path, main_process):
     for i, path in enumerate(paths):
         if main_process and is_pipe(path):
             copy(path, copy_path(i, path))
+            COPIED[copy_path(i, path)] = path
             path = copy_path(i, path)
         elif not main_process and not os.path.isfile(path) and os.path.isfile(copy_path(i, path)):
             path = copy_path(i, path)
