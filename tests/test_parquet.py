@@ -158,6 +158,7 @@ def test_bad_tables_are_refused_before_any_job_naming_the_file(tmp_path, case):
 CONFIG_REFUSED = {
     "an output not named .parquet": ({"output": "s.jsonl"}, "the output is a Parquet file: name it *.parquet"),
     "header lines": ({"header_lines": 1}, "a Parquet file has no header lines"),
+    "a separator": ({"separator": "nul"}, "rows have no separator: leave out config key 'separator' (snakeshuf -z)"),
     "dedup by a field's format": ({"dedup": {"field": "score", "format": "jsonl"}}, "leave out dedup's 'format'"),
     "dedup by a column the tables lack": ({"dedup": {"field": "text"}}, "have no column 'text'; their columns are "
                                           "tokens, spans, score, bytes"),
@@ -341,6 +342,19 @@ def test_a_dedup_column_whose_name_two_columns_have_is_refused():
     with pytest.raises(InputError, match="have 2 columns named 'a': give the column's number"):
         parquet.column_index("a", schema, "t.parquet")
     assert parquet.column_index(3, schema, "t.parquet") == 2 and parquet.column_index("b", schema, "t.parquet") == 1
+
+
+def test_inputs_whose_metadata_differ_are_named_and_the_first_inputs_kept(tmp_path):
+    """Found by a hostile pass: metadata that differ between inputs were
+    resolved to the first input's in silence. The run says which file and
+    key differ; the outputs keep the first input's (one schema's metadata)."""
+    table = seeded_table(SCHEMA_SEED, 1, 5)
+    first = write(tmp_path / "m1.parquet", table.replace_schema_metadata({"k": "v1"}))
+    other = write(tmp_path / "m2.parquet", table.replace_schema_metadata({"k": "v2"}))
+    result = run_workflow(tmp_path / "run", {"inputs": [first, other], "output": "s.parquet", "memory_mb": 512})
+    assert f"input '{other}' has other metadata than '{first}' (key 'k'); the outputs keep the first's" \
+        in result.stderr, result.stderr[-2000:]
+    assert pq.read_schema(tmp_path / "run" / "s.parquet").metadata == {b"k": b"v1"}
 
 
 def test_a_text_file_whose_first_line_begins_with_PAR1_is_text(tmp_path):

@@ -5,6 +5,7 @@ write_plan, since no onstart runs where snakeshuf is a module."""
 
 import os
 
+from snakeshuf.control.console import note
 from snakeshuf.control.disk import check_writable, shortfalls
 from snakeshuf.errors import ConfigError
 from snakeshuf.planning.memory import MemoryModel
@@ -21,7 +22,8 @@ def check_places(spec):
 def check(spec, check_disk_space, memory_mb):
     """Raise ConfigError or InputError with what is wrong with the inputs
     (which a split job of `memory_mb` reads) or the disk."""
-    spec.records.check_inputs(MemoryModel(memory_mb))
+    for text in spec.records.check_inputs(MemoryModel(memory_mb)):
+        note(text)
     if check_disk_space:
         total = total_data_bytes(spec.files)
         problems = shortfalls(total, spec.scratch, spec.output, pieces=not spec.in_place)

@@ -53,6 +53,7 @@ class Lines:
         join_text(path, header, pieces, self.spec.codec)
 
     def check_inputs(self, memory):
+        """Raise InputError for what no job could read; return notes for the person (none here)."""
         for f in self.spec.files:
             codecs.check_not_container(f)
         if self.spec.header_lines:
@@ -60,6 +61,7 @@ class Lines:
             if self.spec.dedup and self.spec.dedup.field is not None:
                 for f in self.spec.files:  # a column named that the header lacks
                     self.identities(f.path)
+        return []
 
     @cached_property
     def header(self):
@@ -135,9 +137,10 @@ class Rows:
     def check_inputs(self, memory):
         from snakeshuf.records.parquet import check_inputs
 
-        check_inputs(self.spec.files, memory)
+        note = check_inputs(self.spec.files, memory)
         if self.spec.dedup:
             self.identities(self.spec.files[0].path)
+        return [note] if note else []
 
     def identities(self, path):
         from snakeshuf.records.parquet import RowIdentities
@@ -199,6 +202,8 @@ def parquet_output(files, config):
         (os.path.splitext(output)[1] not in ("", PARQUET_SUFFIX), f"the output is a Parquet file: name it "
          f"*{PARQUET_SUFFIX} (config key 'output' is '{output}')"),
         (config["header_lines"], "a Parquet file has no header lines: set header_lines to 0"),
+        (config["separator"] not in ("newline", "\n"), "rows have no separator: leave out config key 'separator' "
+         "(snakeshuf -z)"),
         (config["paired"], "config key 'paired' is for line-aligned text files: give the tables as 'inputs'"),
         (isinstance(config["dedup"], dict) and config["dedup"].get("format"), "leave out dedup's 'format': a "
          "field is a column of the tables"),

@@ -55,10 +55,14 @@ def opened(path):
 
 
 def schema_of(path):
-    """The schema rows are read with, and the outputs' (pandas' row labels of a
-    RangeIndex are positions, which a shuffle does not keep: pandas then numbers
-    the rows of each output from 0)."""
-    schema = opened(path).schema_arrow
+    """The schema rows are read with, and the outputs' (kept_schema)."""
+    return kept_schema(opened(path).schema_arrow)
+
+
+def kept_schema(schema):
+    """`schema` as outputs keep it: pandas' row labels of a RangeIndex are
+    positions, which a shuffle does not keep (pandas then numbers the rows of
+    each output from 0)."""
     pandas = (schema.metadata or {}).get(b"pandas")
     if pandas:
         described = json.loads(pandas)
@@ -186,17 +190,33 @@ class Int96Check:
 def check_inputs(files, memory):
     """Every input a readable Parquet file with the first one's schema, of
     types rows are encoded from, whose every row group a split job can read
-    in `memory` (a MemoryModel); each file's footer is read once."""
-    first = None
+    in `memory` (a MemoryModel); each file's footer is read once. Returns a
+    note naming the first input whose metadata differ from the first's, if any."""
+    first, note = None, None
     for f in files:
         parquet = opened(f.path)
         check_types(f.path, parquet.schema)
         check_readable(f.path, parquet.metadata, memory)
+        schema = kept_schema(parquet.schema_arrow)
         if first is None:
-            first = parquet.schema_arrow
-        elif not parquet.schema_arrow.equals(first, check_metadata=False):
+            first = schema
+        elif not schema.equals(first, check_metadata=False):
             raise InputError(f"input '{f.path}' has another schema than '{files[0].path}': "
-                             f"{schema_difference(first, parquet.schema_arrow)}; shuffle tables of one schema together")
+                             f"{schema_difference(first, schema)}; shuffle tables of one schema together")
+        elif note is None and not schema.equals(first, check_metadata=True):
+            note = (f"input '{f.path}' has other metadata than '{files[0].path}' ({metadata_difference(first, schema)}); "
+                    "the outputs keep the first's")
+    return note
+
+
+def metadata_difference(first, other):
+    """Which key of the schema's, or which column's, metadata differ first."""
+    ours, theirs = first.metadata or {}, other.metadata or {}
+    for key in [*ours, *(k for k in theirs if k not in ours)]:
+        if ours.get(key) != theirs.get(key):
+            return f"key '{key.decode(errors='replace')}'"
+    name = next(a.name for a, b in zip(first, other) if not a.equals(b, check_metadata=True))
+    return f"column '{name}'"
 
 
 # Parquet logical types that Arrow reads as something else and would write back without them.
