@@ -191,8 +191,9 @@ class Deduplicator:
         if found is None and self.spec.dedup.missing == "error":
             raise InputError(
                 f"input '{f.path}', {self.line(f, position)}: the record has no field "
-                f"{self.spec.dedup.field!r} to deduplicate by; fix the record, or set dedup: "
-                "{missing: keep} (kept, never a duplicate) or {missing: drop}"
+                f"{self.spec.dedup.field!r} to deduplicate by; fix the record, or set "
+                "dedup: {missing: keep} (kept, never a duplicate) or {missing: drop} (snakeshuf --dedup-missing "
+                "keep or drop)"
             )
         return found
 

@@ -228,5 +228,5 @@ def check_settings(settings, memory_mb):
     if memory_mb < needed:
         raise ConfigError(
             f"config key 'parquet': row groups of up to {settings.row_group_mb} MiB need memory_mb of at least "
-            f"{needed}; lower parquet.row_group_mb or raise memory_mb"
+            f"{needed}; lower parquet.row_group_mb or raise memory_mb (snakeshuf --memory {needed}M)"
         )
