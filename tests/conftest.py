@@ -66,7 +66,7 @@ MAGIC = {b"\x1f\x8b": gzip.decompress, b"BZh": bz2.decompress, b"\xfd7zXZ": lzma
 def decompressed(path):
     """The bytes of an output file, decompressed as its name says; a Parquet file's table."""
     if str(path).endswith(".parquet"):
-        return pq.read_table(path)
+        return pq.ParquetFile(path).read()
     data = Path(path).read_bytes()
     if str(path).endswith(".gz"):
         return gzip.decompress(data)
@@ -83,7 +83,7 @@ def plain_content(path):
     """The records of an input file, decompressed as its first bytes say; a Parquet file's table."""
     data = Path(path).read_bytes()
     if data.startswith(b"PAR1") and data.endswith(b"PAR1"):  # as documented: INT96 timestamps in microseconds
-        return pq.read_table(path, coerce_int96_timestamp_unit="us")
+        return pq.ParquetFile(path, coerce_int96_timestamp_unit="us").read()  # read_table refuses duplicate names
     for magic, decompress in MAGIC.items():
         if data.startswith(magic):
             return (decompress or zstd_decompress)(data)

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -263,4 +264,27 @@ def test_a_new_layout_removes_the_files_of_the_one_it_replaces_and_nothing_else(
     two = [tmp_path / f"o.{k:05d}-of-00002.txt" for k in range(2)]
     run_workflow(tmp_path, {**config, "inputs": [str(corpus), str(two[0])]})  # a listed file that is an input
     assert two[0].exists() and not two[1].exists() and (tmp_path / "o.txt").exists()
-    assert list(json.loads((tmp_path / "o.txt.summary.json").read_text())["superseded"]) == [two[1].name]
+    assert list(json.loads((tmp_path / "o.txt.summary.json").read_text())["superseded"]) == [str(two[1])]
+
+
+def test_the_old_sets_files_are_found_from_any_directory_and_after_a_gather_done_twice(tmp_path, monkeypatch):
+    """Found in review: a summary lists its files as configured (relative), so
+    a run from another directory looked for them there; and a gather done
+    again (its first killed before publishing) forgot what the first would
+    have removed, the old summary being its own by then."""
+    from snakeshuf.outputs import provenance, publishing
+
+    (tmp_path / "out").mkdir()
+    old = tmp_path / "out" / "o.00000-of-00002.txt"
+    old.write_bytes(b"x\n")
+    token = provenance.mark(str(old), str(tmp_path / "out" / "o.txt"))
+    info = os.stat(old)
+    entry = {"records": 1, "bytes": info.st_size, "inode": info.st_ino, **({"token": token} if token else {})}
+    spec = SimpleNamespace(outputs=[str(tmp_path / "out" / "o.txt")], files=[])
+    record = {"outputs": {"out/o.00000-of-00002.txt": entry}, "made_by": {"outputs": [str(old)]}}
+    monkeypatch.chdir(tmp_path / "out")  # where 'out/o...' names nothing
+    assert publishing.superseded(spec, record) == {str(old): entry}
+    first_gathers = {"outputs": {str(tmp_path / "out" / "o.txt"): {}}, "superseded": {str(old): entry}}
+    assert publishing.superseded(spec, first_gathers) == {str(old): entry}
+    publishing.remove_superseded({"superseded": publishing.superseded(spec, first_gathers)})
+    assert not old.exists()

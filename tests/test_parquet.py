@@ -59,11 +59,14 @@ def test_the_order_depends_on_the_rows_not_on_how_the_files_store_them(tmp_path)
 def test_an_output_row_group_made_of_several_buckets_pieces_has_the_bytes_of_one_made_whole(tmp_path):
     """Found by a hostile pass: a row group that spans buckets was written as
     one chunk per piece, and Parquet cuts pages where chunks end, so the bytes
-    changed with the number of buckets (memory_mb). One row group of 60,000
+    changed with the number of buckets (memory_mb); and so did a dictionary
+    column's dictionary, merged from the pieces'. One row group of 60,000
     rows (3 MB of text, pages of 1 MiB): one bucket at a memory unit of
     1 MiB, several at 16 KiB."""
     rng = np.random.default_rng(3)
-    table = pa.table({"n": np.arange(60_000), "text": [f"{x:040x}" for x in rng.integers(0, 2**62, 60_000)]})
+    languages = pa.array(rng.choice(["en", "de", "fr", "zh", "es", "ja", "ru"], 60_000)).dictionary_encode()
+    table = pa.table({"n": np.arange(60_000), "text": [f"{x:040x}" for x in rng.integers(0, 2**62, 60_000)],
+                      "language": languages})  # a dictionary merged from the pieces kept their other rows' values
     small_pages = {"row_group_size": 500, "data_page_size": 4096, "write_batch_size": 64}
     config = {"inputs": [write(tmp_path / "t.parquet", table, **small_pages)], "output": "s.parquet", "memory_mb": 512}
     outputs = []
@@ -294,12 +297,13 @@ def test_int96_timestamps_with_nanoseconds_are_refused_never_rounded(tmp_path):
     the run, naming the file, the column and the row; whole microseconds,
     far dates included, come out as they went in."""
     far = datetime.datetime(9999, 12, 31)
-    microseconds = pa.array([far, datetime.datetime(2020, 1, 1, 0, 0, 0, 123456), None], pa.timestamp("us"))
-    whole = write(tmp_path / "us.parquet", pa.table({"id": [0, 1, 2], "ts": microseconds}),
-                  use_deprecated_int96_timestamps=True)
+    microseconds = pa.array([far, datetime.datetime(2020, 1, 1, 0, 0, 0, 123457), None, datetime.datetime(
+        2021, 5, 6, 7, 8, 9, 999999)], pa.timestamp("us"))  # a null once made the check compare floats
+    twice = pa.table([pa.array(range(4)), microseconds, microseconds], names=["id", "ts", "ts"])  # by place, not name
+    whole = write(tmp_path / "us.parquet", twice, use_deprecated_int96_timestamps=True)
     run_workflow(tmp_path / "ok", {"inputs": [whole], "output": "s.parquet", "memory_mb": 512})
-    kept = pq.read_table(tmp_path / "ok" / "s.parquet").sort_by("id")["ts"]
-    assert kept.to_pylist() == microseconds.to_pylist()
+    kept = pq.ParquetFile(tmp_path / "ok" / "s.parquet").read().sort_by("id")
+    assert kept.column(1).to_pylist() == kept.column(2).to_pylist() == microseconds.to_pylist()
     nanoseconds = pa.array([1577836800123456789 + i for i in range(5)], pa.timestamp("ns"))
     fine = write(tmp_path / "ns.parquet", pa.table({"id": range(5), "ts": nanoseconds}),
                  use_deprecated_int96_timestamps=True)

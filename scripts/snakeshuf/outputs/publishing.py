@@ -36,12 +36,25 @@ def superseded(spec, old_record):
     have made: still as it published them (provenance), and none an input.
     A new layout (other shards, splits or compression) thus leaves no file of
     the old one for a reader's glob to find; anything else is left alone."""
-    listed = old_record.get("outputs") if isinstance(old_record, dict) else None
-    if not isinstance(listed, dict):
-        return {}
     keep = {os.path.realpath(p) for p in spec.outputs} | {os.path.realpath(f.path) for f in spec.files}
-    return {path: entry for path, entry in listed.items()
-            if os.path.realpath(path) not in keep and as_published(path, entry)}
+    return {path: entry for path, entry in published_files(old_record).items()
+            if path not in keep and as_published(path, entry)}
+
+
+def published_files(record):
+    """{absolute path: summary entry} of the files a summary lists: its output
+    set's (named as configured, which may be relative to another directory:
+    made_by has them absolute, in the same order) and those it was to remove
+    (a gather done again, its first stopped before publishing, still must)."""
+    record = record if isinstance(record, dict) else {}
+    listed = record.get("outputs") if isinstance(record.get("outputs"), dict) else {}
+    made = record.get("made_by") if isinstance(record.get("made_by"), dict) else {}
+    absolute = made.get("outputs") if isinstance(made.get("outputs"), list) else []
+    if len(absolute) != len(listed):
+        absolute = [os.path.realpath(path) for path in listed]
+    files = dict(zip(absolute, listed.values()))
+    carried = record.get("superseded")
+    return {**files, **(carried if isinstance(carried, dict) else {})}
 
 
 def as_published(path, entry):

@@ -85,12 +85,13 @@ class RowReader:
     def __init__(self, block_bytes, max_records, longest_row):
         self.block_bytes, self.max_records, self.longest_row = block_bytes, max_records, longest_row
         self.spill_bytes = block_bytes // 2  # the pages being read take the other half (check_readable)
+        self.buffer = np.empty(self.spill_bytes, np.uint8)  # one for every file, as lines have
 
     def batches(self, f, start, end):
         """The rows of input `f` (a whole file: a Parquet file is one segment)."""
         parquet = opened(f.path)
         int96 = Int96Check(f.path, parquet)
-        block = Block(self.spill_bytes, self.max_records)
+        block = Block(self.buffer, self.max_records)
         try:
             for group, cost in enumerate(row_group_costs(f.path, parquet.metadata)):
                 size = self.read_rows(cost)
@@ -124,13 +125,13 @@ class RowReader:
 
 
 class Block:
-    """Encoded rows gathered into RowBatches of up to `block_bytes` and
-    `max_records` rows, in one buffer reused for each (as lines are read): a
+    """Encoded rows gathered into RowBatches that fill at most `buffer` and
+    hold `max_records` rows, the buffer reused for each (as lines are read): a
     split job writes a spill per batch, so batches stay as large as its memory
     allows, and it has copied a batch's rows before it asks for the next."""
 
-    def __init__(self, block_bytes, max_records):
-        self.buffer, self.max_records = np.empty(block_bytes, np.uint8), max_records
+    def __init__(self, buffer, max_records):
+        self.buffer, self.max_records = buffer, max_records
         self.ends, self.held, self.first, self.rows_read = [], 0, 0, 0
 
     def add(self, data, ends):
@@ -153,38 +154,46 @@ class Block:
 
 class Int96Check:
     """Refuses INT96 timestamps that microseconds (INT96_UNIT) would round: the
-    file's top-level INT96 columns read again as nanoseconds, batch by batch;
-    a value that nanoseconds cannot hold (outside 1677-2262) has none."""
+    file read again as nanoseconds, batch by batch, its top-level INT96
+    columns compared by place (two columns may share a name); a value that
+    nanoseconds cannot hold (outside 1677-2262) has none. (INT96 inside a
+    list or struct is not checked.)"""
 
     def __init__(self, path, parquet):
         self.path = path
-        self.names = [c.name for c in parquet.schema if c.physical_type == "INT96" and c.path == c.name]
+        names = {c.path for c in parquet.schema if c.physical_type == "INT96" and c.path == c.name}
+        self.places = [i for i, f in enumerate(parquet.schema_arrow) if f.name in names and pa.types.is_timestamp(f.type)]
 
     def checked(self, batches, size, group, first):
         """`batches` (of row group `group`, from row `first`), each checked."""
-        if not self.names:
+        if not self.places:
             yield from batches
             return
         exact = pq.ParquetFile(self.path, coerce_int96_timestamp_unit="ns").iter_batches(
-            batch_size=size, row_groups=[group], columns=self.names, use_threads=False)
+            batch_size=size, row_groups=[group], use_threads=False)
         for batch, nanoseconds in zip(batches, exact):
             self.check(batch, nanoseconds, first)
             first += batch.num_rows
             yield batch
 
     def check(self, batch, nanoseconds, first):
-        for name in self.names:
-            us = batch.column(name).cast(pa.int64()).to_numpy(zero_copy_only=False)
-            ns = nanoseconds.column(name).cast(pa.int64()).to_numpy(zero_copy_only=False)
-            rounded = (ns // 1000 == us) & (ns % 1000 != 0)  # nulls read alike (0) on both sides
+        for place in self.places:
+            us = integers(batch.column(place))
+            ns = integers(nanoseconds.column(place))
+            rounded = (ns // 1000 == us) & (ns % 1000 != 0)
             if rounded.any():
                 row = first + int(np.argmax(rounded)) + 1
                 raise InputError(
-                    f"input '{self.path}': row {row} of column '{name}' is an INT96 timestamp with nanoseconds, "
-                    f"which snakeshuf keeps in microseconds (as Spark writes them) and would round; write the "
-                    "file with INT64 timestamps (pyarrow: use_deprecated_int96_timestamps=False; Spark: "
-                    "spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS) or drop the nanoseconds"
+                    f"input '{self.path}': row {row} of column '{batch.schema.field(place).name}' is an INT96 "
+                    "timestamp with nanoseconds, which snakeshuf keeps in microseconds (as Spark writes them) and "
+                    "would round; write the file with INT64 timestamps (pyarrow: use_deprecated_int96_timestamps="
+                    "False; Spark: spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS) or drop the nanoseconds"
                 )
+
+
+def integers(timestamps):
+    """A timestamp array's int64 values, 0 where null (never floats, which would round them)."""
+    return timestamps.cast(pa.int64()).fill_null(0).to_numpy()
 
 
 def check_inputs(files, memory):
@@ -278,9 +287,14 @@ def column_index(field, schema, path):
                      f"are {', '.join(schema.names)}: name one, or give its number from 1")
 
 
-def with_lengths(schema):
-    """A piece's schema: the rows' and, last, their encoded lengths (found by place: a table may use any name)."""
-    return schema.append(pa.field(LENGTHS, pa.uint32(), nullable=False))
+def piece_schema(schema):
+    """A piece's schema: the rows', dictionaries as their values (an IPC file
+    holds one dictionary per column, and each batch a bucket job decodes has
+    its own), and last their encoded lengths (found by place: a table may use
+    any name)."""
+    fields = [field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type) else field
+              for field in schema]
+    return pa.schema(fields, schema.metadata).append(pa.field(LENGTHS, pa.uint32(), nullable=False))
 
 
 class PieceRows:
@@ -288,7 +302,7 @@ class PieceRows:
 
     def __init__(self, handle, schema):
         self.schema = schema
-        self.writer = pa.ipc.new_file(handle, with_lengths(schema))
+        self.writer = pa.ipc.new_file(handle, piece_schema(schema))
 
     def write(self, data, lengths):
         """Write the rows (encoded, of `lengths`) decoded; a row that does not decode stops the job."""
@@ -298,8 +312,9 @@ class PieceRows:
             batch = rows.decode(self.schema, data, np.cumsum(lengths))
         except rows.DamagedRow as error:
             raise IntegrityError(f"rows that a bucket job read do not decode ({error}): a run file is damaged") from None
-        self.writer.write_batch(pa.RecordBatch.from_arrays([*batch.columns, pa.array(lengths, pa.uint32())],
-                                                           schema=with_lengths(self.schema)))
+        schema = piece_schema(self.schema)
+        columns = [column.cast(field.type) for column, field in zip(batch.columns, schema)]
+        self.writer.write_batch(pa.RecordBatch.from_arrays([*columns, pa.array(lengths, pa.uint32())], schema=schema))
         del batch
         pa.default_memory_pool().release_unused()  # Arrow's allocator would keep each slice's pages
 
@@ -339,7 +354,7 @@ class RowGroups:
         cuts pages where chunks end, which would follow the buckets' pieces."""
         pending, rows, self.pending, self.rows, self.bytes = self.pending, self.rows, [], 0, 0
         if pending:
-            group = pa.Table.from_batches(pending, self.schema).combine_chunks()
+            group = as_written(pa.Table.from_batches(pending).combine_chunks(), self.schema)
             del pending  # the pieces' copy of these rows
             self.writer.write_table(group, row_group_size=rows)
             del group
@@ -348,6 +363,13 @@ class RowGroups:
     def close(self):
         self.flush()
         self.writer.close()
+
+
+def as_written(group, schema):
+    """A row group of pieces' rows with the output's `schema`: each dictionary
+    column encoded from the group's own values, so its dictionary depends on
+    those rows alone."""
+    return pa.Table.from_arrays([column.cast(field.type) for column, field in zip(group.columns, schema)], schema=schema)
 
 
 def join_pieces(path, schema, settings, pieces):
