@@ -176,7 +176,7 @@ def test_parquet_rows_in_buckets_of_several_passes_give_the_reference():
     weights and dedup by the column (two values and nulls) cut into splits."""
     scenario = Scenario(
         files=(FileSpec(6000, seed=1), FileSpec(6000, seed=2)), table=NARROW_SCHEMA_SEEDS[0],
-        runs=(Run(memory_mb=160, unit=4096), Run(memory_mb=170, unit=8192, chunks=2, cores=1)),
+        runs=(Run(memory_mb=160, unit=4096), Run(memory_mb=160, unit=2048, chunks=2, cores=1)),
         output="out/shuffled.parquet", weights=(1.5, 0.5), dedup="column:keep", row_group_rows=7,
         splits=(("valid", 0.1, 1), ("train", "rest", 2)),
     )
