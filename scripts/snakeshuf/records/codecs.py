@@ -65,12 +65,17 @@ def detect(path):
     named as compressed that holds no compressed stream (an empty one too:
     the codec's own -t says it is damaged)."""
     with open(path, "rb") as handle:
-        head = handle.read(10)
+        first = handle.read(CONTAINER_HEAD_BYTES)
+        ends_framed = first.startswith(PARQUET_MAGIC) and ends_with(handle, PARQUET_MAGIC)
+    head = first[:10]
     for codec, signatures in SIGNATURES.items():
         if any(head.startswith(signature) for signature in signatures):
             return codec
-    if head.startswith(PARQUET_MAGIC) and not is_text_like(path):
-        return parquet_framed(path)
+    if head.startswith(PARQUET_MAGIC) and not is_text_like(first):
+        if ends_framed:
+            return PARQUET
+        raise InputError(f"input '{path}' starts like a Parquet file but does not end like one (PAR1): it was cut "
+                         "short; fetch or write it again")
     if head.startswith(ENCRYPTED_PARQUET_MAGIC):
         raise InputError(f"input '{path}' is an encrypted Parquet file: decrypt it first (snakeshuf reads Parquet "
                          "files whose footer is not encrypted)")
@@ -96,24 +101,18 @@ def detect(path):
 NAMED_CODECS = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zst": "zstd"}
 
 
-def is_text_like(path):
+def is_text_like(head):
     """Whether a file's first bytes could be lines of text: UTF-8 without NUL
     (a Parquet file's first page header, right after PAR1, is neither)."""
-    with open(path, "rb") as handle:
-        head = handle.read(CONTAINER_HEAD_BYTES)
     text = head.decode("utf-8", errors="ignore").encode()  # a character cut at the end is not binary
     return b"\0" not in head and len(head) - len(text) < 4
 
 
-def parquet_framed(path):
-    """PARQUET for a file that begins and ends with PAR1; one that only begins so was cut short."""
-    with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        handle.seek(max(0, handle.tell() - len(PARQUET_MAGIC)))
-        if handle.read() == PARQUET_MAGIC:
-            return PARQUET
-    raise InputError(f"input '{path}' starts like a Parquet file but does not end like one (PAR1): it was cut "
-                     "short; fetch or write it again")
+def ends_with(handle, magic):
+    """Whether the open file ends with `magic` (a Parquet file ends with PAR1, as it begins)."""
+    size = handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, size - len(magic)))
+    return handle.read() == magic
 
 
 def container_of(head):

@@ -163,14 +163,14 @@ class Int96Check:
         self.path = path
         names = {c.path for c in parquet.schema if c.physical_type == "INT96" and c.path == c.name}
         self.places = [i for i, f in enumerate(parquet.schema_arrow) if f.name in names and pa.types.is_timestamp(f.type)]
+        self.exact = pq.ParquetFile(path, coerce_int96_timestamp_unit="ns") if self.places else None
 
     def checked(self, batches, size, group, first):
         """`batches` (of row group `group`, from row `first`), each checked."""
         if not self.places:
             yield from batches
             return
-        exact = pq.ParquetFile(self.path, coerce_int96_timestamp_unit="ns").iter_batches(
-            batch_size=size, row_groups=[group], use_threads=False)
+        exact = self.exact.iter_batches(batch_size=size, row_groups=[group], use_threads=False)
         for batch, nanoseconds in zip(batches, exact):
             self.check(batch, nanoseconds, first)
             first += batch.num_rows
@@ -301,8 +301,8 @@ class PieceRows:
     """A piece file of rows: the decoded rows as an Arrow IPC file, each with its encoded length."""
 
     def __init__(self, handle, schema):
-        self.schema = schema
-        self.writer = pa.ipc.new_file(handle, piece_schema(schema))
+        self.schema, self.pieces = schema, piece_schema(schema)
+        self.writer = pa.ipc.new_file(handle, self.pieces)
 
     def write(self, data, lengths):
         """Write the rows (encoded, of `lengths`) decoded; a row that does not decode stops the job."""
@@ -312,9 +312,9 @@ class PieceRows:
             batch = rows.decode(self.schema, data, np.cumsum(lengths))
         except rows.DamagedRow as error:
             raise IntegrityError(f"rows that a bucket job read do not decode ({error}): a run file is damaged") from None
-        schema = piece_schema(self.schema)
-        columns = [column.cast(field.type) for column, field in zip(batch.columns, schema)]
-        self.writer.write_batch(pa.RecordBatch.from_arrays([*columns, pa.array(lengths, pa.uint32())], schema=schema))
+        columns = [column.cast(field.type) for column, field in zip(batch.columns, self.pieces)]
+        self.writer.write_batch(pa.RecordBatch.from_arrays([*columns, pa.array(lengths, pa.uint32())],
+                                                           schema=self.pieces))
         del batch
         pa.default_memory_pool().release_unused()  # Arrow's allocator would keep each slice's pages
 
