@@ -1,10 +1,6 @@
 # Gather removes the scratch directory itself once the output is published:
 # also in a module (no onsuccess) and in a run killed just after.
 KEEP_SCRATCH = " --keep-scratch" if workflow.storage_settings.notemp else ""
-# Output files joined at once, where bucket jobs write pieces: each is one
-# writer's copy of its share (a few MB of buffers), so a sharded output's
-# gather goes up to this many times as fast.
-GATHER_THREADS = 1 if SPEC.in_place else min(len(SPEC.outputs), 4)
 
 
 rule gather:
@@ -30,13 +26,14 @@ rule gather:
         benchmark_path("gather")
     conda:
         "../envs/snakeshuf.yaml"
-    threads: GATHER_THREADS
+    threads: SPEC.records.gather_threads()
     resources:
         mem_mb=get_mem_mb,
+        budget_mb=get_budget_mb,
         runtime=runtime_for(PLAN.total_bytes),
     shell:
         f"{job_command('gather')} --plan {{input.plan:q}} --receipt {{output.receipt:q}}"
-        " --threads {threads}"
+        " --threads {threads} --memory-mb {resources.budget_mb}"
         # Whether to re-read what looks unchanged; not part of the output.
         f" --verify {shell_word(config['verify_output'])}"
         # The script fills in the "{chunk}" of the split logs' pattern.

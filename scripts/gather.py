@@ -7,7 +7,7 @@ or deleted file) has its bucket's stats removed, so that running the same
 command again redoes exactly those buckets.
 
 Usage (rules/gather.smk):
-  gather.py --plan PLAN --receipt FILE --verify {changed,always} --split-logs PATTERN --threads N
+  gather.py --plan PLAN --receipt FILE --verify {changed,always} --split-logs PATTERN --threads N --memory-mb M
             [--table TABLE --bounds BOUNDS --tally-log LOG] [--keep-scratch] [--leave-to-publish]
 The bucket jobs' stats are the plan's (snakeshuf.stages.scratch names them), so
 that no command line has to hold thousands of paths; PATTERN is the split
@@ -17,7 +17,6 @@ rule tally_buckets), gather makes the bucket table from the indexes itself.
 
 import argparse
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 from snakeshuf.errors import IntegrityError
 from snakeshuf.outputs import provenance, publishing, summary
@@ -92,26 +91,21 @@ def finish_in_place(spec, header, total):
         os.pwrite(handle.fileno(), header, 0)
         handle.truncate(len(header) + total)
         os.fsync(handle.fileno())
-    return [spec.target]
+    return [spec.target], {}
 
 
-def join_pieces(spec, stats, header, threads):
+def join_pieces(spec, stats, header, args):
     """Each output file (its temporary name): the header, then its pieces in
-    bucket order; `threads` files at once (copying is kernel-side, so one
-    writer per file is what bounds a sharded output's gather)."""
+    bucket order, as the record format writes them (`args.threads` at once);
+    and what the format adds to the job's report."""
     by_file = [[] for _ in spec.outputs]
     for s in stats:  # in bucket order
         for piece in s.pieces:
             by_file[piece.file * spec.width + piece.column].append(piece)
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(lambda job: join_file(spec, header, *job), zip(spec.outputs, by_file)))
-
-
-def join_file(spec, header, path, pieces):
-    partial = path + jobs.PARTIAL
-    os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
-    spec.records.write_output(partial, header, pieces)
-    return partial
+    partials = [path + jobs.PARTIAL for path in spec.outputs]
+    for partial in partials:
+        os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
+    return partials, spec.records.write_outputs(list(zip(partials, by_file)), header, args.threads, args.memory_mb)
 
 
 def split_reports(spec, args):
@@ -119,10 +113,10 @@ def split_reports(spec, args):
     return [summary.last_report(args.split_logs.format(chunk=chunk)) for chunk in range(len(spec.chunks))]
 
 
-def write_summary(spec, stats, tallied, files, args):
+def write_summary(spec, stats, tallied, files, args, joining):
     """The summary: the totals, each source, each output file and each stage
     (the split and tally jobs' reports are in their logs, the bucket jobs' in
-    their stats)."""
+    their stats, and `joining` adds to this job's)."""
     table, chosen = tallied
     totals = tally.totals(table)
     split = split_reports(spec, args)
@@ -133,7 +127,7 @@ def write_summary(spec, stats, tallied, files, args):
         "split": split,
         "tally": [summary.last_report(args.tally_log)] if args.tally_log else [],
         "shuffle": [s.job for s in stats],
-        "gather": [jobs.report("gather", records=totals["records"], outputs=len(files))],
+        "gather": [jobs.report("gather", records=totals["records"], outputs=len(files), **joining)],
     }
     totals["header_bytes"] = spec.header_bytes
     replaced = publishing.superseded(spec, provenance.read_record(spec.output + SUMMARY))
@@ -153,9 +147,10 @@ def gather(args):
         buckets.check_cut(stats, bounds, spec.width)
     check_stages(spec, stats, (table, chosen), header, split_reports(spec, args))
     total = sum(s.bytes for s in stats)
-    written = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header, args.threads)
+    written, joining = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header, args)
     tokens = [provenance.mark(partial, spec.output) for partial in written]
-    write_summary(spec, stats, (table, chosen), [(os.stat(p), t) for p, t in zip(written, tokens)], args)
+    files = [(os.stat(p), t) for p, t in zip(written, tokens)]
+    write_summary(spec, stats, (table, chosen), files, args, joining)
     if args.leave_to_publish:
         remove_pieces(stats)
         open(args.receipt, "wb").close()
@@ -184,7 +179,8 @@ def main(argv):
         help="leave the output files under their temporary names for rule publish (the receipt says they are joined)",
     )
     parser.add_argument("--keep-scratch", action="store_true", help="leave the scratch directory (--notemp)")
-    parser.add_argument("--threads", type=int, default=1, help="output files joined at once")
+    parser.add_argument("--threads", type=int, default=1, help="output files joined (or row groups encoded) at once")
+    parser.add_argument("--memory-mb", type=int, required=True)
     gather(parser.parse_args(argv))
 
 

@@ -186,12 +186,16 @@ def parquet_table(rows, text_bytes, seed):
     return pa.table({"text": texts, "id": np.arange(rows), "score": rng.random(rows)})
 
 
-@pytest.mark.parametrize("rows, text_bytes, files, page_rows", [(400_000, 150, 3, 64), (120, 1 << 20, 1, 1)],
-                         ids=["narrow", "wide"])
+@pytest.mark.parametrize("rows, text_bytes, files, page_rows, shards, memory_mb", [
+    (400_000, 150, 3, 64, None, 256), (120, 1 << 20, 1, 1, None, 256), (400_000, 150, 3, 64, 4, 256),
+    (120, 1 << 20, 1, 1, None, 512)], ids=["narrow", "wide", "narrow in 4 shards", "wide, row groups encoded at once"])
 def test_parquet_rows_narrow_and_wide_in_row_groups_larger_than_the_budget(tmp_path, rows, text_bytes, files,
-                                                                           page_rows):
+                                                                           page_rows, shards, memory_mb):
     """Each file is one row group of ~120 MB, against a 256 MB budget: read in
-    batches, encoded, shuffled and written as row groups of row_group_mb."""
+    batches, encoded, shuffled and written as row groups of row_group_mb. In
+    shards, gather writes one file after another (found: it wrote up to four
+    at once, each with its own row groups: 319 MB). With more memory, gather
+    encodes several row groups at once."""
     import pyarrow.parquet as pq
 
     inputs = []
@@ -200,11 +204,17 @@ def test_parquet_rows_narrow_and_wide_in_row_groups_larger_than_the_budget(tmp_p
         pq.write_table(parquet_table(rows, text_bytes, seed=i), path, row_group_size=rows, write_batch_size=page_rows,
                        use_dictionary=False)
         inputs.append(str(path))
-    config = {"inputs": inputs, "output": "s.parquet", "memory_mb": 256, "parquet": {"row_group_mb": 25}}
-    run_workflow(tmp_path / "run", config)  # and compared with the reference model
-    assert_within_budget(tmp_path / "run", SMALL_PLAN_STAGES, 256)
-    meta = pq.ParquetFile(tmp_path / "run" / "s.parquet").metadata
-    assert meta.num_rows == rows * files and meta.num_row_groups > 3
+    config = {"inputs": inputs, "output": "s.parquet", "memory_mb": memory_mb, "parquet": {"row_group_mb": 20}}
+    if shards:
+        config["shards"] = shards
+    run_workflow(tmp_path / "run", config, cores=4)  # and compared with the reference model
+    reports = assert_within_budget(tmp_path / "run", SMALL_PLAN_STAGES, memory_mb)
+    gathered = next(r for r in reports if r["stage"] == "gather")
+    assert (gathered["row_groups_at_once"] > 2) == (memory_mb > 256), gathered
+    outputs = sorted(glob.glob(str(tmp_path / "run" / "s*.parquet")))
+    metas = [pq.ParquetFile(path).metadata for path in outputs]
+    assert len(metas) == (shards or 1) and sum(m.num_rows for m in metas) == rows * files
+    assert all(m.num_row_groups > 4 // len(metas) for m in metas)
 
 
 def token_lists(path):
@@ -265,14 +275,14 @@ def test_a_parquet_page_larger_than_the_budget_is_refused_before_any_job_naming_
     pq.write_table(parquet_table(200, 1 << 20, seed=1), path, row_group_size=100, use_dictionary=False,
                    compression="none")
     result = run_workflow(tmp_path / "run", {"inputs": [str(path)], "output": "s.parquet", "memory_mb": 320,
-                                             "parquet": {"row_group_mb": 25}}, check=False)
+                                             "parquet": {"row_group_mb": 20}}, check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"input '{path}': row group 0 holds pages that take 200 MiB to read" in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "run" / "logs").exists(), "a job ran"
     suggested = int(re.search(r"set memory_mb to at least (\d+)", result.stderr).group(1))
     assert 128 + 2 * 200 <= suggested <= 128 + 2 * 202  # two pages of 200 MiB (and the small columns'), then 128
     run_workflow(tmp_path / "again", {"inputs": [str(path)], "output": "s.parquet", "memory_mb": suggested,
-                                      "parquet": {"row_group_mb": 25}})
+                                      "parquet": {"row_group_mb": 20}})
     assert_within_budget(tmp_path / "again", SMALL_PLAN_STAGES, suggested)
 
 
@@ -289,7 +299,7 @@ def test_a_large_value_repeated_through_a_parquet_dictionary_stays_within_budget
 
     path = tmp_path / "repeated.parquet"
     pq.write_table(pa.table({"id": range(250), "blob": pa.array([os.urandom(1 << 20)] * 250, pa.binary())}), path)
-    config = {"inputs": [str(path)], "output": "s.parquet", "memory_mb": 256, "parquet": {"row_group_mb": 25}}
+    config = {"inputs": [str(path)], "output": "s.parquet", "memory_mb": 256, "parquet": {"row_group_mb": 20}}
     run_workflow(tmp_path / "run", config)
     reports = assert_within_budget(tmp_path / "run", SMALL_PLAN_STAGES, 256)
     assert max(r.get("passes", 0) for r in reports) > 1  # the bucket job took its key range in passes

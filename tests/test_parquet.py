@@ -165,8 +165,8 @@ CONFIG_REFUSED = {
     "dedup by a field's format": ({"dedup": {"field": "score", "format": "jsonl"}}, "leave out dedup's 'format'"),
     "dedup by a column the tables lack": ({"dedup": {"field": "text"}}, "have no column 'text'; their columns are "
                                           "tokens, spans, score, bytes"),
-    "row groups too large for the memory": ({"memory_mb": 400}, "row groups of up to 64 MiB need memory_mb of at "
-                                            "least 448; lower parquet.row_group_mb or raise memory_mb"),
+    "row groups too large for the memory": ({"memory_mb": 300}, "row groups of up to 32 MiB need memory_mb of at "
+                                            "least 320; lower parquet.row_group_mb or raise memory_mb"),
     "an unknown compression": ({"parquet": {"compression": "lzo"}}, "config key 'parquet.compression'"),
 }
 

@@ -6,7 +6,8 @@ on the file's row groups, pages, compression or dictionaries. A bucket job
 decodes its rows in order and writes each piece as an Arrow IPC file, with
 each row's encoded length beside it; gather writes every output file with
 the inputs' schema and metadata, cutting row groups by those lengths, so
-that an output's bytes never depend on the memory budget.
+that an output's bytes never depend on the memory budget
+(snakeshuf.records.rowgroups).
 """
 
 import json
@@ -18,7 +19,7 @@ import pyarrow.parquet as pq
 
 from snakeshuf.errors import InputError, IntegrityError, RecordTooLarge
 from snakeshuf.planning.memory import REAL_MIB
-from snakeshuf.records import rows
+from snakeshuf.records import rows, thrift
 from snakeshuf.records.lines import Batch
 
 LENGTHS = "__snakeshuf_row_bytes"  # each row's encoded length, in pieces only
@@ -322,71 +323,6 @@ class PieceRows:
         self.writer.close()
 
 
-class RowGroups:
-    """Writes rows into a Parquet file in row groups of `row_group_rows` rows,
-    or fewer where their encoded bytes reach `row_group_mb`: cut by the rows
-    alone, so the file's bytes do not depend on the pieces' sizes."""
-
-    def __init__(self, path, schema, settings):
-        self.settings, self.schema = settings, schema
-        compression = None if settings.compression == "none" else settings.compression
-        self.writer = pq.ParquetWriter(path, schema, compression=compression)
-        self.pending, self.rows, self.bytes = [], 0, 0
-
-    def add(self, batch):
-        """Add rows; a row group ends after the row that makes it row_group_rows
-        rows long or row_group_mb MiB (encoded) or more."""
-        lengths = np.asarray(batch.column(batch.num_columns - 1), np.int64)
-        batch = batch.select(range(batch.num_columns - 1))
-        limit = self.settings.row_group_mb * REAL_MIB
-        while batch.num_rows:
-            sizes = self.bytes + np.cumsum(lengths)
-            last = min(int(np.searchsorted(sizes, limit, side="left")), self.settings.row_group_rows - self.rows - 1)
-            take = min(last + 1, batch.num_rows)
-            self.pending.append(batch.slice(0, take))
-            self.rows, self.bytes = self.rows + take, int(sizes[take - 1])
-            batch, lengths = batch.slice(take), lengths[take:]
-            if take == last + 1:
-                self.flush()
-
-    def flush(self):
-        """Write the pending rows as one row group, made one chunk first: Parquet
-        cuts pages where chunks end, which would follow the buckets' pieces."""
-        pending, rows, self.pending, self.rows, self.bytes = self.pending, self.rows, [], 0, 0
-        if pending:
-            group = as_written(pa.Table.from_batches(pending).combine_chunks(), self.schema)
-            del pending  # the pieces' copy of these rows
-            self.writer.write_table(group, row_group_size=rows)
-            del group
-            pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed row groups otherwise
-
-    def close(self):
-        self.flush()
-        self.writer.close()
-
-
-def as_written(group, schema):
-    """A row group of pieces' rows with the output's `schema`: each dictionary
-    column encoded from the group's own values, so its dictionary depends on
-    those rows alone."""
-    return pa.Table.from_arrays([column.cast(field.type) for column, field in zip(group.columns, schema)], schema=schema)
-
-
-def join_pieces(path, schema, settings, pieces):
-    """Write the output file `path` from `pieces` (buckets.Piece, in order),
-    and check that it holds their rows."""
-    out = RowGroups(path, schema, settings)
-    for piece in pieces:
-        with pa.OSFile(piece.path, "rb") as source:
-            reader = pa.ipc.open_file(source)
-            for i in range(reader.num_record_batches):
-                out.add(reader.get_batch(i))
-    out.close()
-    written, expected = pq.ParquetFile(path).metadata.num_rows, sum(piece.records for piece in pieces)
-    if written != expected:
-        raise IntegrityError(f"'{path}' holds {written} rows, but its pieces {expected}; nothing is published")
-
-
 # --- what reading a row group takes -----------------------------------------------------
 # A reader holds, for each column, the page it is decoding (compressed and
 # decompressed) and the column's dictionary. Page sizes are in each page's
@@ -394,8 +330,6 @@ def join_pieces(path, schema, settings, pieces):
 # PageHeaders reads just the headers (a few bytes per page). The split jobs
 # walk them again, to size their batches: milliseconds a file.
 
-THRIFT_STOP, THRIFT_TRUE, THRIFT_FALSE, THRIFT_BYTE, THRIFT_DOUBLE, THRIFT_BINARY = 0, 1, 2, 3, 7, 8
-THRIFT_LIST, THRIFT_SET, THRIFT_MAP, THRIFT_STRUCT = 9, 10, 11, 12
 PAGE_TYPE, UNCOMPRESSED_SIZE, COMPRESSED_SIZE, DICTIONARY_HEADER = 1, 2, 3, 7
 DICTIONARY_ENTRIES = 1
 DICTIONARY_PAGE = 2
@@ -403,99 +337,21 @@ HEADER_READ_BYTES = 256  # a page header with statistics can be longer: read on 
 
 
 class PageHeaders:
-    """Reads Thrift compact structs from a file, from any offset."""
+    """Reads the page headers of a file, at any offset."""
 
     def __init__(self, handle):
-        self.handle, self.data, self.base, self.pos = handle, b"", 0, 0
-
-    def at(self, offset):
-        self.base, self.pos, self.data = offset, 0, b""
-        return self
-
-    def byte(self):
-        if self.pos >= len(self.data):
-            self.handle.seek(self.base + len(self.data))
-            more = self.handle.read(HEADER_READ_BYTES)
-            if not more:
-                raise EOFError("a page header runs past the end of the file")
-            self.data += more
-        self.pos += 1
-        return self.data[self.pos - 1]
-
-    def varint(self):
-        shift = result = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-
-    def zigzag(self):
-        n = self.varint()
-        return (n >> 1) ^ -(n & 1)
-
-    def skip(self, kind):
-        if kind in (THRIFT_TRUE, THRIFT_FALSE, THRIFT_BYTE):
-            if kind == THRIFT_BYTE:
-                self.byte()
-        elif kind == THRIFT_DOUBLE:
-            for _ in range(8):
-                self.byte()
-        elif kind == THRIFT_BINARY:
-            for _ in range(self.varint()):
-                self.byte()
-        elif kind in (THRIFT_LIST, THRIFT_SET):
-            head = self.byte()
-            size = head >> 4 if head >> 4 != 15 else self.varint()
-            for _ in range(size):
-                self.skip(head & 0x0F if head & 0x0F != THRIFT_TRUE else THRIFT_BYTE)
-        elif kind == THRIFT_MAP:
-            size = self.varint()
-            types = self.byte() if size else 0
-            for _ in range(size):
-                self.skip(types >> 4)
-                self.skip(types & 0x0F)
-        elif kind == THRIFT_STRUCT:
-            self.struct(lambda field, kind: False)
-        else:  # i16, i32, i64
-            self.varint()
-
-    def struct(self, wanted):
-        """Read a struct, calling wanted(field, kind) on each field: True if it read the value itself."""
-        field = 0
-        while True:
-            head = self.byte()
-            kind = head & 0x0F
-            if kind == THRIFT_STOP:
-                return
-            field = field + (head >> 4) if head >> 4 else self.zigzag()
-            if not wanted(field, kind):
-                self.skip(kind)
+        self.handle = handle
 
     def page(self, offset):
         """Page(type, uncompressed size, compressed size, header length, a
         dictionary's entries) of the page at `offset`."""
-        found = {}
-
-        def wanted(field, kind):
-            if field in (PAGE_TYPE, UNCOMPRESSED_SIZE, COMPRESSED_SIZE):
-                found[field] = self.zigzag()
-                return True
-            if field == DICTIONARY_HEADER and kind == THRIFT_STRUCT:
-                self.struct(entries)
-                return True
-            return False
-
-        def entries(field, kind):
-            if field == DICTIONARY_ENTRIES:
-                found[DICTIONARY_HEADER] = self.zigzag()
-                return True
-            return False
-
-        self.at(offset).struct(wanted)
-        return Page(found.get(PAGE_TYPE), found.get(UNCOMPRESSED_SIZE, 0), found.get(COMPRESSED_SIZE, 0), self.pos,
-                    found.get(DICTIONARY_HEADER, 0))
+        self.handle.seek(offset)
+        reader = thrift.Reader(more=lambda: self.handle.read(HEADER_READ_BYTES))
+        header = reader.struct()
+        kind, dictionary = header.get(DICTIONARY_HEADER, (None, {}))
+        entries = dictionary.get(DICTIONARY_ENTRIES, (None, 0))[1] if kind == thrift.STRUCT else 0
+        size, stored = (header.get(field, (None, 0))[1] for field in (UNCOMPRESSED_SIZE, COMPRESSED_SIZE))
+        return Page(header.get(PAGE_TYPE, (None, None))[1], size, stored, reader.pos, entries)
 
 
 @dataclass(frozen=True)
