@@ -34,6 +34,7 @@ from snakeshuf.planning.spec import RunSpec
 from snakeshuf.records import formats
 from snakeshuf.records.lines import common_header
 from snakeshuf.sources import pipes
+from snakeshuf.sources import objects
 from snakeshuf.sources.locations import check_no_urls
 from snakeshuf.stages.jobs import disk_full_message
 from snakeshuf.stages.scratch import Scratch, run_directory
@@ -67,7 +68,7 @@ def make_input_plan(run):
     if sheet:
         rows = read_sample_sheet(sheet, SHEET_SCHEMA)
         listed = [row["path"] for row in rows]
-        check_no_urls([("sample_sheet", path) for path in listed])
+        check_no_urls([("sample_sheet", path) for path in listed], objects_read=("sample_sheet",))
         names = [row.get("source") or row["path"] for row in rows]
         weights = [
             parse_weight(row["weight"]) if row.get("weight") else None for row in rows
@@ -336,8 +337,10 @@ wildcard_constraints:
 
 
 def get_input_files(wildcards):
-    return [f.path for f in SPEC.files]
+    """The local inputs: Snakemake checks files; the jobs check objects themselves."""
+    return [f.path for f in SPEC.files if not objects.is_object(f.path)]
 
 
 def get_chunk_files(wildcards):
-    return [SPEC.files[s.file_index].path for s in SPEC.chunks[int(wildcards.chunk)]]
+    files = (SPEC.files[s.file_index].path for s in SPEC.chunks[int(wildcards.chunk)])
+    return [path for path in files if not objects.is_object(path)]

@@ -25,6 +25,7 @@ from snakeshuf.planning import keys
 from snakeshuf.planning.spec import RunSpec
 from snakeshuf.records import codecs
 from snakeshuf.records.lines import common_header
+from snakeshuf.sources.reading import open_input, size_of
 from snakeshuf.stages import buckets, jobs, tally
 from snakeshuf.stages.buckets import BucketStats
 
@@ -38,9 +39,9 @@ def input_bytes(files, separator, header_bytes):
         return None
     total = 0
     for f in files:
-        size = os.path.getsize(f.path)
-        if size:
-            with open(f.path, "rb") as handle:
+        with open_input(f.path) as handle:
+            size = size_of(handle)
+            if size:
                 handle.seek(size - 1)
                 size += handle.read(1)[0] != separator
         total += (size - header_bytes) * f.copies

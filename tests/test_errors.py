@@ -26,7 +26,7 @@ MORE_FILES = {
     "no-path.tsv": "file\tsource\ndata/a.txt\tweb\n",
     "empty-cell.tsv": "path\tsource\ndata/a.txt\tweb\n\tbooks\n",
     "lists-missing.csv": "source,path\nweb,data/a.txt\nweb,data/b.txt\n",
-    "lists-a-url.tsv": "path\ndata/a.txt\ns3://bucket/b.txt\n",
+    "lists-a-url.tsv": "path\ndata/a.txt\ngs://bucket/b.txt\n",
     "good.tsv": "path\ndata/a.txt\n",
 }
 
@@ -71,7 +71,7 @@ CASES = {
     ),
     "sample sheet listing a URL": (
         {"sample_sheet": "data/lists-a-url.tsv"},
-        ["config key 'sample_sheet': 's3://bucket/b.txt' is a URL", "| snakeshuf - -o out.txt"],
+        ["config key 'sample_sheet': 'gs://bucket/b.txt' is a URL", "| snakeshuf - -o out.txt"],
     ),
     "unknown key": ({"inputs": ["data/a.txt"], "sede": 3}, ["unknown config key(s) 'sede'"]),
     "wrong type": ({"inputs": ["data/a.txt"], "seed": "abc"}, ["config key 'seed'", "'abc'", "integer"]),

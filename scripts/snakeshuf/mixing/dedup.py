@@ -37,6 +37,7 @@ import numpy as np
 
 from snakeshuf.errors import ConfigError, InputError, IntegrityError
 from snakeshuf.planning import keys as keylib
+from snakeshuf.sources.reading import open_input
 from snakeshuf.stages import runindex
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".tsv": "tsv", ".csv": "csv"}
@@ -91,7 +92,7 @@ def format_of(dedup, path, shown=None):
 
 def starts_an_object(path):
     try:
-        with open(path, "rb") as handle:
+        with open_input(path) as handle:
             return handle.read(64).removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{")
     except OSError:
         return False

@@ -8,6 +8,7 @@ import yaml
 from snakemake.utils import validate
 
 from snakeshuf.errors import ConfigError
+from snakeshuf.sources import objects
 from snakeshuf.sources.locations import check_no_urls, configured_paths
 from snakeshuf.sources.pipes import STDIN
 
@@ -106,4 +107,4 @@ def check_config(config, schema_path):
 
 def input_path(config, path):
     """A configured input path, taken from config key 'relative_to' if relative."""
-    return path if path == STDIN else os.path.join(config["relative_to"], path)
+    return path if path == STDIN or objects.is_object(path) else os.path.join(config["relative_to"], path)

@@ -15,6 +15,7 @@ from snakeshuf.errors import ConfigError
 from snakeshuf.mixing.weights import Copies, Source
 from snakeshuf.planning.memory import INDEX_ROW_BYTES, MB, MIN_MEMORY_MB, MemoryModel
 from snakeshuf.records import codecs
+from snakeshuf.sources import objects
 
 # Each split job pays a start-up and the first touch of its buffers (costly on
 # VMs that return freed memory to the host), and a bucket job pays the same
@@ -150,7 +151,12 @@ def expand_inputs(patterns, owners):
         raise ConfigError("config key 'inputs' lists no files: name at least one input file")
     found = []
     for entry, pattern in enumerate(patterns):
-        if glob.has_magic(pattern) and not os.path.lexists(pattern):  # 'a[1].txt' may be a name
+        if objects.is_object(pattern) and glob.has_magic(pattern):
+            matches = objects.expand(pattern)
+            if not matches:
+                raise ConfigError(f"input pattern '{pattern}' (config key 'inputs') matches no object")
+            found += [(m, pattern, entry) for m in matches]
+        elif glob.has_magic(pattern) and not os.path.lexists(pattern):  # 'a[1].txt' may be a name
             matches = [m for m in sorted(glob.glob(pattern, recursive=True)) if not is_bookkeeping(m, owners)]
             if not matches:
                 raise ConfigError(f"input pattern '{pattern}' (config key 'inputs') matches no file")
@@ -206,7 +212,9 @@ def check_utf8(path, what, source):
 
 
 def stat_input(path, source):
-    """Size of an input that must be a readable regular file."""
+    """The stat of an input that must be a readable regular file (an object's ObjectInfo)."""
+    if objects.is_object(path):
+        return objects.stat(path)
     check_utf8(path, "input", source)
     if has_braces(path):
         raise ConfigError(
@@ -238,13 +246,16 @@ def check_output(output):
 
 def load_inputs(found, owners, source, entry_sources):
     """InputFiles of (path, pattern, entry) triples, each a readable regular
-    file that is listed once and is not the run's own; `entry_sources` gives
-    each entry's source."""
+    file (or an object) that is listed once and is not the run's own;
+    `entry_sources` gives each entry's source."""
     infos = [(path, stat_input(path, source)) for path, _, _ in found]
     seen = {}
     for (path, info), (_, pattern, _) in zip(infos, found):
-        check_not_owned(path, info, pattern, owners)
-        key = (info.st_dev, info.st_ino)
+        if isinstance(info, objects.ObjectInfo):  # a run writes no object
+            key = path
+        else:
+            check_not_owned(path, info, pattern, owners)
+            key = (info.st_dev, info.st_ino)
         if key in seen:
             raise ConfigError(
                 f"input '{path}' is the same file as '{seen[key]}'; each input may be listed once "
@@ -252,10 +263,17 @@ def load_inputs(found, owners, source, entry_sources):
             )
         seen[key] = path
     return tuple(
-        InputFile(i, path, info.st_size, codecs.detect(path), info.st_mtime_ns,
+        InputFile(i, path, size_and_mtime(info)[0], codecs.detect(path), size_and_mtime(info)[1],
                   entry_sources[entry])
         for i, ((path, info), (_, _, entry)) in enumerate(zip(infos, found))
     )
+
+
+def size_and_mtime(info):
+    """(size, mtime in ns) of a file's stat or an object's ObjectInfo."""
+    if isinstance(info, objects.ObjectInfo):
+        return info.size, info.mtime_ns
+    return info.st_size, info.st_mtime_ns
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from snakeshuf.errors import ConfigError
 from snakeshuf.planning.memory import BASE_MB, REAL_MIB
 from snakeshuf.records import codecs
 from snakeshuf.records.lines import RecordReader, common_header
+from snakeshuf.sources.reading import open_input
 
 
 MAX_JOINS = 4
@@ -95,7 +96,7 @@ class Lines:
         """Where in input `f` the record at `position` is, for a message."""
         from snakeshuf.mixing.dedup import line_number
 
-        with open(f.path, "rb") as raw:
+        with open_input(f.path) as raw:
             opened = nullcontext(raw) if f.codec is codecs.PLAIN else codecs.open_stream(raw, f.codec)
             with opened as stream:
                 return f"line {line_number(stream, position, self.spec.separator)}"

@@ -7,13 +7,13 @@ are never decoded.
 """
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from snakeshuf.errors import CorruptStream, InputError, RecordTooLarge, WindowTooLarge
 from snakeshuf.records import codecs
+from snakeshuf.sources.reading import open_input, size_of
 
 SCAN_PIECE = 1 << 20
 
@@ -57,7 +57,7 @@ def record_ends(data, sep, lines_per_record=1):
 
 
 def check_unchanged(handle, path, planned_size):
-    size = os.fstat(handle.fileno()).st_size
+    size = size_of(handle)
     if size != planned_size:
         raise InputError(
             f"input '{path}' changed size since the run was planned "
@@ -113,7 +113,7 @@ class RecordReader:
         """The records of input `f` (path, size, codec; a size of None is not
         checked) that start in [start, end). A compressed input is read from
         `start`, a record boundary, to its end (offsets count decompressed bytes)."""
-        with open(f.path, "rb", buffering=0) as raw:
+        with open_input(f.path) as raw:
             if f.size is not None:
                 check_unchanged(raw, f.path, f.size)
             if f.codec is codecs.PLAIN:

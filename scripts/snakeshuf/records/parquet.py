@@ -21,6 +21,7 @@ from snakeshuf.errors import InputError, IntegrityError, RecordTooLarge
 from snakeshuf.planning.memory import REAL_MIB
 from snakeshuf.records import rows, thrift
 from snakeshuf.records.lines import Batch
+from snakeshuf.sources.reading import open_input
 
 LENGTHS = "__snakeshuf_row_bytes"  # each row's encoded length, in pieces only
 READ_BUFFER_BYTES = 1 << 20  # pages are read through a buffer this size, not whole column chunks
@@ -48,7 +49,7 @@ class RowBatch(Batch):
 def opened(path):
     """The ParquetFile at `path`; a file that is not one is refused, naming it."""
     try:
-        return pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES, pre_buffer=False,
+        return pq.ParquetFile(open_input(path), buffer_size=READ_BUFFER_BYTES, pre_buffer=False,
                               coerce_int96_timestamp_unit=INT96_UNIT)
     except (OSError, pa.ArrowException) as error:
         raise InputError(f"input '{path}' starts like a Parquet file but cannot be read as one ({error}); "
@@ -164,7 +165,7 @@ class Int96Check:
         self.path = path
         names = {c.path for c in parquet.schema if c.physical_type == "INT96" and c.path == c.name}
         self.places = [i for i, f in enumerate(parquet.schema_arrow) if f.name in names and pa.types.is_timestamp(f.type)]
-        self.exact = pq.ParquetFile(path, coerce_int96_timestamp_unit="ns") if self.places else None
+        self.exact = pq.ParquetFile(open_input(path), coerce_int96_timestamp_unit="ns") if self.places else None
 
     def checked(self, batches, size, group, first):
         """`batches` (of row group `group`, from row `first`), each checked."""
@@ -395,7 +396,7 @@ def row_group_cost(headers, row_group):
 def row_group_costs(path, meta):
     """The RowGroupCost of each row group of a Parquet file; InputError if its pages cannot be walked."""
     costs = []
-    with open(path, "rb") as handle:
+    with open_input(path) as handle:
         headers = PageHeaders(handle)
         for i in range(meta.num_row_groups):
             try:

@@ -1,10 +1,12 @@
-"""Where a configured path points. snakeshuf reads and writes files (and
-pipes, snakeshuf.sources.pipes); object storage and other URLs are refused before
-anything runs, saying what to do instead (issue 31 will read them)."""
+"""Where a configured path points. snakeshuf reads files, pipes
+(snakeshuf.sources.pipes) and s3:// objects (snakeshuf.sources.objects), and
+writes files; other URLs, and object storage anywhere but among the inputs,
+are refused before anything runs, saying what to do instead."""
 
 import re
 
 from snakeshuf.errors import ConfigError
+from snakeshuf.sources import objects
 
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 INSTEAD_OF_A_URL = {
@@ -24,15 +26,17 @@ def configured_paths(config):
     return paths + ([("--report", config["report"])] if config.get("report") else [])
 
 
-def check_no_urls(paths):
-    """Refuse object storage and other URLs among `paths` ((config key, path)
-    pairs): '-o s3://b/o' made a local directory 's3:' and published there
-    with exit 0."""
+def check_no_urls(paths, objects_read=("inputs",)):
+    """Refuse URLs among `paths` ((config key, path) pairs), but s3:// objects
+    under the keys of `objects_read` (snakeshuf.sources.objects): '-o s3://b/o'
+    made a local directory 's3:' and published there with exit 0."""
     for key, path in paths:
-        if isinstance(path, str) and URL.match(path):
+        if key in objects_read and objects.is_object(path):
+            objects.bucket_and_key(path, key)
+        elif isinstance(path, str) and URL.match(path):
             named = f"option '{key}'" if key.startswith("-") else f"config key '{key}'"
             raise ConfigError(
-                f"{named}: '{path}' is a URL, and snakeshuf reads and writes files only (object storage "
-                f"is not supported yet): {INSTEAD_OF_A_URL.get(key, STREAM_IT_IN)}, or mount the bucket"
+                f"{named}: '{path}' is a URL, and snakeshuf reads files and s3:// inputs, and writes files "
+                f"only: {INSTEAD_OF_A_URL.get(key, STREAM_IT_IN)}, or mount the bucket"
             )
 

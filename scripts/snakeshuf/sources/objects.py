@@ -1,0 +1,120 @@
+"""Inputs in object storage: s3://bucket/key, listed, globbed or in a sheet.
+
+The jobs read objects themselves, through pyarrow's S3 filesystem (already a
+dependency): a split job reads its byte range with range requests, so no
+disk ever holds the corpus; Snakemake's S3 storage plugin would download
+each job's whole files first, and a split job of a large file reads only a
+part of it. Credentials come from where the AWS SDK looks (environment
+variables, profile files, instance roles) and never pass through snakeshuf;
+an S3-compatible store's endpoint from AWS_ENDPOINT_URL (or
+AWS_ENDPOINT_URL_S3), which pyarrow does not read itself.
+"""
+
+import fnmatch
+import functools
+import os
+import re
+from dataclasses import dataclass
+
+from snakeshuf.errors import ConfigError, InputError
+
+SCHEME = "s3://"
+# Amazon's rules for bucket names (also what S3-compatible stores accept).
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+GLOB_CHARACTERS = re.compile(r"[*?[]")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What the plan takes from an object, as from a local file's stat."""
+
+    size: int
+    mtime_ns: int
+
+
+def is_object(path):
+    return isinstance(path, str) and path.startswith(SCHEME)
+
+
+def bucket_and_key(url, key_name="inputs"):
+    """(bucket, key) of an s3:// URL whose bucket name is valid (a ConfigError names the key and the URL)."""
+    bucket, _, key = url[len(SCHEME) :].partition("/")
+    if not BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
+        raise ConfigError(f"config key '{key_name}': '{url}' names the bucket '{bucket}', which is not a valid "
+                          "bucket name (3 to 63 lowercase letters, digits, dots and hyphens)")
+    return bucket, key
+
+
+@functools.cache
+def filesystem():
+    from pyarrow import fs
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    options = {}
+    if endpoint:
+        scheme, _, host = endpoint.rpartition("://")
+        options = {"endpoint_override": host.rstrip("/"), "scheme": scheme or "https"}
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return fs.S3FileSystem(**options, **({"region": region} if region else {}))
+
+
+def failure(url, error):
+    """An InputError for a request about `url` that failed (pyarrow's message
+    names the bucket, the key and the store's error, never a credential)."""
+    text = str(error).split("Details:")[0].strip().rstrip(";")
+    return InputError(f"input '{url}' cannot be read from object storage: {text}; check the URL, the "
+                      "credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and the endpoint (AWS_ENDPOINT_URL)")
+
+
+def stat(url):
+    """ObjectInfo of the object at `url`; a ConfigError if there is none."""
+    from pyarrow import fs
+
+    bucket, key = bucket_and_key(url)
+    try:
+        info = filesystem().get_file_info(f"{bucket}/{key}")
+    except OSError as error:
+        raise failure(url, error) from None
+    if info.type == fs.FileType.NotFound:
+        raise ConfigError(f"input '{url}' does not exist (config key 'inputs'): no such bucket or object")
+    if info.type != fs.FileType.File:
+        raise ConfigError(f"input '{url}' is a prefix, not an object; list its objects or use a glob such as "
+                          f"'{url.rstrip('/')}/*.jsonl'")
+    return ObjectInfo(info.size, info.mtime_ns or 0)
+
+
+def expand(pattern):
+    """The URLs of the objects that a glob URL matches, sorted ('*' and '?'
+    within one path segment, '**' across any number of them)."""
+    from pyarrow import fs
+
+    bucket, key = bucket_and_key(pattern)
+    fixed = key[: GLOB_CHARACTERS.search(key).start()].rpartition("/")[0] if GLOB_CHARACTERS.search(key) else key
+    selector = fs.FileSelector(f"{bucket}/{fixed}".rstrip("/"), recursive=True, allow_not_found=True)
+    try:
+        listed = filesystem().get_file_info(selector)
+    except OSError as error:
+        raise failure(pattern, error) from None
+    wanted = f"{bucket}/{key}".split("/")
+    return sorted(SCHEME + i.path for i in listed if i.type == fs.FileType.File and matches(i.path.split("/"), wanted))
+
+
+def matches(segments, pattern):
+    """Whether path segments match pattern segments (fnmatch each; '**' any number of segments)."""
+    if not pattern:
+        return not segments
+    if pattern[0] == "**":
+        return any(matches(segments[i:], pattern[1:]) for i in range(len(segments) + 1))
+    return bool(segments) and fnmatch.fnmatchcase(segments[0], pattern[0]) and matches(segments[1:], pattern[1:])
+
+
+def open_input(url):
+    """The object at `url` as a seekable binary file (pyarrow's, read with range requests)."""
+    bucket, key = bucket_and_key(url)
+    try:
+        return filesystem().open_input_file(f"{bucket}/{key}")
+    except FileNotFoundError:
+        raise InputError(f"input '{url}' no longer exists in object storage (it was there when the run was "
+                         "planned); run the same command again to re-plan") from None
+    except OSError as error:
+        raise failure(url, error) from None

@@ -1,0 +1,219 @@
+"""Inputs in object storage (issue 31): s3:// objects, listed, globbed and in a
+sample sheet, read by the jobs over HTTP from a real S3-API server (moto's,
+started here from its package) give the bytes the same files give on disk;
+what goes wrong on the way is a clear error naming the object, and a rerun
+finishes byte-identical."""
+
+import glob
+import gzip
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from conftest import corpus_file, run_workflow, snakemake_command
+from tables import seeded_table
+
+SECRET = "do-not-print-this-secret-0f9e8d"
+
+
+class ObjectStore:
+    """An S3-API server (moto) in a process of its own, and a client of it."""
+
+    def __init__(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.env = {**os.environ, "AWS_ACCESS_KEY_ID": "snakeshuf-test", "AWS_SECRET_ACCESS_KEY": SECRET,
+                    "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.port}", "AWS_DEFAULT_REGION": "us-east-1"}
+        self.process = None
+
+    def start(self, **server_env):
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.process = subprocess.Popen(command, env={**os.environ, **server_env}, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/moto-api/", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the S3-API server did not start"
+                time.sleep(0.2)
+        self.client = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{self.port}", scheme="http",
+                                        access_key="snakeshuf-test", secret_key=SECRET, region="us-east-1",
+                                        allow_bucket_creation=True)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+    def put(self, key, data):
+        bucket = key.split("/")[0]
+        if self.client.get_file_info(bucket).type == pafs.FileType.NotFound:
+            self.client.create_dir(bucket)
+        with self.client.open_output_stream(key, compression=None) as out:  # not by its name
+            out.write(data)
+
+
+@pytest.fixture(scope="module")
+def store():
+    server = ObjectStore()
+    server.start()
+    yield server
+    server.stop()
+
+
+def corpus(tmp_path):
+    """Three inputs, one each plain, gzip and zstd, on disk: {name: bytes}."""
+    corpus_file(tmp_path / "a.txt", 200_000, seed=1)
+    plain = (tmp_path / "a.txt").read_bytes()
+    corpus_file(tmp_path / "b.txt", 150_000, seed=2)
+    corpus_file(tmp_path / "c.txt", 100_000, seed=3)
+    files = {"a.txt": plain, "b.txt.gz": gzip.compress((tmp_path / "b.txt").read_bytes()),
+             "c.txt.zst": zstandard.ZstdCompressor().compress((tmp_path / "c.txt").read_bytes())}
+    local = tmp_path / "local"
+    local.mkdir()
+    for name, data in files.items():
+        (local / name).write_bytes(data)
+    return files
+
+
+def run_from_store(workdir, config, store, check=True):
+    """The workflow with the store's endpoint and credentials (the reference
+    model reads local files only: the bytes are compared with a local run)."""
+    result = subprocess.run(snakemake_command(workdir, config), capture_output=True, text=True, env=store.env)
+    assert "Traceback" not in result.stderr, result.stderr[-4000:]
+    if check:
+        assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def logged(workdir):
+    """Every log and summary a run leaves, as one text."""
+    paths = glob.glob(str(workdir / "**" / "*.log"), recursive=True) + glob.glob(str(workdir / "*.json"))
+    return "".join(open(p, errors="replace").read() for p in paths)
+
+
+@pytest.mark.parametrize("how", ["listed", "glob", "sheet"])
+def test_objects_listed_globbed_or_in_a_sheet_give_the_bytes_of_the_same_files_on_disk(tmp_path, store, how):
+    files = corpus(tmp_path)
+    prefix = f"corpus-{how}/deep/er"
+    for name, data in files.items():
+        store.put(f"{prefix}/{name}", data)
+    store.put(f"{prefix}/notes.md", b"not an input\n")
+    local = {"inputs": [str(tmp_path / "local" / n) for n in files], "output": "out.txt", "memory_mb": 160,
+             "chunk_mb": 1}
+    run_workflow(tmp_path / "local-run", local)  # checked against the reference model
+    urls = [f"s3://{prefix}/{name}" for name in files]
+    config = {**local, "inputs": urls}
+    if how == "glob":
+        config["inputs"] = [f"s3://corpus-{how}/**/*.txt*"]
+    elif how == "sheet":
+        sheet = tmp_path / "sheet.tsv"
+        sheet.write_text("path\n" + "\n".join(urls) + "\n")
+        config = {**local, "sample_sheet": str(sheet)}
+        del config["inputs"]
+    run = run_from_store(tmp_path / "s3-run", config, store)
+    assert "rule split_chunk" in run.stderr
+    assert (tmp_path / "s3-run" / "out.txt").read_bytes() == (tmp_path / "local-run" / "out.txt").read_bytes()
+    assert SECRET not in run.stderr + run.stdout + logged(tmp_path / "s3-run")
+    again = run_from_store(tmp_path / "s3-run", config, store)
+    assert "rule split_chunk" not in again.stderr and "rule gather" not in again.stderr, "not up to date"
+
+
+def test_parquet_objects_give_the_bytes_of_the_same_files_on_disk(tmp_path, store):
+    inputs = []
+    for i in range(2):
+        path = tmp_path / f"t{i}.parquet"
+        pq.write_table(seeded_table(25169, i, 300), path, row_group_size=70)
+        store.put(f"tables/t{i}.parquet", path.read_bytes())
+        inputs.append(str(path))
+    local = {"inputs": inputs, "output": "s.parquet", "memory_mb": 512}
+    run_workflow(tmp_path / "local-run", local)
+    run_from_store(tmp_path / "s3-run", {**local, "inputs": ["s3://tables/*.parquet"]}, store)
+    assert (tmp_path / "s3-run" / "s.parquet").read_bytes() == (tmp_path / "local-run" / "s.parquet").read_bytes()
+
+
+REFUSED = {
+    "a bucket that does not exist": (["s3://no-such-bucket/a.txt"], "input 's3://no-such-bucket/a.txt' does not "
+                                     "exist (config key 'inputs'): no such bucket or object"),
+    "an object that does not exist": (["s3://refused/none.txt"], "input 's3://refused/none.txt' does not exist"),
+    "a glob that matches nothing": (["s3://refused/*.jsonl"], "input pattern 's3://refused/*.jsonl' (config key "
+                                    "'inputs') matches no object"),
+    "a bucket name that is not valid": (["s3://Bad_Bucket/a.txt"], "config key 'inputs': 's3://Bad_Bucket/a.txt' "
+                                        "names the bucket 'Bad_Bucket', which is not a valid bucket name"),
+    "a prefix": (["s3://refused/dir"], "input 's3://refused/dir' is a prefix, not an object"),
+    "another scheme": (["gs://refused/a.txt"], "config key 'inputs': 'gs://refused/a.txt' is a URL"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_what_object_storage_cannot_give_is_refused_before_any_job(tmp_path, store, case):
+    store.put("refused/dir/a.txt", b"a\n")
+    inputs, message = REFUSED[case]
+    run = run_from_store(tmp_path, {"inputs": inputs, "output": "out.txt"}, store, check=False)
+    assert run.returncode != 0 and message in run.stderr, run.stderr[-3000:]
+    assert not glob.glob(str(tmp_path / "logs" / "*" / "split_chunk")), "refused after jobs had started"
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_denied_access_is_an_error_naming_the_object_and_never_the_secret(tmp_path):
+    """A server that checks credentials against its (empty) user list denies ours."""
+    server = ObjectStore()
+    server.start(INITIAL_NO_AUTH_ACTION_COUNT="0")
+    try:
+        run = run_from_store(tmp_path, {"inputs": ["s3://private/a.txt"], "output": "out.txt"}, server, check=False)
+    finally:
+        server.stop()
+    assert run.returncode != 0 and "input 's3://private/a.txt' cannot be read from object storage" in run.stderr
+    assert "AWS_ACCESS_KEY_ID" in run.stderr and SECRET not in run.stderr + logged(tmp_path)
+
+
+@pytest.mark.parametrize("fault", ["the object is deleted", "the server stops"])
+def test_a_fault_between_the_plan_and_the_split_job_stops_the_run_and_a_rerun_is_byte_identical(
+        tmp_path, store, fault):
+    """The split job waits (a test hook) until the object is gone or the server
+    has stopped: it fails naming the object, and once it is back the same
+    command finishes with the bytes of a local run."""
+    files = corpus(tmp_path)
+    urls = []
+    for name, data in files.items():
+        store.put(f"faults/{name}", data)
+        urls.append(f"s3://faults/{name}")
+    local = {"inputs": [str(tmp_path / "local" / n) for n in files], "output": "out.txt", "memory_mb": 160,
+             "chunk_mb": 1}
+    run_workflow(tmp_path / "local-run", local)
+    config, workdir, release = {**local, "inputs": urls}, tmp_path / "s3-run", tmp_path / "release"
+    env = {**store.env, "SNAKESHUF_SLOW_JOBS": "split_chunk-0", "SNAKESHUF_RELEASE": str(release)}
+    running = subprocess.Popen(snakemake_command(workdir, config), env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not glob.glob(str(workdir / "scratch" / "*" / "locks" / "split_chunk-0.lock")):
+        assert time.monotonic() < deadline and running.poll() is None, "the split job never started"
+        time.sleep(0.1)
+    if fault == "the object is deleted":
+        store.client.delete_file("faults/a.txt")
+    else:
+        store.stop()
+    release.touch()
+    _, stderr = running.communicate(timeout=120)
+    assert running.returncode != 0 and "Traceback" not in stderr
+    log = logged(workdir)
+    expected = ("input 's3://faults/a.txt' no longer exists in object storage" if fault == "the object is deleted"
+                else "input 's3://faults/a.txt' cannot be read from object storage")
+    assert expected in log, log[-3000:]
+    assert not (workdir / "out.txt").exists()
+    if fault == "the server stops":
+        store.start()  # an empty store: moto keeps its objects in memory
+    for name, data in files.items():
+        store.put(f"faults/{name}", data)
+    run_from_store(workdir, config, store)
+    assert (workdir / "out.txt").read_bytes() == (tmp_path / "local-run" / "out.txt").read_bytes()
