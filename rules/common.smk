@@ -33,8 +33,7 @@ from snakeshuf.planning.sheet import read_sample_sheet
 from snakeshuf.planning.spec import RunSpec
 from snakeshuf.records import formats
 from snakeshuf.records.lines import common_header
-from snakeshuf.sources import pipes
-from snakeshuf.sources import objects
+from snakeshuf.sources import objects, pipes
 from snakeshuf.sources.locations import check_no_urls
 from snakeshuf.stages.jobs import disk_full_message
 from snakeshuf.stages.scratch import Scratch, run_directory
@@ -190,6 +189,8 @@ def run_spec(plan, run, layout):
 
 try:
     check_config(config, os.path.join(SNAKESHUF_DIR, "config", "schema.yaml"))
+    if config["s3_endpoint"]:  # the AWS SDK's own variable, which every job inherits
+        os.environ["AWS_ENDPOINT_URL_S3"] = config["s3_endpoint"]
     LAYOUT = read_layout(config["splits"], config["shards"])
     TAKE = read_take(config["head"], config["fraction"])
     # Aligned inputs have an output per column, named after the first group.

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import objectstore
 from conftest import assert_summary_counts, decompressed, full_config, job_reports, same_content, snakemake_command
 from reference import Refused, expected_outputs
 from scenarios import base_config, chunk_mb, input_files, sheet_text, source_names, weights_by_source
@@ -33,8 +34,8 @@ def published_files(workdir):
     return found
 
 
-def start_run(workdir, config, run):
-    env = {**os.environ, "SNAKESHUF_MIB_BYTES": str(run.unit)}
+def start_run(workdir, config, run, env=os.environ):
+    env = {**env, "SNAKESHUF_MIB_BYTES": str(run.unit)}
     return subprocess.Popen(
         snakemake_command(workdir, config, cores=run.cores),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -42,12 +43,27 @@ def start_run(workdir, config, run):
 
 
 def write_inputs(root, scenario):
+    """The inputs, on disk or uploaded (Scenario.objects); (their files, where
+    the runs find them, the environment the runs need)."""
     (root / "in").mkdir()
     files = input_files(scenario)
     for name, _, stored in files:
         (root / "in" / name).write_bytes(stored)
-    (root / "sheet.tsv").write_text(sheet_text(scenario, "../in"))
-    return files
+    where, env = "../in", os.environ
+    if scenario.objects:
+        store = objectstore.shared()
+        bucket = "scenario-" + root.name[-8:].lower().replace("_", "0")  # a valid bucket name
+        store.put_all(f"{bucket}/in", {name: stored for name, _, stored in files})
+        where, env = f"s3://{bucket}/in", store.env
+    (root / "sheet.tsv").write_text(sheet_text(scenario, where))
+    return files, where, env
+
+
+def assert_inputs_unchanged(root, scenario, files, where):
+    for name, _, stored in files:
+        assert (root / "in" / name).read_bytes() == stored, f"input {name} was changed"
+        if scenario.objects:
+            assert objectstore.shared().get(f"{where.removeprefix('s3://')}/{name}") == stored, f"{name} changed"
 
 
 def finish(processes):
@@ -114,11 +130,11 @@ def weighting_kind(sources):
     return "with fractions" if any(w % 1 for w in weights) else "whole"
 
 
-def run_earlier(root, config, scenario):
+def run_earlier(root, config, scenario, env):
     """Another seed's run, from another directory, on the output path of the
     first run: what it leaves there must be rebuilt, never taken as current."""
     earlier = {**config, "seed": (scenario.seed + 1) % 2**64, "output": os.path.join("..", "run0", config["output"])}
-    [(_, stderr)] = finish([start_run(root / "earlier", earlier, scenario.runs[0])])
+    [(_, stderr)] = finish([start_run(root / "earlier", earlier, scenario.runs[0], env)])
     assert "Traceback" not in stderr, stderr[-4000:]
 
 
@@ -137,20 +153,19 @@ def assert_same_stored_bytes(workdirs, finished):
 def check_scenario(scenario):
     with tempfile.TemporaryDirectory(prefix="snakeshuf-differential-") as tmp:
         root = Path(tmp)
-        files = write_inputs(root, scenario)
+        files, where, env = write_inputs(root, scenario)
         contents = [plain for _, plain, _ in files]
-        config = base_config(scenario, "../in")
+        config = base_config(scenario, where)
         total = sum(len(stored) for _, _, stored in files)
         workdirs = [root / f"run{i}" for i in range(len(scenario.runs))]
         configs = [{**config, "memory_mb": r.memory_mb, "chunk_mb": chunk_mb(r, total)} for r in scenario.runs]
         if scenario.earlier_run:
-            run_earlier(root, configs[0], scenario)
-        finished = finish([start_run(w, c, r) for w, c, r in zip(workdirs, configs, scenario.runs)])
+            run_earlier(root, configs[0], scenario, env)
+        finished = finish([start_run(w, c, r, env) for w, c, r in zip(workdirs, configs, scenario.runs)])
         facts = []
         for workdir, result, c, run in zip(workdirs, finished, configs, scenario.runs):
-            weighting = source_names(scenario, "../in"), weights_by_source(scenario, "../in")
+            weighting = source_names(scenario, where), weights_by_source(scenario, where)
             facts += check_run(workdir, result, c, contents, run, weighting)
         assert_same_stored_bytes(workdirs, finished)
-        for name, _, stored in files:
-            assert (root / "in" / name).read_bytes() == stored, f"input {name} was changed"
+        assert_inputs_unchanged(root, scenario, files, where)
         return facts

@@ -94,6 +94,7 @@ class Scenario:
     weights: tuple = ()  # one per source (a file, the glob, a sheet's source, a group); none: all 1
     dedup: str = "none"  # or "record" (random bytes have no fields); tables also "column:MISSING", "number:MISSING"
     table: int = 0  # nonzero: the inputs are Parquet files of a schema made from this seed (tables.seeded_table)
+    objects: bool = False  # the inputs are read from object storage (s3://), not from disk
     row_group_rows: int = 100_000  # of Parquet outputs; row groups of at most 1 MiB, which a kilobyte budget allows
 
 
@@ -274,7 +275,7 @@ def base_config(scenario, input_dir):
     elif scenario.source == "glob":
         config["inputs"] = [os.path.join(input_dir, "*")]
     elif scenario.source == "sheet":
-        config["sample_sheet"] = os.path.join(input_dir, "..", "sheet.tsv")
+        config["sample_sheet"] = os.path.join("..", "sheet.tsv")  # beside the inputs' directory, on disk
     else:
         config["inputs"] = paths
     return config
@@ -388,6 +389,7 @@ def table_scenarios(draw):
         files=files, runs=tuple(draw(RUNS) for _ in range(2)), seed=draw(SEEDS), output=draw(PARQUET_OUTPUTS),
         shards=shards, splits=splits, source=draw(st.sampled_from(["list", "glob", "sheet"])),
         take=draw(TAKES), table=draw(schema), row_group_rows=draw(st.sampled_from([1, 7, 100_000])),
+        objects=draw(st.integers(0, 4)) == 0,
         **draw(st.one_of(MIXING, st.builds(dict, weights=WEIGHTS, dedup=st.sampled_from(
             ["column:keep", "column:drop", "column:error", "number:keep"])))),
     )
@@ -424,5 +426,6 @@ def scenarios(draw):
         verify=draw(st.sampled_from(["changed", "always"])),
         earlier_run=draw(st.integers(0, 3)) == 0,
         take=draw(TAKES),
+        objects=not paired and draw(st.integers(0, 4)) == 0,  # 'paired' reads local files only
         **draw(MIXING),
     )

@@ -165,6 +165,13 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 60))
     Scenario(files=(FileSpec(700, seed=1), FileSpec(60, seed=2)), table=25169, output="o u t/[x] 'y'.parquet",
              take=("head", 100), source="sheet", splits=(("valid", 0.1, 1), ("train", "rest", 2)))
 )
+@example(  # inputs in object storage (issue 31): an object named like a glob ('002 [bracket].txt') was taken for one
+    Scenario(files=(FileSpec(50, seed=1), FileSpec(30, seed=2), FileSpec(10, seed=3)), names="odd", objects=True)
+)
+@example(  # objects listed in a sample sheet, with weights, dedup and a head; a zstd object
+    Scenario(files=(FileSpec(80, seed=1), FileSpec(40, seed=2, codec="zstd")), source="sheet", weights=(2, 0.5),
+             dedup="record", take=("head", 20), objects=True)
+)
 def test_every_output_file_equals_the_reference(scenario):
     for fact in check_scenario(scenario):
         event(fact)  # shown with --hypothesis-show-statistics

@@ -6,62 +6,16 @@ finishes byte-identical."""
 
 import glob
 import gzip
-import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 import zstandard
 
 from conftest import corpus_file, run_workflow, snakemake_command
+from objectstore import SECRET, ObjectStore
 from tables import seeded_table
-
-SECRET = "do-not-print-this-secret-0f9e8d"
-
-
-class ObjectStore:
-    """An S3-API server (moto) in a process of its own, and a client of it."""
-
-    def __init__(self):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.env = {**os.environ, "AWS_ACCESS_KEY_ID": "snakeshuf-test", "AWS_SECRET_ACCESS_KEY": SECRET,
-                    "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.port}", "AWS_DEFAULT_REGION": "us-east-1"}
-        self.process = None
-
-    def start(self, **server_env):
-        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
-        self.process = subprocess.Popen(command, env={**os.environ, **server_env}, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/moto-api/", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the S3-API server did not start"
-                time.sleep(0.2)
-        self.client = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{self.port}", scheme="http",
-                                        access_key="snakeshuf-test", secret_key=SECRET, region="us-east-1",
-                                        allow_bucket_creation=True)
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait()
-
-    def put(self, key, data):
-        bucket = key.split("/")[0]
-        if self.client.get_file_info(bucket).type == pafs.FileType.NotFound:
-            self.client.create_dir(bucket)
-        with self.client.open_output_stream(key, compression=None) as out:  # not by its name
-            out.write(data)
-
 
 @pytest.fixture(scope="module")
 def store():
@@ -127,6 +81,19 @@ def test_objects_listed_globbed_or_in_a_sheet_give_the_bytes_of_the_same_files_o
     assert SECRET not in run.stderr + run.stdout + logged(tmp_path / "s3-run")
     again = run_from_store(tmp_path / "s3-run", config, store)
     assert "rule split_chunk" not in again.stderr and "rule gather" not in again.stderr, "not up to date"
+
+
+def test_the_endpoint_may_come_from_the_config(tmp_path, store):
+    store.put("endpoint/a.txt", b"1\n2\n3\n")
+    env = {k: v for k, v in store.env.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    config = {"inputs": ["s3://endpoint/a.txt"], "output": "out.txt"}
+    without = subprocess.run(snakemake_command(tmp_path / "without", config), capture_output=True, text=True, env=env,
+                             timeout=300)
+    assert without.returncode != 0 and "cannot be read from object storage" in without.stderr
+    config["s3_endpoint"] = store.env["AWS_ENDPOINT_URL"]
+    run = subprocess.run(snakemake_command(tmp_path / "with", config), capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted((tmp_path / "with" / "out.txt").read_bytes().splitlines()) == [b"1", b"2", b"3"]
 
 
 def test_parquet_objects_give_the_bytes_of_the_same_files_on_disk(tmp_path, store):

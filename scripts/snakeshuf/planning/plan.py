@@ -151,12 +151,10 @@ def expand_inputs(patterns, owners):
         raise ConfigError("config key 'inputs' lists no files: name at least one input file")
     found = []
     for entry, pattern in enumerate(patterns):
-        if objects.is_object(pattern) and glob.has_magic(pattern):
-            matches = objects.expand(pattern)
-            if not matches:
-                raise ConfigError(f"input pattern '{pattern}' (config key 'inputs') matches no object")
-            found += [(m, pattern, entry) for m in matches]
-        elif glob.has_magic(pattern) and not os.path.lexists(pattern):  # 'a[1].txt' may be a name
+        remote = objects.is_object(pattern)
+        if remote and glob.has_magic(pattern) and not objects.exists(pattern):  # 'a[1].txt' may be a name
+            found += [(m, pattern, entry) for m in expand_objects(pattern)]
+        elif not remote and glob.has_magic(pattern) and not os.path.lexists(pattern):
             matches = [m for m in sorted(glob.glob(pattern, recursive=True)) if not is_bookkeeping(m, owners)]
             if not matches:
                 raise ConfigError(f"input pattern '{pattern}' (config key 'inputs') matches no file")
@@ -164,6 +162,13 @@ def expand_inputs(patterns, owners):
         else:
             found.append((pattern, None, entry))
     return found
+
+
+def expand_objects(pattern):
+    matches = objects.expand(pattern)
+    if not matches:
+        raise ConfigError(f"input pattern '{pattern}' (config key 'inputs') matches no object")
+    return matches
 
 
 def is_bookkeeping(path, owners):

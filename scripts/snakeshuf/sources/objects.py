@@ -83,6 +83,17 @@ def stat(url):
     return ObjectInfo(info.size, info.mtime_ns or 0)
 
 
+def exists(url):
+    """Whether an object is at `url` (a name such as 'a [1].txt' is looked up before it is taken for a glob)."""
+    from pyarrow import fs
+
+    bucket, key = bucket_and_key(url)
+    try:
+        return filesystem().get_file_info(f"{bucket}/{key}").type == fs.FileType.File
+    except OSError as error:
+        raise failure(url, error) from None
+
+
 def expand(pattern):
     """The URLs of the objects that a glob URL matches, sorted ('*' and '?'
     within one path segment, '**' across any number of them)."""
