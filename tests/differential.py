@@ -168,4 +168,4 @@ def check_scenario(scenario):
             facts += check_run(workdir, result, c, contents, run, weighting)
         assert_same_stored_bytes(workdirs, finished)
         assert_inputs_unchanged(root, scenario, files, where)
-        return facts
+        return facts + (["inputs: in object storage"] if scenario.objects else [])
