@@ -189,8 +189,8 @@ def run_spec(plan, run, layout):
 
 try:
     check_config(config, os.path.join(SNAKESHUF_DIR, "config", "schema.yaml"))
-    if config["s3_endpoint"]:  # the AWS SDK's own variable, which every job inherits
-        os.environ["AWS_ENDPOINT_URL_S3"] = config["s3_endpoint"]
+    if config["s3_endpoint"]:
+        objects.use_endpoint(config["s3_endpoint"])
     LAYOUT = read_layout(config["splits"], config["shards"])
     TAKE = read_take(config["head"], config["fraction"])
     # Aligned inputs have an output per column, named after the first group.

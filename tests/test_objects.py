@@ -6,6 +6,7 @@ finishes byte-identical."""
 
 import glob
 import gzip
+import json
 import subprocess
 import time
 
@@ -63,6 +64,7 @@ def test_objects_listed_globbed_or_in_a_sheet_give_the_bytes_of_the_same_files_o
     for name, data in files.items():
         store.put(f"{prefix}/{name}", data)
     store.put(f"{prefix}/notes.md", b"not an input\n")
+    store.put(f"{prefix}/.hidden.txt", b"hidden, as a glob on disk leaves it\n")  # found by a hostile pass
     local = {"inputs": [str(tmp_path / "local" / n) for n in files], "output": "out.txt", "memory_mb": 160,
              "chunk_mb": 1}
     run_workflow(tmp_path / "local-run", local)  # checked against the reference model
@@ -77,6 +79,8 @@ def test_objects_listed_globbed_or_in_a_sheet_give_the_bytes_of_the_same_files_o
         del config["inputs"]
     run = run_from_store(tmp_path / "s3-run", config, store)
     assert "rule split_chunk" in run.stderr
+    made_by = json.loads((tmp_path / "s3-run" / "out.txt.summary.json").read_text())["made_by"]
+    assert [entry[0] for entry in made_by["inputs"]] == urls, "an object is recorded by its URL, from any directory"
     assert (tmp_path / "s3-run" / "out.txt").read_bytes() == (tmp_path / "local-run" / "out.txt").read_bytes()
     assert SECRET not in run.stderr + run.stdout + logged(tmp_path / "s3-run")
     again = run_from_store(tmp_path / "s3-run", config, store)
@@ -117,8 +121,12 @@ REFUSED = {
                                     "'inputs') matches no object"),
     "a bucket name that is not valid": (["s3://Bad_Bucket/a.txt"], "config key 'inputs': 's3://Bad_Bucket/a.txt' "
                                         "names the bucket 'Bad_Bucket', which is not a valid bucket name"),
-    "a prefix": (["s3://refused/dir"], "input 's3://refused/dir' is a prefix, not an object"),
+    "a prefix": (["s3://refused/dir"], "input 's3://refused/dir' (config key 'inputs') is a prefix, not an object"),
     "another scheme": (["gs://refused/a.txt"], "config key 'inputs': 'gs://refused/a.txt' is a URL"),
+    # found by a hostile pass: read twice under two names, or a traceback from pyarrow
+    "a '..' segment": (["s3://refused/dir/../dir/a.txt"], "'s3://refused/dir/../dir/a.txt' has an empty, '.' or "
+                       "'..' segment in its key"),
+    "an empty segment": (["s3://refused/dir//a.txt"], "'s3://refused/dir//a.txt' has an empty, '.' or '..' segment"),
 }
 
 
@@ -184,3 +192,36 @@ def test_a_fault_between_the_plan_and_the_split_job_stops_the_run_and_a_rerun_is
         store.put(f"faults/{name}", data)
     run_from_store(workdir, config, store)
     assert (workdir / "out.txt").read_bytes() == (tmp_path / "local-run" / "out.txt").read_bytes()
+
+
+def test_a_glob_skips_keys_that_cannot_be_read_as_named_and_a_sheet_names_itself(tmp_path, store):
+    """Found by a hostile pass: one key with an empty segment ('a//b.txt',
+    which S3 allows) anywhere under a '**' glob ended the plan in a traceback;
+    an object a sheet lists was said to be from config key 'inputs'."""
+    import boto3
+
+    store.put("odd-keys/x/a.txt", b"1\n2\n")
+    s3 = boto3.client("s3", endpoint_url=store.env["AWS_ENDPOINT_URL"], aws_access_key_id="snakeshuf-test",
+                      aws_secret_access_key=SECRET, region_name="us-east-1")
+    s3.put_object(Bucket="odd-keys", Key="x//b.txt", Body=b"3\n")
+    run = run_from_store(tmp_path / "glob", {"inputs": ["s3://odd-keys/**/*.txt"], "output": "out.txt"}, store)
+    assert sorted((tmp_path / "glob" / "out.txt").read_bytes().splitlines()) == [b"1", b"2"], run.stderr[-2000:]
+    sheet = tmp_path / "sheet.tsv"
+    sheet.write_text("path\ns3://odd-keys/x/missing.txt\n")
+    refused = run_from_store(tmp_path / "sheet", {"sample_sheet": str(sheet), "output": "out.txt"}, store, check=False)
+    assert f"input 's3://odd-keys/x/missing.txt' does not exist (listed in sample sheet '{sheet}')" in refused.stderr
+
+
+def test_one_workflow_reads_from_one_store(monkeypatch):
+    """Found by a hostile pass: two modules with two s3_endpoint values were
+    planned against the first store and run against the second."""
+    from snakeshuf.errors import ConfigError
+    from snakeshuf.sources import objects
+
+    monkeypatch.delenv(objects.CHOSEN_ENDPOINT, raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    objects.use_endpoint("http://127.0.0.1:9")
+    objects.use_endpoint("http://127.0.0.1:9")  # the same store again: fine
+    with pytest.raises(ConfigError, match="another module of this workflow reads from 'http://127.0.0.1:9'"):
+        objects.use_endpoint("http://127.0.0.1:10")
+    objects.filesystem.cache_clear()

@@ -26,6 +26,7 @@ import stat
 from dataclasses import dataclass
 
 from snakeshuf.errors import ConfigError
+from snakeshuf.sources.reading import location
 
 # The output format's version: a new one for any change that gives the same
 # spec other bytes (tests/test_stable_output.py records the bytes).
@@ -41,7 +42,7 @@ def made_by(spec):
     weights = [str(spec.sources[f.source].copies.weight) for f in spec.files]  # 3 and 3.0 alike
     return {
         "format": FORMAT,
-        "inputs": [[os.path.realpath(f.path), f.size, f.mtime_ns] for f in spec.files],
+        "inputs": [[location(f.path), f.size, f.mtime_ns] for f in spec.files],
         "files_per_record": spec.width,
         "seed": spec.seed,
         "separator": spec.separator,

@@ -12,6 +12,7 @@ import os
 import stat
 
 from snakeshuf.control.resume import remove_leftovers
+from snakeshuf.sources.reading import location
 from snakeshuf.outputs import provenance
 from snakeshuf.outputs.namespace import SUMMARY
 from snakeshuf.stages.jobs import PARTIAL, release_claims
@@ -36,7 +37,7 @@ def superseded(spec, old_record):
     have made: still as it published them (provenance), and none an input.
     A new layout (other shards, splits or compression) thus leaves no file of
     the old one for a reader's glob to find; anything else is left alone."""
-    keep = {os.path.realpath(p) for p in spec.outputs} | {os.path.realpath(f.path) for f in spec.files}
+    keep = {os.path.realpath(p) for p in spec.outputs} | {location(f.path) for f in spec.files}
     return {path: entry for path, entry in published_files(old_record).items()
             if path not in keep and as_published(path, entry)}
 

@@ -219,7 +219,7 @@ def check_utf8(path, what, source):
 def stat_input(path, source):
     """The stat of an input that must be a readable regular file (an object's ObjectInfo)."""
     if objects.is_object(path):
-        return objects.stat(path)
+        return objects.stat(path, source)
     check_utf8(path, "input", source)
     if has_braces(path):
         raise ConfigError(

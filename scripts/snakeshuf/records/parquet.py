@@ -343,16 +343,29 @@ class PageHeaders:
     def __init__(self, handle):
         self.handle = handle
 
-    def page(self, offset):
+    def page(self, offset, end):
         """Page(type, uncompressed size, compressed size, header length, a
-        dictionary's entries) of the page at `offset`."""
+        dictionary's entries) of the page at `offset`, in a column chunk that
+        ends at `end`; ValueError for a header that cannot be one."""
         self.handle.seek(offset)
-        reader = thrift.Reader(more=lambda: self.handle.read(HEADER_READ_BYTES))
+        reader = thrift.Reader(more=lambda n: self.handle.read(max(n, HEADER_READ_BYTES)), limit=end - offset)
         header = reader.struct()
-        kind, dictionary = header.get(DICTIONARY_HEADER, (None, {}))
-        entries = dictionary.get(DICTIONARY_ENTRIES, (None, 0))[1] if kind == thrift.STRUCT else 0
-        size, stored = (header.get(field, (None, 0))[1] for field in (UNCOMPRESSED_SIZE, COMPRESSED_SIZE))
-        return Page(header.get(PAGE_TYPE, (None, None))[1], size, stored, reader.pos, entries)
+        kind, dictionary = header.get(DICTIONARY_HEADER, (thrift.STRUCT, {}))
+        if kind != thrift.STRUCT:
+            raise ValueError("a page header's dictionary header is not a struct")
+        page = Page(integer(header, PAGE_TYPE), integer(header, UNCOMPRESSED_SIZE), integer(header, COMPRESSED_SIZE),
+                    reader.pos, integer(dictionary, DICTIONARY_ENTRIES))
+        if min(page.size, page.stored, page.entries) < 0:
+            raise ValueError("a page header gives a negative size")
+        return page
+
+
+def integer(struct, field):
+    """A decoded struct's integer field (0 if absent); ValueError if it is something else."""
+    kind, value = struct.get(field, (thrift.I32, 0))
+    if kind not in thrift.INTEGERS:
+        raise ValueError(f"field {field} of a page header is not an integer")
+    return value
 
 
 @dataclass(frozen=True)
@@ -383,7 +396,7 @@ def row_group_cost(headers, row_group):
         start = min(o for o in (chunk.dictionary_page_offset, chunk.data_page_offset) if o is not None and o > 0)
         end, largest, dictionary, entry = start + chunk.total_compressed_size, 0, 0, 0
         while start < end:
-            page = headers.page(start)
+            page = headers.page(start, end)
             if page.kind == DICTIONARY_PAGE:
                 dictionary, entry = page.size, page.size / max(1, page.entries)
             largest = max(largest, page.size + page.stored)

@@ -13,22 +13,29 @@ are kept as read. A struct to encode may also be given as its bytes.
 
 STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT = range(13)
 INTEGERS = (I16, I32, I64)
+BOOLEANS = (TRUE, FALSE)  # in a collection, a byte each
+MAX_DEPTH = 64  # of nested structs and collections: damaged bytes could nest without end
 
 
 class Reader:
-    """Decodes values from bytes that `more()` (if given) extends as they run out."""
+    """Decodes values from bytes that `more(n)` (if given) extends by at least
+    n bytes as they run out, up to `limit` bytes in all (ValueError beyond:
+    a damaged length must not read a whole file)."""
 
-    def __init__(self, data=b"", more=None):
-        self.data, self.pos, self.more = bytes(data), 0, more
+    def __init__(self, data=b"", more=None, limit=None):
+        self.data, self.pos, self.more, self.limit = bytearray(data), 0, more, limit
+        self.depth = 0
 
     def take(self, n):
+        if n < 0 or self.limit is not None and self.pos + n > self.limit:
+            raise ValueError("a Thrift struct runs past the bytes it may have")
         while self.pos + n > len(self.data):
-            extra = self.more() if self.more else b""
+            extra = self.more(self.pos + n - len(self.data)) if self.more else b""
             if not extra:
                 raise EOFError("a Thrift struct runs past the end of its bytes")
             self.data += extra
         self.pos += n
-        return self.data[self.pos - n : self.pos]
+        return bytes(self.data[self.pos - n : self.pos])
 
     def byte(self):
         return self.take(1)[0]
@@ -47,6 +54,15 @@ class Reader:
         return (n >> 1) ^ -(n & 1)
 
     def value(self, kind):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise ValueError(f"Thrift values nested more than {MAX_DEPTH} deep")
+            return self.plain_value(kind)
+        finally:
+            self.depth -= 1
+
+    def plain_value(self, kind):
         if kind in INTEGERS:
             return self.zigzag()
         if kind == BYTE:
@@ -59,14 +75,18 @@ class Reader:
             head = self.byte()
             size = head >> 4 if head >> 4 != 15 else self.varint()
             item = head & 0x0F
-            return item, [self.byte() if item in (TRUE, FALSE) else self.value(item) for _ in range(size)]
+            return item, [self.item(item) for _ in range(size)]
         if kind == MAP:
             size = self.varint()
             types = self.byte() if size else 0
-            return types >> 4, types & 0x0F, [(self.value(types >> 4), self.value(types & 0x0F)) for _ in range(size)]
+            return types >> 4, types & 0x0F, [(self.item(types >> 4), self.item(types & 0x0F)) for _ in range(size)]
         if kind == STRUCT:
             return self.struct()
         raise ValueError(f"not a Thrift compact type: {kind}")
+
+    def item(self, kind):
+        """A collection's element."""
+        return self.byte() if kind in BOOLEANS else self.value(kind)
 
     def struct(self):
         fields, field = {}, 0
@@ -118,19 +138,24 @@ def write_value(out, kind, value):
             out.append(0xF0 | item)
             write_varint(out, len(items))
         for v in items:
-            out.append(v) if item in (TRUE, FALSE) else write_value(out, item, v)
+            write_item(out, item, v)
     elif kind == MAP:
         key, item, pairs = value
         write_varint(out, len(pairs))
         if pairs:
             out.append(key << 4 | item)
         for k, v in pairs:
-            write_value(out, key, k)
-            write_value(out, item, v)
+            write_item(out, key, k)
+            write_item(out, item, v)
     elif isinstance(value, bytes):  # a struct encoded already
         out += value
     else:
         write_struct(out, value)
+
+
+def write_item(out, kind, value):
+    """A collection's element."""
+    out.append(value) if kind in BOOLEANS else write_value(out, kind, value)
 
 
 def zigzag(n):

@@ -9,12 +9,15 @@ from snakeshuf.errors import ConfigError
 from snakeshuf.sources import objects
 
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+STREAM_IT_IN = "stream it in through standard input, e.g. aws s3 cp s3://bucket/in.txt - | snakeshuf - -o out.txt"
 INSTEAD_OF_A_URL = {
-    "output": "write to standard output and upload that, e.g. snakeshuf IN -o - | aws s3 cp - s3://bucket/out.txt",
+    "output": "outputs are written to files only, for now: write to standard output and upload that, e.g. "
+              "snakeshuf IN -o - | aws s3 cp - s3://bucket/out.txt, or mount the bucket",
     "scratch": "give a local or mounted directory",
     "--report": "write it to a local file and upload that",
+    "paired": "paired inputs are read from files only: download them, or mount the bucket",
 }
-STREAM_IT_IN = "stream it in through standard input, e.g. aws s3 cp s3://bucket/in.txt - | snakeshuf - -o out.txt"
+INPUTS_INSTEAD = f"inputs are files, pipes or s3:// objects: {STREAM_IT_IN}, or mount the bucket"
 
 
 def configured_paths(config):
@@ -35,8 +38,5 @@ def check_no_urls(paths, objects_read=("inputs",)):
             objects.bucket_and_key(path, key)
         elif isinstance(path, str) and URL.match(path):
             named = f"option '{key}'" if key.startswith("-") else f"config key '{key}'"
-            raise ConfigError(
-                f"{named}: '{path}' is a URL, and snakeshuf reads files and s3:// inputs, and writes files "
-                f"only: {INSTEAD_OF_A_URL.get(key, STREAM_IT_IN)}, or mount the bucket"
-            )
+            raise ConfigError(f"{named}: '{path}' is a URL; {INSTEAD_OF_A_URL.get(key, INPUTS_INSTEAD)}")
 

@@ -22,6 +22,8 @@ SCHEME = "s3://"
 # Amazon's rules for bucket names (also what S3-compatible stores accept).
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 GLOB_CHARACTERS = re.compile(r"[*?[]")
+CHOSEN_ENDPOINT = "SNAKESHUF_S3_ENDPOINT"  # what use_endpoint set, in this process and its jobs
+REQUEST_ERRORS = (OSError, ValueError)  # pyarrow's ArrowInvalid is a ValueError
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,34 @@ def is_object(path):
 
 
 def bucket_and_key(url, key_name="inputs"):
-    """(bucket, key) of an s3:// URL whose bucket name is valid (a ConfigError names the key and the URL)."""
+    """(bucket, key) of an s3:// URL with a valid bucket name and a key of
+    plain segments (a ConfigError names the config key and the URL): S3
+    takes '.', '..' and empty segments literally, pyarrow refuses or resolves them."""
     bucket, _, key = url[len(SCHEME) :].partition("/")
     if not BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
         raise ConfigError(f"config key '{key_name}': '{url}' names the bucket '{bucket}', which is not a valid "
                           "bucket name (3 to 63 lowercase letters, digits, dots and hyphens)")
+    if not plain_key(key):
+        raise ConfigError(f"config key '{key_name}': '{url}' has an empty, '.' or '..' segment in its key, which "
+                          "snakeshuf cannot read as it is named: copy the object to a plain key")
     return bucket, key
+
+
+def plain_key(key):
+    return all(segment not in ("", ".", "..") for segment in key.split("/"))
+
+
+def use_endpoint(url):
+    """Read objects from the store at `url` (config key 's3_endpoint'), in
+    this process and the jobs it starts (through AWS_ENDPOINT_URL_S3, which
+    they inherit): one store per Snakemake process, so a second workflow
+    module asking for another is refused."""
+    chosen = os.environ.get(CHOSEN_ENDPOINT)
+    if chosen and chosen != url:
+        raise ConfigError(f"config key 's3_endpoint' is '{url}', but another module of this workflow reads from "
+                          f"'{chosen}': one Snakemake process reads from one store; run the two separately")
+    os.environ[CHOSEN_ENDPOINT] = os.environ["AWS_ENDPOINT_URL_S3"] = url
+    filesystem.cache_clear()
 
 
 @functools.cache
@@ -66,20 +90,20 @@ def failure(url, error):
                       "credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and the endpoint (AWS_ENDPOINT_URL)")
 
 
-def stat(url):
-    """ObjectInfo of the object at `url`; a ConfigError if there is none."""
+def stat(url, source="config key 'inputs'"):
+    """ObjectInfo of the object at `url`; a ConfigError if there is none (`source`: where it was named)."""
     from pyarrow import fs
 
     bucket, key = bucket_and_key(url)
     try:
         info = filesystem().get_file_info(f"{bucket}/{key}")
-    except OSError as error:
+    except REQUEST_ERRORS as error:
         raise failure(url, error) from None
     if info.type == fs.FileType.NotFound:
-        raise ConfigError(f"input '{url}' does not exist (config key 'inputs'): no such bucket or object")
+        raise ConfigError(f"input '{url}' does not exist ({source}): no such bucket or object at the endpoint")
     if info.type != fs.FileType.File:
-        raise ConfigError(f"input '{url}' is a prefix, not an object; list its objects or use a glob such as "
-                          f"'{url.rstrip('/')}/*.jsonl'")
+        raise ConfigError(f"input '{url}' ({source}) is a prefix, not an object; list its objects or use a glob "
+                          f"such as '{url.rstrip('/')}/*.jsonl'")
     return ObjectInfo(info.size, info.mtime_ns or 0)
 
 
@@ -90,7 +114,7 @@ def exists(url):
     bucket, key = bucket_and_key(url)
     try:
         return filesystem().get_file_info(f"{bucket}/{key}").type == fs.FileType.File
-    except OSError as error:
+    except REQUEST_ERRORS as error:
         raise failure(url, error) from None
 
 
@@ -101,22 +125,31 @@ def expand(pattern):
 
     bucket, key = bucket_and_key(pattern)
     fixed = key[: GLOB_CHARACTERS.search(key).start()].rpartition("/")[0] if GLOB_CHARACTERS.search(key) else key
-    selector = fs.FileSelector(f"{bucket}/{fixed}".rstrip("/"), recursive=True, allow_not_found=True)
+    deeper = "/" in key[len(fixed) :].lstrip("/")  # a wildcard above the last segment: list every level
+    selector = fs.FileSelector(f"{bucket}/{fixed}".rstrip("/"), recursive=deeper, allow_not_found=True)
     try:
         listed = filesystem().get_file_info(selector)
-    except OSError as error:
+    except REQUEST_ERRORS as error:
         raise failure(pattern, error) from None
     wanted = f"{bucket}/{key}".split("/")
-    return sorted(SCHEME + i.path for i in listed if i.type == fs.FileType.File and matches(i.path.split("/"), wanted))
+    return sorted(SCHEME + i.path for i in listed if i.type == fs.FileType.File and plain_key(i.path)
+                  and matches(i.path.split("/"), wanted))
 
 
 def matches(segments, pattern):
-    """Whether path segments match pattern segments (fnmatch each; '**' any number of segments)."""
+    """Whether path segments match pattern segments as glob.glob matches
+    files: fnmatch each, '**' any number of segments, and a segment that
+    starts with '.' (hidden) only a pattern segment that does too."""
     if not pattern:
         return not segments
     if pattern[0] == "**":
-        return any(matches(segments[i:], pattern[1:]) for i in range(len(segments) + 1))
-    return bool(segments) and fnmatch.fnmatchcase(segments[0], pattern[0]) and matches(segments[1:], pattern[1:])
+        return any(matches(segments[i:], pattern[1:]) for i in range(len(segments) + 1)
+                   if not any(s.startswith(".") for s in segments[:i]))
+    return (bool(segments) and segment_matches(segments[0], pattern[0]) and matches(segments[1:], pattern[1:]))
+
+
+def segment_matches(segment, pattern):
+    return fnmatch.fnmatchcase(segment, pattern) and (not segment.startswith(".") or pattern.startswith("."))
 
 
 def open_input(url):
@@ -127,5 +160,5 @@ def open_input(url):
     except FileNotFoundError:
         raise InputError(f"input '{url}' no longer exists in object storage (it was there when the run was "
                          "planned); run the same command again to re-plan") from None
-    except OSError as error:
+    except REQUEST_ERRORS as error:
         raise failure(url, error) from None

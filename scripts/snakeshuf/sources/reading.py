@@ -12,6 +12,11 @@ def open_input(path):
     return objects.open_input(path) if objects.is_object(path) else open(path, "rb", buffering=0)
 
 
+def location(path):
+    """Where an input is, the same from any directory: a URL as given, a path made real."""
+    return path if objects.is_object(path) else os.path.realpath(path)
+
+
 def size_of(handle):
     """The size of an input opened by open_input."""
     return handle.size() if hasattr(handle, "size") else os.fstat(handle.fileno()).st_size
