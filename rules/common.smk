@@ -67,7 +67,9 @@ def make_input_plan(run):
     if sheet:
         rows = read_sample_sheet(sheet, SHEET_SCHEMA)
         listed = [row["path"] for row in rows]
-        check_no_urls([("sample_sheet", path) for path in listed], objects_read=("sample_sheet",))
+        check_no_urls(
+            [("sample_sheet", path) for path in listed], objects_read=("sample_sheet",)
+        )
         names = [row.get("source") or row["path"] for row in rows]
         weights = [
             parse_weight(row["weight"]) if row.get("weight") else None for row in rows
