@@ -5,7 +5,7 @@ Each example runs the workflow twice at once, on the same inputs and layout
 but with different memory, chunking, cores and memory unit: both must publish
 exactly what tests/reference.py computes, or both must publish nothing.
 
-CI runs SNAKESHUF_EXAMPLES examples (default 60, i.e. 120 workflow runs) from
+CI runs SNAKESHUF_EXAMPLES examples (default 40, i.e. 80 workflow runs) from
 a fixed seed. A long campaign draws new ones:
 
     SNAKESHUF_EXAMPLES=5000 SNAKESHUF_RANDOM=1 .venv-test/bin/pytest tests/test_differential.py
@@ -21,7 +21,7 @@ from differential import check_scenario
 from scenarios import FileSpec, Run, Scenario, scenarios
 from tables import NARROW_SCHEMA_SEEDS
 
-EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 60))
+EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 40))
 
 
 @settings(
