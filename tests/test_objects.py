@@ -218,8 +218,9 @@ def test_one_workflow_reads_from_one_store(monkeypatch):
     from snakeshuf.errors import ConfigError
     from snakeshuf.sources import objects
 
-    monkeypatch.delenv(objects.CHOSEN_ENDPOINT, raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    for name in (objects.CHOSEN_ENDPOINT, "AWS_ENDPOINT_URL_S3"):  # set, then unset: restored after the test
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     objects.use_endpoint("http://127.0.0.1:9")
     objects.use_endpoint("http://127.0.0.1:9")  # the same store again: fine
     with pytest.raises(ConfigError, match="another module of this workflow reads from 'http://127.0.0.1:9'"):
