@@ -12,9 +12,9 @@ import os
 import stat
 
 from snakeshuf.control.resume import remove_leftovers
-from snakeshuf.sources.reading import location
 from snakeshuf.outputs import provenance
 from snakeshuf.outputs.namespace import SUMMARY
+from snakeshuf.sources.reading import location
 from snakeshuf.stages.jobs import PARTIAL, release_claims
 
 

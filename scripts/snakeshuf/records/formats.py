@@ -62,11 +62,8 @@ class Lines:
         """Write each (path, pieces) of `files`, `threads` at once; what to add to the job's report (nothing)."""
         from snakeshuf.records.joining import join_text  # only gather joins files
 
-        def join(path, pieces):
-            join_text(path, header, pieces, self.spec.codec)
-
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(join, *zip(*files)))
+            list(pool.map(lambda job: join_text(job[0], header, job[1], self.spec.codec), files))
         return {}
 
     def check_inputs(self, memory):
