@@ -50,6 +50,38 @@ def bucket_logs(workdir):
     return {int(p.stem): p for p in Path(workdir).glob("logs/*/shuffle_bucket/*.log")}
 
 
+def test_an_input_changed_in_place_while_the_run_reads_it_stops_the_run(tmp_path):
+    """Found by a hostile pass: an input rewritten in place with as many bytes
+    between the plan and a split job gave an output mixing its old records
+    and its new ones, with exit 0 (only the size was checked). The split job
+    now fails naming the file, and the same command re-plans and gives the
+    bytes of a clean run of the new content."""
+    corpus_file(tmp_path / "a.txt", 200_000, seed=4)
+    config = {"inputs": [str(tmp_path / "a.txt")], "output": "out.txt", "seed": SEED, "memory_mb": 160,
+              "chunk_mb": 1}
+    release = tmp_path / "release"
+    env = {**os.environ, "SNAKESHUF_SLOW_JOBS": "split_chunk-0", "SNAKESHUF_RELEASE": str(release)}
+    running = subprocess.Popen(snakemake_command(tmp_path / "run", config), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "run").glob("scratch/*/locks/split_chunk-0.lock")):
+        assert time.monotonic() < deadline and running.poll() is None, "the split job never started"
+        time.sleep(0.1)
+    with open(tmp_path / "a.txt", "r+b") as changed:  # the same inode and size, other records
+        data = changed.read().translate(bytes.maketrans(b"abc", b"xyz"))
+        changed.seek(0)
+        changed.write(data)
+    release.touch()
+    _, stderr = running.communicate(timeout=120)
+    logs = "".join(p.read_text() for p in (tmp_path / "run").glob("logs/**/*.log"))
+    assert running.returncode != 0 and "Traceback" not in stderr
+    assert f"input '{tmp_path / 'a.txt'}' was changed or replaced while the run read it" in logs
+    assert not (tmp_path / "run" / "out.txt").exists()
+    run_workflow(tmp_path / "run", config)
+    run_workflow(tmp_path / "clean", config)
+    assert (tmp_path / "run" / "out.txt").read_bytes() == (tmp_path / "clean" / "out.txt").read_bytes()
+
+
 def test_only_failed_buckets_are_redone(tmp_path, corpus, reference):
     config = config_for(corpus)
     env = {**os.environ, "SNAKESHUF_FAIL_BUCKETS": "1,3"}

@@ -115,8 +115,12 @@ def test_parquet_objects_give_the_bytes_of_the_same_files_on_disk(tmp_path, stor
 
 REFUSED = {
     "a bucket that does not exist": (["s3://no-such-bucket/a.txt"], "input 's3://no-such-bucket/a.txt' does not "
-                                     "exist (config key 'inputs'): no such bucket or object"),
-    "an object that does not exist": (["s3://refused/none.txt"], "input 's3://refused/none.txt' does not exist"),
+                                     "exist (config key 'inputs'): the store has no bucket 'no-such-bucket'"),
+    "an object that does not exist": (["s3://refused/none.txt"], "input 's3://refused/none.txt' does not exist "
+                                      "(config key 'inputs'): bucket 'refused' has no object 'none.txt'"),
+    "a glob in a bucket that does not exist": (["s3://no-such-bucket/*.txt"], "input pattern "
+                                               "'s3://no-such-bucket/*.txt' (config key 'inputs'): the store has no "
+                                               "bucket 'no-such-bucket'"),
     "a glob that matches nothing": (["s3://refused/*.jsonl"], "input pattern 's3://refused/*.jsonl' (config key "
                                     "'inputs') matches no object"),
     "a bucket name that is not valid": (["s3://Bad_Bucket/a.txt"], "config key 'inputs': 's3://Bad_Bucket/a.txt' "
@@ -152,12 +156,22 @@ def test_denied_access_is_an_error_naming_the_object_and_never_the_secret(tmp_pa
     assert "AWS_ACCESS_KEY_ID" in run.stderr and SECRET not in run.stderr + logged(tmp_path)
 
 
-@pytest.mark.parametrize("fault", ["the object is deleted", "the server stops"])
+FAULTS = {
+    "the object is deleted": "input 's3://faults/a.txt' no longer exists in object storage",
+    "the server stops": "input 's3://faults/a.txt' cannot be read from object storage",
+    # found by a hostile pass: only the size was checked, and the run mixed the
+    # old object's records with the new one's, with exit 0
+    "the object is replaced by one of the same size": "input 's3://faults/a.txt' was changed or replaced while "
+                                                      "the run read it",
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
 def test_a_fault_between_the_plan_and_the_split_job_stops_the_run_and_a_rerun_is_byte_identical(
         tmp_path, store, fault):
-    """The split job waits (a test hook) until the object is gone or the server
-    has stopped: it fails naming the object, and once it is back the same
-    command finishes with the bytes of a local run."""
+    """The split job waits (a test hook) until the object is gone, replaced or
+    the server has stopped: it fails naming the object, and once it is back
+    the same command finishes with the bytes of a local run."""
     files = corpus(tmp_path)
     urls = []
     for name, data in files.items():
@@ -176,15 +190,15 @@ def test_a_fault_between_the_plan_and_the_split_job_stops_the_run_and_a_rerun_is
         time.sleep(0.1)
     if fault == "the object is deleted":
         store.client.delete_file("faults/a.txt")
-    else:
+    elif fault == "the server stops":
         store.stop()
+    else:
+        store.put("faults/a.txt", files["a.txt"].translate(bytes.maketrans(b"abc", b"xyz")))
     release.touch()
     _, stderr = running.communicate(timeout=120)
     assert running.returncode != 0 and "Traceback" not in stderr
     log = logged(workdir)
-    expected = ("input 's3://faults/a.txt' no longer exists in object storage" if fault == "the object is deleted"
-                else "input 's3://faults/a.txt' cannot be read from object storage")
-    assert expected in log, log[-3000:]
+    assert FAULTS[fault] in log, log[-3000:]
     assert not (workdir / "out.txt").exists()
     if fault == "the server stops":
         store.start()  # an empty store: moto keeps its objects in memory

@@ -4,10 +4,10 @@ Snakemake decides "up to date" from mtimes and its own records in the
 working directory's .snakemake/; from any other directory mtimes alone
 decide. So before any job a run compares its own record with the one gather
 wrote into the output's summary: everything that changes the published bytes
-(each input's absolute path, size and mtime, the seed, the separator, the
-header, the layout and the output files' names, which give the compression,
-and the output format's version) and nothing that cannot (memory, chunking,
-cores, executor, scratch, retries). Each output file's size and inode are
+(each input's absolute path or URL, size, mtime and an object's ETag, the
+seed, the separator, the header, the layout and the output files' names,
+which give the compression, and the output format's version) and nothing
+that cannot (memory, chunking, cores, executor, scratch, retries). Each output file's size and inode are
 recorded too, with the token gather signs it with: a file replaced, cut or
 grown since it was published is not current, even one that reuses the old
 inode and size (its mtime is not: Snakemake touches every output after its job).
@@ -42,7 +42,7 @@ def made_by(spec):
     weights = [str(spec.sources[f.source].copies.weight) for f in spec.files]  # 3 and 3.0 alike
     return {
         "format": FORMAT,
-        "inputs": [[location(f.path), f.size, f.mtime_ns] for f in spec.files],
+        "inputs": [[location(f.path), f.size, f.mtime_ns, *([f.version] if f.version else [])] for f in spec.files],
         "files_per_record": spec.width,
         "seed": spec.seed,
         "separator": spec.separator,

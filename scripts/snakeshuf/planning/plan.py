@@ -16,6 +16,7 @@ from snakeshuf.mixing.weights import Copies, Source
 from snakeshuf.planning.memory import INDEX_ROW_BYTES, MB, MIN_MEMORY_MB, MemoryModel
 from snakeshuf.records import codecs
 from snakeshuf.sources import objects
+from snakeshuf.sources.reading import identity_of
 
 # Each split job pays a start-up and the first touch of its buffers (costly on
 # VMs that return freed memory to the host), and a bucket job pays the same
@@ -61,9 +62,10 @@ class InputFile:
     path: str
     size: int
     codec: str = codecs.PLAIN
-    mtime_ns: int = 0  # with the size, what says an input changed (snakeshuf.outputs.provenance)
+    mtime_ns: int = 0  # with the size and version, what says an input changed (snakeshuf.sources.reading)
     source: int = 0  # which of the run's sources (snakeshuf.mixing.weights) it belongs to
     copies: int = 1  # of each record, that the split jobs write (snakeshuf.mixing.weights.Copies.written)
+    version: str = ""  # an object's ETag; '' for a local file
 
     @property
     def data_bytes(self):
@@ -268,17 +270,14 @@ def load_inputs(found, owners, source, entry_sources):
             )
         seen[key] = path
     return tuple(
-        InputFile(i, path, size_and_mtime(info)[0], codecs.detect(path), size_and_mtime(info)[1],
-                  entry_sources[entry])
+        input_file(i, path, identity_of(info), entry_sources[entry])
         for i, ((path, info), (_, _, entry)) in enumerate(zip(infos, found))
     )
 
 
-def size_and_mtime(info):
-    """(size, mtime in ns) of a file's stat or an object's ObjectInfo."""
-    if isinstance(info, objects.ObjectInfo):
-        return info.size, info.mtime_ns
-    return info.st_size, info.st_mtime_ns
+def input_file(index, path, identity, source):
+    size, mtime_ns, version = identity
+    return InputFile(index, path, size, codecs.detect(path), mtime_ns, source, version=version)
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ class RunSpec:
 
     def to_json(self):
         return json.dumps({
-            "files": [[f.path, f.size, f.codec, f.mtime_ns, f.source, f.copies] for f in self.files],
+            "files": [[f.path, f.size, f.codec, f.mtime_ns, f.source, f.copies, f.version] for f in self.files],
             "chunks": [[[s.file_index, s.start, s.end] for s in chunk] for chunk in self.chunks],
             "width": self.width, "buckets": self.buckets, "parts": self.parts, "seed": self.seed, "separator": self.separator,
             "header_lines": self.header_lines, "header_bytes": self.header_bytes,

@@ -4,7 +4,10 @@ The jobs read objects themselves, through pyarrow's S3 filesystem (already a
 dependency): a split job reads its byte range with range requests, so no
 disk ever holds the corpus; Snakemake's S3 storage plugin would download
 each job's whole files first, and a split job of a large file reads only a
-part of it. Credentials come from where the AWS SDK looks (environment
+part of it. The plan lists and looks up objects with boto3, which gives
+each object's ETag (an object written again within a second keeps its
+size and mtime, never its ETag) and errors that tell a missing bucket from
+a missing key. Credentials come from where the AWS SDK looks (environment
 variables, profile files, instance roles) and never pass through snakeshuf;
 an S3-compatible store's endpoint from AWS_ENDPOINT_URL (or
 AWS_ENDPOINT_URL_S3), which pyarrow does not read itself.
@@ -31,7 +34,11 @@ class ObjectInfo:
     """What the plan takes from an object, as from a local file's stat."""
 
     size: int
-    mtime_ns: int
+    mtime_ns: int  # whole seconds: a listing gives milliseconds, a HEAD request seconds
+    etag: str  # changes whenever the object is written again, even within the same second
+
+
+LISTED = {}  # URL: ObjectInfo of the objects this process's globs listed (a listing gives both)
 
 
 def is_object(path):
@@ -67,73 +74,132 @@ def use_endpoint(url):
                           f"'{chosen}': one Snakemake process reads from one store; run the two separately")
     os.environ[CHOSEN_ENDPOINT] = os.environ["AWS_ENDPOINT_URL_S3"] = url
     filesystem.cache_clear()
+    client.cache_clear()
 
 
 @functools.cache
 def filesystem():
+    """pyarrow's S3 filesystem, for reading objects' bytes."""
     from pyarrow import fs
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = endpoint_url()
     options = {}
     if endpoint:
         scheme, _, host = endpoint.rpartition("://")
         options = {"endpoint_override": host.rstrip("/"), "scheme": scheme or "https"}
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    return fs.S3FileSystem(**options, **({"region": region} if region else {}))
+    return fs.S3FileSystem(**options, **({"region": region()} if region() else {}))
+
+
+@functools.cache
+def client():
+    """boto3's S3 client, for what pyarrow does not give: listings and HEAD
+    requests with each object's ETag, and errors that say which went wrong."""
+    import boto3
+    from botocore.config import Config
+
+    endpoint = endpoint_url()
+    style = {"s3": {"addressing_style": "path"}} if endpoint else {}  # as pyarrow addresses a custom endpoint
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region(), config=Config(**style))
+
+
+def endpoint_url():
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def region():
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
 def failure(url, error):
-    """An InputError for a request about `url` that failed (pyarrow's message
-    names the bucket, the key and the store's error, never a credential)."""
+    """An InputError for a request about `url` that failed (the libraries'
+    messages name the operation and the store's error, never a credential)."""
     text = str(error).split("Details:")[0].strip().rstrip(";")
     return InputError(f"input '{url}' cannot be read from object storage: {text}; check the URL, the "
                       "credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and the endpoint (AWS_ENDPOINT_URL)")
 
 
-def stat(url, source="config key 'inputs'"):
-    """ObjectInfo of the object at `url`; a ConfigError if there is none (`source`: where it was named)."""
-    from pyarrow import fs
+def request_errors():
+    from botocore.exceptions import BotoCoreError, ClientError
 
+    return BotoCoreError, ClientError
+
+
+def not_found(error):
+    from botocore.exceptions import ClientError
+
+    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in NOT_FOUND
+
+
+NOT_FOUND = ("404", "NoSuchKey", "NoSuchBucket")
+
+
+def head(url):
+    """ObjectInfo of the object at `url` from the store itself, or None if there is none."""
     bucket, key = bucket_and_key(url)
     try:
-        info = filesystem().get_file_info(f"{bucket}/{key}")
-    except REQUEST_ERRORS as error:
+        found = client().head_object(Bucket=bucket, Key=key)
+    except request_errors() as error:
+        if not_found(error):
+            return None
         raise failure(url, error) from None
-    if info.type == fs.FileType.NotFound:
-        raise ConfigError(f"input '{url}' does not exist ({source}): no such bucket or object at the endpoint")
-    if info.type != fs.FileType.File:
-        raise ConfigError(f"input '{url}' ({source}) is a prefix, not an object; list its objects or use a glob "
-                          f"such as '{url.rstrip('/')}/*.jsonl'")
-    return ObjectInfo(info.size, info.mtime_ns or 0)
+    return ObjectInfo(found["ContentLength"], whole_seconds(found["LastModified"]), found["ETag"].strip('"'))
+
+
+def whole_seconds(when):
+    return int(when.timestamp()) * 1_000_000_000
+
+
+def stat(url, source="config key 'inputs'"):
+    """ObjectInfo of the object at `url` (listed by a glob, or asked for); a
+    ConfigError if there is none (`source`: where it was named)."""
+    info = LISTED.get(url) or head(url)
+    if info is None:
+        raise ConfigError(why_missing(url, source))
+    return info
+
+
+def why_missing(url, source):
+    """The message for a URL with no object: no bucket, a prefix, or no such key."""
+    bucket, key = bucket_and_key(url)
+    try:
+        listed = client().list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
+    except request_errors() as error:
+        if not_found(error):
+            return (f"input '{url}' does not exist ({source}): the store has no bucket '{bucket}' "
+                    f"(endpoint: {endpoint_url() or 'AWS'})")
+        raise failure(url, error) from None
+    if listed.get("KeyCount"):
+        return (f"input '{url}' ({source}) is a prefix, not an object; list its objects or use a glob such as "
+                f"'{url.rstrip('/')}/*.jsonl'")
+    return f"input '{url}' does not exist ({source}): bucket '{bucket}' has no object '{key}'"
 
 
 def exists(url):
     """Whether an object is at `url` (a name such as 'a [1].txt' is looked up before it is taken for a glob)."""
-    from pyarrow import fs
-
-    bucket, key = bucket_and_key(url)
-    try:
-        return filesystem().get_file_info(f"{bucket}/{key}").type == fs.FileType.File
-    except REQUEST_ERRORS as error:
-        raise failure(url, error) from None
+    return head(url) is not None
 
 
 def expand(pattern):
     """The URLs of the objects that a glob URL matches, sorted ('*' and '?'
     within one path segment, '**' across any number of them)."""
-    from pyarrow import fs
-
     bucket, key = bucket_and_key(pattern)
     fixed = key[: GLOB_CHARACTERS.search(key).start()].rpartition("/")[0] if GLOB_CHARACTERS.search(key) else key
     deeper = "/" in key[len(fixed) :].lstrip("/")  # a wildcard above the last segment: list every level
-    selector = fs.FileSelector(f"{bucket}/{fixed}".rstrip("/"), recursive=deeper, allow_not_found=True)
+    listing = {"Bucket": bucket, "Prefix": f"{fixed}/" if fixed else "", **({} if deeper else {"Delimiter": "/"})}
+    wanted, found = f"{bucket}/{key}".split("/"), []
     try:
-        listed = filesystem().get_file_info(selector)
-    except REQUEST_ERRORS as error:
+        for page in client().get_paginator("list_objects_v2").paginate(**listing):
+            for item in page.get("Contents", ()):
+                if plain_key(item["Key"]) and matches(f"{bucket}/{item['Key']}".split("/"), wanted):
+                    found.append(f"{SCHEME}{bucket}/{item['Key']}")
+                    LISTED[found[-1]] = ObjectInfo(item["Size"], whole_seconds(item["LastModified"]),
+                                                   item["ETag"].strip('"'))
+    except request_errors() as error:
+        if not_found(error):
+            raise ConfigError(f"input pattern '{pattern}' (config key 'inputs'): the store has no bucket "
+                              f"'{bucket}' (endpoint: {endpoint_url() or 'AWS'})") from None
         raise failure(pattern, error) from None
-    wanted = f"{bucket}/{key}".split("/")
-    return sorted(SCHEME + i.path for i in listed if i.type == fs.FileType.File and plain_key(i.path)
-                  and matches(i.path.split("/"), wanted))
+    return sorted(found)
 
 
 def matches(segments, pattern):

@@ -4,6 +4,7 @@ storage (snakeshuf.sources.objects). Every job and check opens inputs here."""
 
 import os
 
+from snakeshuf.errors import InputError
 from snakeshuf.sources import objects
 
 
@@ -20,3 +21,28 @@ def location(path):
 def size_of(handle):
     """The size of an input opened by open_input."""
     return handle.size() if hasattr(handle, "size") else os.fstat(handle.fileno()).st_size
+
+
+def identity_of(info):
+    """(size, mtime in ns, version) of a file's stat or an object's
+    ObjectInfo: what says an input is still the one planned (an object's
+    version is its ETag; a file has none)."""
+    if isinstance(info, objects.ObjectInfo):
+        return info.size, info.mtime_ns, info.etag
+    return info.st_size, info.st_mtime_ns, ""
+
+
+def check_unchanged(f):
+    """Stop unless input `f` (plan.InputFile) is still as planned. A job
+    calls it after reading: a file modified or replaced before or while it
+    read would otherwise mix old records with new ones, or cut one in two."""
+    try:
+        info = objects.head(f.path) if objects.is_object(f.path) else os.stat(f.path)
+    except OSError:
+        info = None
+    if info is None:
+        raise InputError(f"input '{f.path}' no longer exists (it was there when the run was planned); "
+                         "run the same command again to re-plan")
+    if identity_of(info) != (f.size, f.mtime_ns, f.version):
+        raise InputError(f"input '{f.path}' was changed or replaced while the run read it (its size, mtime or "
+                         "ETag is not what the run planned with): run the same command again to re-plan")
