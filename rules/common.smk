@@ -200,6 +200,9 @@ try:
     RUN_FILES = owned_files(output_paths(config["output"], LAYOUT, COLUMNS))
     OUTPUT_LOCK = OutputLock(RUN_FILES.lock)
     check_names(RUN_FILES)
+    OBJECT_FACTS = Scratch(RUN_FILES.directories[0]).object_facts
+    if not workflow.is_main_process:
+        objects.recall(OBJECT_FACTS)
     PLAN = make_input_plan(RUN_FILES)
     SPEC = run_spec(PLAN, RUN_FILES, LAYOUT)
 except (ConfigError, InputError) as error:
@@ -268,9 +271,11 @@ def start_run():
 
 
 def stage_plan():
-    """Write the plan file for rule write_plan to move into place."""
+    """Write the plan file for rule write_plan to move into place, and what
+    the jobs are to recall of the run's objects."""
     try:
         SPEC.write(STAGED_PLAN)
+        objects.remember(OBJECT_FACTS)
     except OSError as error:
         if error.errno == errno.ENOSPC:
             raise ConfigError(disk_full_message(error)) from None

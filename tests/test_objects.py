@@ -240,3 +240,43 @@ def test_one_workflow_reads_from_one_store(monkeypatch):
     with pytest.raises(ConfigError, match="another module of this workflow reads from 'http://127.0.0.1:9'"):
         objects.use_endpoint("http://127.0.0.1:10")
     objects.filesystem.cache_clear()
+
+
+def test_a_cluster_job_plans_from_what_the_main_process_learnt(tmp_path, store, monkeypatch):
+    """Every cluster job parses the workflow and plans: it recalls the
+    objects' sizes, ETags, codecs and glob matches the main process saved,
+    rather than asking the store again (a HEAD or more per object per job),
+    and so plans what the main process planned even if an object changed
+    since (the split jobs check that)."""
+    from snakeshuf.sources import objects
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(name, store.env[name])
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.setattr(objects, "FACTS", {})
+    objects.filesystem.cache_clear()
+    objects.client.cache_clear()
+    compressed = gzip.compress(b"3\n")
+    store.put("recalled/a.txt", b"1\n2\n")
+    store.put("recalled/b.txt.gz", compressed)
+    main_process = plan_inputs(["s3://recalled/*.txt*"], tmp_path)
+    objects.remember(str(tmp_path / "objects.json"))
+    store.client.delete_file("recalled/a.txt")
+    monkeypatch.setattr(objects, "FACTS", {})  # a job's process: nothing learnt yet
+    objects.recall(str(tmp_path / "objects.json"))
+    assert plan_inputs(["s3://recalled/*.txt*"], tmp_path) == main_process
+    assert [(f.size, f.codec) for f in main_process] == [(4, None), (len(compressed), "gzip")]
+    assert all(f.version for f in main_process)  # their ETags
+    monkeypatch.setattr(objects, "FACTS", {})  # nothing recalled: the store is asked, and a's gone
+    with pytest.raises(Exception, match="matches no object|does not exist"):
+        plan_inputs(["s3://recalled/a.txt*"], tmp_path)
+
+
+def plan_inputs(patterns, workdir):
+    from snakeshuf.planning.plan import expand_inputs, load_inputs
+
+    class NoOwners:
+        def of(self, path, info):
+            return None
+
+    return load_inputs(expand_inputs(patterns, NoOwners()), NoOwners(), "config key 'inputs'", [0] * len(patterns))

@@ -154,8 +154,8 @@ def expand_inputs(patterns, owners):
     found = []
     for entry, pattern in enumerate(patterns):
         remote = objects.is_object(pattern)
-        if remote and glob.has_magic(pattern) and not objects.exists(pattern):  # 'a[1].txt' may be a name
-            found += [(m, pattern, entry) for m in expand_objects(pattern)]
+        if remote and glob.has_magic(pattern):
+            found += [(m, None if m == pattern else pattern, entry) for m in objects_matching(pattern)]
         elif not remote and glob.has_magic(pattern) and not os.path.lexists(pattern):
             matches = [m for m in sorted(glob.glob(pattern, recursive=True)) if not is_bookkeeping(m, owners)]
             if not matches:
@@ -166,8 +166,8 @@ def expand_inputs(patterns, owners):
     return found
 
 
-def expand_objects(pattern):
-    matches = objects.expand(pattern)
+def objects_matching(pattern):
+    matches = objects.matching(pattern)
     if not matches:
         raise ConfigError(f"input pattern '{pattern}' (config key 'inputs') matches no object")
     return matches
@@ -277,7 +277,8 @@ def load_inputs(found, owners, source, entry_sources):
 
 def input_file(index, path, identity, source):
     size, mtime_ns, version = identity
-    return InputFile(index, path, size, codecs.detect(path), mtime_ns, source, version=version)
+    codec = objects.fact("codec", path, lambda: codecs.detect(path)) if objects.is_object(path) else codecs.detect(path)
+    return InputFile(index, path, size, codec, mtime_ns, source, version=version)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ that an output's bytes never depend on the memory budget
 """
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from snakeshuf.errors import InputError, IntegrityError, RecordTooLarge
 from snakeshuf.planning.memory import REAL_MIB
 from snakeshuf.records import rows, thrift
 from snakeshuf.records.lines import Batch
-from snakeshuf.sources.reading import open_input
+from snakeshuf.sources.reading import open_input, read_at, reads_at_once
 
 LENGTHS = "__snakeshuf_row_bytes"  # each row's encoded length, in pieces only
 READ_BUFFER_BYTES = 1 << 20  # pages are read through a buffer this size, not whole column chunks
@@ -338,17 +339,24 @@ HEADER_READ_BYTES = 256  # a page header with statistics can be longer: read on 
 
 
 class PageHeaders:
-    """Reads the page headers of a file, at any offset."""
+    """Reads the page headers of a file, at any offset, through `read(offset,
+    size)` (positional: several threads may read at once)."""
 
-    def __init__(self, handle):
-        self.handle = handle
+    def __init__(self, read):
+        self.read = read
 
     def page(self, offset, end):
         """Page(type, uncompressed size, compressed size, header length, a
         dictionary's entries) of the page at `offset`, in a column chunk that
         ends at `end`; ValueError for a header that cannot be one."""
-        self.handle.seek(offset)
-        reader = thrift.Reader(more=lambda n: self.handle.read(max(n, HEADER_READ_BYTES)), limit=end - offset)
+        read = [offset]
+
+        def more(n):
+            data = self.read(read[0], max(n, HEADER_READ_BYTES))
+            read[0] += len(data)
+            return data
+
+        reader = thrift.Reader(more=more, limit=end - offset)
         header = reader.struct()
         kind, dictionary = header.get(DICTIONARY_HEADER, (thrift.STRUCT, {}))
         if kind != thrift.STRUCT:
@@ -389,35 +397,43 @@ class RowGroupCost:
     row_bytes: int
 
 
-def row_group_cost(headers, row_group):
-    need = row_bytes = 0
-    for c in range(row_group.num_columns if row_group.num_rows else 0):
-        chunk = row_group.column(c)
-        start = min(o for o in (chunk.dictionary_page_offset, chunk.data_page_offset) if o is not None and o > 0)
-        end, largest, dictionary, entry = start + chunk.total_compressed_size, 0, 0, 0
-        while start < end:
-            page = headers.page(start, end)
-            if page.kind == DICTIONARY_PAGE:
-                dictionary, entry = page.size, page.size / max(1, page.entries)
-            largest = max(largest, page.size + page.stored)
-            start += page.header + page.stored
-        need += dictionary + largest
-        row_bytes += max(entry, chunk.total_uncompressed_size / row_group.num_rows)
-    return RowGroupCost(need, int(row_bytes) + 1)
+def column_cost(headers, chunk, rows):
+    """(bytes held to read the column chunk, bytes a row of it holds): see RowGroupCost."""
+    start = min(o for o in (chunk.dictionary_page_offset, chunk.data_page_offset) if o is not None and o > 0)
+    end, largest, dictionary, entry = start + chunk.total_compressed_size, 0, 0, 0
+    while start < end:
+        page = headers.page(start, end)
+        if page.kind == DICTIONARY_PAGE:
+            dictionary, entry = page.size, page.size / max(1, page.entries)
+        largest = max(largest, page.size + page.stored)
+        start += page.header + page.stored
+    return dictionary + largest, max(entry, chunk.total_uncompressed_size / rows)
 
 
 def row_group_costs(path, meta):
-    """The RowGroupCost of each row group of a Parquet file; InputError if its pages cannot be walked."""
-    costs = []
-    with open_input(path) as handle:
-        headers = PageHeaders(handle)
-        for i in range(meta.num_row_groups):
+    """The RowGroupCost of each row group of a Parquet file; InputError if
+    its pages cannot be walked. Column chunks are walked at once, as many as
+    the input is worth (reads_at_once): each page's header says where the
+    next one is, so a chunk's pages are one read after another."""
+    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+    chunks = [(i, c) for i, group in enumerate(groups) for c in range(group.num_columns if group.num_rows else 0)]
+    with open_input(path) as handle, ThreadPoolExecutor(reads_at_once(path)) as pool:
+        headers = PageHeaders(lambda offset, size: read_at(handle, offset, size))
+
+        def cost(chunk):
+            i, c = chunk
             try:
-                costs.append(row_group_cost(headers, meta.row_group(i)))
+                return column_cost(headers, groups[i].column(c), groups[i].num_rows)
             except (EOFError, ValueError, OSError) as error:
                 raise InputError(f"input '{path}': row group {i} cannot be read ({error}); it may be truncated or "
                                  "corrupt: fetch or write it again") from None
-    return costs
+
+        columns = list(pool.map(cost, chunks))
+    need, row_bytes = [0] * len(groups), [0.0] * len(groups)
+    for (i, _), (held, row) in zip(chunks, columns):
+        need[i] += held
+        row_bytes[i] += row
+    return [RowGroupCost(n, int(r) + 1) for n, r in zip(need, row_bytes)]
 
 
 def check_readable(path, meta, memory):

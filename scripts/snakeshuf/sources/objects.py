@@ -15,9 +15,10 @@ AWS_ENDPOINT_URL_S3), which pyarrow does not read itself.
 
 import fnmatch
 import functools
+import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from snakeshuf.errors import ConfigError, InputError
 
@@ -38,7 +39,13 @@ class ObjectInfo:
     etag: str  # changes whenever the object is written again, even within the same second
 
 
-LISTED = {}  # URL: ObjectInfo of the objects this process's globs listed (a listing gives both)
+# What this process has learnt of objects, by (kind, URL or pattern): an
+# ObjectInfo ("stat"), a glob's matches ("glob"), a codec ("codec"). A
+# cluster job recalls what the main process learnt (remember, recall): every
+# job parses the workflow and plans, and would otherwise ask the store again,
+# a HEAD request or more per object per job; it also plans what the main
+# process planned, whatever changed since (the split jobs check that).
+FACTS = {}
 
 
 def is_object(path):
@@ -133,6 +140,34 @@ def not_found(error):
 NOT_FOUND = ("404", "NoSuchKey", "NoSuchBucket")
 
 
+def fact(kind, key, learn):
+    """The fact `kind` about `key`, learnt once (`learn()`) per run."""
+    if (kind, key) not in FACTS:
+        FACTS[kind, key] = learn()
+    return FACTS[kind, key]
+
+
+def remember(path):
+    """Save what this process learnt of objects into `path` (none: nothing is written)."""
+    if FACTS:
+        from snakeshuf.stages.jobs import save_json
+
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        save_json(path, [[kind, key, astuple(value) if isinstance(value, ObjectInfo) else value]
+                         for (kind, key), value in FACTS.items()])
+
+
+def recall(path):
+    """Take what the main process saved into `path` as learnt (missing or unreadable: learn anew)."""
+    try:
+        with open(path) as handle:
+            saved = json.load(handle)
+        FACTS.update({(kind, key): ObjectInfo(*value) if kind == "stat" and value else value
+                      for kind, key, value in saved})
+    except (OSError, ValueError, TypeError):
+        pass
+
+
 def head(url):
     """ObjectInfo of the object at `url` from the store itself, or None if there is none."""
     bucket, key = bucket_and_key(url)
@@ -152,7 +187,7 @@ def whole_seconds(when):
 def stat(url, source="config key 'inputs'"):
     """ObjectInfo of the object at `url` (listed by a glob, or asked for); a
     ConfigError if there is none (`source`: where it was named)."""
-    info = LISTED.get(url) or head(url)
+    info = fact("stat", url, lambda: head(url))
     if info is None:
         raise ConfigError(why_missing(url, source))
     return info
@@ -174,9 +209,10 @@ def why_missing(url, source):
     return f"input '{url}' does not exist ({source}): bucket '{bucket}' has no object '{key}'"
 
 
-def exists(url):
-    """Whether an object is at `url` (a name such as 'a [1].txt' is looked up before it is taken for a glob)."""
-    return head(url) is not None
+def matching(pattern):
+    """The URLs of the objects a glob URL matches, sorted: the object named
+    so if there is one (such as 'a [1].txt'), else those expand() finds."""
+    return fact("glob", pattern, lambda: [pattern] if fact("stat", pattern, lambda: head(pattern)) else expand(pattern))
 
 
 def expand(pattern):
@@ -192,8 +228,8 @@ def expand(pattern):
             for item in page.get("Contents", ()):
                 if plain_key(item["Key"]) and matches(f"{bucket}/{item['Key']}".split("/"), wanted):
                     found.append(f"{SCHEME}{bucket}/{item['Key']}")
-                    LISTED[found[-1]] = ObjectInfo(item["Size"], whole_seconds(item["LastModified"]),
-                                                   item["ETag"].strip('"'))
+                    FACTS["stat", found[-1]] = ObjectInfo(item["Size"], whole_seconds(item["LastModified"]),
+                                                          item["ETag"].strip('"'))
     except request_errors() as error:
         if not_found(error):
             raise ConfigError(f"input pattern '{pattern}' (config key 'inputs'): the store has no bucket "

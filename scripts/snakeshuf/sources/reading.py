@@ -18,6 +18,22 @@ def location(path):
     return path if objects.is_object(path) else os.path.realpath(path)
 
 
+# Small reads at once (Parquet page headers): an object's each take a request,
+# whose round trip dominates; a file's take microseconds from the page cache.
+OBJECT_READS_AT_ONCE = 16
+
+
+def reads_at_once(path):
+    """How many small positional reads of input `path` are worth making at once."""
+    return OBJECT_READS_AT_ONCE if objects.is_object(path) else 1
+
+
+def read_at(handle, offset, size):
+    """Up to `size` bytes at `offset` of an input opened by open_input,
+    without moving its position: threads may share the handle."""
+    return handle.read_at(size, offset) if hasattr(handle, "read_at") else os.pread(handle.fileno(), size, offset)
+
+
 def size_of(handle):
     """The size of an input opened by open_input."""
     return handle.size() if hasattr(handle, "size") else os.fstat(handle.fileno()).st_size

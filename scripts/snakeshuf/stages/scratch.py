@@ -69,6 +69,11 @@ class Scratch:
         inside = os.path.dirname(os.path.dirname(path)) == os.path.join(self.root, PIPED)
         return os.path.basename(path) if inside else path
 
+    @property
+    def object_facts(self):
+        """What the main process learnt of the run's objects (snakeshuf.sources.objects.remember)."""
+        return os.path.join(self.root, "objects.json")
+
     def stats(self, bucket="{bucket}"):
         return os.path.join(self.root, "buckets", f"{bucket}.json")
 
