@@ -121,6 +121,9 @@ REFUSED = {
     "a glob in a bucket that does not exist": (["s3://no-such-bucket/*.txt"], "input pattern "
                                                "'s3://no-such-bucket/*.txt' (config key 'inputs'): the store has no "
                                                "bucket 'no-such-bucket'"),
+    # the plan looks objects up at once: still the first missing is named
+    "two of three objects missing": (["s3://refused/dir/a.txt", "s3://refused/none-1.txt", "s3://refused/none-2.txt"],
+                                     "input 's3://refused/none-1.txt' does not exist"),
     "a glob that matches nothing": (["s3://refused/*.jsonl"], "input pattern 's3://refused/*.jsonl' (config key "
                                     "'inputs') matches no object"),
     "a bucket name that is not valid": (["s3://Bad_Bucket/a.txt"], "config key 'inputs': 's3://Bad_Bucket/a.txt' "

@@ -16,7 +16,7 @@ from snakeshuf.mixing.weights import Copies, Source
 from snakeshuf.planning.memory import INDEX_ROW_BYTES, MB, MIN_MEMORY_MB, MemoryModel
 from snakeshuf.records import codecs
 from snakeshuf.sources import objects
-from snakeshuf.sources.reading import identity_of
+from snakeshuf.sources.reading import for_each, identity_of
 
 # Each split job pays a start-up and the first touch of its buffers (costly on
 # VMs that return freed memory to the host), and a bucket job pays the same
@@ -255,7 +255,8 @@ def load_inputs(found, owners, source, entry_sources):
     """InputFiles of (path, pattern, entry) triples, each a readable regular
     file (or an object) that is listed once and is not the run's own;
     `entry_sources` gives each entry's source."""
-    infos = [(path, stat_input(path, source)) for path, _, _ in found]
+    paths = [path for path, _, _ in found]
+    infos = list(zip(paths, for_each(lambda path: stat_input(path, source), paths)))
     seen = {}
     for (path, info), (_, pattern, _) in zip(infos, found):
         if isinstance(info, objects.ObjectInfo):  # a run writes no object
@@ -270,14 +271,18 @@ def load_inputs(found, owners, source, entry_sources):
             )
         seen[key] = path
     return tuple(
-        input_file(i, path, identity_of(info), entry_sources[entry])
-        for i, ((path, info), (_, _, entry)) in enumerate(zip(infos, found))
+        input_file(i, path, identity_of(info), codec, entry_sources[entry])
+        for i, ((path, info), codec, (_, _, entry)) in enumerate(zip(infos, for_each(codec_of, paths), found))
     )
 
 
-def input_file(index, path, identity, source):
+def codec_of(path):
+    """Its compression (or Parquet), from its first bytes: an object's is learnt once per run."""
+    return objects.fact("codec", path, lambda: codecs.detect(path)) if objects.is_object(path) else codecs.detect(path)
+
+
+def input_file(index, path, identity, codec, source):
     size, mtime_ns, version = identity
-    codec = objects.fact("codec", path, lambda: codecs.detect(path)) if objects.is_object(path) else codecs.detect(path)
     return InputFile(index, path, size, codec, mtime_ns, source, version=version)
 
 

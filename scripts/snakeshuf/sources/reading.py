@@ -3,6 +3,7 @@ copied into one by then, snakeshuf.sources.pipes) or an object in object
 storage (snakeshuf.sources.objects). Every job and check opens inputs here."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from snakeshuf.errors import InputError
 from snakeshuf.sources import objects
@@ -18,9 +19,20 @@ def location(path):
     return path if objects.is_object(path) else os.path.realpath(path)
 
 
-# Small reads at once (Parquet page headers): an object's each take a request,
-# whose round trip dominates; a file's take microseconds from the page cache.
+# Small reads and lookups at once (Parquet page headers, the plan's stat and
+# codec of each input): an object's each take a request, whose round trip
+# dominates; a file's take microseconds from the page cache.
 OBJECT_READS_AT_ONCE = 16
+
+
+def for_each(function, paths):
+    """[function(path) for path in paths], the calls made at once where any
+    path is an object (each a request or more away); an error is the first
+    path's, in order, as one after another."""
+    if not any(map(objects.is_object, paths)):
+        return [function(path) for path in paths]
+    with ThreadPoolExecutor(OBJECT_READS_AT_ONCE) as pool:
+        return list(pool.map(function, paths))
 
 
 def reads_at_once(path):
