@@ -25,7 +25,7 @@ from snakeshuf.planning import keys
 from snakeshuf.planning.spec import RunSpec
 from snakeshuf.records import codecs
 from snakeshuf.records.lines import common_header
-from snakeshuf.sources.reading import open_input, size_of
+from snakeshuf.sources.reading import open_input, reported, size_of
 from snakeshuf.stages import buckets, jobs, tally
 from snakeshuf.stages.buckets import BucketStats
 
@@ -39,7 +39,7 @@ def input_bytes(files, separator, header_bytes):
         return None
     total = 0
     for f in files:
-        with open_input(f.path) as handle:
+        with reported(f.path), open_input(f.path) as handle:
             size = size_of(handle)
             if size:
                 handle.seek(size - 1)

@@ -237,3 +237,18 @@ def test_an_output_named_through_a_link_is_still_this_sets(place):
     run_from(place, "a", seed=1, output=str(place / "link" / "out.txt"))
     result = run_from(place, "b", seed=2)
     assert "was made with seed 1; this run asks for seed 2" in result.stderr
+
+
+@pytest.mark.parametrize("then, now, why", [
+    ([10, 5, "e1"], [10, 5, "e2"], "input 's3://b/a.txt' was modified"),  # written again within its second
+    ([10, 5, "e1"], [12, 6, "e2"], "input 's3://b/a.txt' changed size (10 -> 12 bytes)"),
+    ([10, 5], [10, 6], "input 's3://b/a.txt' was modified"),
+    ([], [10, 6], "its summary's record of what made it is unreadable"),
+])
+def test_the_reason_for_a_rebuild_names_the_input_that_changed(then, now, why):
+    """Found by a hostile pass: an input entry with an object's ETag made
+    every rebuild say the summary was unreadable."""
+    from snakeshuf.outputs.provenance import described_difference
+
+    record = {"format": 3, "seed": 1, "inputs": [["s3://b/a.txt", *then]]}
+    assert described_difference(record, {**record, "inputs": [["s3://b/a.txt", *now]]}) == why

@@ -550,3 +550,19 @@ def test_progress_never_passes_100_percent_when_the_records_outgrow_the_estimate
 
     line = describe(4 << 20, 400 << 20, 4 << 20, rate=1.0)
     assert "progress 100% of 4.0 MiB (split 100%, shuffle 100%)" in line
+
+
+def test_a_library_error_while_writing_keeps_its_own_message(tmp_path):
+    """Found by a hostile pass: an OSError without an errno raised inside
+    atomic_write (a store's failed request, read while writing a run file)
+    came out as '[Errno None] None: <the partial file>'."""
+    from snakeshuf.stages.jobs import atomic_write
+
+    with pytest.raises(OSError, match="^When reading from the store: AWS Error NO_SUCH_KEY$"):
+        with atomic_write(str(tmp_path / "out")):
+            raise OSError("When reading from the store: AWS Error NO_SUCH_KEY")
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(OSError) as raised:
+        with atomic_write(str(tmp_path / "out")):
+            raise OSError(errno.EIO, "Input/output error")
+    assert raised.value.filename == str(tmp_path / "out") + ".partial"

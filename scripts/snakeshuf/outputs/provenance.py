@@ -147,14 +147,14 @@ def difference(old, new):
         return f"it was made by another version of snakeshuf's output (format {old.get('format')}, now {new['format']})"
     if old.get("seed") != new["seed"]:
         return f"it was made with seed {old.get('seed')}; this run asks for seed {new['seed']}"
-    before = {path: (size, mtime) for path, size, mtime in old.get("inputs", [])}
-    now = {path: (size, mtime) for path, size, mtime in new["inputs"]}
-    for path, (size, mtime) in now.items():
+    before = {path: identity for path, *identity in old.get("inputs", [])}  # size, mtime and an object's ETag
+    now = {path: identity for path, *identity in new["inputs"]}
+    for path, (size, *version) in now.items():
         if path not in before:
             return f"input '{path}' is new"
         if before[path][0] != size:
             return f"input '{path}' changed size ({before[path][0]} -> {size} bytes)"
-        if before[path][1] != mtime:
+        if before[path][1:] != version:
             return f"input '{path}' was modified"
     for path in before.keys() - now.keys():
         return f"input '{path}' is no longer an input"
@@ -174,7 +174,7 @@ def described_difference(old, new):
     """difference(), or a plain word where the old record is not one it can read."""
     try:
         return difference(old if isinstance(old, dict) else {}, new)
-    except (TypeError, ValueError, AttributeError):
+    except (TypeError, ValueError, AttributeError, LookupError):
         return "its summary's record of what made it is unreadable"
 
 

@@ -19,7 +19,7 @@ import zlib
 import zstandard
 
 from snakeshuf.errors import CorruptStream, InputError, WindowTooLarge
-from snakeshuf.sources.reading import open_input
+from snakeshuf.sources.reading import open_input, reported
 
 PLAIN = None
 PARQUET = "parquet"  # not a compression: a table, whose records are its rows (snakeshuf.records.formats)
@@ -65,7 +65,7 @@ def detect(path):
     only the start of a signature is refused as cut short, and so is one
     named as compressed that holds no compressed stream (an empty one too:
     the codec's own -t says it is damaged)."""
-    with open_input(path) as handle:
+    with reported(path), open_input(path) as handle:
         first = handle.read(CONTAINER_HEAD_BYTES)
         ends_framed = first.startswith(PARQUET_MAGIC) and ends_with(handle, PARQUET_MAGIC)
     head = first[:10]
@@ -128,7 +128,7 @@ def container_of(head):
 def check_not_container(f):
     """Refuse an input (plan.InputFile) that is a Parquet, Arrow, zip, tar or
     7-Zip file, compressed or not: its bytes are not lines of text."""
-    with open_input(f.path) as raw:
+    with reported(f.path), open_input(f.path) as raw:
         head = raw.read(CONTAINER_HEAD_BYTES)
         if f.codec in PEEK_CODECS:
             raw.seek(0)

@@ -20,7 +20,7 @@ from snakeshuf.errors import ConfigError
 from snakeshuf.planning.memory import BASE_MB, REAL_MIB
 from snakeshuf.records import codecs
 from snakeshuf.records.lines import RecordReader, common_header
-from snakeshuf.sources.reading import open_input
+from snakeshuf.sources.reading import for_each, open_input
 
 
 MAX_JOINS = 4
@@ -68,8 +68,7 @@ class Lines:
 
     def check_inputs(self, memory):
         """Raise InputError for what no job could read; return notes for the person (none here)."""
-        for f in self.spec.files:
-            codecs.check_not_container(f)
+        for_each(codecs.check_not_container, self.spec.files)
         if self.spec.header_lines:
             common_header(self.spec.files, self.spec.header_lines, self.spec.separator)  # each input's is the same
             if self.spec.dedup and self.spec.dedup.field is not None:

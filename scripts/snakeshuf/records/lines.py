@@ -13,7 +13,7 @@ import numpy as np
 
 from snakeshuf.errors import CorruptStream, InputError, RecordTooLarge, WindowTooLarge
 from snakeshuf.records import codecs
-from snakeshuf.sources.reading import open_input, size_of
+from snakeshuf.sources.reading import open_input, reported, size_of
 
 SCAN_PIECE = 1 << 20
 
@@ -113,7 +113,7 @@ class RecordReader:
         """The records of input `f` (path, size, codec; a size of None is not
         checked) that start in [start, end). A compressed input is read from
         `start`, a record boundary, to its end (offsets count decompressed bytes)."""
-        with open_input(f.path) as raw:
+        with reported(f.path), open_input(f.path) as raw:
             if f.size is not None:
                 check_unchanged(raw, f.path, f.size)
             if f.codec is codecs.PLAIN:

@@ -22,7 +22,8 @@ from snakeshuf.errors import InputError, IntegrityError, RecordTooLarge
 from snakeshuf.planning.memory import REAL_MIB
 from snakeshuf.records import rows, thrift
 from snakeshuf.records.lines import Batch
-from snakeshuf.sources.reading import open_input, read_at, reads_at_once
+from snakeshuf.sources import objects
+from snakeshuf.sources.reading import open_input, read_at, reads_at_once, reported
 
 LENGTHS = "__snakeshuf_row_bytes"  # each row's encoded length, in pieces only
 READ_BUFFER_BYTES = 1 << 20  # pages are read through a buffer this size, not whole column chunks
@@ -92,6 +93,10 @@ class RowReader:
 
     def batches(self, f, start, end):
         """The rows of input `f` (a whole file: a Parquet file is one segment)."""
+        with reported(f.path):
+            yield from self.rows(f)
+
+    def rows(self, f):
         parquet = opened(f.path)
         int96 = Int96Check(f.path, parquet)
         block = Block(self.buffer, self.max_records)
@@ -104,6 +109,8 @@ class RowReader:
                         yield from block.add(data, ends)
             yield from block.flush()
         except (OSError, pa.ArrowException) as error:
+            if objects.from_the_store(error):
+                raise  # not the file's fault (reported)
             raise InputError(f"input '{f.path}' is not a valid Parquet file ({error}); "
                              "it may be truncated or corrupt: fetch or write it again") from None
 

@@ -18,6 +18,7 @@ import functools
 import json
 import os
 import re
+import urllib.parse
 from dataclasses import astuple, dataclass
 
 from snakeshuf.errors import ConfigError, InputError
@@ -27,7 +28,8 @@ SCHEME = "s3://"
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 GLOB_CHARACTERS = re.compile(r"[*?[]")
 CHOSEN_ENDPOINT = "SNAKESHUF_S3_ENDPOINT"  # what use_endpoint set, in this process and its jobs
-REQUEST_ERRORS = (OSError, ValueError)  # pyarrow's ArrowInvalid is a ValueError
+REQUEST_ERRORS = (OSError, ValueError)
+CONNECT_SECONDS = 10  # pyarrow's ArrowInvalid is a ValueError
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,15 @@ def bucket_and_key(url, key_name="inputs"):
     return bucket, key
 
 
+def readable(url, pattern):
+    """`url`, a match of glob `pattern`, unless its key cannot be read as named (a ConfigError)."""
+    if not plain_key(url[len(SCHEME) :].partition("/")[2]):
+        raise ConfigError(f"input pattern '{pattern}' (config key 'inputs') matches '{url}', whose key has an "
+                          "empty, '.' or '..' segment, which snakeshuf cannot read as it is named: copy the object "
+                          "to a plain key, or narrow the pattern")
+    return url
+
+
 def plain_key(key):
     return all(segment not in ("", ".", "..") for segment in key.split("/"))
 
@@ -75,6 +86,7 @@ def use_endpoint(url):
     this process and the jobs it starts (through AWS_ENDPOINT_URL_S3, which
     they inherit): one store per Snakemake process, so a second workflow
     module asking for another is refused."""
+    check_endpoint(url, "config key 's3_endpoint'")
     chosen = os.environ.get(CHOSEN_ENDPOINT)
     if chosen and chosen != url:
         raise ConfigError(f"config key 's3_endpoint' is '{url}', but another module of this workflow reads from "
@@ -106,11 +118,39 @@ def client():
 
     endpoint = endpoint_url()
     style = {"s3": {"addressing_style": "path"}} if endpoint else {}  # as pyarrow addresses a custom endpoint
-    return boto3.client("s3", endpoint_url=endpoint, region_name=region(), config=Config(**style))
+    # A store that does not answer is an error in seconds, not minutes (60 s a try by default).
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region(),
+                        config=Config(connect_timeout=CONNECT_SECONDS, **style))
 
 
 def endpoint_url():
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    url = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if url:
+        check_endpoint(url, endpoint_source())
+    return url
+
+
+def endpoint_source():
+    """Where the endpoint comes from, for a message."""
+    if os.environ.get(CHOSEN_ENDPOINT):
+        return "config key 's3_endpoint'"
+    return "AWS_ENDPOINT_URL_S3" if os.environ.get("AWS_ENDPOINT_URL_S3") else "AWS_ENDPOINT_URL"
+
+
+def check_endpoint(url, where):
+    """A ConfigError naming `where` unless `url` is http(s)://host[:port]; one
+    with a password is refused without being shown."""
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        port_ok = parsed.port is None or parsed.port > 0
+    except ValueError:
+        parsed, port_ok = None, False
+    if parsed and (parsed.username or parsed.password):
+        raise ConfigError(f"{where} has a user name or password in its URL, which snakeshuf would have to print: "
+                          "give credentials through AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile")
+    if not (port_ok and parsed.scheme in ("http", "https") and parsed.hostname and parsed.path in ("", "/")):
+        raise ConfigError(f"{where} is '{url}', which is not an endpoint URL: give one such as "
+                          "http://127.0.0.1:9000 or https://s3.example.com")
 
 
 def region():
@@ -121,8 +161,20 @@ def failure(url, error):
     """An InputError for a request about `url` that failed (the libraries'
     messages name the operation and the store's error, never a credential)."""
     text = str(error).split("Details:")[0].strip().rstrip(";")
+    if isinstance(error, FileNotFoundError) or any(code in text for code in GONE):
+        return InputError(f"input '{url}' no longer exists in object storage (it was there when the run was "
+                          "planned); run the same command again to re-plan")
     return InputError(f"input '{url}' cannot be read from object storage: {text}; check the URL, the "
-                      "credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and the endpoint (AWS_ENDPOINT_URL)")
+                      f"credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and the endpoint ({endpoint_source()})")
+
+
+GONE = ("NO_SUCH_KEY", "RESOURCE_NOT_FOUND")  # pyarrow's words for an object deleted under a reader
+
+
+def from_the_store(error):
+    """Whether pyarrow's OSError is a request to the store that failed (all
+    of those say so), not bytes that could not be read as what they claim."""
+    return isinstance(error, OSError) and "AWS Error" in str(error)
 
 
 def request_errors():
@@ -220,14 +272,15 @@ def expand(pattern):
     within one path segment, '**' across any number of them)."""
     bucket, key = bucket_and_key(pattern)
     fixed = key[: GLOB_CHARACTERS.search(key).start()].rpartition("/")[0] if GLOB_CHARACTERS.search(key) else key
-    deeper = "/" in key[len(fixed) :].lstrip("/")  # a wildcard above the last segment: list every level
+    rest = key[len(fixed) :].lstrip("/")
+    deeper = "/" in rest or "**" in rest  # a wildcard above the last segment, or '**': list every level
     listing = {"Bucket": bucket, "Prefix": f"{fixed}/" if fixed else "", **({} if deeper else {"Delimiter": "/"})}
     wanted, found = f"{bucket}/{key}".split("/"), []
     try:
         for page in client().get_paginator("list_objects_v2").paginate(**listing):
             for item in page.get("Contents", ()):
-                if plain_key(item["Key"]) and matches(f"{bucket}/{item['Key']}".split("/"), wanted):
-                    found.append(f"{SCHEME}{bucket}/{item['Key']}")
+                if matches(f"{bucket}/{item['Key']}".split("/"), wanted):
+                    found.append(readable(f"{SCHEME}{bucket}/{item['Key']}", pattern))
                     FACTS["stat", found[-1]] = ObjectInfo(item["Size"], whole_seconds(item["LastModified"]),
                                                           item["ETag"].strip('"'))
     except request_errors() as error:
@@ -259,8 +312,5 @@ def open_input(url):
     bucket, key = bucket_and_key(url)
     try:
         return filesystem().open_input_file(f"{bucket}/{key}")
-    except FileNotFoundError:
-        raise InputError(f"input '{url}' no longer exists in object storage (it was there when the run was "
-                         "planned); run the same command again to re-plan") from None
     except REQUEST_ERRORS as error:
         raise failure(url, error) from None

@@ -4,6 +4,7 @@ storage (snakeshuf.sources.objects). Every job and check opens inputs here."""
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from snakeshuf.errors import InputError
 from snakeshuf.sources import objects
@@ -25,14 +26,14 @@ def location(path):
 OBJECT_READS_AT_ONCE = 16
 
 
-def for_each(function, paths):
-    """[function(path) for path in paths], the calls made at once where any
-    path is an object (each a request or more away); an error is the first
-    path's, in order, as one after another."""
-    if not any(map(objects.is_object, paths)):
-        return [function(path) for path in paths]
+def for_each(function, inputs):
+    """[function(x) for x in inputs] (paths, or plan.InputFiles), the calls
+    made at once where any input is an object (each a request or more
+    away); an error is the first input's, in order, as one after another."""
+    if not any(objects.is_object(getattr(x, "path", x)) for x in inputs):
+        return [function(x) for x in inputs]
     with ThreadPoolExecutor(OBJECT_READS_AT_ONCE) as pool:
-        return list(pool.map(function, paths))
+        return list(pool.map(function, inputs))
 
 
 def reads_at_once(path):
@@ -49,6 +50,19 @@ def read_at(handle, offset, size):
 def size_of(handle):
     """The size of an input opened by open_input."""
     return handle.size() if hasattr(handle, "size") else os.fstat(handle.fileno()).st_size
+
+
+@contextmanager
+def reported(path):
+    """Within it, a read of input `path` that the object store failed (the
+    object deleted, the store gone) is an InputError naming the URL; any
+    other OSError is left as it is."""
+    try:
+        yield
+    except OSError as error:
+        if not (objects.is_object(path) and objects.from_the_store(error)):
+            raise
+        raise objects.failure(path, error) from None
 
 
 def identity_of(info):

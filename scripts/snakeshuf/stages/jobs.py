@@ -59,7 +59,7 @@ def atomic_write(path, direct=False, durable=True):
     except BaseException as error:
         if os.path.exists(partial):
             os.remove(partial)
-        if isinstance(error, OSError) and not error.filename:
+        if isinstance(error, OSError) and error.errno and not error.filename:  # a system call's, about this file
             raise OSError(error.errno, error.strerror, partial) from None
         raise
 
@@ -195,6 +195,8 @@ def run(main, argv=None):
     except OSError as error:
         if error.errno == errno.ENOSPC:
             sys.exit(f"snakeshuf: error: {disk_full_message(error)}")
+        if error.errno is None:  # a library's I/O error (a store's request), not a system call's
+            sys.exit(f"snakeshuf: error: {error}")
         raise
 
 
