@@ -28,7 +28,7 @@ from snakeshuf.outputs.layout import column_names, output_paths, read_layout, re
 from snakeshuf.outputs.namespace import RunFiles, check_left_alone, check_names
 from snakeshuf.outputs.provenance import output_is_complete
 from snakeshuf.planning.config import check_config, input_path, separator_byte
-from snakeshuf.planning.plan import Chunking, make_paired_plan, make_plan
+from snakeshuf.planning.plan import Chunking, make_paired_plan, make_plan, recall_codecs
 from snakeshuf.planning.sheet import read_sample_sheet
 from snakeshuf.planning.spec import RunSpec
 from snakeshuf.records import formats
@@ -201,7 +201,9 @@ try:
     OUTPUT_LOCK = OutputLock(RUN_FILES.lock)
     check_names(RUN_FILES)
     OBJECT_FACTS = Scratch(RUN_FILES.directories[0]).object_facts
-    if not workflow.is_main_process:
+    if workflow.is_main_process:  # a job plans what the main process planned
+        recall_codecs(provenance.read_record(RUN_FILES.summary))
+    else:
         objects.recall(OBJECT_FACTS)
     PLAN = make_input_plan(RUN_FILES)
     SPEC = run_spec(PLAN, RUN_FILES, LAYOUT)
@@ -259,7 +261,9 @@ def start_run():
     try:
         preflight.check_places(SPEC)
         take_output_lock()
-        preflight.check(SPEC, config["check_disk_space"], config["memory_mb"])
+        # Else no job reads the inputs (and an object's check is a request).
+        if not VERDICT.current:
+            preflight.check(SPEC, config["check_disk_space"], config["memory_mb"])
         stage_plan()
     except (ConfigError, InputError) as error:
         console.fail(error)

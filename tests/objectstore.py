@@ -3,9 +3,11 @@ read inputs from object storage, and a client of it."""
 
 import atexit
 import os
+import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -27,8 +29,9 @@ class ObjectStore:
 
     def start(self, **server_env):
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
-        self.process = subprocess.Popen(command, env={**os.environ, **server_env}, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        self.log = tempfile.NamedTemporaryFile(prefix="s3-requests-", suffix=".log")  # one line per request
+        self.process = subprocess.Popen(command, env={**os.environ, **server_env}, stdout=self.log,
+                                        stderr=self.log)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -44,6 +47,12 @@ class ObjectStore:
     def stop(self):
         self.process.terminate()
         self.process.wait()
+        self.log.close()
+
+    def requests(self):
+        """Every request the server has answered so far, as 'METHOD /bucket/key?query'."""
+        with open(self.log.name, errors="replace") as log:
+            return re.findall(r"\b(GET|HEAD|PUT|POST|DELETE) (/\S*) HTTP", log.read())
 
     def put(self, key, data):
         bucket = key.split("/")[0]

@@ -99,6 +99,8 @@ def build(spec, totals, files, reports):
             "columns": spec.columns,
         },
         "inputs": {spec.paths.shown(f.path): f.size for f in spec.files},
+        # what the next run need not read again (snakeshuf.planning.plan.recall_codecs)
+        "object_codecs": {f.path: [f.version, f.codec] for f in spec.files if f.version},
         "sources": totals.pop("sources", None),
         "buckets": spec.buckets,
         "key_ranges": spec.key_ranges,

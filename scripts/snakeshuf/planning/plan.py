@@ -276,9 +276,23 @@ def load_inputs(found, owners, source, entry_sources):
     )
 
 
+def recall_codecs(record):
+    """Take the codec of each object the summary `record` lists (its
+    object_codecs) as learnt, for the same version (ETag) of the object: a
+    run that finds its output current then reads no object."""
+    listed = (record or {}).get("object_codecs")
+    for url, entry in listed.items() if isinstance(listed, dict) else ():
+        if isinstance(entry, list) and len(entry) == 2 and entry[1] in (codecs.PLAIN, codecs.PARQUET, *codecs.SIGNATURES):
+            objects.FACTS["codec", f"{url} {entry[0]}"] = entry[1]
+
+
 def codec_of(path):
-    """Its compression (or Parquet), from its first bytes: an object's is learnt once per run."""
-    return objects.fact("codec", path, lambda: codecs.detect(path)) if objects.is_object(path) else codecs.detect(path)
+    """Its compression (or Parquet), from its first bytes: an object's is
+    learnt once for each version (ETag) of it, and kept from run to run."""
+    if not objects.is_object(path):
+        return codecs.detect(path)
+    version = objects.stat(path).etag  # learnt already, with its size
+    return objects.fact("codec", f"{path} {version}", lambda: codecs.detect(path))
 
 
 def input_file(index, path, identity, codec, source):
