@@ -25,7 +25,7 @@ from snakeshuf.planning import keys
 from snakeshuf.planning.spec import RunSpec
 from snakeshuf.records import codecs
 from snakeshuf.records.lines import common_header
-from snakeshuf.sources.reading import open_input, reported, size_of
+from snakeshuf.sources.reading import for_each, open_input, reported, size_of
 from snakeshuf.stages import buckets, jobs, tally
 from snakeshuf.stages.buckets import BucketStats
 
@@ -37,15 +37,17 @@ def input_bytes(files, separator, header_bytes):
     streams against their own checksums."""
     if any(f.codec is not codecs.PLAIN for f in files):
         return None
-    total = 0
-    for f in files:
-        with reported(f.path), open_input(f.path) as handle:
-            size = size_of(handle)
-            if size:
-                handle.seek(size - 1)
-                size += handle.read(1)[0] != separator
-        total += (size - header_bytes) * f.copies
-    return total
+    return sum(for_each(lambda f: (record_bytes(f, separator) - header_bytes) * f.copies, files))
+
+
+def record_bytes(f, separator):
+    """An input's bytes, and one for a separator its last record lacks."""
+    with reported(f.path), open_input(f.path) as handle:
+        size = size_of(handle)
+        if size:
+            handle.seek(size - 1)
+            size += handle.read(1)[0] != separator
+    return size
 
 
 def redo_damaged(spec, stats, stats_paths, verify):
