@@ -307,12 +307,18 @@ def in_process(store, monkeypatch):
 
 def test_a_trailing_double_star_matches_keys_at_every_depth(store, in_process):
     """Found by a hostile pass: 's3://tree/dir/**' listed one level only, and
-    the run left out the deeper objects with exit 0."""
+    the run left out the deeper objects with exit 0; a key with a '.'
+    segment was skipped as hidden."""
+    from snakeshuf.errors import ConfigError
+
     for key in ("a.txt", "dir/x.txt", "dir/sub/deep.txt", "dir/sub/.hidden/h.txt"):
         store.put(f"deep-tree/{key}", b"1\n")
     assert in_process.expand("s3://deep-tree/**") == [
         "s3://deep-tree/a.txt", "s3://deep-tree/dir/sub/deep.txt", "s3://deep-tree/dir/x.txt"]
     assert in_process.expand("s3://deep-tree/dir/**") == ["s3://deep-tree/dir/sub/deep.txt", "s3://deep-tree/dir/x.txt"]
+    in_process.client().put_object(Bucket="deep-tree", Key="dir/./dot.txt", Body=b"2\n")  # not hidden: refused
+    with pytest.raises(ConfigError, match="matches 's3://deep-tree/dir/./dot.txt', whose key has an empty, '.' or"):
+        in_process.expand("s3://deep-tree/**")
 
 
 def test_a_cluster_job_plans_from_what_the_main_process_learnt(tmp_path, store, in_process, monkeypatch):

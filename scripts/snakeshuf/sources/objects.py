@@ -293,18 +293,24 @@ def expand(pattern):
 
 def matches(segments, pattern):
     """Whether path segments match pattern segments as glob.glob matches
-    files: fnmatch each, '**' any number of segments, and a segment that
-    starts with '.' (hidden) only a pattern segment that does too."""
+    files: fnmatch each, '**' any number of segments, and a hidden segment
+    only a pattern segment that starts with '.' too."""
     if not pattern:
         return not segments
     if pattern[0] == "**":
         return any(matches(segments[i:], pattern[1:]) for i in range(len(segments) + 1)
-                   if not any(s.startswith(".") for s in segments[:i]))
+                   if not any(map(hidden, segments[:i])))
     return (bool(segments) and segment_matches(segments[0], pattern[0]) and matches(segments[1:], pattern[1:]))
 
 
 def segment_matches(segment, pattern):
-    return fnmatch.fnmatchcase(segment, pattern) and (not segment.startswith(".") or pattern.startswith("."))
+    return fnmatch.fnmatchcase(segment, pattern) and (not hidden(segment) or pattern.startswith("."))
+
+
+def hidden(segment):
+    """A name that starts with '.'; not '.' and '..', which on disk are no
+    names at all and in a key are segments that readable() refuses."""
+    return segment.startswith(".") and segment not in (".", "..")
 
 
 def open_input(url):
