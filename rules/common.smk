@@ -201,9 +201,11 @@ try:
     OUTPUT_LOCK = OutputLock(RUN_FILES.lock)
     check_names(RUN_FILES)
     OBJECT_FACTS = Scratch(RUN_FILES.directories[0]).object_facts
-    if workflow.is_main_process:  # a job plans what the main process planned
+    # A job plans what its main process planned (saved by stage_plan; a
+    # module's main process runs no onstart, and saves nothing).
+    if workflow.is_main_process:
         recall_codecs(provenance.read_record(RUN_FILES.summary))
-    else:
+    elif not IN_MODULE:
         objects.recall(OBJECT_FACTS)
     PLAN = make_input_plan(RUN_FILES)
     SPEC = run_spec(PLAN, RUN_FILES, LAYOUT)
@@ -279,7 +281,8 @@ def stage_plan():
     the jobs are to recall of the run's objects."""
     try:
         SPEC.write(STAGED_PLAN)
-        objects.remember(OBJECT_FACTS)
+        if not VERDICT.current:  # else no job will recall it
+            objects.remember(OBJECT_FACTS)
     except OSError as error:
         if error.errno == errno.ENOSPC:
             raise ConfigError(disk_full_message(error)) from None

@@ -19,7 +19,7 @@ from snakeshuf.outputs.layout import HEAD
 from snakeshuf.planning import keys as keylib
 from snakeshuf.planning.memory import MemoryModel
 from snakeshuf.planning.spec import RunSpec
-from snakeshuf.sources.reading import check_unchanged, for_each
+from snakeshuf.sources.reading import check_as_planned, for_each
 from snakeshuf.records.aligned import aligned_batches
 from snakeshuf.stages import jobs
 from snakeshuf.stages.runfile import RunWriter, Spill, as_records, release_taken, take
@@ -263,7 +263,7 @@ def split_chunk(spec, chunk, memory, run_path, index_path):
             by_source[f.source] = by_source.get(f.source, 0) + len(batch.ends)
             progress.update(nbytes)
         out.wait()
-        for_each(check_unchanged, [spec.files[segment.file_index] for segment in segments])
+        for_each(check_as_planned, [spec.files[segment.file_index] for segment in segments])
     index = out.writer.index()
     with jobs.atomic_write(index_path) as handle:
         np.save(handle, index)

@@ -268,7 +268,7 @@ def test_one_workflow_reads_from_one_store(monkeypatch):
     objects.use_endpoint("http://127.0.0.1:9")  # the same store again: fine
     with pytest.raises(ConfigError, match="another module of this workflow reads from 'http://127.0.0.1:9'"):
         objects.use_endpoint("http://127.0.0.1:10")
-    objects.filesystem.cache_clear()
+    objects.forget_clients()
 
 
 def test_a_run_that_finds_its_output_current_reads_no_object(tmp_path, store):
@@ -298,11 +298,9 @@ def in_process(store, monkeypatch):
         monkeypatch.setenv(name, store.env[name])
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     monkeypatch.setattr(objects, "FACTS", {})
-    objects.filesystem.cache_clear()
-    objects.client.cache_clear()
+    objects.forget_clients()
     yield objects
-    objects.filesystem.cache_clear()
-    objects.client.cache_clear()
+    objects.forget_clients()
 
 
 def test_a_trailing_double_star_matches_keys_at_every_depth(store, in_process):
@@ -313,6 +311,9 @@ def test_a_trailing_double_star_matches_keys_at_every_depth(store, in_process):
 
     for key in ("a.txt", "dir/x.txt", "dir/sub/deep.txt", "dir/sub/.hidden/h.txt"):
         store.put(f"deep-tree/{key}", b"1\n")
+    for marker in ("dir/", "dir/sub/"):  # found in review: a "folder" marker that tools write was refused
+        in_process.client().put_object(Bucket="deep-tree", Key=marker, Body=b"")
+    assert in_process.expand("s3://deep-tree/dir/*") == ["s3://deep-tree/dir/x.txt"]
     assert in_process.expand("s3://deep-tree/**") == [
         "s3://deep-tree/a.txt", "s3://deep-tree/dir/sub/deep.txt", "s3://deep-tree/dir/x.txt"]
     assert in_process.expand("s3://deep-tree/dir/**") == ["s3://deep-tree/dir/sub/deep.txt", "s3://deep-tree/dir/x.txt"]
@@ -373,3 +374,60 @@ def test_an_object_deleted_while_a_job_reads_it_is_an_error_naming_it(tmp_path, 
                                          r"\(it was there when the run was planned\)"):
         for _ in batches:
             pass
+
+
+@pytest.mark.parametrize("endpoint", ["http://AKIA:se/cret@host:9000", "http://AKIA:sec]ret@host",
+                                      "http://AKIA:secret@host:99999", "http://AKIA:secret@host:abc", "http://:@host:9"])
+def test_an_endpoint_with_credentials_is_never_shown_even_when_it_does_not_parse(endpoint):
+    """Found in review: a URL that did not parse was refused by showing it, password and all."""
+    from snakeshuf.errors import ConfigError
+    from snakeshuf.sources.objects import check_endpoint
+
+    with pytest.raises(ConfigError) as refused:
+        check_endpoint(endpoint, "config key 's3_endpoint'")
+    assert "has a user name or password in its URL" in str(refused.value) and "cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("endpoint", ["http://host:9000?x=1", "http://host:9000#f", "http://host:9000/path"])
+def test_an_endpoint_with_more_than_a_host_is_refused(endpoint):
+    from snakeshuf.errors import ConfigError
+    from snakeshuf.sources.objects import check_endpoint
+
+    with pytest.raises(ConfigError, match="which is not an endpoint URL"):
+        check_endpoint(endpoint, "AWS_ENDPOINT_URL")
+
+
+def test_a_parquet_object_deleted_while_its_pages_are_walked_is_not_called_corrupt(tmp_path, store, in_process,
+                                                                                     monkeypatch):
+    """Found in review: the store's failure in the page walk was reported as a
+    file that 'may be truncated or corrupt'."""
+    import io
+
+    from snakeshuf.errors import InputError
+    from snakeshuf.records import parquet
+
+    out = io.BytesIO()
+    pq.write_table(seeded_table(1, 3, 2000), out, row_group_size=500)
+    store.put("walked/t.parquet", out.getvalue())
+    url = "s3://walked/t.parquet"
+    meta, handle = parquet.opened(url).metadata, in_process.open_input(url)  # opened before it goes
+    monkeypatch.setattr(parquet, "open_input", lambda path: handle)
+    store.client.delete_file("walked/t.parquet")
+    with pytest.raises(InputError, match=r"^input 's3://walked/t.parquet' (no longer exists in|cannot be read from) "
+                                         r"object storage") as refused:
+        parquet.row_group_costs(url, meta)
+    assert "corrupt" not in str(refused.value)
+
+
+def test_an_input_that_cannot_be_looked_at_is_not_said_to_be_gone(tmp_path, monkeypatch):
+    """Found in review: any error of the stat after reading was 'no longer exists'."""
+    from snakeshuf.errors import InputError
+    from snakeshuf.planning.plan import InputFile
+    from snakeshuf.sources import reading
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(reading.os, "stat", denied)
+    with pytest.raises(InputError, match="^input 'a.txt' cannot be read: Permission denied$"):
+        reading.check_as_planned(InputFile(0, "a.txt", 1))

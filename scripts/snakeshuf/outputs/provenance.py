@@ -7,10 +7,11 @@ wrote into the output's summary: everything that changes the published bytes
 (each input's absolute path or URL, size, mtime and an object's ETag, the
 seed, the separator, the header, the layout and the output files' names,
 which give the compression, and the output format's version) and nothing
-that cannot (memory, chunking, cores, executor, scratch, retries). Each output file's size and inode are
-recorded too, with the token gather signs it with: a file replaced, cut or
-grown since it was published is not current, even one that reuses the old
-inode and size (its mtime is not: Snakemake touches every output after its job).
+that cannot (memory, chunking, cores, executor, scratch, retries). Each
+output file's size and inode are recorded too, with the token gather signs
+it with: a file replaced, cut or grown since it was published is not
+current, even one that reuses the old inode and size (its mtime is not:
+Snakemake touches every output after its job).
 Stats only: no input or output byte is read.
 
 A file at an output path that no summary lists and that does not carry the
@@ -154,6 +155,8 @@ def difference(old, new):
             return f"input '{path}' is new"
         if before[path][0] != size:
             return f"input '{path}' changed size ({before[path][0]} -> {size} bytes)"
+        if len(before[path]) < len(version) + 1:
+            return f"input '{path}' was recorded without its ETag (by an earlier snakeshuf), which a run now checks"
         if before[path][1:] != version:
             return f"input '{path}' was modified"
     for path in before.keys() - now.keys():

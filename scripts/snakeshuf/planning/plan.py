@@ -283,7 +283,7 @@ def recall_codecs(record):
     listed = (record or {}).get("object_codecs")
     for url, entry in listed.items() if isinstance(listed, dict) else ():
         if isinstance(entry, list) and len(entry) == 2 and entry[1] in (codecs.PLAIN, codecs.PARQUET, *codecs.SIGNATURES):
-            objects.FACTS["codec", f"{url} {entry[0]}"] = entry[1]
+            objects.FACTS["codec", codec_key(url, entry[0])] = entry[1]
 
 
 def codec_of(path):
@@ -292,7 +292,11 @@ def codec_of(path):
     if not objects.is_object(path):
         return codecs.detect(path)
     version = objects.stat(path).etag  # learnt already, with its size
-    return objects.fact("codec", f"{path} {version}", lambda: codecs.detect(path))
+    return objects.fact("codec", codec_key(path, version), lambda: codecs.detect(path))
+
+
+def codec_key(url, version):
+    return f"{url} {version}"
 
 
 def input_file(index, path, identity, codec, source):

@@ -51,8 +51,9 @@ class RowBatch(Batch):
 def opened(path):
     """The ParquetFile at `path`; a file that is not one is refused, naming it."""
     try:
-        return pq.ParquetFile(open_input(path), buffer_size=READ_BUFFER_BYTES, pre_buffer=False,
-                              coerce_int96_timestamp_unit=INT96_UNIT)
+        with reported(path):
+            return pq.ParquetFile(open_input(path), buffer_size=READ_BUFFER_BYTES, pre_buffer=False,
+                                  coerce_int96_timestamp_unit=INT96_UNIT)
     except (OSError, pa.ArrowException) as error:
         raise InputError(f"input '{path}' starts like a Parquet file but cannot be read as one ({error}); "
                          "it may be truncated: fetch or write it again") from None
@@ -424,7 +425,7 @@ def row_group_costs(path, meta):
     next one is, so a chunk's pages are one read after another."""
     groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
     chunks = [(i, c) for i, group in enumerate(groups) for c in range(group.num_columns if group.num_rows else 0)]
-    with open_input(path) as handle, ThreadPoolExecutor(reads_at_once(path)) as pool:
+    with reported(path), open_input(path) as handle, ThreadPoolExecutor(reads_at_once(path)) as pool:
         headers = PageHeaders(lambda offset, size: read_at(handle, offset, size))
 
         def cost(chunk):
@@ -432,6 +433,8 @@ def row_group_costs(path, meta):
             try:
                 return column_cost(headers, groups[i].column(c), groups[i].num_rows)
             except (EOFError, ValueError, OSError) as error:
+                if objects.from_the_store(error):
+                    raise  # not the file's fault (reported)
                 raise InputError(f"input '{path}': row group {i} cannot be read ({error}); it may be truncated or "
                                  "corrupt: fetch or write it again") from None
 

@@ -18,6 +18,7 @@ import functools
 import json
 import os
 import re
+import threading
 import urllib.parse
 from dataclasses import astuple, dataclass
 
@@ -28,8 +29,14 @@ SCHEME = "s3://"
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 GLOB_CHARACTERS = re.compile(r"[*?[]")
 CHOSEN_ENDPOINT = "SNAKESHUF_S3_ENDPOINT"  # what use_endpoint set, in this process and its jobs
-REQUEST_ERRORS = (OSError, ValueError)
-CONNECT_SECONDS = 10  # pyarrow's ArrowInvalid is a ValueError
+REQUEST_ERRORS = (OSError, ValueError)  # pyarrow's ArrowInvalid is a ValueError
+CONNECT_SECONDS = 10  # a store that does not answer is an error in seconds (60 s a try by default)
+# Requests in flight at once (snakeshuf.sources.reading.for_each): each is a
+# round trip to the store, whose latency dominates small reads and lookups.
+REQUESTS_AT_ONCE = 16
+NOT_FOUND = ("404", "NoSuchKey", "NoSuchBucket")  # boto3's codes for no such object or bucket
+GONE = ("NO_SUCH_KEY", "RESOURCE_NOT_FOUND")  # pyarrow's words for an object deleted under a reader
+CREATING = threading.Lock()  # the first calls come from many threads at once; a client is made once
 
 
 @dataclass(frozen=True)
@@ -92,13 +99,24 @@ def use_endpoint(url):
         raise ConfigError(f"config key 's3_endpoint' is '{url}', but another module of this workflow reads from "
                           f"'{chosen}': one Snakemake process reads from one store; run the two separately")
     os.environ[CHOSEN_ENDPOINT] = os.environ["AWS_ENDPOINT_URL_S3"] = url
-    filesystem.cache_clear()
-    client.cache_clear()
+    forget_clients()
+
+
+def filesystem():
+    """pyarrow's S3 filesystem, for reading objects' bytes."""
+    with CREATING:
+        return made_filesystem()
+
+
+def client():
+    """boto3's S3 client, for what pyarrow does not give: listings and HEAD
+    requests with each object's ETag, and errors that say which went wrong."""
+    with CREATING:
+        return made_client()
 
 
 @functools.cache
-def filesystem():
-    """pyarrow's S3 filesystem, for reading objects' bytes."""
+def made_filesystem():
     from pyarrow import fs
 
     endpoint = endpoint_url()
@@ -110,17 +128,21 @@ def filesystem():
 
 
 @functools.cache
-def client():
-    """boto3's S3 client, for what pyarrow does not give: listings and HEAD
-    requests with each object's ETag, and errors that say which went wrong."""
+def made_client():
     import boto3
     from botocore.config import Config
 
     endpoint = endpoint_url()
     style = {"s3": {"addressing_style": "path"}} if endpoint else {}  # as pyarrow addresses a custom endpoint
-    # A store that does not answer is an error in seconds, not minutes (60 s a try by default).
-    return boto3.client("s3", endpoint_url=endpoint, region_name=region(),
-                        config=Config(connect_timeout=CONNECT_SECONDS, **style))
+    config = Config(connect_timeout=CONNECT_SECONDS, max_pool_connections=REQUESTS_AT_ONCE, **style)
+    # A session of its own: boto3's default one is not safe to share between threads.
+    return boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region(), config=config)
+
+
+def forget_clients():
+    """Make the clients anew (the endpoint changed)."""
+    made_filesystem.cache_clear()
+    made_client.cache_clear()
 
 
 def endpoint_url():
@@ -138,17 +160,18 @@ def endpoint_source():
 
 
 def check_endpoint(url, where):
-    """A ConfigError naming `where` unless `url` is http(s)://host[:port]; one
-    with a password is refused without being shown."""
-    try:
-        parsed = urllib.parse.urlsplit(url)
-        port_ok = parsed.port is None or parsed.port > 0
-    except ValueError:
-        parsed, port_ok = None, False
-    if parsed and (parsed.username or parsed.password):
+    """A ConfigError naming `where` unless `url` is http(s)://host[:port];
+    one with a user name or password is refused without being shown."""
+    if "@" in url:
         raise ConfigError(f"{where} has a user name or password in its URL, which snakeshuf would have to print: "
                           "give credentials through AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile")
-    if not (port_ok and parsed.scheme in ("http", "https") and parsed.hostname and parsed.path in ("", "/")):
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        ok = (parsed.port is None or parsed.port > 0) and parsed.scheme in ("http", "https") and parsed.hostname
+        ok = ok and parsed.path in ("", "/") and not parsed.query and not parsed.fragment
+    except ValueError:
+        ok = False
+    if not ok:
         raise ConfigError(f"{where} is '{url}', which is not an endpoint URL: give one such as "
                           "http://127.0.0.1:9000 or https://s3.example.com")
 
@@ -168,8 +191,6 @@ def failure(url, error):
                       f"credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and the endpoint ({endpoint_source()})")
 
 
-GONE = ("NO_SUCH_KEY", "RESOURCE_NOT_FOUND")  # pyarrow's words for an object deleted under a reader
-
 
 def from_the_store(error):
     """Whether pyarrow's OSError is a request to the store that failed (all
@@ -187,9 +208,6 @@ def not_found(error):
     from botocore.exceptions import ClientError
 
     return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in NOT_FOUND
-
-
-NOT_FOUND = ("404", "NoSuchKey", "NoSuchBucket")
 
 
 def fact(kind, key, learn):
@@ -229,31 +247,41 @@ def head(url):
         if not_found(error):
             return None
         raise failure(url, error) from None
-    return ObjectInfo(found["ContentLength"], whole_seconds(found["LastModified"]), found["ETag"].strip('"'))
+    return info_of(found, found["ContentLength"])
 
 
-def whole_seconds(when):
-    return int(when.timestamp()) * 1_000_000_000
+def info_of(found, size):
+    """ObjectInfo from a HEAD's answer or a listing's entry (a store may leave out the ETag or the mtime)."""
+    when = found.get("LastModified")
+    return ObjectInfo(size, int(when.timestamp()) * 1_000_000_000 if when else 0, found.get("ETag", "").strip('"'))
 
 
 def stat(url, source="config key 'inputs'"):
     """ObjectInfo of the object at `url` (listed by a glob, or asked for); a
     ConfigError if there is none (`source`: where it was named)."""
-    info = fact("stat", url, lambda: head(url))
+    info = looked_up(url)
     if info is None:
         raise ConfigError(why_missing(url, source))
     return info
+
+
+def looked_up(url):
+    """ObjectInfo of the object at `url`, or None: asked of the store once per run."""
+    return fact("stat", url, lambda: head(url))
+
+
+def no_bucket(bucket):
+    return f"the store has no bucket '{bucket}' (endpoint: {endpoint_url() or 'AWS'})"
 
 
 def why_missing(url, source):
     """The message for a URL with no object: no bucket, a prefix, or no such key."""
     bucket, key = bucket_and_key(url)
     try:
-        listed = client().list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1)
+        listed = client().list_objects_v2(Bucket=bucket, Prefix=key + "/", MaxKeys=1)
     except request_errors() as error:
         if not_found(error):
-            return (f"input '{url}' does not exist ({source}): the store has no bucket '{bucket}' "
-                    f"(endpoint: {endpoint_url() or 'AWS'})")
+            return f"input '{url}' does not exist ({source}): {no_bucket(bucket)}"
         raise failure(url, error) from None
     if listed.get("KeyCount"):
         return (f"input '{url}' ({source}) is a prefix, not an object; list its objects or use a glob such as "
@@ -264,7 +292,7 @@ def why_missing(url, source):
 def matching(pattern):
     """The URLs of the objects a glob URL matches, sorted: the object named
     so if there is one (such as 'a [1].txt'), else those expand() finds."""
-    return fact("glob", pattern, lambda: [pattern] if fact("stat", pattern, lambda: head(pattern)) else expand(pattern))
+    return fact("glob", pattern, lambda: [pattern] if looked_up(pattern) else expand(pattern))
 
 
 def expand(pattern):
@@ -279,14 +307,13 @@ def expand(pattern):
     try:
         for page in client().get_paginator("list_objects_v2").paginate(**listing):
             for item in page.get("Contents", ()):
-                if matches(f"{bucket}/{item['Key']}".split("/"), wanted):
+                folder = item["Key"].endswith("/")  # a marker that tools write for a "folder", no data
+                if not folder and matches(f"{bucket}/{item['Key']}".split("/"), wanted):
                     found.append(readable(f"{SCHEME}{bucket}/{item['Key']}", pattern))
-                    FACTS["stat", found[-1]] = ObjectInfo(item["Size"], whole_seconds(item["LastModified"]),
-                                                          item["ETag"].strip('"'))
+                    FACTS["stat", found[-1]] = info_of(item, item["Size"])
     except request_errors() as error:
         if not_found(error):
-            raise ConfigError(f"input pattern '{pattern}' (config key 'inputs'): the store has no bucket "
-                              f"'{bucket}' (endpoint: {endpoint_url() or 'AWS'})") from None
+            raise ConfigError(f"input pattern '{pattern}' (config key 'inputs'): {no_bucket(bucket)}") from None
         raise failure(pattern, error) from None
     return sorted(found)
 

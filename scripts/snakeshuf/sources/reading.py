@@ -20,25 +20,19 @@ def location(path):
     return path if objects.is_object(path) else os.path.realpath(path)
 
 
-# Small reads and lookups at once (Parquet page headers, the plan's stat and
-# codec of each input): an object's each take a request, whose round trip
-# dominates; a file's take microseconds from the page cache.
-OBJECT_READS_AT_ONCE = 16
-
-
 def for_each(function, inputs):
     """[function(x) for x in inputs] (paths, or plan.InputFiles), the calls
     made at once where any input is an object (each a request or more
     away); an error is the first input's, in order, as one after another."""
     if not any(objects.is_object(getattr(x, "path", x)) for x in inputs):
         return [function(x) for x in inputs]
-    with ThreadPoolExecutor(OBJECT_READS_AT_ONCE) as pool:
+    with ThreadPoolExecutor(objects.REQUESTS_AT_ONCE) as pool:
         return list(pool.map(function, inputs))
 
 
 def reads_at_once(path):
     """How many small positional reads of input `path` are worth making at once."""
-    return OBJECT_READS_AT_ONCE if objects.is_object(path) else 1
+    return objects.REQUESTS_AT_ONCE if objects.is_object(path) else 1  # a file's take microseconds
 
 
 def read_at(handle, offset, size):
@@ -74,14 +68,16 @@ def identity_of(info):
     return info.st_size, info.st_mtime_ns, ""
 
 
-def check_unchanged(f):
+def check_as_planned(f):
     """Stop unless input `f` (plan.InputFile) is still as planned. A job
     calls it after reading: a file modified or replaced before or while it
     read would otherwise mix old records with new ones, or cut one in two."""
     try:
         info = objects.head(f.path) if objects.is_object(f.path) else os.stat(f.path)
-    except OSError:
+    except FileNotFoundError:
         info = None
+    except OSError as error:
+        raise InputError(f"input '{f.path}' cannot be read: {error.strerror}") from None
     if info is None:
         raise InputError(f"input '{f.path}' no longer exists (it was there when the run was planned); "
                          "run the same command again to re-plan")

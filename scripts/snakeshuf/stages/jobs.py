@@ -15,6 +15,7 @@ import numpy as np
 
 from snakeshuf.control.lock import HOLDER
 from snakeshuf.errors import ConfigError, InjectedFault, InputError, IntegrityError, JobClash
+from snakeshuf.sources import objects
 from snakeshuf.stages.directio import DirectWriter
 
 # A file being written has this suffix until it is complete.
@@ -195,7 +196,7 @@ def run(main, argv=None):
     except OSError as error:
         if error.errno == errno.ENOSPC:
             sys.exit(f"snakeshuf: error: {disk_full_message(error)}")
-        if error.errno is None:  # a library's I/O error (a store's request), not a system call's
+        if objects.from_the_store(error):  # a request no reader reported (sources.reading.reported)
             sys.exit(f"snakeshuf: error: {error}")
         raise
 

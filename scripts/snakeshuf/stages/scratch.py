@@ -11,6 +11,8 @@ path, so that runs of different outputs never share a file.
                               or the distinct records counted (dedup)
     buckets/<bucket>.json     what a bucket job wrote (snakeshuf.stages.buckets)
     piped/<i>/<name>          the copy of the i-th input, a pipe (snakeshuf.sources.pipes)
+    objects.json              what the main process learnt of the inputs in object storage,
+                              which cluster jobs recall (snakeshuf.sources.objects)
     pieces/<file>-<column>-<bucket>.piece   a bucket's records of one output file
     locks/<job>.lock          held by the running instance of a job (snakeshuf.stages.jobs.claim)
 
