@@ -12,7 +12,7 @@ import sys
 sys.path.insert(0, os.path.join(SNAKESHUF_DIR, "scripts"))
 
 from snakeshuf.control import console, preflight, progress
-from snakeshuf.control.lock import NotALock, OutputLock
+from snakeshuf.control.lock import NotALock
 from snakeshuf.control.resume import (
     clear_dead_runs_locks,
     clear_stale_markers,
@@ -20,12 +20,17 @@ from snakeshuf.control.resume import (
     remove_leftovers,
 )
 from snakeshuf.control.stopping import RunStopper, cancel_scheduler_wakeups
-from snakeshuf.errors import ConfigError, InputError
+from snakeshuf.errors import ConfigError, InputError, OutputError
 from snakeshuf.mixing import dedup
 from snakeshuf.mixing.weights import parse_weight, sources_of
-from snakeshuf.outputs import provenance
+from snakeshuf.outputs import destinations, provenance
 from snakeshuf.outputs.layout import column_names, output_paths, read_layout, read_take
-from snakeshuf.outputs.namespace import RunFiles, check_left_alone, check_names
+from snakeshuf.outputs.namespace import (
+    RunFiles,
+    check_left_alone,
+    check_names,
+    check_outside_inputs,
+)
 from snakeshuf.outputs.provenance import output_is_complete
 from snakeshuf.planning.config import check_config, input_path, separator_byte
 from snakeshuf.planning.plan import Chunking, make_paired_plan, make_plan, recall_codecs
@@ -96,9 +101,8 @@ def try_output_lock():
     if OUTPUT_LOCK.held:
         return None
     try:
-        os.makedirs(os.path.dirname(OUTPUT_LOCK.path), exist_ok=True)
         holder = OUTPUT_LOCK.acquire()
-    except NotALock as error:
+    except (NotALock, OutputError) as error:
         console.fail(error)
     except OSError as error:
         console.fail(
@@ -197,8 +201,13 @@ try:
     TAKE = read_take(config["head"], config["fraction"])
     # Aligned inputs have an output per column, named after the first group.
     COLUMNS = column_names(config["paired"][0]) if config["paired"] else None
+    if IN_MODULE and objects.is_object(config["output"]):
+        raise ConfigError(
+            f"config key 'output': '{config['output']}' is in object storage, but as a module snakeshuf "
+            "writes files (the including workflow's rules ask for them): write a file and upload it"
+        )
     RUN_FILES = owned_files(output_paths(config["output"], LAYOUT, COLUMNS))
-    OUTPUT_LOCK = OutputLock(RUN_FILES.lock)
+    OUTPUT_LOCK = destinations.of(config["output"]).lock(RUN_FILES.lock)
     check_names(RUN_FILES)
     OBJECT_FACTS = Scratch(RUN_FILES.directories[0]).object_facts
     # A job plans what its main process planned (saved by stage_plan; a
@@ -208,8 +217,9 @@ try:
     elif not IN_MODULE:
         objects.recall(OBJECT_FACTS)
     PLAN = make_input_plan(RUN_FILES)
+    check_outside_inputs(RUN_FILES, [*config["inputs"], *(f.path for f in PLAN.files)])
     SPEC = run_spec(PLAN, RUN_FILES, LAYOUT)
-except (ConfigError, InputError) as error:
+except (ConfigError, InputError, OutputError) as error:
     console.fail(error)
 
 
@@ -219,7 +229,7 @@ def judge_output_on_disk():
         record = provenance.read_record(RUN_FILES.summary)
         check_left_alone(RUN_FILES, record, config["overwrite"])
         verdict = provenance.judge(SPEC, RUN_FILES.summary, config["overwrite"])
-    except ConfigError as error:
+    except (ConfigError, OutputError) as error:
         console.fail(error)
     console.print_verdict(SPEC.output, verdict)
     return verdict
@@ -267,7 +277,7 @@ def start_run():
         if not VERDICT.current:
             preflight.check(SPEC, config["check_disk_space"], config["memory_mb"])
         stage_plan()
-    except (ConfigError, InputError) as error:
+    except (ConfigError, InputError, OutputError) as error:
         console.fail(error)
     progress.watch(SPEC)
     STOPPER.attach(workflow.scheduler, workflow.local_exec)
@@ -302,8 +312,9 @@ def finish_run():
     """After the last job (onsuccess): the result on the console."""
     cancel_scheduler_wakeups()
     discard_staged_plan()
-    if all(os.path.exists(path) for path in SPEC.outputs):
-        console.print_summary(SPEC, RUN_FILES.summary)
+    summary = provenance.read_record(RUN_FILES.summary)
+    if summary and summary.get("fingerprint") == SPEC.fingerprint:
+        console.print_summary(SPEC, summary)
 
 
 def report_failure():

@@ -9,7 +9,7 @@ if not IN_MODULE:  # else it would become the including workflow's description
 rule run_report:
     """The run's summary as tables, and figures of its buckets and jobs."""
     input:
-        SPEC.outputs if VERDICT.current else RECEIPT,
+        SPEC.destination.for_snakemake(SPEC.outputs) if VERDICT.current else RECEIPT,
     output:
         summary=report_file("summary.html", "summary"),
         bucket_sizes=report_file("bucket_sizes.svg", "bucket_sizes"),

@@ -1,6 +1,7 @@
 """Rule gather: check everything the bucket jobs wrote, join it into the output
-files, write the summary and rename the outputs into place (the last step, so
-a final name always means a complete, checked output).
+files, deliver them (snakeshuf.outputs.destinations: an object is uploaded
+here), write the summary and rename files into place (the last step, so a
+final name always means a complete, checked output).
 
 A region or piece that does not match what its bucket job recorded (a damaged
 or deleted file) has its bucket's stats removed, so that running the same
@@ -105,7 +106,7 @@ def join_pieces(spec, stats, header, args):
     for s in stats:  # in bucket order
         for piece in s.pieces:
             by_file[piece.file * spec.width + piece.column].append(piece)
-    partials = [path + jobs.PARTIAL for path in spec.outputs]
+    partials = [spec.destination.staged(spec, i) for i in range(len(spec.outputs))]
     for partial in partials:
         os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
     return partials, spec.records.write_outputs(list(zip(partials, by_file)), header, args.threads, args.memory_mb)
@@ -116,7 +117,7 @@ def split_reports(spec, args):
     return [summary.last_report(args.split_logs.format(chunk=chunk)) for chunk in range(len(spec.chunks))]
 
 
-def write_summary(spec, stats, tallied, files, args, joining):
+def write_summary(spec, stats, tallied, entries, args, joining):
     """The summary: the totals, each source, each output file and each stage
     (the split and tally jobs' reports are in their logs, the bucket jobs' in
     their stats, and `joining` adds to this job's)."""
@@ -130,11 +131,12 @@ def write_summary(spec, stats, tallied, files, args, joining):
         "split": split,
         "tally": [summary.last_report(args.tally_log)] if args.tally_log else [],
         "shuffle": [s.job for s in stats],
-        "gather": [jobs.report("gather", records=totals["records"], outputs=len(files), **joining)],
+        "gather": [jobs.report("gather", records=totals["records"], outputs=len(entries), **joining)],
     }
     totals["header_bytes"] = spec.header_bytes
     replaced = publishing.superseded(spec, provenance.read_record(spec.output + SUMMARY))
-    jobs.save_json(spec.output + SUMMARY, {**summary.build(spec, totals, files, reports), "superseded": replaced})
+    record = {**summary.build(spec, totals, entries, reports), "superseded": replaced}
+    spec.destination.write_record(spec.output + SUMMARY, record)
 
 
 def gather(args):
@@ -151,9 +153,9 @@ def gather(args):
     check_stages(spec, stats, (table, chosen), header, split_reports(spec, args))
     total = sum(s.bytes for s in stats)
     written, joining = finish_in_place(spec, header, total) if spec.in_place else join_pieces(spec, stats, header, args)
-    tokens = [provenance.mark(partial, spec.output) for partial in written]
-    files = [(os.stat(p), t) for p, t in zip(written, tokens)]
-    write_summary(spec, stats, (table, chosen), files, args, joining)
+    tokens = [spec.destination.sign(staged, spec.output) for staged in written]
+    entries = spec.destination.deliver(spec, tokens)
+    write_summary(spec, stats, (table, chosen), entries, args, joining)
     if args.leave_to_publish:
         remove_pieces(stats)
         open(args.receipt, "wb").close()

@@ -5,22 +5,19 @@ snakemake run_report --report report.html --report-after-run.
 Run with Snakemake's script: directive, like gather.
 """
 
-import json
-
 from snakeshuf.errors import InputError
-from snakeshuf.outputs import report
+from snakeshuf.outputs import provenance, report
 from snakeshuf.stages import jobs
 
 
 def read_summary(path):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except OSError as error:
+    summary = provenance.read_record(path)
+    if summary is None:
         raise InputError(
-            f"cannot read the run's summary '{path}' ({error.strerror}): run the same command "
+            f"cannot read the run's summary '{path}': run the same command "
             "again; an output whose summary is missing is rebuilt first"
-        ) from None
+        )
+    return summary
 
 
 def run_report(snakemake):

@@ -50,11 +50,12 @@ def write_inputs(root, scenario):
     for name, _, stored in files:
         (root / "in" / name).write_bytes(stored)
     where, env = "../in", os.environ
+    if scenario.objects or scenario.object_output:
+        store, bucket = objectstore.shared(), bucket_of(root)
+        store.put_all(f"{bucket}/in", {name: stored for name, _, stored in files})  # made with the bucket
+        env = store.env
     if scenario.objects:
-        store = objectstore.shared()
-        bucket = "scenario-" + root.name[-8:].lower().replace("_", "0")  # a valid bucket name
-        store.put_all(f"{bucket}/in", {name: stored for name, _, stored in files})
-        where, env = f"s3://{bucket}/in", store.env
+        where = f"s3://{bucket}/in"
     (root / "sheet.tsv").write_text(sheet_text(scenario, where))
     return files, where, env
 
@@ -80,32 +81,62 @@ def finish(processes):
 
 def check_run(workdir, finished, config, contents, run, weighting):
     """Check one finished run (`weighting`: each input file's source, and
-    their weights); return what it exercised (for statistics)."""
+    their weights; `workdir`: where it ran, and where its outputs are, as
+    files: objects downloaded); return what it exercised (for statistics)."""
     sources, weights = weighting
+    workdir, outdir = workdir
     returncode, stderr = finished
     assert "Traceback" not in stderr, stderr[-4000:]
     if returncode != 0 and COMPRESSED_LIMIT in stderr:
         # A documented limit (docs/design.md, Limits) that the model does not plan: at a
         # memory unit of bytes it is reached by files of kilobytes. The plan
         # checks it first, so it also stands for any refusal the model makes.
-        assert not published_files(workdir), "a refused run published files"
+        assert not published_files(outdir), "a refused run published files"
         return ["refused: a compressed input too large to index"]
+    config = {**config, "output": relative_output(config["output"])}
     try:
         expected = expected_outputs({**config, "weights": weights}, contents, run.accepted_record_bytes, sources)
     except Refused as refusal:
         assert returncode != 0, f"exit 0, but a correct run refuses: {refusal}"
         assert str(refusal) in stderr and "snakeshuf: error:" in stderr, stderr[-4000:]
-        assert not published_files(workdir), "a refused run published files"
+        assert not published_files(outdir), "a refused run published files"
         return [f"refused: {refusal}"]
     assert returncode == 0, stderr[-4000:]
     summary = config["output"] + ".summary.json"
-    published = published_files(workdir)
+    published = published_files(outdir)
     assert published == {*expected, summary}, f"published {sorted(published)}, expected {sorted(expected)}"
     for path, data in expected.items():
-        assert same_content(decompressed(workdir / path), data), f"{path} differs from the reference"
-    facts = json.loads((workdir / summary).read_text())
+        assert same_content(decompressed(outdir / path), data), f"{path} differs from the reference"
+    facts = json.loads((outdir / summary).read_text())
+    facts["outputs"] = {relative_output(path): entry for path, entry in facts["outputs"].items()}
     assert_summary_counts(facts, expected, full_config(config))
     return exercised(job_reports(workdir), len(expected), facts)
+
+
+def relative_output(path):
+    """An output's path as the reference names it: an object's key below its run's prefix."""
+    return path.split("/", 4)[4] if path.startswith("s3://") else path
+
+
+def object_output(root, scenario, run):
+    """Where run number `run` writes its output (Scenario.object_output), as a URL."""
+    return f"s3://{bucket_of(root)}/run{run}/{scenario.output}"
+
+
+def bucket_of(root):
+    return "scenario-" + root.name[-8:].lower().replace("_", "0")  # a valid bucket name
+
+
+def downloaded(root, run):
+    """What run number `run` published in object storage, as files under a
+    directory of their own named by the rest of their keys."""
+    into = root / f"objects{run}"
+    store, prefix = objectstore.shared(), f"{bucket_of(root)}/run{run}"
+    for key, data in store.objects_under(prefix).items():
+        (into / key).parent.mkdir(parents=True, exist_ok=True)
+        (into / key).write_bytes(data)
+    into.mkdir(exist_ok=True)
+    return into
 
 
 def exercised(reports, files, summary):
@@ -133,7 +164,8 @@ def weighting_kind(sources):
 def run_earlier(root, config, scenario, env):
     """Another seed's run, from another directory, on the output path of the
     first run: what it leaves there must be rebuilt, never taken as current."""
-    earlier = {**config, "seed": (scenario.seed + 1) % 2**64, "output": os.path.join("..", "run0", config["output"])}
+    output = config["output"] if scenario.object_output else os.path.join("..", "run0", config["output"])
+    earlier = {**config, "seed": (scenario.seed + 1) % 2**64, "output": output}
     [(_, stderr)] = finish([start_run(root / "earlier", earlier, scenario.runs[0], env)])
     assert "Traceback" not in stderr, stderr[-4000:]
 
@@ -159,13 +191,20 @@ def check_scenario(scenario):
         total = sum(len(stored) for _, _, stored in files)
         workdirs = [root / f"run{i}" for i in range(len(scenario.runs))]
         configs = [{**config, "memory_mb": r.memory_mb, "chunk_mb": chunk_mb(r, total)} for r in scenario.runs]
+        if scenario.object_output:
+            configs = [{**c, "output": object_output(root, scenario, i)} for i, c in enumerate(configs)]
         if scenario.earlier_run:
             run_earlier(root, configs[0], scenario, env)
         finished = finish([start_run(w, c, r, env) for w, c, r in zip(workdirs, configs, scenario.runs)])
+        outdirs = workdirs
+        if scenario.object_output:
+            assert not any(published_files(w) for w in workdirs), "a run to object storage published files"
+            outdirs = [downloaded(root, i) for i in range(len(workdirs))]
         facts = []
-        for workdir, result, c, run in zip(workdirs, finished, configs, scenario.runs):
+        for workdir, result, c, run in zip(zip(workdirs, outdirs), finished, configs, scenario.runs):
             weighting = source_names(scenario, where), weights_by_source(scenario, where)
             facts += check_run(workdir, result, c, contents, run, weighting)
-        assert_same_stored_bytes(workdirs, finished)
+        assert_same_stored_bytes(outdirs, finished)
         assert_inputs_unchanged(root, scenario, files, where)
-        return facts + (["inputs: in object storage"] if scenario.objects else [])
+        return facts + [f"{what}: in object storage" for what, there in
+                        (("inputs", scenario.objects), ("output", scenario.object_output)) if there]

@@ -66,6 +66,11 @@ class ObjectStore:
         for name, data in files.items():
             self.put(f"{prefix}/{name}", data)
 
+    def objects_under(self, prefix):
+        """{key below `prefix`: bytes} of every object there (bucket/dir)."""
+        found = self.client.get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True))
+        return {f.path[len(prefix) + 1 :]: self.get(f.path) for f in found if f.type == pafs.FileType.File}
+
     def get(self, key):
         with self.client.open_input_file(key) as handle:
             return handle.read()

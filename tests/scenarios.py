@@ -95,6 +95,7 @@ class Scenario:
     dedup: str = "none"  # or "record" (random bytes have no fields); tables also "column:MISSING", "number:MISSING"
     table: int = 0  # nonzero: the inputs are Parquet files of a schema made from this seed (tables.seeded_table)
     objects: bool = False  # the inputs are read from object storage (s3://), not from disk
+    object_output: bool = False  # the output is written to object storage (s3://), not to disk
     row_group_rows: int = 100_000  # of Parquet outputs; row groups of at most 1 MiB, which a kilobyte budget allows
 
 
@@ -390,6 +391,7 @@ def table_scenarios(draw):
         shards=shards, splits=splits, source=draw(st.sampled_from(["list", "glob", "sheet"])),
         take=draw(TAKES), table=draw(schema), row_group_rows=draw(st.sampled_from([1, 7, 100_000])),
         objects=draw(st.integers(0, 4)) == 0,
+        object_output=draw(st.integers(0, 4)) == 0,
         **draw(st.one_of(MIXING, st.builds(dict, weights=WEIGHTS, dedup=st.sampled_from(
             ["column:keep", "column:drop", "column:error", "number:keep"])))),
     )
@@ -427,5 +429,6 @@ def scenarios(draw):
         earlier_run=draw(st.integers(0, 3)) == 0,
         take=draw(TAKES),
         objects=not paired and draw(st.integers(0, 4)) == 0,  # 'paired' reads local files only
+        object_output=draw(st.integers(0, 4)) == 0,
         **draw(MIXING),
     )

@@ -61,9 +61,10 @@ CASES = {
         {"sample_sheet": "data/good.tsv", "output": "data/good.tsv", "overwrite": True},
         ["sample sheet 'data/good.tsv' is output 'data/good.tsv' of this run; a run never reads what it writes"],
     ),
-    "output that is a URL": (
-        {"inputs": ["data/a.txt"], "output": "s3://bucket/out.txt"},
-        ["config key 'output': 's3://bucket/out.txt' is a URL", "snakeshuf IN -o - | aws s3 cp - s3://bucket/out.txt"],
+    "output that is a URL of another store": (
+        {"inputs": ["data/a.txt"], "output": "gs://bucket/out.txt"},
+        ["config key 'output': 'gs://bucket/out.txt' is a URL", "outputs are files or s3:// objects",
+         "snakeshuf IN -o - | gcloud storage cp - gs://bucket/out.txt"],
     ),
     "input that is a URL": (
         {"inputs": ["data/a.txt", "gs://bucket/b.txt"]},

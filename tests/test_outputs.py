@@ -272,12 +272,12 @@ def test_the_old_sets_files_are_found_from_any_directory_and_after_a_gather_done
     a run from another directory looked for them there; and a gather done
     again (its first killed before publishing) forgot what the first would
     have removed, the old summary being its own by then."""
-    from snakeshuf.outputs import provenance, publishing
+    from snakeshuf.outputs import destinations, publishing
 
     (tmp_path / "out").mkdir()
     old = tmp_path / "out" / "o.00000-of-00002.txt"
     old.write_bytes(b"x\n")
-    token = provenance.mark(str(old), str(tmp_path / "out" / "o.txt"))
+    token = destinations.FILES.sign(str(old), str(tmp_path / "out" / "o.txt"))
     info = os.stat(old)
     entry = {"records": 1, "bytes": info.st_size, "inode": info.st_ino, **({"token": token} if token else {})}
     spec = SimpleNamespace(outputs=[str(tmp_path / "out" / "o.txt")], files=[])

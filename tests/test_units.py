@@ -19,6 +19,7 @@ import yaml
 
 from snakeshuf.control import progress
 from snakeshuf.errors import ConfigError, JobClash, LayoutError, RecordTooLarge
+from snakeshuf.outputs import destinations
 from snakeshuf.outputs import layout as outputs
 from snakeshuf.outputs.layout import output_paths, read_layout
 from snakeshuf.outputs.namespace import RunFiles
@@ -418,7 +419,7 @@ def test_no_progress_sample_is_taken_from_a_run_published_while_it_was_counted(t
     """Gather publishes and Snakemake removes the scratch files between two
     looks: the count finds nothing (0 %), and must not be printed after 100 %."""
     output = tmp_path / "out.txt"
-    spec = SimpleNamespace(outputs=[str(output)])
+    spec = SimpleNamespace(outputs=[str(output)], destination=destinations.FILES)
 
     def publish_while_counting(_spec):
         output.write_bytes(b"done\n")

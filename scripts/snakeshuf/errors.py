@@ -35,6 +35,10 @@ class LayoutError(InputError):
     """The output layout asks for more records than the inputs hold."""
 
 
+class OutputError(Exception):
+    """An output that cannot be written where it was asked for (an object store's refusal)."""
+
+
 class IntegrityError(Exception):
     """An intermediate file does not match what its writer recorded."""
 

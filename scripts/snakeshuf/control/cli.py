@@ -25,11 +25,12 @@ from pathlib import Path
 import yaml
 
 from snakeshuf import __version__
-from snakeshuf.control.lock import NotALock, OutputLock
-from snakeshuf.errors import ConfigError
+from snakeshuf.control.lock import NotALock
+from snakeshuf.errors import ConfigError, OutputError
+from snakeshuf.outputs import destinations
 from snakeshuf.outputs.namespace import LOCK
 from snakeshuf.planning.memory import MIN_MEMORY_MB
-from snakeshuf.sources import pipes
+from snakeshuf.sources import objects, pipes
 from snakeshuf.sources.locations import check_no_urls, configured_paths
 from snakeshuf.stages.scratch import PIPED
 
@@ -187,20 +188,26 @@ def parser():
 def state_directory(args):
     """Where a run keeps Snakemake's records, its logs and its scratch files,
     so that it writes nothing into the current directory: one directory per
-    output, beside it (or under --scratch), the same for the same command;
-    for standard output, a new one each time."""
+    output, beside it (or under --scratch; for an object, under the user's
+    cache directory), the same for the same command; for standard output, a
+    new one each time."""
     if args.output == STDOUT:
         return tempfile.mkdtemp(prefix=".snakeshuf-stdout-", dir=args.scratch and os.path.abspath(args.scratch))
-    output = os.path.abspath(args.output)
+    output = output_file(args)
     place = os.path.abspath(args.scratch) if args.scratch else os.path.dirname(output)
+    if objects.is_object(output) and not args.scratch:
+        place = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "snakeshuf")
     tag = hashlib.sha256(output.encode()).hexdigest()[:8]
     return os.path.join(place, f".snakeshuf-{os.path.basename(output)}-{tag}")
 
 
 def output_file(args):
-    """The output's path: for standard output, a file in the state directory,
-    copied out after the run (named without an extension, which a Parquet output may have)."""
-    return os.path.join(args.state, "stdout") if args.output == STDOUT else os.path.abspath(args.output)
+    """The output's path (an object's URL): for standard output, a file in
+    the state directory, copied out after the run (named without an
+    extension, which a Parquet output may have)."""
+    if args.output == STDOUT:
+        return os.path.join(args.state, "stdout")
+    return args.output if objects.is_object(args.output) else os.path.abspath(args.output)
 
 
 def config_of(args):
@@ -297,13 +304,13 @@ def take_output_lock(args):
     held by this process): another run of the same command shares the state
     directory, where Snakemake would say it is locked and suggest --unlock,
     which would harm that run."""
-    lock = OutputLock(os.path.abspath(args.output) + LOCK)
+    output = output_file(args)
+    lock = destinations.of(output).lock(output + LOCK)
     try:
-        os.makedirs(os.path.dirname(lock.path), exist_ok=True)
         holder = lock.acquire()
-    except NotALock as error:
+    except (NotALock, OutputError) as error:
         print(f"snakeshuf: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(error, NotALock) else 1)
     except OSError:
         return  # the workflow names what is wrong with the output's place
     if holder:

@@ -1,10 +1,10 @@
 """What the main process tells the person who started the run: the plan
 before any job, the result after the last, and why it stops."""
 
-import json
 import sys
 
 from snakeshuf.control.disk import peak_bytes
+from snakeshuf.outputs.provenance import SUMMARY
 from snakeshuf.records import codecs
 from snakeshuf.sources import pipes
 
@@ -96,9 +96,8 @@ def counted_records(summary, spec):
     return counted + (f", {summary['bytes']:,} bytes" if published == ordered else "")
 
 
-def print_summary(spec, summary_path):
-    with open(summary_path) as handle:
-        summary = json.load(handle)
+def print_summary(spec, summary):
+    """The result of a run, from its summary (the record gather wrote)."""
     stages = ", ".join(
         f"{name} {s['seconds']} s, peak {s['peak_rss_mb']} MB"
         for name, s in summary["stages"].items()
@@ -107,6 +106,6 @@ def print_summary(spec, summary_path):
     print(
         f"snakeshuf: {counted_records(summary, spec)} "
         f"-> {output_description(spec.outputs)} (seed {summary['order']['seed']}, {summary['buckets']} buckets)\n"
-        f"snakeshuf: per stage: {stages}; summary: {summary_path}",
+        f"snakeshuf: per stage: {stages}; summary: {spec.output}{SUMMARY}",
         file=sys.stderr,
     )

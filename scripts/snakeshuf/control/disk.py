@@ -11,7 +11,6 @@ What a resumed run already wrote is subtracted.
 import os
 
 from snakeshuf.planning.memory import PLANNED_RECORD_BYTES
-from snakeshuf.stages.jobs import PARTIAL
 
 
 def existing_ancestor(path):
@@ -38,25 +37,27 @@ def peak_bytes(total_bytes, pieces):
     return scratch_bytes(total_bytes, pieces) + total_bytes
 
 
-def disk_needs(total_bytes, scratch, output, pieces=False):
-    """{filesystem id: (a path on it, bytes still needed)}."""
+def disk_needs(total_bytes, scratch, staged, pieces=False):
+    """{filesystem id: (a path on it, bytes still needed)}; `staged`: where
+    gather writes the output before it is published (beside a file, in
+    scratch for an object: snakeshuf.outputs.destinations)."""
     needs = {}
     wanted = {
         scratch: scratch_bytes(total_bytes, pieces) - already_written(scratch),
-        output: total_bytes - already_written(output + PARTIAL),
+        staged: total_bytes - already_written(staged),
     }
     for path, nbytes in wanted.items():
-        anchor = existing_ancestor(os.path.dirname(os.path.abspath(path)) if path == output else path)
+        anchor = existing_ancestor(os.path.dirname(os.path.abspath(path)) if path == staged else path)
         device = os.stat(anchor).st_dev
         where, before = needs.get(device, (anchor, 0))
         needs[device] = (where, before + max(0, nbytes))
     return needs
 
 
-def shortfalls(total_bytes, scratch, output, pieces=False):
+def shortfalls(total_bytes, scratch, staged, pieces=False):
     """Messages for every filesystem without room for the run."""
     problems = []
-    for where, needed in disk_needs(total_bytes, scratch, output, pieces).values():
+    for where, needed in disk_needs(total_bytes, scratch, staged, pieces).values():
         stats = os.statvfs(where)
         free = stats.f_bavail * stats.f_frsize
         if needed > free:
@@ -69,8 +70,8 @@ def shortfalls(total_bytes, scratch, output, pieces=False):
     return problems
 
 
-def check_writable(scratch, output):
-    for name, path in (("scratch", scratch), ("output", os.path.dirname(os.path.abspath(output)))):
+def check_writable(scratch, staged):
+    for name, path in (("scratch", scratch), ("output", os.path.dirname(os.path.abspath(staged)))):
         anchor = existing_ancestor(path)
         if not os.access(anchor, os.W_OK | os.X_OK):
             return f"config key '{name}': '{anchor}' is not writable; choose a directory you can write to"

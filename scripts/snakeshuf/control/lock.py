@@ -42,6 +42,7 @@ class OutputLock:
             return None
         if os.path.lexists(self.path) and not written_by_a_run(self.path):
             raise NotALock(self.path)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         while self.fd is None:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:

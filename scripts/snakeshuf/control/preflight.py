@@ -14,7 +14,7 @@ from snakeshuf.planning.plan import total_data_bytes
 
 def check_places(spec):
     """Raise ConfigError if the scratch or the output directory is not writable."""
-    problem = check_writable(os.path.dirname(spec.scratch), spec.output)
+    problem = check_writable(os.path.dirname(spec.scratch), spec.target)
     if problem:
         raise ConfigError(problem)
 
@@ -26,6 +26,6 @@ def check(spec, check_disk_space, memory_mb):
         note(text)
     if check_disk_space:
         total = total_data_bytes(spec.files)
-        problems = shortfalls(total, spec.scratch, spec.output, pieces=not spec.in_place)
+        problems = shortfalls(total, spec.scratch, spec.target, pieces=not spec.in_place)
         if problems:
             raise ConfigError("\n  ".join(problems))

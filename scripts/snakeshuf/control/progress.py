@@ -91,7 +91,7 @@ def sample_unless_published(spec):
     they went (which would read as 0 %) is always followed by finding the outputs.
     """
     sample = (time.monotonic(), *bytes_done(spec))
-    return None if all(os.path.exists(path) for path in spec.outputs) else sample
+    return None if spec.destination.looks_published(spec) else sample
 
 
 def watch(spec):

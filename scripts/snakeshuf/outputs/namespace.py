@@ -23,6 +23,7 @@ from snakeshuf.errors import ConfigError
 from snakeshuf.outputs.layout import check_output_name
 from snakeshuf.outputs.provenance import SUMMARY, listed_outputs
 from snakeshuf.planning.plan import has_braces
+from snakeshuf.sources import objects
 from snakeshuf.stages.jobs import PARTIAL
 from snakeshuf.stages.scratch import PIPED
 
@@ -117,6 +118,8 @@ def check_places(run):
     directories, and no output is a directory already."""
     scratch = run.directories[0]
     for path in [*run.outputs, *run.bookkeeping(), *run.directories]:
+        if objects.is_object(path):
+            continue  # a key is no path: any may be written
         # A directory the run makes may exist already, as a directory.
         anchor = existing_ancestor(path if path in run.directories else os.path.dirname(path))
         if not os.path.isdir(anchor):
@@ -189,6 +192,22 @@ def check_left_alone(run, record, overwrite):
             f"'{path}' exists, and the run uses that name for {what}; the file is {whose}: move it "
             "away, choose another output name, or set config key 'overwrite' to true (snakeshuf --overwrite)"
         )
+
+
+def check_outside_inputs(run, inputs):
+    """No object the run writes is one that an input URL or pattern names
+    (`inputs`: config key 'inputs', and every input the plan found): the
+    next run would read this one's output, summary or lock as input."""
+    for url, what in run.written():
+        for pattern in inputs:
+            same = url == pattern or (objects.GLOB_CHARACTERS.search(pattern) and objects.is_object(url)
+                                      and objects.matches(url.split("/"), pattern.split("/")))
+            if objects.is_object(pattern) and same:
+                raise ConfigError(
+                    f"{what} would be '{url}', which input '{pattern}' (config key 'inputs') names: "
+                    "the next run would read it as input. Choose an output outside the inputs' prefix "
+                    "(e.g. s3://bucket/shuffled/out.jsonl), or narrow the pattern"
+                )
 
 
 def check_names(run):

@@ -22,19 +22,18 @@ data: the run refuses to replace it unless config key 'overwrite' says so.
 import hashlib
 import json
 import os
-import secrets
-import stat
 from dataclasses import dataclass
 
 from snakeshuf.errors import ConfigError
-from snakeshuf.sources.reading import location
+from snakeshuf.outputs import destinations
+from snakeshuf.sources import objects
+from snakeshuf.sources.reading import for_each, location
 
 # The output format's version: a new one for any change that gives the same
 # spec other bytes (tests/test_stable_output.py records the bytes).
 # 2: compressed members cut by the one order (every MEMBER_RECORDS records);
 # 3: a Parquet row group written from one chunk, its dictionaries its own
 FORMAT = 3
-MADE_BY = "user.snakeshuf.made-by"  # the extended attribute on every published file: its output set
 SUMMARY = ".summary.json"  # beside the configured output
 
 
@@ -53,7 +52,7 @@ def made_by(spec):
         **({"weights": weights} if any(w != "1" for w in weights) else {}),
         **({"dedup": spec.dedup.to_json()} if spec.dedup else {}),
         **({"parquet": spec.parquet.to_json()} if spec.parquet else {}),
-        "outputs": [os.path.realpath(path) for path in spec.outputs],
+        "outputs": [location(path) for path in spec.outputs],
     }
 
 
@@ -61,49 +60,20 @@ def fingerprint(made):
     return hashlib.sha256(json.dumps(made, sort_keys=True).encode()).hexdigest()
 
 
-def mark(path, output):
-    """Sign a file gather is about to publish with its output set (the
-    configured output's absolute path) and a token of its own, which the
-    summary records. Returns the token, or None on a filesystem without
-    extended attributes (there the summary's record alone decides)."""
-    token = secrets.token_hex(8)
-    try:
-        os.setxattr(path, MADE_BY, f"{os.path.realpath(output)}\0{token}".encode())
-    except OSError:
+def marked_for(found, output):
+    """The output set a file or object was published for, or None (a
+    fingerprint is taken for `output`'s)."""
+    if found is None or found.signature is None:
         return None
-    return token
-
-
-def signature(path):
-    """A file's signature as (output set, token); None where it has none.
-    Signatures from before tokens have no token, and from before sets were
-    signed, a fingerprint in place of the set."""
-    try:
-        value = os.getxattr(path, MADE_BY).decode(errors="replace")
-    except OSError:
-        return None
-    owner, _, token = value.partition("\0")
-    return owner, token or None
-
-
-def marked_for(path, output):
-    """The output set a file was published for, or None (a fingerprint is
-    taken for `output`'s)."""
-    signed = signature(path)
-    if signed is None:
-        return None
-    return signed[0] if signed[0].startswith(os.sep) else os.path.realpath(output)
+    owner = found.signature[0]
+    return owner if owner.startswith((os.sep, objects.SCHEME)) else location(output)
 
 
 def read_record(summary_path):
     """The summary's content, or None if it is missing, unreadable or not a
     summary snakeshuf wrote (each has its version)."""
-    try:
-        with open(summary_path) as handle:
-            record = json.load(handle)
-        return record if isinstance(record, dict) and "version" in record else None
-    except (OSError, ValueError):
-        return None
+    record = destinations.of(summary_path).read_record(summary_path)
+    return record if isinstance(record, dict) and "version" in record else None
 
 
 def changed_since_published(outputs, record):
@@ -113,28 +83,23 @@ def changed_since_published(outputs, record):
     listed = record.get("outputs") if record else None
     if not isinstance(listed, dict):
         return "its summary does not list these output files"
-    listed = {os.path.realpath(path): entry for path, entry in listed.items()}
-    if list(listed) != [os.path.realpath(path) for path in outputs]:
+    listed = {location(path): entry for path, entry in listed.items()}
+    if list(listed) != [location(path) for path in outputs]:
         return "its summary does not list these output files"
-    for path in outputs:
-        try:
-            info = os.stat(path)
-        except OSError:
+    for path, found in zip(outputs, found_all(outputs)):
+        if found is None:
             return f"'{path}' is missing"
-        entry = listed[os.path.realpath(path)]
-        if not isinstance(entry, dict) or entry.get("bytes") != info.st_size:
+        entry = listed[location(path)]
+        if not isinstance(entry, dict) or entry.get("bytes") != found.size:
             return f"'{path}' does not have the size its summary records"
-        if entry.get("inode", info.st_ino) != info.st_ino or not signed_as(path, entry):
+        if not found.regular or found.replaced_since(entry):
             return f"'{path}' was replaced after it was published"
     return None
 
 
-def signed_as(path, entry):
-    """Whether a file still carries the token its summary entry records."""
-    if "token" not in entry:
-        return True
-    signed = signature(path)
-    return signed is not None and signed[1] == entry["token"]
+def found_all(paths):
+    """destinations.Found of each path (None: nothing there), looked up at once for objects."""
+    return for_each(lambda path: destinations.of(path).found(path), paths)
 
 
 def output_is_complete(outputs, summary_path):
@@ -190,14 +155,15 @@ class Verdict:
 def judge(spec, summary_path, overwrite):
     """What to do with the output set on disk for `spec`; refuses to replace
     a file snakeshuf cannot show it made (unless `overwrite`)."""
-    existing = [path for path in spec.outputs if os.path.lexists(path)]
-    record = read_record(summary_path)
-    if not existing and not os.path.lexists(summary_path):
+    existing = {path: found for path, found in zip(spec.outputs, found_all(spec.outputs)) if found}
+    summary = spec.destination.found(summary_path)
+    if not existing and not summary:
         return Verdict(False)
+    record = read_record(summary_path)
     check_replaceable(existing, record, spec.output, overwrite)
-    check_summary_replaceable(summary_path, record, existing, spec.output, overwrite)
+    check_summary_replaceable(summary_path, (summary, record), existing, spec.output, overwrite)
     if record is None:
-        state = "unreadable" if os.path.lexists(summary_path) else "missing"
+        state = "unreadable" if summary else "missing"
         return Verdict(False, f"its summary '{summary_path}' is {state}")
     if record.get("fingerprint") != spec.fingerprint:
         return Verdict(False, described_difference(record.get("made_by"), spec.made_by))
@@ -211,21 +177,23 @@ def listed_outputs(record):
     record = record or {}
     made = record.get("made_by") if isinstance(record.get("made_by"), dict) else {}
     outputs = record.get("outputs") if isinstance(record.get("outputs"), dict) else {}
-    return {os.path.realpath(p) for p in [*made.get("outputs", []), *outputs]}
+    return {location(p) for p in [*made.get("outputs", []), *outputs]}
 
 
-def check_summary_replaceable(summary_path, record, existing, output, overwrite):
-    """The file at the summary's name is replaced only if it is a summary, or
-    its output set's files on disk are signed for this output (a summary of
-    its own that was damaged), unless `overwrite`; a link or device never."""
-    if not os.path.lexists(summary_path):
+def check_summary_replaceable(summary_path, summary, existing, output, overwrite):
+    """The file at the summary's name (`summary`: what is there, and the
+    record it holds) is replaced only if it is a summary, or its output
+    set's files on disk are signed for this output (a summary of its own
+    that was damaged), unless `overwrite`; a link or device never."""
+    found, record = summary
+    if found is None:
         return
-    if not stat.S_ISREG(os.lstat(summary_path).st_mode):
+    if not found.regular:
         raise ConfigError(
             f"'{summary_path}' exists and is not a regular file (a link, device or pipe), but the run "
             f"writes the summary of output '{output}' there: choose another output path"
         )
-    own_set = any(marked_for(path, output) == os.path.realpath(output) for path in existing)
+    own_set = any(marked_for(f, output) == location(output) for f in existing.values())
     if record is None and not (overwrite or own_set):
         raise ConfigError(
             f"'{summary_path}' exists and is not a summary snakeshuf wrote, but the run writes the summary of "
@@ -235,25 +203,24 @@ def check_summary_replaceable(summary_path, record, existing, output, overwrite)
 
 
 def check_replaceable(existing, record, output, overwrite):
-    """Each existing file at an output path is this output set's: listed in
-    its summary, or signed for it (a file of another set, or none, is not
-    replaced unless `overwrite`)."""
+    """Each file at an output path ({path: Found}) is this output set's:
+    listed in its summary, or signed for it (a file of another set, or none,
+    is not replaced unless `overwrite`)."""
     listed, summary_path = listed_outputs(record), output + SUMMARY
-    for path in existing:
-        info = os.lstat(path)
-        if not stat.S_ISREG(info.st_mode):
+    for path, found in existing.items():
+        if not found.regular:
             raise ConfigError(
                 f"output '{path}' exists and is not a regular file (a link, device or pipe): "
                 "snakeshuf replaces only files it made; choose another output path"
             )
-        owner = marked_for(path, output)
-        if not (overwrite or os.path.realpath(path) in listed or owner in (os.path.realpath(output), None)):
+        owner = marked_for(found, output)
+        if not (overwrite or location(path) in listed or owner in (location(output), None)):
             raise ConfigError(
                 f"output '{path}' exists and was published with output '{owner}', another output set: "
                 "choose another output name, move it away, or set "
                 "config key 'overwrite' to true (snakeshuf --overwrite) to replace it"
             )
-        if not (overwrite or os.path.realpath(path) in listed or owner):
+        if not (overwrite or location(path) in listed or owner):
             raise ConfigError(
                 f"output '{path}' exists, and snakeshuf cannot show that it made it (its summary "
                 f"'{summary_path}' does not list it): move it away, or set config key 'overwrite' "

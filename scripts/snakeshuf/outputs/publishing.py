@@ -1,26 +1,23 @@
 """Publishing an output set, the last step of a run: gather has joined,
-checked, signed and listed its files in the summary under their temporary
-names; they are renamed into place, then the scratch directory is removed and
-the receipt that rule all asks for is written (rules/gather.smk).
+checked, signed and delivered its files (snakeshuf.outputs.destinations) and
+listed them in the summary; files are renamed into place, then the scratch
+directory is removed and the receipt that rule all asks for is written
+(rules/gather.smk).
 
 In a module, rule publish does this after gather (the including workflow's
 rules ask for the output files, and Snakemake deletes a job's outputs when it
 starts it: gather's would be gone for all of its run).
 """
 
-import os
-import stat
-
 from snakeshuf.control.resume import remove_leftovers
-from snakeshuf.outputs import provenance
+from snakeshuf.outputs import destinations, provenance
 from snakeshuf.outputs.namespace import SUMMARY
 from snakeshuf.sources.reading import location
-from snakeshuf.stages.jobs import PARTIAL, release_claims
+from snakeshuf.stages.jobs import release_claims
 
 
 def move_into_place(spec):
-    for path in spec.outputs:
-        os.replace(path + PARTIAL, path)
+    spec.destination.move_into_place(spec)
 
 
 def finish(spec, receipt, keep_scratch):
@@ -37,7 +34,7 @@ def superseded(spec, old_record):
     have made: still as it published them (provenance), and none an input.
     A new layout (other shards, splits or compression) thus leaves no file of
     the old one for a reader's glob to find; anything else is left alone."""
-    keep = {os.path.realpath(p) for p in spec.outputs} | {location(f.path) for f in spec.files}
+    keep = {location(p) for p in spec.outputs} | {location(f.path) for f in spec.files}
     return {path: entry for path, entry in published_files(old_record).items()
             if path not in keep and as_published(path, entry)}
 
@@ -52,7 +49,7 @@ def published_files(record):
     made = record.get("made_by") if isinstance(record.get("made_by"), dict) else {}
     absolute = made.get("outputs") if isinstance(made.get("outputs"), list) else []
     if len(absolute) != len(listed):
-        absolute = [os.path.realpath(path) for path in listed]
+        absolute = [location(path) for path in listed]
     files = dict(zip(absolute, listed.values()))
     carried = record.get("superseded")
     return {**files, **(carried if isinstance(carried, dict) else {})}
@@ -60,13 +57,11 @@ def published_files(record):
 
 def as_published(path, entry):
     """Whether the file at `path` is the one a summary's `entry` records: a
-    regular file of that size and inode, carrying its token (where it has one)."""
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return False
-    return (isinstance(entry, dict) and stat.S_ISREG(info.st_mode) and entry.get("bytes") == info.st_size
-            and entry.get("inode") == info.st_ino and provenance.signed_as(path, entry))
+    regular file of that size and inode (an object of that ETag), carrying
+    its token (where it has one)."""
+    found = destinations.of(path).found(path)
+    return (isinstance(entry, dict) and found is not None and found.regular and entry.get("bytes") == found.size
+            and found.identity[0] in entry and not found.replaced_since(entry))
 
 
 def remove_superseded(record):
@@ -74,4 +69,4 @@ def remove_superseded(record):
     entries = (record or {}).get("superseded") or {}
     for path, entry in entries.items() if isinstance(entries, dict) else ():
         if as_published(path, entry):
-            os.remove(path)
+            destinations.of(path).remove(path)

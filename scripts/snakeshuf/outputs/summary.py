@@ -73,19 +73,18 @@ def source_counts(spec, split_reports, chosen):
     return rows
 
 
-def build(spec, totals, files, reports):
+def build(spec, totals, entries, reports):
     """The summary: `totals` holds records, bytes, header_bytes and key_sum;
-    `files` each output file's stat as it will be published and the token
-    it is signed with (None where it could not be signed); `reports` each
-    stage's job reports. It is also the record of what made the output
+    `entries` what identifies each output file as it is published (its
+    size, inode or ETag, and token: snakeshuf.outputs.destinations);
+    `reports` each stage's job reports. It is also the record of what made the output
     (snakeshuf.outputs.provenance)."""
     records = file_records(spec, totals["records"])
     return {
         "version": __version__,
         "output": spec.output,
         "outputs": {
-            path: {"records": n, "bytes": info.st_size, "inode": info.st_ino, **({"token": token} if token else {})}
-            for path, n, (info, token) in zip(spec.outputs, records, files)
+            path: {"records": n, **entry} for path, n, entry in zip(spec.outputs, records, entries)
         },
         "fingerprint": spec.fingerprint,
         "made_by": spec.made_by,

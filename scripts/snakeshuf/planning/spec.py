@@ -16,11 +16,11 @@ from functools import cached_property
 
 from snakeshuf.mixing.dedup import Dedup
 from snakeshuf.mixing.weights import Source
-from snakeshuf.outputs import provenance
+from snakeshuf.outputs import destinations, provenance
 from snakeshuf.outputs.layout import Split, column_names, output_paths
 from snakeshuf.planning.plan import InputFile, Segment
 from snakeshuf.records import codecs, formats
-from snakeshuf.stages.jobs import PARTIAL, atomic_write
+from snakeshuf.stages.jobs import atomic_write
 from snakeshuf.stages.scratch import Scratch
 
 
@@ -75,10 +75,15 @@ class RunSpec:
         return len(self.outputs) == 1 and self.codec is codecs.PLAIN and self.take is None and self.records.in_place
 
     @property
+    def destination(self):
+        """Where the outputs are published (snakeshuf.outputs.destinations): files or objects."""
+        return destinations.of(self.output)
+
+    @property
     def target(self):
-        """The output file under its temporary name, while bucket jobs write
-        it in place (the one file may be a split's: 'out.train.txt')."""
-        return self.outputs[0] + PARTIAL
+        """The output file as gather stages it, while bucket jobs write it in
+        place (the one file may be a split's: 'out.train.txt')."""
+        return self.destination.staged(self, 0)
 
     @property
     def key_ranges(self):

@@ -1,7 +1,8 @@
 """Where a configured path points. snakeshuf reads files, pipes
 (snakeshuf.sources.pipes) and s3:// objects (snakeshuf.sources.objects), and
-writes files; other URLs, and object storage anywhere but among the inputs,
-are refused before anything runs, saying what to do instead."""
+writes files and s3:// objects (snakeshuf.outputs.destinations); other URLs,
+and object storage anywhere but among the inputs and the output, are refused
+before anything runs, saying what to do instead."""
 
 import re
 
@@ -11,8 +12,8 @@ from snakeshuf.sources import objects
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 STREAM_IT_IN = "stream it in through standard input, e.g. aws s3 cp s3://bucket/in.txt - | snakeshuf - -o out.txt"
 INSTEAD_OF_A_URL = {
-    "output": "outputs are written to files only, for now: write to standard output and upload that, e.g. "
-              "snakeshuf IN -o - | aws s3 cp - s3://bucket/out.txt, or mount the bucket",
+    "output": "outputs are files or s3:// objects: for another store, write to standard output and upload "
+              "that, e.g. snakeshuf IN -o - | gcloud storage cp - gs://bucket/out.txt, or mount the bucket",
     "scratch": "give a local or mounted directory",
     "--report": "write it to a local file and upload that",
     "paired": "paired inputs are read from files only: download them, or mount the bucket",
@@ -29,10 +30,10 @@ def configured_paths(config):
     return paths + ([("--report", config["report"])] if config.get("report") else [])
 
 
-def check_no_urls(paths, objects_read=("inputs",)):
+def check_no_urls(paths, objects_read=("inputs", "output")):
     """Refuse URLs among `paths` ((config key, path) pairs), but s3:// objects
-    under the keys of `objects_read` (snakeshuf.sources.objects): '-o s3://b/o'
-    made a local directory 's3:' and published there with exit 0."""
+    under the keys of `objects_read` (snakeshuf.sources.objects): '-o gs://b/o'
+    would make a local directory 'gs:' and publish there with exit 0."""
     for key, path in paths:
         if key in objects_read and objects.is_object(path):
             objects.bucket_and_key(path, key)

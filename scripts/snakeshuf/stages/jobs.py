@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from snakeshuf.control.lock import HOLDER
-from snakeshuf.errors import ConfigError, InjectedFault, InputError, IntegrityError, JobClash
+from snakeshuf.errors import ConfigError, InjectedFault, InputError, IntegrityError, JobClash, OutputError
 from snakeshuf.sources import objects
 from snakeshuf.stages.directio import DirectWriter
 
@@ -191,7 +191,7 @@ def run(main, argv=None):
     """Run a rule script's main(); known failures become one clear line and exit 1."""
     try:
         main(sys.argv[1:] if argv is None else argv)
-    except (ConfigError, InputError, IntegrityError, InjectedFault, JobClash) as error:
+    except (ConfigError, InputError, OutputError, IntegrityError, InjectedFault, JobClash) as error:
         sys.exit(f"snakeshuf: error: {error}")
     except OSError as error:
         if error.errno == errno.ENOSPC:

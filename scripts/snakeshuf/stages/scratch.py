@@ -24,6 +24,8 @@ import hashlib
 import os
 from dataclasses import dataclass
 
+from snakeshuf.sources import objects
+
 PIPED = "piped"
 # This much of the output's name, then a hash of its full path.
 NAME_CHARS = 64
@@ -31,7 +33,8 @@ NAME_CHARS = 64
 
 def run_directory(scratch, output):
     """The subdirectory of `scratch` that holds the intermediates of `output`."""
-    digest = hashlib.sha1(os.path.abspath(output).encode("utf-8", "surrogateescape")).hexdigest()
+    where = output if objects.is_object(output) else os.path.abspath(output)
+    digest = hashlib.sha1(where.encode("utf-8", "surrogateescape")).hexdigest()
     if scratch.startswith("-"):  # job commands would read it as an option
         scratch = os.path.join(os.curdir, scratch)
     return os.path.join(scratch, f"{os.path.basename(output)[:NAME_CHARS]}-{digest[:8]}")

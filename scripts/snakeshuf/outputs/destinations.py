@@ -1,0 +1,373 @@
+"""Where an output set is published: files on a local (or mounted)
+filesystem, or objects in an S3 bucket. One of the two is chosen once from
+the configured output (of()); gather, publishing and the judgement of the
+set on disk ask it, never the filesystem or the store themselves.
+
+Either way gather writes each output as a local file first (staged()):
+beside its final name for a file, which is then renamed into place; in the
+run's scratch directory for an object, which is then uploaded in parts by
+boto3's managed transfer (the store makes the object only from the complete
+upload, and an upload that fails is aborted: no partial object ever has the
+final key). The summary is written beside the outputs in both cases.
+
+What a summary records of a published file, and how it is recognised later:
+its size and inode, and a token in an extended attribute; of an object, its
+size and ETag, and the token in its metadata (Found).
+"""
+
+import email.utils
+import json
+import os
+import secrets
+import socket
+import stat
+import sys
+import threading
+import urllib.parse
+from dataclasses import dataclass
+
+from snakeshuf.control.lock import HELD_HERE, HOLDER, NotALock, OutputLock
+from snakeshuf.errors import OutputError
+from snakeshuf.sources import objects
+from snakeshuf.stages.jobs import PARTIAL, save_json
+
+MADE_BY = "user.snakeshuf.made-by"  # the extended attribute on every published file: its output set
+# An object's metadata (S3 sends it as HTTP headers: ASCII only, hence the quoted URL).
+OUTPUT_SET, TOKEN = "snakeshuf-output", "snakeshuf-token"
+STAGED = "publishing"  # in the run's scratch directory: the outputs to upload
+PART_BYTES = 64 << 20  # an upload's part: S3 allows 10,000 parts of 5 MiB to 5 GiB
+MAX_PARTS = 10_000
+UPLOADS_AT_ONCE = 4  # parts in flight per upload, each read from the file as it is sent
+LEASE_SECONDS = 60  # a lock object not renewed for this long (by the store's clock) is a dead run's
+RENEW_SECONDS = 15
+CONFLICT = ("PreconditionFailed", "ConditionalRequestConflict")  # a conditional write that lost
+
+
+@dataclass(frozen=True)
+class Found:
+    """A file or object at an output's name, as a summary records one."""
+
+    size: int
+    regular: bool  # a regular file or an object: only those are ever replaced
+    identity: tuple  # ("inode", n) or ("etag", text): what changes when it is written again
+    signature: tuple = None  # (output set, token) it was published with, None if unsigned
+
+    def entry(self):
+        """What a summary records of it (with its token, where it has one)."""
+        token = self.signature[1] if self.signature and self.signature[1] else None
+        return {"bytes": self.size, self.identity[0]: self.identity[1], **({"token": token} if token else {})}
+
+    def replaced_since(self, entry):
+        """Whether it is not the one `entry` records (its size aside: an
+        entry from before tokens has none, from before inodes no inode)."""
+        name, value = self.identity
+        if entry.get(name, value) != value:
+            return True
+        return "token" in entry and (self.signature is None or self.signature[1] != entry["token"])
+
+
+def of(output):
+    """The destination of the output set configured as `output`."""
+    return OBJECTS if objects.is_object(output) else FILES
+
+
+class Files:
+    """Output files on a filesystem."""
+
+    def found(self, path):
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return None
+        return Found(info.st_size, stat.S_ISREG(info.st_mode), ("inode", info.st_ino), file_signature(path))
+
+    def where(self, path):
+        """The path as it is recorded: the same from any directory."""
+        return os.path.realpath(path)
+
+    def staged(self, spec, index):
+        return spec.outputs[index] + PARTIAL
+
+    def sign(self, staged, output):
+        """Sign a file about to be published with its output set and a token
+        of its own (None on a filesystem without extended attributes: there
+        the summary's record alone decides)."""
+        token = secrets.token_hex(8)
+        try:
+            os.setxattr(staged, MADE_BY, f"{os.path.realpath(output)}\0{token}".encode())
+        except OSError:
+            return None
+        return token
+
+    def deliver(self, spec, tokens):
+        """What the summary records of each output, still staged (the inode
+        and attributes go with the file when it is renamed)."""
+        return [self.found(self.staged(spec, i)).entry() for i in range(len(spec.outputs))]
+
+    def move_into_place(self, spec):
+        for i, path in enumerate(spec.outputs):
+            os.replace(self.staged(spec, i), path)
+
+    def remove(self, path):
+        os.remove(path)
+
+    def read_record(self, path):
+        try:
+            with open(path) as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
+
+    def write_record(self, path, record):
+        save_json(path, record)
+
+    def for_snakemake(self, paths):
+        """The outputs as Snakemake can ask for them (as files)."""
+        return list(paths)
+
+    def lock(self, path):
+        return OutputLock(path)
+
+    def looks_published(self, spec):
+        """Whether the outputs seem published, at no cost (for progress lines)."""
+        return all(os.path.exists(path) for path in spec.outputs)
+
+
+class Objects:
+    """Output objects in an S3 bucket (snakeshuf.sources.objects: the client, the endpoint)."""
+
+    def found(self, url):
+        bucket, key = objects.bucket_and_key(url, "output")
+        try:
+            head = objects.client().head_object(Bucket=bucket, Key=key)
+        except objects.request_errors() as error:
+            if objects.not_found(error) and not no_such_bucket(error):
+                return None
+            raise output_failure(url, error) from None
+        meta = head.get("Metadata") or {}
+        signed = (urllib.parse.unquote(meta[OUTPUT_SET]), meta.get(TOKEN)) if OUTPUT_SET in meta else None
+        return Found(head["ContentLength"], True, ("etag", head.get("ETag", "").strip('"')), signed)
+
+    def where(self, url):
+        return url
+
+    def staged(self, spec, index):
+        return os.path.join(spec.scratch, STAGED, f"{index:05d}-{os.path.basename(spec.outputs[index])}")
+
+    def sign(self, staged, output):
+        return secrets.token_hex(8)  # set as the object's metadata when it is uploaded
+
+    def deliver(self, spec, tokens):
+        """Upload each staged output under its final key, signed with its
+        token; what the summary records of each."""
+        entries = []
+        for i, (url, token) in enumerate(zip(spec.outputs, tokens)):
+            upload(self.staged(spec, i), url, {OUTPUT_SET: urllib.parse.quote(spec.output), TOKEN: token})
+            entries.append(self.found(url).entry())
+        return entries
+
+    def move_into_place(self, spec):
+        for i in range(len(spec.outputs)):
+            os.remove(self.staged(spec, i))
+
+    def remove(self, url):
+        bucket, key = objects.bucket_and_key(url, "output")
+        try:
+            objects.client().delete_object(Bucket=bucket, Key=key)
+        except objects.request_errors() as error:
+            raise output_failure(url, error) from None
+
+    def read_record(self, url):
+        bucket, key = objects.bucket_and_key(url, "output")
+        try:
+            body = objects.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            return json.loads(body)
+        except ValueError:
+            return None
+        except objects.request_errors() as error:
+            if objects.not_found(error) and not no_such_bucket(error):
+                return None
+            raise output_failure(url, error) from None
+
+    def write_record(self, url, record):
+        bucket, key = objects.bucket_and_key(url, "output")
+        try:
+            objects.client().put_object(Bucket=bucket, Key=key, Body=json.dumps(record, indent=1).encode(),
+                                        ContentType="application/json")
+        except objects.request_errors() as error:
+            raise output_failure(url, error) from None
+
+    def for_snakemake(self, paths):
+        return []  # Snakemake would take a URL for a local file name
+
+    def lock(self, url):
+        return ObjectLock(url)
+
+    def looks_published(self, spec):
+        return not os.path.isdir(spec.scratch)  # removed once gather has published (no request)
+
+
+class ObjectLock:
+    """The lock of an output in object storage, with OutputLock's methods:
+    an object at <output>.lock naming its holder, written only where there
+    is none (a conditional PUT) and renewed by its holder every
+    RENEW_SECONDS. One not renewed for LEASE_SECONDS, or whose holder was a
+    process of this host that no longer runs, is a dead run's (a process id
+    is never judged from another host): it is taken over by a PUT
+    conditional on its ETag, so that of two runs taking it over one wins."""
+
+    def __init__(self, url):
+        self.path = url
+        self.etag = None
+        self.stopped = threading.Event()
+
+    @property
+    def held(self):
+        return self.etag is not None or HELD_HERE.get(self.path) not in (None, self)
+
+    def acquire(self):
+        """Take the lock; return None, or who holds it."""
+        if self.held:
+            return None
+        while not self._put(IfNoneMatch="*"):
+            current = self._current()
+            if current is None:
+                continue  # released in between
+            text, etag, age = current
+            if not text.startswith(HOLDER.split("{")[0]):
+                raise NotALock(self.path)
+            if not holder_is_dead(text, age):
+                return f"{text.splitlines()[0]}, renewed {age:.0f} s ago"
+            if self._put(IfMatch=etag):
+                break
+        HELD_HERE[self.path] = self
+        threading.Thread(target=self._renew, daemon=True).start()
+        return None
+
+    def release(self):
+        """Remove the lock object if it is still this run's."""
+        if self.etag is None:
+            return
+        self.stopped.set()
+        try:
+            current = self._current()
+            if current and current[1] == self.etag:
+                OBJECTS.remove(self.path)
+        except OutputError as error:
+            print(f"snakeshuf: warning: the lock was left ({error}); the next run takes it over once it is "
+                  f"{LEASE_SECONDS} s old", file=sys.stderr, flush=True)
+        self.etag = None
+        HELD_HERE.pop(self.path, None)
+
+    def _renew(self):
+        while not self.stopped.wait(RENEW_SECONDS):
+            try:
+                if not self._put(IfMatch=self.etag):
+                    print(f"snakeshuf: warning: another run took over the lock '{self.path}'", flush=True)
+                    return
+            except OutputError:
+                pass  # the store did not answer: try again, within the lease
+
+    def _put(self, **condition):
+        """Write the lock object under `condition`; whether it was written."""
+        bucket, key = objects.bucket_and_key(self.path, "output")
+        body = "\n".join([HOLDER.format(pid=os.getpid(), host=socket.gethostname()), json.dumps(identity())])
+        try:
+            self.etag = objects.client().put_object(Bucket=bucket, Key=key, Body=body.encode(), **condition)["ETag"]
+            return True
+        except objects.request_errors() as error:
+            if getattr(error, "response", {}).get("Error", {}).get("Code") in CONFLICT:
+                return False
+            raise output_failure(self.path, error) from None
+
+    def _current(self):
+        """(text, ETag, seconds since written, by the store's clock) of the lock object, or None."""
+        bucket, key = objects.bucket_and_key(self.path, "output")
+        try:
+            got = objects.client().get_object(Bucket=bucket, Key=key)
+        except objects.request_errors() as error:
+            if objects.not_found(error) and not no_such_bucket(error):
+                return None
+            raise output_failure(self.path, error) from None
+        now = email.utils.parsedate_to_datetime(got["ResponseMetadata"]["HTTPHeaders"]["date"])
+        text = got["Body"].read(4096).decode(errors="replace")
+        return text, got["ETag"], (now - got["LastModified"]).total_seconds()
+
+
+def identity():
+    """This process, as a lock object names it: a host's process ids mean
+    something only on that host, and until it restarts."""
+    return {"host": socket.gethostname(), "boot": boot_id(), "pid": os.getpid()}
+
+
+def boot_id():
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def holder_is_dead(text, age):
+    """Whether the lock object `text`, written `age` seconds ago, is a dead run's."""
+    if age > LEASE_SECONDS:
+        return True
+    try:
+        holder = json.loads(text.splitlines()[1])
+        here = holder["host"] == socket.gethostname() and holder["boot"] == boot_id() and boot_id()
+        if here:
+            os.kill(int(holder["pid"]), 0)
+    except (IndexError, ValueError, KeyError, TypeError):
+        return False
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # a process of another user's
+    return False
+
+
+def file_signature(path):
+    """A file's signature as (output set, token); None where it has none.
+    Signatures from before tokens have no token, and from before sets were
+    signed, a fingerprint in place of the set."""
+    try:
+        value = os.getxattr(path, MADE_BY, follow_symlinks=False).decode(errors="replace")
+    except OSError:
+        return None
+    owner, _, token = value.partition("\0")
+    return owner, token or None
+
+
+def upload(path, url, metadata):
+    """Upload the file at `path` as the object `url`: in parts for a large
+    file, each read from the file as it is sent, joined by the store only
+    once all have arrived (boto3's managed transfer aborts a failed upload)."""
+    from boto3.s3.transfer import TransferConfig
+
+    bucket, key = objects.bucket_and_key(url, "output")
+    part = max(PART_BYTES, -(-os.path.getsize(path) // MAX_PARTS))
+    config = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=UPLOADS_AT_ONCE)
+    try:
+        objects.client().upload_file(path, bucket, key, ExtraArgs={"Metadata": metadata}, Config=config)
+    except (*objects.request_errors(), objects.transfer_errors()) as error:
+        raise output_failure(url, error) from None
+
+
+def no_such_bucket(error):
+    return error.response.get("Error", {}).get("Code") == "NoSuchBucket"
+
+
+def output_failure(url, error):
+    """An OutputError for a request about `url` (an output, its summary or
+    its lock) that failed."""
+    bucket = url[len(objects.SCHEME) :].partition("/")[0]
+    if getattr(error, "response", None) and no_such_bucket(error):
+        return OutputError(f"config key 'output': '{url}' cannot be written: {objects.no_bucket(bucket)}; create "
+                           "it first, or name another bucket")
+    text = str(error).split("Details:")[0].strip()
+    return OutputError(f"config key 'output': object storage failed a request for '{url}': {text}; check the "
+                       f"URL, the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and the endpoint "
+                       f"({objects.endpoint_source()})")
+
+
+FILES, OBJECTS = Files(), Objects()

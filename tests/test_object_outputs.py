@@ -1,0 +1,270 @@
+"""Outputs in object storage (issue 31): an output at s3://bucket/key is the
+bytes a local run publishes, in every layout; it appears under its final key
+only when complete, with its summary beside it; a run judges the objects
+there as it judges files (its own and current, its own and changed, or
+someone's); one run at a time writes an output set, and a killed run's lock
+does not stop the next. The differential tests (Scenario.object_output)
+compare such outputs with the reference model across the config space."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from conftest import corpus_file, run_workflow, snakemake_command
+from objectstore import SECRET, ObjectStore
+from test_objects import logged, run_from_store
+
+
+@pytest.fixture(scope="module")
+def store():
+    server = ObjectStore()
+    server.start()
+    yield server
+    server.stop()
+
+
+def s3(store):
+    """A boto3 client of the test store (path-style, as snakeshuf addresses a custom endpoint)."""
+    return boto3.session.Session().client(
+        "s3", endpoint_url=store.env["AWS_ENDPOINT_URL"], aws_access_key_id="snakeshuf-test",
+        aws_secret_access_key=SECRET, region_name="us-east-1", config=Config(s3={"addressing_style": "path"}))
+
+
+def bucket(store, name):
+    store.put(f"{name}/.keep", b"")  # makes the bucket; hidden, and no output's name
+    return name
+
+
+def inputs(tmp_path):
+    corpus_file(tmp_path / "a.txt", 400_000, seed=1)
+    corpus_file(tmp_path / "b.txt", 200_000, seed=2)
+    return [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
+
+
+LAYOUTS = {
+    "one plain file": {"output": "out.txt"},
+    "zstd shards of splits": {"output": "c.jsonl.zst", "splits": {"valid": 0.1, "train": {"size": "rest", "shards": 2}}},
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_an_object_output_is_the_bytes_of_a_local_run_and_current_from_any_directory(tmp_path, store, layout):
+    config = {"inputs": inputs(tmp_path), "memory_mb": 160, "chunk_mb": 1, **LAYOUTS[layout]}
+    run_workflow(tmp_path / "local", config)  # checked against the reference model
+    local = {p.name: p.read_bytes() for p in (tmp_path / "local").iterdir() if p.is_file()
+             and p.name != "test-config.yaml" and not p.name.endswith(".summary.json")}
+    name = bucket(store, "layouts-" + str(abs(hash(layout)))[:8])
+    url = f"s3://{name}/shuffled/{config['output']}"
+    run = run_from_store(tmp_path / "s3", {**config, "output": url}, store)
+    published = store.objects_under(f"{name}/shuffled")
+    assert published.keys() == {*local, config["output"] + ".summary.json"}, "and no lock, no partial object"
+    assert {k: v for k, v in published.items() if k in local} == local
+    assert not [p for p in (tmp_path / "s3").iterdir() if p.name not in (
+        ".snakemake", "logs", "benchmarks", "scratch", "test-config.yaml")], "a file beside the run"
+    summary = json.loads(published[config["output"] + ".summary.json"])
+    assert all(entry["etag"] and entry["token"] for entry in summary["outputs"].values())
+    assert SECRET not in run.stderr + logged(tmp_path / "s3")
+    elsewhere = run_from_store(tmp_path / "elsewhere", {**config, "output": url}, store)
+    assert "is up to date" in elsewhere.stderr and "rule gather" not in elsewhere.stderr
+
+
+def test_an_object_changed_after_publishing_is_rebuilt_and_someones_is_refused(tmp_path, store):
+    name = bucket(store, "judged")
+    config = {"inputs": inputs(tmp_path), "memory_mb": 160, "output": f"s3://{name}/out.txt"}
+    run_from_store(tmp_path, config, store)
+    published = store.get(f"{name}/out.txt")
+    store.put(f"{name}/out.txt", published[::-1])  # as many bytes, written again
+    again = run_from_store(tmp_path, config, store)
+    assert "'s3://judged/out.txt' was replaced after it was published" in again.stderr, again.stderr[-3000:]
+    assert store.get(f"{name}/out.txt") == published
+    store.put(f"{name}/theirs.txt", b"someone's data\n")
+    theirs = run_from_store(tmp_path, {**config, "output": f"s3://{name}/theirs.txt"}, store, check=False)
+    assert theirs.returncode != 0 and "output 's3://judged/theirs.txt' exists, and snakeshuf cannot show that it " \
+        "made it" in theirs.stderr
+    assert store.get(f"{name}/theirs.txt") == b"someone's data\n"
+    other_set = {**config, "output": f"s3://{name}/other.txt", "shards": 2}
+    run_from_store(tmp_path, other_set, store)
+    clash = {**config, "output": f"s3://{name}/other.00000-of-00002.txt"}
+    refused = run_from_store(tmp_path, clash, store, check=False)
+    assert refused.returncode != 0 and "was published with output 's3://judged/other.txt', another output set" \
+        in refused.stderr, refused.stderr[-3000:]
+
+
+def test_a_new_layout_removes_the_objects_of_the_old_one(tmp_path, store):
+    name = bucket(store, "relayout")
+    config = {"inputs": inputs(tmp_path), "memory_mb": 160, "output": f"s3://{name}/o.txt", "shards": 3}
+    run_from_store(tmp_path, config, store)
+    assert len(store.objects_under(name)) == 3 + 2
+    run_from_store(tmp_path, {**config, "shards": 2}, store)
+    assert sorted(store.objects_under(name)) == [".keep", "o.00000-of-00002.txt", "o.00001-of-00002.txt",
+                                                 "o.txt.summary.json"]
+
+
+GLOB = "s3://refusals/in/*.txt"
+REFUSED = {
+    "a bucket name that is not valid": (GLOB, "s3://Bad_Bucket/out.txt", "config key 'output': "
+                                        "'s3://Bad_Bucket/out.txt' names the bucket 'Bad_Bucket', which is not a "
+                                        "valid bucket name"),
+    "a '..' segment": (GLOB, "s3://refusals/a/../out.txt", "'s3://refusals/a/../out.txt' has an empty, '.' or '..' "
+                       "segment in its key"),
+    "a bucket that does not exist": (GLOB, "s3://no-such-bucket/out.txt", "the store has no bucket 'no-such-bucket'"),
+    "an output an input glob matches": (GLOB, "s3://refusals/in/shuffled.txt", "output 's3://refusals/in/shuffled.txt'"
+                                        " would be 's3://refusals/in/shuffled.txt', which input "
+                                        "'s3://refusals/in/*.txt' (config key 'inputs') names"),
+    "an output a '**' glob matches": ("s3://refusals/**/*.txt", "s3://refusals/in/deep/er/out.txt", "which input "
+                                      "'s3://refusals/**/*.txt' (config key 'inputs') names"),
+    "the lock an input glob matches": ("s3://refusals/in/*", "s3://refusals/in/shuffled", "which input "
+                                       "'s3://refusals/in/*' (config key 'inputs') names"),
+    "another store's URL": (GLOB, "gs://refusals/out.txt", "config key 'output': 'gs://refusals/out.txt' is a URL"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_an_output_object_that_cannot_be_written_is_refused_before_any_job(tmp_path, store, case):
+    store.put("refusals/in/a.txt", b"1\n2\n")
+    pattern, output, message = REFUSED[case]
+    run = run_from_store(tmp_path, {"inputs": [pattern], "output": output}, store, check=False)
+    assert run.returncode != 0 and message in run.stderr, run.stderr[-3000:]
+    assert not list(tmp_path.glob("logs/*/split_chunk")), "refused after a job had started"
+    assert sorted(store.objects_under("refusals")) == ["in/a.txt"]
+
+
+def test_denied_access_to_the_output_is_refused_before_any_job_without_the_secret(tmp_path):
+    server = ObjectStore()
+    server.start(INITIAL_NO_AUTH_ACTION_COUNT="0")
+    try:
+        run = run_from_store(tmp_path, {"inputs": inputs(tmp_path), "output": "s3://private/out.txt"}, server,
+                             check=False)
+    finally:
+        server.stop()
+    assert run.returncode != 0 and "config key 'output': object storage failed a request for 's3://private/out.txt" in run.stderr
+    assert "AWS_ACCESS_KEY_ID" in run.stderr and SECRET not in run.stderr + logged(tmp_path)
+    assert not list(tmp_path.glob("logs/*/split_chunk")), "refused after a job had started"
+
+
+def started_until_gather(workdir, config, store, release, **popen):
+    """A run whose gather waits (a test hook) until `release` exists."""
+    env = {**store.env, "SNAKESHUF_SLOW_JOBS": "gather", "SNAKESHUF_RELEASE": str(release)}
+    running = subprocess.Popen(snakemake_command(workdir, config), env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, **popen)
+    deadline = time.monotonic() + 120
+    while not list(workdir.glob("scratch/*/locks/gather.lock")):
+        assert time.monotonic() < deadline and running.poll() is None, "gather never started"
+        time.sleep(0.1)
+    return running
+
+
+def test_the_store_failing_while_gather_uploads_publishes_nothing_and_a_rerun_is_byte_identical(tmp_path):
+    server = ObjectStore()
+    server.start()
+    try:
+        config = {"inputs": inputs(tmp_path), "memory_mb": 160, "chunk_mb": 1, "shards": 2,
+                  "output": f"s3://{bucket(server, 'fails')}/out.txt.gz"}
+        run_workflow(tmp_path / "local", {**config, "output": "out.txt.gz"})
+        running = started_until_gather(tmp_path / "s3", config, server, tmp_path / "release")
+        server.stop()
+        (tmp_path / "release").touch()
+        _, stderr = running.communicate(timeout=300)
+        assert running.returncode != 0 and "Traceback" not in stderr
+        assert "config key 'output': object storage failed a request for 's3://fails/out.00000-of-00002.txt.gz'" in \
+            logged(tmp_path / "s3"), logged(tmp_path / "s3")[-3000:]
+        server.start()  # an empty store: moto keeps its objects in memory
+        bucket(server, "fails")
+        run_from_store(tmp_path / "s3", config, server)
+        for shard in ("out.00000-of-00002.txt.gz", "out.00001-of-00002.txt.gz"):
+            assert server.get(f"fails/{shard}") == (tmp_path / "local" / shard).read_bytes()
+    finally:
+        server.stop()
+
+
+def test_a_failed_upload_leaves_no_object_and_no_unfinished_upload(tmp_path, store, monkeypatch):
+    """A part fails after others were sent (the connection lost, say): the
+    store never makes the object, and the upload is aborted."""
+    from botocore.exceptions import ConnectionClosedError
+
+    from snakeshuf.errors import OutputError
+    from snakeshuf.outputs import destinations
+    from snakeshuf.sources import objects
+
+    name = bucket(store, "uploads")
+    for key, value in store.env.items():
+        monkeypatch.setenv(key, value)
+    objects.forget_clients()
+    monkeypatch.setattr(destinations, "PART_BYTES", 5 << 20)  # S3's smallest part
+    path = tmp_path / "big"
+    path.write_bytes(os.urandom(16 << 20))
+    sent = []
+
+    def fail_the_third_part(params, **_):
+        sent.append(params)
+        if len(sent) == 3:
+            raise ConnectionClosedError(endpoint_url=store.env["AWS_ENDPOINT_URL"])
+
+    objects.client().meta.events.register("before-call.s3.UploadPart", fail_the_third_part)
+    try:
+        with pytest.raises(OutputError, match="object storage failed a request for 's3://uploads/big'"):
+            destinations.upload(str(path), f"s3://{name}/big", {})
+    finally:
+        objects.forget_clients()
+    assert len(sent) >= 3
+    assert "big" not in store.objects_under(name)
+    assert not s3(store).list_multipart_uploads(Bucket=name).get("Uploads")
+
+
+def lock_object(store, key, pid, host=None, boot=None):
+    from snakeshuf.outputs import destinations
+
+    holder = {**destinations.identity(), "pid": pid, **({"host": host} if host else {}),
+              **({"boot": boot} if boot else {})}
+    store.put(key, f"snakeshuf PID {pid} on {holder['host']}\n{json.dumps(holder)}".encode())
+
+
+def test_one_run_at_a_time_writes_an_object_output_and_a_dead_runs_lock_does_not_stop_the_next(tmp_path, store):
+    name = bucket(store, "locks")
+    config = {"inputs": inputs(tmp_path), "memory_mb": 160, "output": f"s3://{name}/out.txt"}
+    run_workflow(tmp_path / "local", {**config, "output": "out.txt"})
+    # a run that is alive, here or on another host, holds it
+    lock_object(store, f"{name}/out.txt.lock", os.getpid())
+    alive = run_from_store(tmp_path / "one", config, store, check=False)
+    assert alive.returncode != 0 and f"is being written by another run (snakeshuf PID {os.getpid()} on" in \
+        alive.stderr, alive.stderr[-3000:]
+    lock_object(store, f"{name}/out.txt.lock", 1, host="another-host")
+    elsewhere = run_from_store(tmp_path / "one", config, store, check=False)
+    assert elsewhere.returncode != 0 and "snakeshuf PID 1 on another-host, renewed" in elsewhere.stderr
+    # a run of this host that no longer runs (killed, so that it never removed its lock) does not
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock_object(store, f"{name}/out.txt.lock", dead.pid)
+    run_from_store(tmp_path / "one", config, store)
+    assert store.get(f"{name}/out.txt") == (tmp_path / "local" / "out.txt").read_bytes()
+    assert "out.txt.lock" not in store.objects_under(name)
+
+
+def test_a_second_run_is_refused_while_the_first_writes_and_a_killed_run_is_resumed(tmp_path, store):
+    name = bucket(store, "twice")
+    config = {"inputs": inputs(tmp_path), "memory_mb": 160, "chunk_mb": 1, "output": f"s3://{name}/out.txt"}
+    run_workflow(tmp_path / "local", {**config, "output": "out.txt"})
+    first = started_until_gather(tmp_path / "first", config, store, tmp_path / "never", start_new_session=True)
+    second = run_from_store(tmp_path / "second", config, store, check=False)
+    assert second.returncode != 0 and "is being written by another run" in second.stderr, second.stderr[-3000:]
+    os.killpg(first.pid, signal.SIGKILL)
+    first.communicate()
+    assert "out.txt.lock" in store.objects_under(name), "the killed run never removed its lock"
+    run_from_store(tmp_path / "first", config, store)
+    assert store.get(f"{name}/out.txt") == (tmp_path / "local" / "out.txt").read_bytes()
+
+
+def test_a_lock_not_renewed_within_its_lease_is_a_dead_runs():
+    from snakeshuf.outputs import destinations
+
+    holder = json.dumps({"host": "another-host", "boot": "x", "pid": 1})
+    text = f"snakeshuf PID 1 on another-host\n{holder}"
+    assert not destinations.holder_is_dead(text, destinations.LEASE_SECONDS - 1)
+    assert destinations.holder_is_dead(text, destinations.LEASE_SECONDS + 1)
+    assert destinations.RENEW_SECONDS * 3 <= destinations.LEASE_SECONDS, "a renewal may be late twice"
