@@ -85,6 +85,22 @@ def test_a_module_checks_its_inputs_before_its_jobs(tmp_path):
     assert not (tmp_path / "shuffled").exists()
 
 
+def test_a_module_refuses_an_output_in_object_storage_before_its_jobs(tmp_path):
+    """The including workflow's rules ask for a module's outputs as files,
+    which an s3:// URL is not (Snakemake would look for a local path)."""
+    outer_workflow(tmp_path)
+    in_store = {**INSTANCES["books"], "output": "s3://bucket/books.txt"}
+    (tmp_path / "Snakefile").write_text(
+        MODULE.format(name="books", snakefile=str(REPO / "Snakefile"), config=in_store)
+        + "\n\nrule all:\n    default_target: True\n    input:\n        rules.books_all.input,\n"
+    )
+    result = run_outer(tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "config key 'output': 's3://bucket/books.txt' is in object storage, but as a module snakeshuf " \
+        "writes files" in result.stderr, result.stderr[-3000:]
+    assert not (tmp_path / "s3:").exists()
+
+
 def module_workflow(workdir, config):
     """One instance whose outputs the outer workflow's default target asks for."""
     (workdir / "Snakefile").write_text(

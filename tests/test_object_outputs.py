@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from conftest import corpus_file, run_workflow, snakemake_command
+from conftest import corpus_file, run_workflow, snakemake_command, snakeshuf
 from objectstore import SECRET, ObjectStore
 from test_objects import logged, run_from_store
 
@@ -256,8 +256,11 @@ def test_a_second_run_is_refused_while_the_first_writes_and_a_killed_run_is_resu
     os.killpg(first.pid, signal.SIGKILL)
     first.communicate()
     assert "out.txt.lock" in store.objects_under(name), "the killed run never removed its lock"
+    # as a gather killed mid-upload leaves it: parts the store keeps until the upload is aborted
+    s3(store).create_multipart_upload(Bucket=name, Key="out.txt")
     run_from_store(tmp_path / "first", config, store)
     assert store.get(f"{name}/out.txt") == (tmp_path / "local" / "out.txt").read_bytes()
+    assert not s3(store).list_multipart_uploads(Bucket=name).get("Uploads")
 
 
 def test_a_lock_not_renewed_within_its_lease_is_a_dead_runs():
@@ -268,3 +271,19 @@ def test_a_lock_not_renewed_within_its_lease_is_a_dead_runs():
     assert not destinations.holder_is_dead(text, destinations.LEASE_SECONDS - 1)
     assert destinations.holder_is_dead(text, destinations.LEASE_SECONDS + 1)
     assert destinations.RENEW_SECONDS * 3 <= destinations.LEASE_SECONDS, "a renewal may be late twice"
+
+
+def test_the_command_writes_an_object_keeping_its_state_in_the_users_cache(tmp_path, store, installed):
+    name = bucket(store, "command")
+    corpus_file(tmp_path / "a.txt", 300_000, seed=4)
+    env = {**store.env, **installed, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    local = snakeshuf(tmp_path, env, "a.txt", "-o", "local.txt", "--memory", "160M")
+    assert local.returncode == 0, local.stderr[-3000:]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    run = snakeshuf(tmp_path, env, "a.txt", "-o", f"s3://{name}/out.txt", "--memory", "160M")
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert store.get(f"{name}/out.txt") == (tmp_path / "local.txt").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "the command wrote into the current directory"
+    assert os.listdir(tmp_path / "cache" / "snakeshuf") == [], "its state directory was left after success"
+    again = snakeshuf(tmp_path, env, "a.txt", "-o", f"s3://{name}/out.txt", "--memory", "160M")
+    assert again.returncode == 0 and "is up to date" in again.stderr

@@ -44,9 +44,9 @@ UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 DESCRIPTION = """\
 Write a uniformly random permutation of the lines (records) of IN... to OUT in
 bounded memory, a pure function of the inputs and the seed. IN may be globs,
-- or other pipes (read to the end first), gzip/bzip2/xz/zstd files, or Parquet
-files (their rows, into OUT.parquet); OUT is - for standard output, or a file,
-compressed if it ends in .gz or .zst."""
+- or other pipes (read to the end first), s3:// objects, gzip/bzip2/xz/zstd
+files, or Parquet files (their rows, into OUT.parquet); OUT is - for standard
+output, a file or an s3:// object, compressed if it ends in .gz or .zst."""
 
 EXAMPLES = """\
 examples:

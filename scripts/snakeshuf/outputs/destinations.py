@@ -160,6 +160,7 @@ class Objects:
     def deliver(self, spec, tokens):
         """Upload each staged output under its final key, signed with its
         token; what the summary records of each."""
+        abort_unfinished(spec.outputs)
         entries = []
         for i, (url, token) in enumerate(zip(spec.outputs, tokens)):
             upload(self.staged(spec, i), url, {OUTPUT_SET: urllib.parse.quote(spec.output), TOKEN: token})
@@ -351,6 +352,22 @@ def upload(path, url, metadata):
         objects.client().upload_file(path, bucket, key, ExtraArgs={"Metadata": metadata}, Config=config)
     except (*objects.request_errors(), objects.transfer_errors()) as error:
         raise output_failure(url, error) from None
+
+
+def abort_unfinished(urls):
+    """Abort the uploads of these objects that a killed gather left behind
+    (their parts are kept, and billed, until then); the output's lock keeps
+    any other run from uploading them now."""
+    bucket = objects.bucket_and_key(urls[0], "output")[0]
+    keys = {objects.bucket_and_key(url, "output")[1] for url in urls}
+    client = objects.client()
+    try:
+        pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket,
+                                                                         Prefix=os.path.commonprefix(list(keys)))
+        for upload in (u for page in pages for u in page.get("Uploads", ()) if u["Key"] in keys):
+            client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    except objects.request_errors() as error:
+        raise output_failure(urls[0], error) from None
 
 
 def no_such_bucket(error):
