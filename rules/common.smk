@@ -213,7 +213,8 @@ try:
     # A job plans what its main process planned (saved by stage_plan; a
     # module's main process runs no onstart, and saves nothing).
     if workflow.is_main_process:
-        recall_codecs(provenance.read_record(RUN_FILES.summary))
+        SUMMARY_RECORD = provenance.read_record(RUN_FILES.summary)  # read once: an object's is a request
+        recall_codecs(SUMMARY_RECORD)
     elif not IN_MODULE:
         objects.recall(OBJECT_FACTS)
     PLAN = make_input_plan(RUN_FILES)
@@ -226,9 +227,8 @@ except (ConfigError, InputError, OutputError) as error:
 def judge_output_on_disk():
     """Whether the output set on disk is this run's (snakeshuf.outputs.provenance)."""
     try:
-        record = provenance.read_record(RUN_FILES.summary)
-        check_left_alone(RUN_FILES, record, config["overwrite"])
-        verdict = provenance.judge(SPEC, RUN_FILES.summary, config["overwrite"])
+        check_left_alone(RUN_FILES, SUMMARY_RECORD, config["overwrite"])
+        verdict = provenance.judge(SPEC, (RUN_FILES.summary, SUMMARY_RECORD), config["overwrite"])
     except (ConfigError, OutputError) as error:
         console.fail(error)
     console.print_verdict(SPEC.output, verdict)

@@ -8,6 +8,7 @@ import glob
 import gzip
 import json
 import subprocess
+import sys
 import time
 
 import pyarrow.parquet as pq
@@ -431,3 +432,19 @@ def test_an_input_that_cannot_be_looked_at_is_not_said_to_be_gone(tmp_path, monk
     monkeypatch.setattr(reading.os, "stat", denied)
     with pytest.raises(InputError, match="^input 'a.txt' cannot be read: Permission denied$"):
         reading.check_as_planned(InputFile(0, "a.txt", 1))
+
+
+def test_an_environment_without_boto3_is_told_what_to_install(monkeypatch):
+    """boto3 is a dependency; an environment that lost it (a partial conda
+    env, a hand-made venv) gets a message, not an ImportError's traceback."""
+    from snakeshuf.errors import ConfigError
+    from snakeshuf.sources import objects
+
+    for module in ("boto3", "botocore", "botocore.config", "botocore.exceptions"):
+        monkeypatch.setitem(sys.modules, module, None)
+    objects.forget_clients()
+    try:
+        with pytest.raises(ConfigError, match=r"s3:// URLs need boto3.*pip install boto3"):
+            objects.head("s3://bucket/a.txt")
+    finally:
+        objects.forget_clients()

@@ -343,14 +343,15 @@ def upload(path, url, metadata):
     """Upload the file at `path` as the object `url`: in parts for a large
     file, each read from the file as it is sent, joined by the store only
     once all have arrived (boto3's managed transfer aborts a failed upload)."""
-    from boto3.s3.transfer import TransferConfig
-
     bucket, key = objects.bucket_and_key(url, "output")
+    client = objects.client()
+    from boto3.s3.transfer import TransferConfig  # there once a client is
+
     part = max(PART_BYTES, -(-os.path.getsize(path) // MAX_PARTS))
     config = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=UPLOADS_AT_ONCE)
     try:
-        objects.client().upload_file(path, bucket, key, ExtraArgs={"Metadata": metadata}, Config=config)
-    except (*objects.request_errors(), objects.transfer_errors()) as error:
+        client.upload_file(path, bucket, key, ExtraArgs={"Metadata": metadata}, Config=config)
+    except (*objects.request_errors(), *objects.transfer_errors()) as error:
         raise output_failure(url, error) from None
 
 

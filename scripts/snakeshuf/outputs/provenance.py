@@ -152,18 +152,19 @@ class Verdict:
     why: str = None  # why the outputs on disk are rebuilt (None: there are none)
 
 
-def judge(spec, summary_path, overwrite):
-    """What to do with the output set on disk for `spec`; refuses to replace
-    a file snakeshuf cannot show it made (unless `overwrite`)."""
+def judge(spec, summary, overwrite):
+    """What to do with the output set on disk for `spec` (`summary`: the
+    summary's path, and what read_record read there); refuses to replace a
+    file snakeshuf cannot show it made (unless `overwrite`)."""
+    summary_path, record = summary
     existing = {path: found for path, found in zip(spec.outputs, found_all(spec.outputs)) if found}
-    summary = spec.destination.found(summary_path)
-    if not existing and not summary:
+    at_summary = spec.destination.found(summary_path)
+    if not existing and not at_summary:
         return Verdict(False)
-    record = read_record(summary_path)
     check_replaceable(existing, record, spec.output, overwrite)
-    check_summary_replaceable(summary_path, (summary, record), existing, spec.output, overwrite)
+    check_summary_replaceable(summary_path, (at_summary, record), existing, spec.output, overwrite)
     if record is None:
-        state = "unreadable" if summary else "missing"
+        state = "unreadable" if at_summary else "missing"
         return Verdict(False, f"its summary '{summary_path}' is {state}")
     if record.get("fingerprint") != spec.fingerprint:
         return Verdict(False, described_difference(record.get("made_by"), spec.made_by))

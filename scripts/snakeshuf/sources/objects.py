@@ -129,8 +129,12 @@ def made_filesystem():
 
 @functools.cache
 def made_client():
-    import boto3
-    from botocore.config import Config
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise ConfigError("s3:// URLs need boto3, a dependency of snakeshuf that this environment lacks: "
+                          "reinstall snakeshuf (pip install snakeshuf), or pip install boto3") from None
 
     endpoint = endpoint_url()
     style = {"s3": {"addressing_style": "path"}} if endpoint else {}  # as pyarrow addresses a custom endpoint
@@ -199,8 +203,10 @@ def from_the_store(error):
 
 
 def request_errors():
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # no client was made (made_client says why)
+        return ()
     return BotoCoreError, ClientError
 
 
@@ -208,7 +214,7 @@ def transfer_errors():
     """What boto3's managed transfer raises for a failed upload (it aborts the upload first)."""
     from boto3.exceptions import S3UploadFailedError
 
-    return S3UploadFailedError
+    return (S3UploadFailedError,)
 
 
 def not_found(error):
