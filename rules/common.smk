@@ -213,7 +213,8 @@ try:
     # A job plans what its main process planned (saved by stage_plan; a
     # module's main process runs no onstart, and saves nothing).
     if workflow.is_main_process:
-        SUMMARY_RECORD = provenance.read_record(RUN_FILES.summary)  # read once: an object's is a request
+        # Read once: an object's is a request.
+        SUMMARY_RECORD = provenance.read_record(RUN_FILES.summary)
         recall_codecs(SUMMARY_RECORD)
     elif not IN_MODULE:
         objects.recall(OBJECT_FACTS)
@@ -228,7 +229,8 @@ def judge_output_on_disk():
     """Whether the output set on disk is this run's (snakeshuf.outputs.provenance)."""
     try:
         check_left_alone(RUN_FILES, SUMMARY_RECORD, config["overwrite"])
-        verdict = provenance.judge(SPEC, (RUN_FILES.summary, SUMMARY_RECORD), config["overwrite"])
+        summary = (RUN_FILES.summary, SUMMARY_RECORD)
+        verdict = provenance.judge(SPEC, summary, config["overwrite"])
     except (ConfigError, OutputError) as error:
         console.fail(error)
     console.print_verdict(SPEC.output, verdict)
