@@ -69,6 +69,7 @@ def test_an_object_output_is_the_bytes_of_a_local_run_and_current_from_any_direc
         ".snakemake", "logs", "benchmarks", "scratch", "test-config.yaml")], "a file beside the run"
     summary = json.loads(published[config["output"] + ".summary.json"])
     assert all(entry["etag"] and entry["token"] for entry in summary["outputs"].values())
+    assert summary["stages"]["gather"]["peak_rss_mb"] <= config["memory_mb"], "the upload outgrew the budget"
     assert SECRET not in run.stderr + logged(tmp_path / "s3")
     elsewhere = run_from_store(tmp_path / "elsewhere", {**config, "output": url}, store)
     assert "is up to date" in elsewhere.stderr and "rule gather" not in elsewhere.stderr

@@ -12,7 +12,7 @@ starts it: gather's would be gone for all of its run).
 from snakeshuf.control.resume import remove_leftovers
 from snakeshuf.outputs import destinations, provenance
 from snakeshuf.outputs.namespace import SUMMARY
-from snakeshuf.sources.reading import location
+from snakeshuf.sources.reading import for_each, location
 from snakeshuf.stages.jobs import release_claims
 
 
@@ -35,8 +35,9 @@ def superseded(spec, old_record):
     A new layout (other shards, splits or compression) thus leaves no file of
     the old one for a reader's glob to find; anything else is left alone."""
     keep = {location(p) for p in spec.outputs} | {location(f.path) for f in spec.files}
-    return {path: entry for path, entry in published_files(old_record).items()
-            if path not in keep and as_published(path, entry)}
+    files = {path: entry for path, entry in published_files(old_record).items() if path not in keep}
+    still = for_each(lambda path: as_published(path, files[path]), list(files))  # an object's is a request
+    return {path: entry for (path, entry), published in zip(files.items(), still) if published}
 
 
 def published_files(record):
@@ -67,6 +68,10 @@ def as_published(path, entry):
 def remove_superseded(record):
     """Remove the files the summary `record` lists as superseded, those still as published."""
     entries = (record or {}).get("superseded") or {}
-    for path, entry in entries.items() if isinstance(entries, dict) else ():
-        if as_published(path, entry):
+    entries = entries if isinstance(entries, dict) else {}
+
+    def remove_if_published(path):
+        if as_published(path, entries[path]):
             destinations.of(path).remove(path)
+
+    for_each(remove_if_published, list(entries))
