@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -184,9 +185,12 @@ def test_the_store_failing_while_gather_uploads_publishes_nothing_and_a_rerun_is
         server.stop()
 
 
-def test_a_failed_upload_leaves_no_object_and_no_unfinished_upload(tmp_path, store, monkeypatch):
-    """A part fails after others were sent (the connection lost, say): the
-    store never makes the object, and the upload is aborted."""
+def test_a_part_failing_leaves_no_object_of_the_set_and_no_unfinished_upload(tmp_path, store, monkeypatch):
+    """Found by a hostile pass: each file was uploaded whole under its final
+    key in turn, so a run killed or failing between two left a mix of two
+    orders. Now every part of every file is sent first, and the objects are
+    made at the end: a part of the second file failing (the connection
+    lost) leaves neither object, and no upload unfinished."""
     from botocore.exceptions import ConnectionClosedError
 
     from snakeshuf.errors import OutputError
@@ -198,23 +202,28 @@ def test_a_failed_upload_leaves_no_object_and_no_unfinished_upload(tmp_path, sto
         monkeypatch.setenv(key, value)
     objects.forget_clients()
     monkeypatch.setattr(destinations, "PART_BYTES", 5 << 20)  # S3's smallest part
-    path = tmp_path / "big"
-    path.write_bytes(os.urandom(16 << 20))
+    urls = [f"s3://{name}/o.0000{i}-of-00002.txt" for i in range(2)]
+    spec = SimpleNamespace(scratch=str(tmp_path), outputs=urls, output=f"s3://{name}/o.txt")
+    for i in range(2):
+        staged = destinations.OBJECTS.staged(spec, i)
+        os.makedirs(os.path.dirname(staged), exist_ok=True)
+        with open(staged, "wb") as handle:
+            handle.write(os.urandom(12 << 20))
     sent = []
 
-    def fail_the_third_part(params, **_):
-        sent.append(params)
-        if len(sent) == 3:
+    def fail_the_fifth_part(params, **_):
+        sent.append(params["Key"])
+        if len(sent) == 5:
             raise ConnectionClosedError(endpoint_url=store.env["AWS_ENDPOINT_URL"])
 
-    objects.client().meta.events.register("before-call.s3.UploadPart", fail_the_third_part)
+    objects.client().meta.events.register("before-parameter-build.s3.UploadPart", fail_the_fifth_part)
     try:
-        with pytest.raises(OutputError, match="object storage failed a request for 's3://uploads/big'"):
-            destinations.upload(str(path), f"s3://{name}/big", {})
+        with pytest.raises(OutputError, match="object storage failed a request for 's3://uploads/o.00001-of-00002"):
+            destinations.OBJECTS.deliver(spec, ["t0", "t1"])
     finally:
         objects.forget_clients()
-    assert len(sent) >= 3
-    assert "big" not in store.objects_under(name)
+    assert sent[:3] == ["o.00000-of-00002.txt"] * 3 and sent[3] == "o.00001-of-00002.txt", sent
+    assert sorted(store.objects_under(name)) == [".keep"], "an object of the set was made"
     assert not s3(store).list_multipart_uploads(Bucket=name).get("Uploads")
 
 

@@ -24,6 +24,8 @@ import stat
 import sys
 import threading
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from snakeshuf.control.lock import HELD_HERE, HOLDER, NotALock, OutputLock
@@ -158,14 +160,23 @@ class Objects:
         return secrets.token_hex(8)  # set as the object's metadata when it is uploaded
 
     def deliver(self, spec, tokens):
-        """Upload each staged output under its final key, signed with its
-        token; what the summary records of each."""
+        """Upload every staged output under its final key, signed with its
+        token, all parts of all files first and then each object at once (the
+        moment a reader could see some files new and others old); what the
+        summary records of each."""
         abort_unfinished(spec.outputs)
-        entries = []
-        for i, (url, token) in enumerate(zip(spec.outputs, tokens)):
-            upload(self.staged(spec, i), url, {OUTPUT_SET: urllib.parse.quote(spec.output), TOKEN: token})
-            entries.append(self.found(url).entry())
-        return entries
+        meta = [{OUTPUT_SET: urllib.parse.quote(spec.output), TOKEN: token} for token in tokens]
+        sent = [Upload(self.staged(spec, i), url, meta[i]) for i, url in enumerate(spec.outputs)]
+        try:
+            for upload in sent:
+                upload.send_parts()
+            with ThreadPoolExecutor(objects.REQUESTS_AT_ONCE) as pool:
+                etags = list(pool.map(Upload.finish, sent))
+        except BaseException:
+            for upload in sent:
+                upload.abort()
+            raise
+        return [{"bytes": u.size, "etag": etag, "token": m[TOKEN]} for u, etag, m in zip(sent, etags, meta)]
 
     def move_into_place(self, spec):
         for i in range(len(spec.outputs)):
@@ -339,20 +350,65 @@ def file_signature(path):
     return owner, token or None
 
 
-def upload(path, url, metadata):
-    """Upload the file at `path` as the object `url`: in parts for a large
-    file, each read from the file as it is sent, joined by the store only
-    once all have arrived (boto3's managed transfer aborts a failed upload)."""
-    bucket, key = objects.bucket_and_key(url, "output")
-    client = objects.client()
-    from boto3.s3.transfer import TransferConfig  # there once a client is
+class Upload:
+    """A staged file on its way to becoming the object `url`: a file of a
+    part or more is sent as a multipart upload's parts (each read from the
+    file as it is sent), which the store joins into the object only at
+    finish(); a smaller one is sent whole at finish()."""
 
-    part = max(PART_BYTES, -(-os.path.getsize(path) // MAX_PARTS))
-    config = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=UPLOADS_AT_ONCE)
-    try:
-        client.upload_file(path, bucket, key, ExtraArgs={"Metadata": metadata}, Config=config)
-    except (*objects.request_errors(), *objects.transfer_errors()) as error:
-        raise output_failure(url, error) from None
+    def __init__(self, path, url, metadata):
+        self.path, self.url, self.metadata = path, url, metadata
+        self.bucket, self.key = objects.bucket_and_key(url, "output")
+        self.size = os.path.getsize(path)
+        self.part = max(PART_BYTES, -(-self.size // MAX_PARTS))
+        self.upload_id, self.parts = None, []
+
+    def send_parts(self):
+        if self.size < self.part:
+            return
+        client = objects.client()
+        with self.failing():
+            self.upload_id = client.create_multipart_upload(Bucket=self.bucket, Key=self.key,
+                                                            Metadata=self.metadata)["UploadId"]
+            starts = range(0, self.size, self.part)
+            with ThreadPoolExecutor(UPLOADS_AT_ONCE) as pool:
+                etags = list(pool.map(self.send_part, starts))
+        self.parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, 1)]
+
+    def send_part(self, start):
+        from s3transfer.utils import ReadFileChunk  # boto3's: a window of a file, read as it is sent
+
+        with ReadFileChunk.from_filename(self.path, start, self.part) as body:
+            return objects.client().upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                                                PartNumber=start // self.part + 1, Body=body)["ETag"]
+
+    def finish(self):
+        """Make the object; its ETag."""
+        client = objects.client()
+        with self.failing():
+            if self.upload_id is None:
+                with open(self.path, "rb") as body:
+                    done = client.put_object(Bucket=self.bucket, Key=self.key, Body=body, Metadata=self.metadata)
+            else:
+                done = client.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                                                        MultipartUpload={"Parts": self.parts})
+                self.upload_id = None
+        return done["ETag"].strip('"')
+
+    def abort(self):
+        """Give up the upload, if one was started (best effort: the next run aborts what is left)."""
+        if self.upload_id is not None:
+            try:
+                objects.client().abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+            except objects.request_errors():
+                pass
+
+    @contextmanager
+    def failing(self):
+        try:
+            yield
+        except objects.request_errors() as error:
+            raise output_failure(self.url, error) from None
 
 
 def abort_unfinished(urls):

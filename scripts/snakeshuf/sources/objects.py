@@ -210,13 +210,6 @@ def request_errors():
     return BotoCoreError, ClientError
 
 
-def transfer_errors():
-    """What boto3's managed transfer raises for a failed upload (it aborts the upload first)."""
-    from boto3.exceptions import S3UploadFailedError
-
-    return (S3UploadFailedError,)
-
-
 def not_found(error):
     from botocore.exceptions import ClientError
 
