@@ -24,6 +24,7 @@ from snakeshuf.errors import ConfigError, InputError, OutputError
 from snakeshuf.mixing import dedup
 from snakeshuf.mixing.weights import parse_weight, sources_of
 from snakeshuf.outputs import destinations, provenance
+from snakeshuf.outputs.publishing import remove_superseded
 from snakeshuf.outputs.layout import column_names, output_paths, read_layout, read_take
 from snakeshuf.outputs.namespace import (
     RunFiles,
@@ -102,7 +103,7 @@ def try_output_lock():
         return None
     try:
         holder = OUTPUT_LOCK.acquire()
-    except (NotALock, OutputError) as error:
+    except (NotALock, ConfigError, OutputError) as error:
         console.fail(error)
     except OSError as error:
         console.fail(
@@ -279,6 +280,8 @@ def start_run():
         if not VERDICT.current:
             preflight.check(SPEC, config["check_disk_space"], config["memory_mb"])
         stage_plan()
+        if not VERDICT.current:  # else no gather checks it
+            destinations.record_holder(OUTPUT_LOCK.path, SCRATCH.lock_holder)
     except (ConfigError, InputError, OutputError) as error:
         console.fail(error)
     progress.watch(SPEC)
@@ -323,7 +326,11 @@ def report_failure():
     """After a failed or stopped run (onerror): what to do now."""
     cancel_scheduler_wakeups()
     discard_staged_plan()
-    published = output_is_complete(SPEC.outputs, RUN_FILES.summary)
+    try:
+        published = output_is_complete(SPEC.outputs, RUN_FILES.summary)
+    # The store failed the run, and fails this look too.
+    except (ConfigError, OutputError):
+        published = False
     console.print_failure_hint(SPEC.output, STOPPER.signal_name, published)
 
 
@@ -350,6 +357,10 @@ def holds_another_plan():
 
 
 if workflow.is_main_process and VERDICT.current:
+    # What a run killed after its summary and before removing the old set's
+    # files left (publishing.remove_superseded), under the output's lock.
+    if SUMMARY_RECORD.get("superseded") and try_output_lock() is None:
+        remove_superseded(SUMMARY_RECORD)
     if (
         (incomplete_markers(SPEC.outputs) or os.path.isdir(SPEC.scratch))
         and not holds_another_plan()

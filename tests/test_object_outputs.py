@@ -124,6 +124,14 @@ REFUSED = {
     "the lock an input glob matches": ("s3://refusals/in/*", "s3://refusals/in/shuffled", "which input "
                                        "'s3://refusals/in/*' (config key 'inputs') names"),
     "another store's URL": (GLOB, "gs://refusals/out.txt", "config key 'output': 'gs://refusals/out.txt' is a URL"),
+    # found by a hostile pass: told to copy the object to a plain key, or written to a local 's3:' directory
+    "no key": (GLOB, "s3://refusals", "config key 'output': 's3://refusals' names no object: add its name, e.g. "
+               "'s3://refusals/shuffled.jsonl'"),
+    "a folder": (GLOB, "s3://refusals/dir/", "config key 'output': 's3://refusals/dir/' names no object"),
+    "one slash": (GLOB, "s3:/refusals/out.txt", "config key 'output': 's3:/refusals/out.txt' looks like a URL with "
+                  "one '/' after its scheme; write 's3://refusals/out.txt'"),
+    "a key longer than S3 allows": (GLOB, "s3://refusals/" + "k" * 1020 + ".txt", "txt.summary.json', whose key "
+                                    "is 1037 bytes long; S3 allows 1024"),
 }
 
 
@@ -135,6 +143,33 @@ def test_an_output_object_that_cannot_be_written_is_refused_before_any_job(tmp_p
     assert run.returncode != 0 and message in run.stderr, run.stderr[-3000:]
     assert not list(tmp_path.glob("logs/*/split_chunk")), "refused after a job had started"
     assert sorted(store.objects_under("refusals")) == ["in/a.txt"]
+
+
+def test_a_key_longer_than_a_file_name_is_written(tmp_path, store):
+    """Found by a hostile pass: a key segment of 300 characters (S3 allows
+    1,024 bytes a key) was refused as too long for the filesystem."""
+    name = bucket(store, "long-keys")
+    key = "x" * 300 + ".txt"
+    run_from_store(tmp_path, {"inputs": inputs(tmp_path)[:1], "memory_mb": 160, "output": f"s3://{name}/{key}"},
+                   store)
+    assert sorted(store.get(f"{name}/{key}").splitlines()) == sorted((tmp_path / "a.txt").read_bytes().splitlines())
+
+
+def test_one_url_on_two_stores_is_two_outputs_with_a_scratch_each(monkeypatch):
+    """Found by a hostile pass: the same URL on another endpoint shared the
+    first run's state directory and scratch, and the second run cleared the
+    first's locks."""
+    from argparse import Namespace
+
+    from snakeshuf.control.cli import state_directory
+    from snakeshuf.stages.scratch import run_directory
+
+    places = set()
+    for endpoint in ("http://127.0.0.1:9000", "http://127.0.0.1:9001"):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        places.add(run_directory("scratch", "s3://bucket/out.txt"))
+        places.add(state_directory(Namespace(output="s3://bucket/out.txt", scratch=None)))
+    assert len(places) == 4
 
 
 def test_denied_access_to_the_output_is_refused_before_any_job_without_the_secret(tmp_path):
@@ -173,7 +208,8 @@ def test_the_store_failing_while_gather_uploads_publishes_nothing_and_a_rerun_is
         server.stop()
         (tmp_path / "release").touch()
         _, stderr = running.communicate(timeout=300)
-        assert running.returncode != 0 and "Traceback" not in stderr
+        assert running.returncode != 0 and "Traceback" not in stderr and "OutputError" not in stderr, stderr[-3000:]
+        assert "the run stopped before publishing 's3://fails/out.txt.gz'" in stderr, "found by a hostile pass"
         assert "config key 'output': object storage failed a request for 's3://fails/out.00000-of-00002.txt.gz'" in \
             logged(tmp_path / "s3"), logged(tmp_path / "s3")[-3000:]
         server.start()  # an empty store: moto keeps its objects in memory
@@ -196,6 +232,7 @@ def test_a_part_failing_leaves_no_object_of_the_set_and_no_unfinished_upload(tmp
     from snakeshuf.errors import OutputError
     from snakeshuf.outputs import destinations
     from snakeshuf.sources import objects
+    from snakeshuf.stages.scratch import Scratch
 
     name = bucket(store, "uploads")
     for key, value in store.env.items():
@@ -203,7 +240,7 @@ def test_a_part_failing_leaves_no_object_of_the_set_and_no_unfinished_upload(tmp
     objects.forget_clients()
     monkeypatch.setattr(destinations, "PART_BYTES", 5 << 20)  # S3's smallest part
     urls = [f"s3://{name}/o.0000{i}-of-00002.txt" for i in range(2)]
-    spec = SimpleNamespace(scratch=str(tmp_path), outputs=urls, output=f"s3://{name}/o.txt")
+    spec = SimpleNamespace(scratch=str(tmp_path), outputs=urls, output=f"s3://{name}/o.txt", paths=Scratch(str(tmp_path)))
     for i in range(2):
         staged = destinations.OBJECTS.staged(spec, i)
         os.makedirs(os.path.dirname(staged), exist_ok=True)
@@ -273,6 +310,61 @@ def test_a_second_run_is_refused_while_the_first_writes_and_a_killed_run_is_resu
     assert not s3(store).list_multipart_uploads(Bucket=name).get("Uploads")
 
 
+def test_a_run_that_lost_its_lock_publishes_nothing(tmp_path, store):
+    """Found by a hostile pass: a run stopped (SIGSTOP, a suspended laptop)
+    for longer than the lease lost its lock to a second run, which
+    published; resumed, the first published over it. Here the lock is taken
+    over while gather waits: gather must publish nothing."""
+    name = bucket(store, "lost")
+    config = {"inputs": inputs(tmp_path), "memory_mb": 160, "output": f"s3://{name}/out.txt"}
+    running = started_until_gather(tmp_path / "run", config, store, tmp_path / "release")
+    lock_object(store, f"{name}/out.txt.lock", 1, host="another-host")  # as a run that took it over
+    (tmp_path / "release").touch()
+    _, stderr = running.communicate(timeout=300)
+    assert running.returncode != 0 and "Traceback" not in stderr
+    assert "this run lost its lock to another run (snakeshuf PID 1 on another-host)" in logged(tmp_path / "run")
+    assert sorted(store.objects_under(name)) == [".keep", "out.txt.lock"], "it published"
+
+
+def test_a_process_of_another_pid_namespace_is_not_judged_by_its_pid(tmp_path, store):
+    """Found by a hostile pass: a run in a container (the host's name and
+    boot, its own PIDs) lost its lock at once to a run outside, which found
+    no process of that number."""
+    name = bucket(store, "pids")
+    config = {"inputs": inputs(tmp_path), "memory_mb": 160, "output": f"s3://{name}/out.txt"}
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    store.put(f"{name}/out.txt.lock", f"snakeshuf PID {dead.pid} on here\n".encode() + json.dumps(
+        {**lock_holder_here(dead.pid), "pids": "pid:[1]"}).encode())
+    run = run_from_store(tmp_path, config, store, check=False)
+    assert run.returncode != 0 and f"snakeshuf PID {dead.pid} on here, renewed" in run.stderr, run.stderr[-3000:]
+
+
+def lock_holder_here(pid):
+    from snakeshuf.outputs import destinations
+
+    return {**destinations.identity(), "pid": pid}
+
+
+def test_a_current_run_removes_what_a_run_killed_after_its_summary_left(tmp_path, store):
+    """Found by a hostile pass: a run killed between writing its summary and
+    removing the old layout's objects left them for good, beside the new
+    ones (a reader's glob saw every record twice): the next run, finding
+    the output current, removes them."""
+    name = bucket(store, "killed")
+    config = {"inputs": inputs(tmp_path), "memory_mb": 160, "output": f"s3://{name}/u.txt", "shards": 3}
+    run_from_store(tmp_path, config, store)
+    old = {key: (data, s3(store).head_object(Bucket=name, Key=key)["Metadata"])
+           for key, data in store.objects_under(name).items() if "-of-00003" in key}
+    run_from_store(tmp_path, {**config, "shards": 2}, store)
+    for key, (data, metadata) in old.items():  # as if never removed: the same bytes, ETag and token
+        s3(store).put_object(Bucket=name, Key=key, Body=data, Metadata=metadata)
+    again = run_from_store(tmp_path, {**config, "shards": 2}, store)
+    assert "is up to date" in again.stderr
+    assert sorted(store.objects_under(name)) == [".keep", "u.00000-of-00002.txt", "u.00001-of-00002.txt",
+                                                 "u.txt.summary.json"]
+
+
 def test_a_lock_not_renewed_within_its_lease_is_a_dead_runs():
     from snakeshuf.outputs import destinations
 
@@ -297,3 +389,7 @@ def test_the_command_writes_an_object_keeping_its_state_in_the_users_cache(tmp_p
     assert os.listdir(tmp_path / "cache" / "snakeshuf") == [], "its state directory was left after success"
     again = snakeshuf(tmp_path, env, "a.txt", "-o", f"s3://{name}/out.txt", "--memory", "160M")
     assert again.returncode == 0 and "is up to date" in again.stderr
+    # found by a hostile pass: a traceback from the output's lock, taken before the workflow starts
+    bad = snakeshuf(tmp_path, {**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9/x"}, "a.txt", "-o",
+                    f"s3://{name}/out.txt")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "which is not an endpoint URL" in bad.stderr

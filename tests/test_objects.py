@@ -156,6 +156,9 @@ BAD_ENDPOINTS = {  # found by a hostile pass: each was a traceback (or, with a p
                          "name or password in its URL"),
     "not a URL, from the environment": ({"AWS_ENDPOINT_URL": "notaurl"}, "AWS_ENDPOINT_URL is 'notaurl', which is "
                                         "not an endpoint URL"),
+    # found by a hostile pass: a token in a query string was printed
+    "a query string": ({"s3_endpoint": "http://127.0.0.1:9/?pw-in-url=1"}, "config key 's3_endpoint' is a URL with "
+                       "a query or fragment, which is not an endpoint URL"),
 }
 
 

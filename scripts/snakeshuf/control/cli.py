@@ -25,14 +25,13 @@ from pathlib import Path
 import yaml
 
 from snakeshuf import __version__
-from snakeshuf.control.lock import NotALock
+from snakeshuf.control.lock import LOCK, NotALock
 from snakeshuf.errors import ConfigError, OutputError
 from snakeshuf.outputs import destinations
-from snakeshuf.outputs.namespace import LOCK
 from snakeshuf.planning.memory import MIN_MEMORY_MB
 from snakeshuf.sources import objects, pipes
 from snakeshuf.sources.locations import check_no_urls, configured_paths
-from snakeshuf.stages.scratch import PIPED
+from snakeshuf.stages.scratch import NAME_CHARS, PIPED
 
 # In the run's state directory, where the jobs of a cluster run can read it.
 CONFIG_DIR = os.path.join(".snakemake", "snakeshuf")
@@ -197,8 +196,9 @@ def state_directory(args):
     place = os.path.abspath(args.scratch) if args.scratch else os.path.dirname(output)
     if objects.is_object(output) and not args.scratch:
         place = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "snakeshuf")
-    tag = hashlib.sha256(output.encode()).hexdigest()[:8]
-    return os.path.join(place, f".snakeshuf-{os.path.basename(output)}-{tag}")
+    where = objects.store_and(output) if objects.is_object(output) else output
+    tag = hashlib.sha256(where.encode()).hexdigest()[:8]
+    return os.path.join(place, f".snakeshuf-{os.path.basename(output)[:NAME_CHARS]}-{tag}")
 
 
 def output_file(args):
@@ -308,9 +308,9 @@ def take_output_lock(args):
     lock = destinations.of(output).lock(output + LOCK)
     try:
         holder = lock.acquire()
-    except (NotALock, OutputError) as error:
+    except (NotALock, ConfigError, OutputError) as error:
         print(f"snakeshuf: error: {error}", file=sys.stderr)
-        sys.exit(2 if isinstance(error, NotALock) else 1)
+        sys.exit(1 if isinstance(error, OutputError) else 2)
     except OSError:
         return  # the workflow names what is wrong with the output's place
     if holder:

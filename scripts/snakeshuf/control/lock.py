@@ -12,6 +12,7 @@ import fcntl
 import os
 import socket
 
+LOCK = ".lock"  # beside the configured output: <output>.lock
 HOLDER = "snakeshuf PID {pid} on {host}"  # what a lock file says
 HELD_HERE = {}  # path: the OutputLock of this process that holds it (the command takes it before Snakemake)
 

@@ -28,10 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from snakeshuf.control.lock import HELD_HERE, HOLDER, NotALock, OutputLock
-from snakeshuf.errors import OutputError
+from snakeshuf.control.lock import HELD_HERE, HOLDER, LOCK, NotALock, OutputLock
+from snakeshuf.errors import ConfigError, OutputError
 from snakeshuf.sources import objects
 from snakeshuf.stages.jobs import PARTIAL, save_json
+from snakeshuf.stages.scratch import NAME_CHARS
 
 MADE_BY = "user.snakeshuf.made-by"  # the extended attribute on every published file: its output set
 # An object's metadata (S3 sends it as HTTP headers: ASCII only, hence the quoted URL).
@@ -154,7 +155,8 @@ class Objects:
         return url
 
     def staged(self, spec, index):
-        return os.path.join(spec.scratch, STAGED, f"{index:05d}-{os.path.basename(spec.outputs[index])}")
+        name = os.path.basename(spec.outputs[index])[:NAME_CHARS]  # a key's segment may be longer than a file name
+        return os.path.join(spec.scratch, STAGED, f"{index:05d}-{name}")
 
     def sign(self, staged, output):
         return secrets.token_hex(8)  # set as the object's metadata when it is uploaded
@@ -165,11 +167,13 @@ class Objects:
         moment a reader could see some files new and others old); what the
         summary records of each."""
         abort_unfinished(spec.outputs)
+        check_still_held(spec)
         meta = [{OUTPUT_SET: urllib.parse.quote(spec.output), TOKEN: token} for token in tokens]
         sent = [Upload(self.staged(spec, i), url, meta[i]) for i, url in enumerate(spec.outputs)]
         try:
             for upload in sent:
                 upload.send_parts()
+            check_still_held(spec)
             with ThreadPoolExecutor(objects.REQUESTS_AT_ONCE) as pool:
                 etags = list(pool.map(Upload.finish, sent))
         except BaseException:
@@ -231,6 +235,7 @@ class ObjectLock:
     def __init__(self, url):
         self.path = url
         self.etag = None
+        self.token = secrets.token_hex(8)  # this run's, in the lock object: gather checks it (check_still_held)
         self.stopped = threading.Event()
 
     @property
@@ -265,9 +270,9 @@ class ObjectLock:
             current = self._current()
             if current and current[1] == self.etag:
                 OBJECTS.remove(self.path)
-        except OutputError as error:
-            print(f"snakeshuf: warning: the lock was left ({error}); the next run takes it over once it is "
-                  f"{LEASE_SECONDS} s old", file=sys.stderr, flush=True)
+        except (ConfigError, OutputError) as error:
+            print(f"snakeshuf: warning: the lock was left ({error}); the next run takes it over at once "
+                  f"on this host, elsewhere once it is {LEASE_SECONDS} s old", file=sys.stderr, flush=True)
         self.etag = None
         HELD_HERE.pop(self.path, None)
 
@@ -277,13 +282,14 @@ class ObjectLock:
                 if not self._put(IfMatch=self.etag):
                     print(f"snakeshuf: warning: another run took over the lock '{self.path}'", flush=True)
                     return
-            except OutputError:
+            except (ConfigError, OutputError):
                 pass  # the store did not answer: try again, within the lease
 
     def _put(self, **condition):
         """Write the lock object under `condition`; whether it was written."""
         bucket, key = objects.bucket_and_key(self.path, "output")
-        body = "\n".join([HOLDER.format(pid=os.getpid(), host=socket.gethostname()), json.dumps(identity())])
+        holder = {**identity(), "run": self.token}
+        body = "\n".join([HOLDER.format(pid=os.getpid(), host=socket.gethostname()), json.dumps(holder)])
         try:
             self.etag = objects.client().put_object(Bucket=bucket, Key=key, Body=body.encode(), **condition)["ETag"]
             return True
@@ -306,15 +312,48 @@ class ObjectLock:
         return text, got["ETag"], (now - got["LastModified"]).total_seconds()
 
 
-def identity():
-    """This process, as a lock object names it: a host's process ids mean
-    something only on that host, and until it restarts."""
-    return {"host": socket.gethostname(), "boot": boot_id(), "pid": os.getpid()}
+def record_holder(lock_path, into):
+    """Write the token of the lock object this process holds at `lock_path`
+    into the file `into` (in the run's scratch), for gather to check before
+    it publishes; a file's lock needs none (the kernel frees it only when
+    its holder dies)."""
+    lock = HELD_HERE.get(lock_path)
+    if isinstance(lock, ObjectLock):
+        save_json(into, lock.token)
 
 
-def boot_id():
+def check_still_held(spec):
+    """Stop unless the run that gather is part of still holds the output's
+    lock: one that lost it (stopped for longer than the lease, as a
+    suspended laptop or job is) must not publish over the run that took it."""
     try:
-        with open("/proc/sys/kernel/random/boot_id") as handle:
+        with open(spec.paths.lock_holder) as handle:
+            token = json.load(handle)
+    except (OSError, ValueError):
+        return  # a run that recorded none (a run of an earlier snakeshuf, resumed)
+    current = ObjectLock(spec.output + LOCK)._current()
+    holder = json.loads(current[0].splitlines()[1]) if current and current[0].count("\n") else {}
+    if holder.get("run") != token:
+        who = current[0].splitlines()[0] if current else "nobody"
+        raise OutputError(f"output '{spec.output}': this run lost its lock to another run ({who}), after not "
+                          f"renewing it for {LEASE_SECONDS} s (a stopped or suspended process): it publishes "
+                          "nothing; run the same command again once that run ends")
+
+
+def identity():
+    """This process, as a lock object names it: a process id means something
+    only on its host, until it restarts, and in its PID namespace (a
+    container may share the host's name and boot)."""
+    return {"host": socket.gethostname(), "boot": read_id("/proc/sys/kernel/random/boot_id"),
+            "pids": read_id("/proc/self/ns/pid"), "pid": os.getpid()}
+
+
+def read_id(path):
+    """The identifier at `path` (a file, or a namespace's link), None where there is none."""
+    try:
+        if os.path.islink(path):
+            return os.readlink(path)
+        with open(path) as handle:
             return handle.read().strip()
     except OSError:
         return None
@@ -325,8 +364,8 @@ def holder_is_dead(text, age):
     if age > LEASE_SECONDS:
         return True
     try:
-        holder = json.loads(text.splitlines()[1])
-        here = holder["host"] == socket.gethostname() and holder["boot"] == boot_id() and boot_id()
+        holder, mine = json.loads(text.splitlines()[1]), identity()
+        here = all(holder.get(key) == mine[key] and mine[key] for key in ("host", "boot", "pids"))
         if here:
             os.kill(int(holder["pid"]), 0)
     except (IndexError, ValueError, KeyError, TypeError):
@@ -433,11 +472,11 @@ def no_such_bucket(error):
 
 def output_failure(url, error):
     """An OutputError for a request about `url` (an output, its summary or
-    its lock) that failed."""
+    its lock) that failed; a ConfigError if its bucket does not exist."""
     bucket = url[len(objects.SCHEME) :].partition("/")[0]
     if getattr(error, "response", None) and no_such_bucket(error):
-        return OutputError(f"config key 'output': '{url}' cannot be written: {objects.no_bucket(bucket)}; create "
-                           "it first, or name another bucket")
+        return ConfigError(f"config key 'output': {objects.no_bucket(bucket)}; create it first, or name another "
+                           "bucket")
     text = str(error).split("Details:")[0].strip()
     return OutputError(f"config key 'output': object storage failed a request for '{url}': {text}; check the "
                        f"URL, the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and the endpoint "

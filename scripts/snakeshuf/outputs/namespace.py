@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 
 from snakeshuf.control.disk import existing_ancestor
-from snakeshuf.control.lock import HELD_HERE, live_holder, written_by_a_run
+from snakeshuf.control.lock import HELD_HERE, LOCK, live_holder, written_by_a_run
 from snakeshuf.errors import ConfigError
 from snakeshuf.outputs.layout import check_output_name
 from snakeshuf.outputs.provenance import SUMMARY, listed_outputs
@@ -27,7 +27,6 @@ from snakeshuf.sources import objects
 from snakeshuf.stages.jobs import PARTIAL
 from snakeshuf.stages.scratch import PIPED
 
-LOCK = ".lock"
 
 
 @dataclass(frozen=True)
@@ -222,11 +221,17 @@ def check_names(run):
             )
     check_clashes(run)
     check_places(run)
-    written = [*run.outputs, *run.bookkeeping(), *run.directories]
-    longest = max(written, key=longest_name)
+    written = [path for path in [*run.outputs, *run.bookkeeping(), *run.directories] if not objects.is_object(path)]
+    longest = max(written, key=longest_name)  # the directories at least
     limit = name_limit(longest)
     if longest_name(longest) > limit:
         raise ConfigError(
             f"config key 'output': the run would write '{longest}', whose name is "
             f"{longest_name(longest)} bytes long; the filesystem allows {limit}: choose a shorter output name"
         )
+    for url in (path for path in [*run.outputs, run.summary, run.lock] if objects.is_object(path)):
+        key = url[len(objects.SCHEME) :].partition("/")[2]
+        if len(key.encode()) > objects.MAX_KEY_BYTES:
+            raise ConfigError(f"config key 'output': the run would write '{url}', whose key is "
+                              f"{len(key.encode())} bytes long; S3 allows {objects.MAX_KEY_BYTES}: choose a "
+                              "shorter output name")

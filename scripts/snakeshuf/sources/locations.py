@@ -9,7 +9,7 @@ import re
 from snakeshuf.errors import ConfigError
 from snakeshuf.sources import objects
 
-URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")  # 's3:/b/k' too: a URL mistyped, not a directory 's3:'
 STREAM_IT_IN = "stream it in through standard input, e.g. aws s3 cp s3://bucket/in.txt - | snakeshuf - -o out.txt"
 INSTEAD_OF_A_URL = {
     "output": "outputs are files or s3:// objects: for another store, write to standard output and upload "
@@ -39,5 +39,8 @@ def check_no_urls(paths, objects_read=("inputs", "output")):
             objects.bucket_and_key(path, key)
         elif isinstance(path, str) and URL.match(path):
             named = f"option '{key}'" if key.startswith("-") else f"config key '{key}'"
+            if not re.match(URL.pattern + "/", path):
+                raise ConfigError(f"{named}: '{path}' looks like a URL with one '/' after its scheme; write "
+                                  f"'{path.replace(':/', '://', 1)}', or './{path}' for a local path")
             raise ConfigError(f"{named}: '{path}' is a URL; {INSTEAD_OF_A_URL.get(key, INPUTS_INSTEAD)}")
 

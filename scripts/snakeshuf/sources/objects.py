@@ -28,6 +28,7 @@ SCHEME = "s3://"
 # Amazon's rules for bucket names (also what S3-compatible stores accept).
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 GLOB_CHARACTERS = re.compile(r"[*?[]")
+MAX_KEY_BYTES = 1024  # S3's longest key
 CHOSEN_ENDPOINT = "SNAKESHUF_S3_ENDPOINT"  # what use_endpoint set, in this process and its jobs
 REQUEST_ERRORS = (OSError, ValueError)  # pyarrow's ArrowInvalid is a ValueError
 CONNECT_SECONDS = 10  # a store that does not answer is an error in seconds (60 s a try by default)
@@ -69,9 +70,13 @@ def bucket_and_key(url, key_name="inputs"):
     if not BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
         raise ConfigError(f"config key '{key_name}': '{url}' names the bucket '{bucket}', which is not a valid "
                           "bucket name (3 to 63 lowercase letters, digits, dots and hyphens)")
+    if key_name == "output" and (not key or key.endswith("/")):
+        raise ConfigError(f"config key 'output': '{url}' names no object: add its name, e.g. "
+                          f"'{url.rstrip('/')}/shuffled.jsonl'")
     if not plain_key(key):
-        raise ConfigError(f"config key '{key_name}': '{url}' has an empty, '.' or '..' segment in its key, which "
-                          "snakeshuf cannot read as it is named: copy the object to a plain key")
+        what = "which S3 would take literally: name it plainly" if key_name == "output" else \
+            "which snakeshuf cannot read as it is named: copy the object to a plain key"
+        raise ConfigError(f"config key '{key_name}': '{url}' has an empty, '.' or '..' segment in its key, {what}")
     return bucket, key
 
 
@@ -156,6 +161,11 @@ def endpoint_url():
     return url
 
 
+def store_and(url):
+    """`url` with the store it is in: one URL names other objects on another endpoint."""
+    return f"{endpoint_url() or 'AWS'} {url}"
+
+
 def endpoint_source():
     """Where the endpoint comes from, for a message."""
     if os.environ.get(CHOSEN_ENDPOINT):
@@ -176,7 +186,8 @@ def check_endpoint(url, where):
     except ValueError:
         ok = False
     if not ok:
-        raise ConfigError(f"{where} is '{url}', which is not an endpoint URL: give one such as "
+        shown = f"'{url}', which" if "?" not in url and "#" not in url else "a URL with a query or fragment, which"
+        raise ConfigError(f"{where} is {shown} is not an endpoint URL: give one such as "
                           "http://127.0.0.1:9000 or https://s3.example.com")
 
 

@@ -33,7 +33,7 @@ NAME_CHARS = 64
 
 def run_directory(scratch, output):
     """The subdirectory of `scratch` that holds the intermediates of `output`."""
-    where = output if objects.is_object(output) else os.path.abspath(output)
+    where = objects.store_and(output) if objects.is_object(output) else os.path.abspath(output)
     digest = hashlib.sha1(where.encode("utf-8", "surrogateescape")).hexdigest()
     if scratch.startswith("-"):  # job commands would read it as an option
         scratch = os.path.join(os.curdir, scratch)
@@ -78,6 +78,11 @@ class Scratch:
     def object_facts(self):
         """What the main process learnt of the run's objects (snakeshuf.sources.objects.remember)."""
         return os.path.join(self.root, "objects.json")
+
+    @property
+    def lock_holder(self):
+        """Which run holds an object output's lock (snakeshuf.outputs.destinations.record_holder)."""
+        return os.path.join(self.root, "lock-holder")
 
     def stats(self, bucket="{bucket}"):
         return os.path.join(self.root, "buckets", f"{bucket}.json")
