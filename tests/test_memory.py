@@ -182,7 +182,9 @@ def parquet_table(rows, text_bytes, seed):
 
     rng = np.random.default_rng(seed)
     letters = np.frombuffer(b"abcdefgh ", np.uint8)
-    texts = [letters[rng.integers(0, 9, text_bytes)].tobytes().decode() for _ in range(rows)]
+    data = letters[rng.integers(0, 9, rows * text_bytes, dtype=np.uint8)]  # at once: a row at a time took 13 s
+    offsets = np.arange(0, (rows + 1) * text_bytes, text_bytes, dtype=np.int32)
+    texts = pa.StringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data))
     return pa.table({"text": texts, "id": np.arange(rows), "score": rng.random(rows)})
 
 
