@@ -1,6 +1,7 @@
 """Corrupted or truncated intermediates are caught, named, and never published."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,40 @@ def reference(tmp_path_factory, corpus):
     d = tmp_path_factory.mktemp("reference")
     run_workflow(d, config_for(corpus))
     return (d / "out.txt").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory, corpus):
+    """One run stopped after its split jobs, then after its bucket jobs, its
+    intermediates kept, and its directory saved at both points: (where it
+    ran, the saved copies). A test damages a copy put back where the run was
+    (its scratch directory is named by that place)."""
+    place = tmp_path_factory.mktemp("damaged") / "run"
+    saved = tmp_path_factory.mktemp("saved")
+    run_workflow(place, config_for(corpus), "--until", "split_chunk", "--notemp")
+    shutil.copytree(place, saved / "split_chunk", symlinks=True)  # times kept, Snakemake's records too
+    run_workflow(place, config_for(corpus), "--until", "shuffle_bucket", "--notemp")
+    shutil.move(place, saved / "shuffle_bucket")
+    return place, saved
+
+
+def restored(stages, stage):
+    place, saved = stages
+    shutil.copytree(saved / stage, place, symlinks=True)
+    yield place
+    shutil.rmtree(place)
+
+
+@pytest.fixture
+def after_split(stages):
+    """A fresh copy of the run stopped after its split jobs, where it ran."""
+    yield from restored(stages, "split_chunk")
+
+
+@pytest.fixture
+def after_buckets(stages):
+    """A fresh copy of the run stopped after its bucket jobs, where it ran."""
+    yield from restored(stages, "shuffle_bucket")
 
 
 def swap_words(path, first, second):
@@ -54,9 +89,8 @@ def run_file(workdir):
 
 
 @pytest.mark.parametrize("part", [KEY_OFFSET, LENGTH_OFFSET, DATA_OFFSET], ids=["key", "length", "record"])
-def test_flipped_byte_in_a_run_file_is_named(tmp_path, corpus, part):
-    config = config_for(corpus)
-    run_workflow(tmp_path, config, "--until", "split_chunk", "--notemp")
+def test_flipped_byte_in_a_run_file_is_named(after_split, corpus, part):
+    config, tmp_path = config_for(corpus), after_split
     target = run_file(tmp_path)
     section = np.load(target.with_suffix(".index.npy"))[-1]
     flip_byte(target, int(section[part]) + 2)
@@ -66,11 +100,10 @@ def test_flipped_byte_in_a_run_file_is_named(tmp_path, corpus, part):
     assert not (tmp_path / "out.txt").exists()
 
 
-def test_swapped_keys_in_a_run_file_are_caught(tmp_path, corpus):
+def test_swapped_keys_in_a_run_file_are_caught(after_split, corpus):
     """Two records trading keys keep every count, length and key sum, and
     would silently change the order."""
-    config = config_for(corpus)
-    run_workflow(tmp_path, config, "--until", "split_chunk", "--notemp")
+    config, tmp_path = config_for(corpus), after_split
     target = run_file(tmp_path)
     index = np.load(target.with_suffix(".index.npy"))
     section = index[np.argmax(index[:, RECORDS])]
@@ -81,9 +114,8 @@ def test_swapped_keys_in_a_run_file_are_caught(tmp_path, corpus):
     assert not (tmp_path / "out.txt").exists()
 
 
-def test_truncated_run_file_is_named(tmp_path, corpus):
-    config = config_for(corpus)
-    run_workflow(tmp_path, config, "--until", "split_chunk", "--notemp")
+def test_truncated_run_file_is_named(after_split, corpus):
+    config, tmp_path = config_for(corpus), after_split
     target = run_file(tmp_path)
     with open(target, "r+b") as handle:
         handle.truncate(target.stat().st_size - 1000)
@@ -105,9 +137,8 @@ def swap_in_region(path, stats):
 
 @pytest.mark.parametrize("verify, damage", [("changed", flip_in_region), ("always", swap_in_region)],
                          ids=["changed, flipped byte", "always, swapped words"])
-def test_damage_to_a_bucket_before_gather_is_caught_and_redone(tmp_path, corpus, reference, verify, damage):
-    config = {**config_for(corpus), "verify_output": verify}
-    run_workflow(tmp_path, config, "--until", "shuffle_bucket", "--notemp")
+def test_damage_to_a_bucket_before_gather_is_caught_and_redone(after_buckets, corpus, reference, verify, damage):
+    config, tmp_path = {**config_for(corpus), "verify_output": verify}, after_buckets
     stats = [json.loads(p.read_text()) for p in tmp_path.glob("scratch/*/buckets/*.json")]
     victim = max(stats, key=lambda s: s["bytes"])
     damage(tmp_path / "out.txt.partial", victim)
