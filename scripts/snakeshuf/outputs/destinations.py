@@ -5,10 +5,12 @@ set on disk ask it, never the filesystem or the store themselves.
 
 Either way gather writes each output as a local file first (staged()):
 beside its final name for a file, which is then renamed into place; in the
-run's scratch directory for an object, which is then uploaded in parts by
-boto3's managed transfer (the store makes the object only from the complete
-upload, and an upload that fails is aborted: no partial object ever has the
-final key). The summary is written beside the outputs in both cases.
+run's scratch directory for an object, which is then uploaded in parts
+(Upload: the store makes the object only from the complete upload, and an
+upload that fails is aborted: no partial object ever has the final key).
+The summary is written beside the outputs in both cases. Why not Snakemake's
+S3 storage plugin: it would upload a job's outputs one by one under their
+final keys and judge them by mtime, where the run's own record must decide.
 
 What a summary records of a published file, and how it is recognised later:
 its size and inode, and a token in an extended attribute; of an object, its
