@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from make_corpus import generate  # noqa: E402  (bench/ is on the path just above)
+from objectstore import ObjectStore  # noqa: E402
 from reference import SEPARATORS, expected_outputs  # noqa: E402
 
 
@@ -203,6 +204,15 @@ def corpus_file(path, size, seed):
     with open(path, "wb") as out:
         generate(out, size, seed=seed, fmt="text")
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def store():
+    """An S3-API server (moto's) for one test module's object storage."""
+    server = ObjectStore()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

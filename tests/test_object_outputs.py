@@ -22,14 +22,6 @@ from objectstore import SECRET, ObjectStore
 from test_objects import logged, run_from_store
 
 
-@pytest.fixture(scope="module")
-def store():
-    server = ObjectStore()
-    server.start()
-    yield server
-    server.stop()
-
-
 def s3(store):
     """A boto3 client of the test store (path-style, as snakeshuf addresses a custom endpoint)."""
     return boto3.session.Session().client(

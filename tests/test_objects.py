@@ -19,13 +19,6 @@ from conftest import corpus_file, run_workflow, snakemake_command
 from objectstore import SECRET, ObjectStore
 from tables import seeded_table
 
-@pytest.fixture(scope="module")
-def store():
-    server = ObjectStore()
-    server.start()
-    yield server
-    server.stop()
-
 
 def corpus(tmp_path):
     """Three inputs, one each plain, gzip and zstd, on disk: {name: bytes}."""
