@@ -24,7 +24,7 @@ from snakeshuf.errors import ConfigError, InputError, OutputError
 from snakeshuf.mixing import dedup
 from snakeshuf.mixing.weights import parse_weight, sources_of
 from snakeshuf.outputs import destinations, provenance
-from snakeshuf.outputs.publishing import remove_superseded
+from snakeshuf.outputs.publishing import settle
 from snakeshuf.outputs.layout import column_names, output_paths, read_layout, read_take
 from snakeshuf.outputs.namespace import (
     RunFiles,
@@ -317,7 +317,10 @@ def finish_run():
     """After the last job (onsuccess): the result on the console."""
     cancel_scheduler_wakeups()
     discard_staged_plan()
-    summary = provenance.read_record(RUN_FILES.summary)
+    try:
+        summary = provenance.read_record(RUN_FILES.summary)
+    except (ConfigError, OutputError):
+        summary = None  # the run is done: the store failed only this look
     if summary and summary.get("fingerprint") == SPEC.fingerprint:
         console.print_summary(SPEC, summary)
 
@@ -345,11 +348,12 @@ if workflow.is_main_process and not IN_MODULE and os.path.isdir(".snakemake/lock
         console.note("cleared the locks of a run of this output that was killed")
 
 
-# A run killed just after publishing leaves its scratch directory, and in a
-# module Snakemake's markers that would make this one redo gather on missing
-# inputs (snakeshuf.control.resume). Clearing them once the output is current is,
-# with a stale receipt, the only write while parsing, and only under the
-# output's lock, so it never touches a running run's files.
+# A run killed just after publishing leaves its scratch directory, the old
+# set's files it was to remove, and in a module Snakemake's markers that would
+# make this one redo gather on missing inputs (snakeshuf.control.resume).
+# Clearing them once the output is current is, with a stale receipt, the only
+# write while parsing (a dry run's too: it finishes a publish), and only under
+# the output's lock, so it never touches a running run's files.
 # Not while the scratch directory holds another spec's plan: that is an
 # interrupted run, which its own command resumes.
 def holds_another_plan():
@@ -357,17 +361,22 @@ def holds_another_plan():
 
 
 if workflow.is_main_process and VERDICT.current:
-    # What a run killed after its summary and before removing the old set's
-    # files left (publishing.remove_superseded), under the output's lock.
-    if SUMMARY_RECORD.get("superseded") and try_output_lock() is None:
-        remove_superseded(SUMMARY_RECORD)
-    if (
-        (incomplete_markers(SPEC.outputs) or os.path.isdir(SPEC.scratch))
-        and not holds_another_plan()
-        and try_output_lock() is None
-    ):
-        clear_stale_markers(SPEC.outputs, RUN_FILES.summary)
-        remove_leftovers(SPEC.scratch, SPEC.outputs, RUN_FILES.summary)
+    try:
+        # The old set's files that a run killed after its summary left
+        # (publishing.settle), under the output's lock.
+        if SUMMARY_RECORD.get("superseded") and try_output_lock() is None:
+            settle(RUN_FILES.summary)
+        if (
+            (incomplete_markers(SPEC.outputs) or os.path.isdir(SPEC.scratch))
+            and not holds_another_plan()
+            and try_output_lock() is None
+        ):
+            clear_stale_markers(SPEC.outputs, RUN_FILES.summary)
+            remove_leftovers(SPEC.scratch, SPEC.outputs, RUN_FILES.summary)
+    except (OSError, ConfigError, OutputError) as error:
+        console.note(
+            f"could not finish what an earlier run left ({error}); the output is complete"
+        )
 
 
 wildcard_constraints:

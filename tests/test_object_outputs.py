@@ -202,7 +202,7 @@ def test_the_store_failing_while_gather_uploads_publishes_nothing_and_a_rerun_is
         _, stderr = running.communicate(timeout=300)
         assert running.returncode != 0 and "Traceback" not in stderr and "OutputError" not in stderr, stderr[-3000:]
         assert "the run stopped before publishing 's3://fails/out.txt.gz'" in stderr, "found by a hostile pass"
-        assert "config key 'output': object storage failed a request for 's3://fails/out.00000-of-00002.txt.gz'" in \
+        assert "config key 'output': object storage failed a request for 's3://fails/out." in \
             logged(tmp_path / "s3"), logged(tmp_path / "s3")[-3000:]
         server.start()  # an empty store: moto keeps its objects in memory
         bucket(server, "fails")
@@ -213,12 +213,17 @@ def test_the_store_failing_while_gather_uploads_publishes_nothing_and_a_rerun_is
         server.stop()
 
 
-def test_a_part_failing_leaves_no_object_of_the_set_and_no_unfinished_upload(tmp_path, store, monkeypatch):
+SETS = {"files of several parts": (12 << 20, 5), "files smaller than a part": (1000, 2)}  # bytes; failing call
+
+
+@pytest.mark.parametrize("files", SETS)
+def test_a_part_failing_leaves_no_object_of_the_set_and_no_unfinished_upload(tmp_path, store, monkeypatch, files):
     """Found by a hostile pass: each file was uploaded whole under its final
     key in turn, so a run killed or failing between two left a mix of two
-    orders. Now every part of every file is sent first, and the objects are
-    made at the end: a part of the second file failing (the connection
-    lost) leaves neither object, and no upload unfinished."""
+    orders; and by a review: files smaller than a part still were. Now every
+    part of every file is sent first, and the objects are made at the end:
+    a part of the second file failing (the connection lost) leaves neither
+    object, and no upload unfinished."""
     from botocore.exceptions import ConnectionClosedError
 
     from snakeshuf.errors import OutputError
@@ -226,34 +231,57 @@ def test_a_part_failing_leaves_no_object_of_the_set_and_no_unfinished_upload(tmp
     from snakeshuf.sources import objects
     from snakeshuf.stages.scratch import Scratch
 
+    size, failing = SETS[files]
     name = bucket(store, "uploads")
     for key, value in store.env.items():
         monkeypatch.setenv(key, value)
     objects.forget_clients()
     monkeypatch.setattr(destinations, "PART_BYTES", 5 << 20)  # S3's smallest part
+    monkeypatch.setattr(destinations, "check_still_held", lambda spec: None)  # no run's lock here
     urls = [f"s3://{name}/o.0000{i}-of-00002.txt" for i in range(2)]
     spec = SimpleNamespace(scratch=str(tmp_path), outputs=urls, output=f"s3://{name}/o.txt", paths=Scratch(str(tmp_path)))
     for i in range(2):
         staged = destinations.OBJECTS.staged(spec, i)
         os.makedirs(os.path.dirname(staged), exist_ok=True)
         with open(staged, "wb") as handle:
-            handle.write(os.urandom(12 << 20))
+            handle.write(os.urandom(size))
     sent = []
 
-    def fail_the_fifth_part(params, **_):
+    def fail_a_part(params, **_):
         sent.append(params["Key"])
-        if len(sent) == 5:
+        if len(sent) == failing:
             raise ConnectionClosedError(endpoint_url=store.env["AWS_ENDPOINT_URL"])
 
-    objects.client().meta.events.register("before-parameter-build.s3.UploadPart", fail_the_fifth_part)
+    objects.client().meta.events.register("before-parameter-build.s3.UploadPart", fail_a_part)
     try:
         with pytest.raises(OutputError, match="object storage failed a request for 's3://uploads/o.00001-of-00002"):
             destinations.OBJECTS.deliver(spec, ["t0", "t1"])
     finally:
         objects.forget_clients()
-    assert sent[:3] == ["o.00000-of-00002.txt"] * 3 and sent[3] == "o.00001-of-00002.txt", sent
+    assert sent[-1] == "o.00001-of-00002.txt" and sent[0] == "o.00000-of-00002.txt", sent
     assert sorted(store.objects_under(name)) == [".keep"], "an object of the set was made"
     assert not s3(store).list_multipart_uploads(Bucket=name).get("Uploads")
+
+
+def test_a_store_that_ignores_conditional_writes_is_refused(store, monkeypatch):
+    """Found by a review: where If-None-Match is ignored, every run takes
+    the lock and two write one output."""
+    from snakeshuf.errors import ConfigError
+    from snakeshuf.outputs import destinations
+    from snakeshuf.sources import objects
+
+    name = bucket(store, "unconditional")
+    for key, value in store.env.items():
+        monkeypatch.setenv(key, value)
+    objects.forget_clients()
+    objects.client().meta.events.register("before-parameter-build.s3.PutObject",
+                                          lambda params, **_: params.pop("IfNoneMatch", None))
+    try:
+        with pytest.raises(ConfigError, match="ignores conditional writes"):
+            destinations.ObjectLock(f"s3://{name}/out.txt.lock").acquire()
+    finally:
+        objects.forget_clients()
+    assert sorted(store.objects_under(name)) == [".keep"], "the lock object was left"
 
 
 def lock_object(store, key, pid, host=None, boot=None):
@@ -314,7 +342,7 @@ def test_a_run_that_lost_its_lock_publishes_nothing(tmp_path, store):
     (tmp_path / "release").touch()
     _, stderr = running.communicate(timeout=300)
     assert running.returncode != 0 and "Traceback" not in stderr
-    assert "this run lost its lock to another run (snakeshuf PID 1 on another-host)" in logged(tmp_path / "run")
+    assert "this run lost the output's lock to another run (snakeshuf PID 1 on another-host)" in logged(tmp_path / "run")
     assert sorted(store.objects_under(name)) == [".keep", "out.txt.lock"], "it published"
 
 
@@ -348,13 +376,20 @@ def test_a_current_run_removes_what_a_run_killed_after_its_summary_left(tmp_path
     run_from_store(tmp_path, config, store)
     old = {key: (data, s3(store).head_object(Bucket=name, Key=key)["Metadata"])
            for key, data in store.objects_under(name).items() if "-of-00003" in key}
+    published = json.loads(store.get(f"{name}/u.txt.summary.json"))["outputs"]
     run_from_store(tmp_path, {**config, "shards": 2}, store)
     for key, (data, metadata) in old.items():  # as if never removed: the same bytes, ETag and token
-        s3(store).put_object(Bucket=name, Key=key, Body=data, Metadata=metadata)
+        upload = s3(store).create_multipart_upload(Bucket=name, Key=key, Metadata=metadata)["UploadId"]
+        part = s3(store).upload_part(Bucket=name, Key=key, UploadId=upload, PartNumber=1, Body=data)["ETag"]
+        s3(store).complete_multipart_upload(Bucket=name, Key=key, UploadId=upload,
+                                            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part}]})
+    summary = json.loads(store.get(f"{name}/u.txt.summary.json"))
+    store.put(f"{name}/u.txt.summary.json", json.dumps({**summary, "superseded": published}).encode())
     again = run_from_store(tmp_path, {**config, "shards": 2}, store)
     assert "is up to date" in again.stderr
     assert sorted(store.objects_under(name)) == [".keep", "u.00000-of-00002.txt", "u.00001-of-00002.txt",
                                                  "u.txt.summary.json"]
+    assert "superseded" not in json.loads(store.get(f"{name}/u.txt.summary.json")), "checked again on every run"
 
 
 def test_a_lock_not_renewed_within_its_lease_is_a_dead_runs():

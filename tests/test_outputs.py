@@ -264,7 +264,7 @@ def test_a_new_layout_removes_the_files_of_the_one_it_replaces_and_nothing_else(
     two = [tmp_path / f"o.{k:05d}-of-00002.txt" for k in range(2)]
     run_workflow(tmp_path, {**config, "inputs": [str(corpus), str(two[0])]})  # a listed file that is an input
     assert two[0].exists() and not two[1].exists() and (tmp_path / "o.txt").exists()
-    assert list(json.loads((tmp_path / "o.txt.summary.json").read_text())["superseded"]) == [str(two[1])]
+    assert json.loads((tmp_path / "o.txt.summary.json").read_text())["removed"] == [str(two[1])]
 
 
 def test_the_old_sets_files_are_found_from_any_directory_and_after_a_gather_done_twice(tmp_path, monkeypatch):

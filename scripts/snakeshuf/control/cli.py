@@ -31,11 +31,12 @@ from snakeshuf.outputs import destinations
 from snakeshuf.planning.memory import MIN_MEMORY_MB
 from snakeshuf.sources import objects, pipes
 from snakeshuf.sources.locations import check_no_urls, configured_paths
-from snakeshuf.stages.scratch import NAME_CHARS, PIPED
+from snakeshuf.stages.scratch import PIPED
 
 # In the run's state directory, where the jobs of a cluster run can read it.
 CONFIG_DIR = os.path.join(".snakemake", "snakeshuf")
 STDOUT = "-"
+STATE_NAME_CHARS = 200  # of OUT's name, in its state directory's: an object's may be longer than a file's
 STDOUT_CLOSED = 128 + signal.SIGPIPE  # the status of shuf killed by SIGPIPE
 COPY_BYTES = 1 << 20
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -198,7 +199,7 @@ def state_directory(args):
         place = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "snakeshuf")
     where = objects.store_and(output) if objects.is_object(output) else output
     tag = hashlib.sha256(where.encode()).hexdigest()[:8]
-    return os.path.join(place, f".snakeshuf-{os.path.basename(output)[:NAME_CHARS]}-{tag}")
+    return os.path.join(place, f".snakeshuf-{os.path.basename(output)[:STATE_NAME_CHARS]}-{tag}")
 
 
 def output_file(args):
@@ -370,7 +371,10 @@ def main(argv=None):
         check_stdout(p, args)
     if args.output != STDOUT and not (args.dry_run or args.unlock):
         take_output_lock(args)
-    args.state = state = state_directory(args)
+    try:
+        args.state = state = state_directory(args)
+    except ConfigError as error:  # an object output's endpoint, which names its state
+        p.error(str(error))
     new_state = args.output == STDOUT or not os.path.isdir(state)
     try:
         configfile = write_config(config_of(args), state)

@@ -29,10 +29,12 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from snakeshuf.control.lock import HELD_HERE, HOLDER, LOCK, NotALock, OutputLock
 from snakeshuf.errors import ConfigError, OutputError
 from snakeshuf.sources import objects
+from snakeshuf.sources.reading import location
 from snakeshuf.stages.jobs import PARTIAL, save_json
 from snakeshuf.stages.scratch import NAME_CHARS
 
@@ -86,10 +88,6 @@ class Files:
             return None
         return Found(info.st_size, stat.S_ISREG(info.st_mode), ("inode", info.st_ino), file_signature(path))
 
-    def where(self, path):
-        """The path as it is recorded: the same from any directory."""
-        return os.path.realpath(path)
-
     def staged(self, spec, index):
         return spec.outputs[index] + PARTIAL
 
@@ -99,7 +97,7 @@ class Files:
         the summary's record alone decides)."""
         token = secrets.token_hex(8)
         try:
-            os.setxattr(staged, MADE_BY, f"{os.path.realpath(output)}\0{token}".encode())
+            os.setxattr(staged, MADE_BY, f"{location(output)}\0{token}".encode())
         except OSError:
             return None
         return token
@@ -146,15 +144,12 @@ class Objects:
         try:
             head = objects.client().head_object(Bucket=bucket, Key=key)
         except objects.request_errors() as error:
-            if objects.not_found(error) and not no_such_bucket(error):
+            if objects.not_found(error) and error_code(error) != "NoSuchBucket":
                 return None
             raise output_failure(url, error) from None
         meta = head.get("Metadata") or {}
         signed = (urllib.parse.unquote(meta[OUTPUT_SET]), meta.get(TOKEN)) if OUTPUT_SET in meta else None
         return Found(head["ContentLength"], True, ("etag", head.get("ETag", "").strip('"')), signed)
-
-    def where(self, url):
-        return url
 
     def staged(self, spec, index):
         name = os.path.basename(spec.outputs[index])[:NAME_CHARS]  # a key's segment may be longer than a file name
@@ -167,9 +162,11 @@ class Objects:
         """Upload every staged output under its final key, signed with its
         token, all parts of all files first and then each object at once (the
         moment a reader could see some files new and others old); what the
-        summary records of each."""
-        abort_unfinished(spec.outputs)
+        summary records of each. The last step is not atomic: a failure in it
+        (each object is one request) may leave some objects new, others old,
+        and the summary old, until the next run."""
         check_still_held(spec)
+        abort_unfinished(spec.outputs)
         meta = [{OUTPUT_SET: urllib.parse.quote(spec.output), TOKEN: token} for token in tokens]
         sent = [Upload(self.staged(spec, i), url, meta[i]) for i, url in enumerate(spec.outputs)]
         try:
@@ -203,7 +200,7 @@ class Objects:
         except ValueError:
             return None
         except objects.request_errors() as error:
-            if objects.not_found(error) and not no_such_bucket(error):
+            if objects.not_found(error) and error_code(error) != "NoSuchBucket":
                 return None
             raise output_failure(url, error) from None
 
@@ -239,6 +236,7 @@ class ObjectLock:
         self.etag = None
         self.token = secrets.token_hex(8)  # this run's, in the lock object: gather checks it (check_still_held)
         self.stopped = threading.Event()
+        self.renewing = threading.Thread(target=self._renew, daemon=True)
 
     @property
     def held(self):
@@ -259,15 +257,28 @@ class ObjectLock:
                 return f"{text.splitlines()[0]}, renewed {age:.0f} s ago"
             if self._put(IfMatch=etag):
                 break
+        self.check_conditions_hold()
         HELD_HERE[self.path] = self
-        threading.Thread(target=self._renew, daemon=True).start()
+        self.renewing.start()
         return None
+
+    def check_conditions_hold(self):
+        """Refuse a store that ignores conditional writes (a second write
+        where one exists succeeds): there the lock would stop no second run."""
+        if self._put(IfNoneMatch="*"):
+            self.release()
+            raise ConfigError(f"config key 'output': the store ({objects.endpoint_url() or 'AWS'}) ignores "
+                              "conditional writes (If-None-Match), which the lock of an output in object storage "
+                              "needs to keep two runs from writing it at once: write to a store that honours them "
+                              "(AWS S3, recent MinIO), or to a file")
 
     def release(self):
         """Remove the lock object if it is still this run's."""
         if self.etag is None:
             return
         self.stopped.set()
+        if self.renewing.is_alive():
+            self.renewing.join()  # a renewal in flight changes the ETag compared below
         try:
             current = self._current()
             if current and current[1] == self.etag:
@@ -282,7 +293,8 @@ class ObjectLock:
         while not self.stopped.wait(RENEW_SECONDS):
             try:
                 if not self._put(IfMatch=self.etag):
-                    print(f"snakeshuf: warning: another run took over the lock '{self.path}'", flush=True)
+                    print(f"snakeshuf: warning: another run took over the lock '{self.path}'; this run's gather "
+                          "will publish nothing", file=sys.stderr, flush=True)
                     return
             except (ConfigError, OutputError):
                 pass  # the store did not answer: try again, within the lease
@@ -296,7 +308,7 @@ class ObjectLock:
             self.etag = objects.client().put_object(Bucket=bucket, Key=key, Body=body.encode(), **condition)["ETag"]
             return True
         except objects.request_errors() as error:
-            if getattr(error, "response", {}).get("Error", {}).get("Code") in CONFLICT:
+            if error_code(error) in CONFLICT:
                 return False
             raise output_failure(self.path, error) from None
 
@@ -306,12 +318,22 @@ class ObjectLock:
         try:
             got = objects.client().get_object(Bucket=bucket, Key=key)
         except objects.request_errors() as error:
-            if objects.not_found(error) and not no_such_bucket(error):
+            if objects.not_found(error) and error_code(error) != "NoSuchBucket":
                 return None
             raise output_failure(self.path, error) from None
-        now = email.utils.parsedate_to_datetime(got["ResponseMetadata"]["HTTPHeaders"]["date"])
+        date = got["ResponseMetadata"].get("HTTPHeaders", {}).get("date")
+        now = email.utils.parsedate_to_datetime(date) if date else datetime.now(timezone.utc)
         text = got["Body"].read(4096).decode(errors="replace")
         return text, got["ETag"], (now - got["LastModified"]).total_seconds()
+
+
+def holder_of(text):
+    """What a lock object says of its holder ({} if it is not one snakeshuf wrote whole)."""
+    try:
+        holder = json.loads(text.splitlines()[1])
+    except (IndexError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
 
 
 def record_holder(lock_path, into):
@@ -332,14 +354,13 @@ def check_still_held(spec):
         with open(spec.paths.lock_holder) as handle:
             token = json.load(handle)
     except (OSError, ValueError):
-        return  # a run that recorded none (a run of an earlier snakeshuf, resumed)
+        token = None  # the main process records it before the first job: this gather is no run's
     current = ObjectLock(spec.output + LOCK)._current()
-    holder = json.loads(current[0].splitlines()[1]) if current and current[0].count("\n") else {}
-    if holder.get("run") != token:
-        who = current[0].splitlines()[0] if current else "nobody"
-        raise OutputError(f"output '{spec.output}': this run lost its lock to another run ({who}), after not "
-                          f"renewing it for {LEASE_SECONDS} s (a stopped or suspended process): it publishes "
-                          "nothing; run the same command again once that run ends")
+    if current is None or holder_of(current[0]).get("run") != token:
+        who = f"to another run ({current[0].splitlines()[0]})" if current else "(its lock object is gone)"
+        raise OutputError(f"output '{spec.output}': this run lost the output's lock {who}, so it publishes "
+                          "nothing: a run stopped past the lease, or a store that was unreachable for "
+                          f"{LEASE_SECONDS} s, loses it. Run the same command again once no other run writes it")
 
 
 def identity():
@@ -365,12 +386,11 @@ def holder_is_dead(text, age):
     """Whether the lock object `text`, written `age` seconds ago, is a dead run's."""
     if age > LEASE_SECONDS:
         return True
+    holder, mine = holder_of(text), identity()
     try:
-        holder, mine = json.loads(text.splitlines()[1]), identity()
-        here = all(holder.get(key) == mine[key] and mine[key] for key in ("host", "boot", "pids"))
-        if here:
+        if all(holder.get(key) == mine[key] and mine[key] for key in ("host", "boot", "pids")):
             os.kill(int(holder["pid"]), 0)
-    except (IndexError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return False
     except ProcessLookupError:
         return True
@@ -392,10 +412,10 @@ def file_signature(path):
 
 
 class Upload:
-    """A staged file on its way to becoming the object `url`: a file of a
-    part or more is sent as a multipart upload's parts (each read from the
-    file as it is sent), which the store joins into the object only at
-    finish(); a smaller one is sent whole at finish()."""
+    """A staged file on its way to becoming the object `url`: sent as a
+    multipart upload's parts (each read from the file as it is sent; S3
+    allows the last, here maybe the only, part to be of any size), which the
+    store joins into the object only at finish()."""
 
     def __init__(self, path, url, metadata):
         self.path, self.url, self.metadata = path, url, metadata
@@ -405,13 +425,11 @@ class Upload:
         self.upload_id, self.parts = None, []
 
     def send_parts(self):
-        if self.size < self.part:
-            return
         client = objects.client()
         with self.failing():
             self.upload_id = client.create_multipart_upload(Bucket=self.bucket, Key=self.key,
                                                             Metadata=self.metadata)["UploadId"]
-            starts = range(0, self.size, self.part)
+            starts = range(0, max(self.size, 1), self.part)  # an empty file is one empty part
             with ThreadPoolExecutor(UPLOADS_AT_ONCE) as pool:
                 etags = list(pool.map(self.send_part, starts))
         self.parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, 1)]
@@ -425,15 +443,11 @@ class Upload:
 
     def finish(self):
         """Make the object; its ETag."""
-        client = objects.client()
         with self.failing():
-            if self.upload_id is None:
-                with open(self.path, "rb") as body:
-                    done = client.put_object(Bucket=self.bucket, Key=self.key, Body=body, Metadata=self.metadata)
-            else:
-                done = client.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                                        MultipartUpload={"Parts": self.parts})
-                self.upload_id = None
+            done = objects.client().complete_multipart_upload(Bucket=self.bucket, Key=self.key,
+                                                              UploadId=self.upload_id,
+                                                              MultipartUpload={"Parts": self.parts})
+        self.upload_id = None
         return done["ETag"].strip('"')
 
     def abort(self):
@@ -455,7 +469,8 @@ class Upload:
 def abort_unfinished(urls):
     """Abort the uploads of these objects that a killed gather left behind
     (their parts are kept, and billed, until then); the output's lock keeps
-    any other run from uploading them now."""
+    any other run from uploading them now. Best effort: a policy may not
+    allow listing uploads, and a bucket lifecycle rule removes them too."""
     bucket = objects.bucket_and_key(urls[0], "output")[0]
     keys = {objects.bucket_and_key(url, "output")[1] for url in urls}
     client = objects.client()
@@ -464,19 +479,20 @@ def abort_unfinished(urls):
                                                                          Prefix=os.path.commonprefix(list(keys)))
         for upload in (u for page in pages for u in page.get("Uploads", ()) if u["Key"] in keys):
             client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-    except objects.request_errors() as error:
-        raise output_failure(urls[0], error) from None
+    except objects.request_errors():
+        pass
 
 
-def no_such_bucket(error):
-    return error.response.get("Error", {}).get("Code") == "NoSuchBucket"
+def error_code(error):
+    """The store's code for a failed request ('NoSuchBucket', 'PreconditionFailed'), None if it gave none."""
+    return (getattr(error, "response", None) or {}).get("Error", {}).get("Code")
 
 
 def output_failure(url, error):
     """An OutputError for a request about `url` (an output, its summary or
     its lock) that failed; a ConfigError if its bucket does not exist."""
     bucket = url[len(objects.SCHEME) :].partition("/")[0]
-    if getattr(error, "response", None) and no_such_bucket(error):
+    if error_code(error) == "NoSuchBucket":
         return ConfigError(f"config key 'output': {objects.no_bucket(bucket)}; create it first, or name another "
                            "bucket")
     text = str(error).split("Details:")[0].strip()

@@ -196,17 +196,21 @@ def check_left_alone(run, record, overwrite):
 def check_outside_inputs(run, inputs):
     """No object the run writes is one that an input URL or pattern names
     (`inputs`: config key 'inputs', and every input the plan found): the
-    next run would read this one's output, summary or lock as input."""
-    for url, what in run.written():
-        for pattern in inputs:
-            same = url == pattern or (objects.GLOB_CHARACTERS.search(pattern) and objects.is_object(url)
-                                      and objects.matches(url.split("/"), pattern.split("/")))
-            if objects.is_object(pattern) and same:
-                raise ConfigError(
-                    f"{what} would be '{url}', which input '{pattern}' (config key 'inputs') names: "
-                    "the next run would read it as input. Choose an output outside the inputs' prefix "
-                    "(e.g. s3://bucket/shuffled/out.jsonl), or narrow the pattern"
-                )
+    next run would read this one's output, summary or lock as input. (Files
+    are kept apart by inode: Owners.)"""
+    if not objects.is_object(run.output):
+        return
+    patterns = {pattern for pattern in inputs if objects.is_object(pattern)}
+    globs = [(pattern, pattern.split("/")) for pattern in patterns if objects.GLOB_CHARACTERS.search(pattern)]
+    for url, what in [*((p, f"output '{p}'") for p in run.outputs), *run.bookkeeping().items()]:
+        named = url if url in patterns else next((p for p, parts in globs if objects.matches(url.split("/"), parts)),
+                                                 None)
+        if named:
+            raise ConfigError(
+                f"{what} would be '{url}', which input '{named}' (config key 'inputs') names: "
+                "the next run would read it as input. Choose an output outside the inputs' prefix "
+                "(e.g. s3://bucket/shuffled/out.jsonl), or narrow the pattern"
+            )
 
 
 def check_names(run):

@@ -22,7 +22,7 @@ def move_into_place(spec):
 
 def finish(spec, receipt, keep_scratch):
     release_claims()
-    remove_superseded(provenance.read_record(spec.output + SUMMARY))
+    settle(spec.output + SUMMARY)
     if not keep_scratch:
         remove_leftovers(spec.scratch, spec.outputs, spec.output + SUMMARY)
     open(receipt, "wb").close()
@@ -63,6 +63,20 @@ def as_published(path, entry):
     found = destinations.of(path).found(path)
     return (isinstance(entry, dict) and found is not None and found.regular and entry.get("bytes") == found.size
             and found.identity[0] in entry and not found.replaced_since(entry))
+
+
+def settle(summary_path):
+    """Remove the files the summary at `summary_path` lists as superseded
+    that are still as published, then list them as removed instead: each is
+    removed once (a later file at one of those names is someone's). Gather
+    does it after publishing; a run that finds the output current does it
+    for a run killed in between."""
+    record = provenance.read_record(summary_path)
+    if not record or not record.get("superseded"):
+        return
+    remove_superseded(record)
+    settled = {key: value for key, value in record.items() if key != "superseded"}
+    destinations.of(summary_path).write_record(summary_path, {**settled, "removed": sorted(record["superseded"])})
 
 
 def remove_superseded(record):
