@@ -567,3 +567,17 @@ def test_a_library_error_while_writing_keeps_its_own_message(tmp_path):
         with atomic_write(str(tmp_path / "out")):
             raise OSError(errno.EIO, "Input/output error")
     assert raised.value.filename == str(tmp_path / "out") + ".partial"
+
+
+def test_an_output_staged_in_scratch_is_counted_once_on_a_resumed_run(tmp_path):
+    """Found by a review: an object output is staged inside scratch, whose
+    bytes already written were taken off twice, so a resumed run's
+    preflight passed and gather ran out of disk."""
+    from snakeshuf.control.disk import disk_needs, scratch_bytes
+
+    scratch = tmp_path / "scratch"
+    staged = scratch / "publishing" / "00000-out.txt"
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"x" * 4096)
+    [(_, needed)] = disk_needs(1 << 20, str(scratch), str(staged), pieces=True).values()
+    assert needed == scratch_bytes(1 << 20, True) + (1 << 20) - 4096

@@ -42,9 +42,10 @@ def disk_needs(total_bytes, scratch, staged, pieces=False):
     gather writes the output before it is published (beside a file, in
     scratch for an object: snakeshuf.outputs.destinations)."""
     needs = {}
+    in_scratch = os.path.abspath(staged).startswith(os.path.abspath(scratch) + os.sep)  # counted with it
     wanted = {
         scratch: scratch_bytes(total_bytes, pieces) - already_written(scratch),
-        staged: total_bytes - already_written(staged),
+        staged: total_bytes - (0 if in_scratch else already_written(staged)),
     }
     for path, nbytes in wanted.items():
         anchor = existing_ancestor(os.path.dirname(os.path.abspath(path)) if path == staged else path)
