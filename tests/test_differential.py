@@ -44,6 +44,14 @@ EXAMPLES = int(os.environ.get("SNAKESHUF_EXAMPLES", 40))
         output="out/c.jsonl.zst", splits=(("valid", 0.01, 1), ("test", 100, 1), ("train", "rest", 3)),
     )
 )
+@example(  # an output in object storage, its buckets in 3 passes, cut into shards and splits (issue 31)
+    Scenario(
+        files=(FileSpec(40000, "tiny", seed=1), FileSpec(3000, "short", seed=2)),
+        runs=(Run(memory_mb=160, unit=1024), Run(memory_mb=170, unit=1024, chunks=2, cores=1)),
+        output="out/c.jsonl.zst", splits=(("valid", 0.01, 1), ("test", 100, 1), ("train", "rest", 3)),
+        object_output=True, earlier_run=True,
+    )
+)
 @example(  # glob characters in listed file names ('003 [bracket].txt') were expanded as patterns
     Scenario(files=tuple(FileSpec(20, "short", seed=i) for i in range(8)), names="odd", source="list")
 )

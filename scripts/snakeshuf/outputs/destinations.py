@@ -27,7 +27,6 @@ import sys
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -140,13 +139,9 @@ class Objects:
     """Output objects in an S3 bucket (snakeshuf.sources.objects: the client, the endpoint)."""
 
     def found(self, url):
-        bucket, key = objects.bucket_and_key(url, "output")
-        try:
-            head = objects.client().head_object(Bucket=bucket, Key=key)
-        except objects.request_errors() as error:
-            if objects.not_found(error) and error_code(error) != "NoSuchBucket":
-                return None
-            raise output_failure(url, error) from None
+        head = ask(url, "head_object", if_missing=None)
+        if head is None:
+            return None
         meta = head.get("Metadata") or {}
         signed = (urllib.parse.unquote(meta[OUTPUT_SET]), meta.get(TOKEN)) if OUTPUT_SET in meta else None
         return Found(head["ContentLength"], True, ("etag", head.get("ETag", "").strip('"')), signed)
@@ -186,31 +181,17 @@ class Objects:
             os.remove(self.staged(spec, i))
 
     def remove(self, url):
-        bucket, key = objects.bucket_and_key(url, "output")
-        try:
-            objects.client().delete_object(Bucket=bucket, Key=key)
-        except objects.request_errors() as error:
-            raise output_failure(url, error) from None
+        ask(url, "delete_object")
 
     def read_record(self, url):
-        bucket, key = objects.bucket_and_key(url, "output")
+        got = ask(url, "get_object", if_missing=None)
         try:
-            body = objects.client().get_object(Bucket=bucket, Key=key)["Body"].read()
-            return json.loads(body)
+            return json.loads(got["Body"].read()) if got else None
         except ValueError:
             return None
-        except objects.request_errors() as error:
-            if objects.not_found(error) and error_code(error) != "NoSuchBucket":
-                return None
-            raise output_failure(url, error) from None
 
     def write_record(self, url, record):
-        bucket, key = objects.bucket_and_key(url, "output")
-        try:
-            objects.client().put_object(Bucket=bucket, Key=key, Body=json.dumps(record, indent=1).encode(),
-                                        ContentType="application/json")
-        except objects.request_errors() as error:
-            raise output_failure(url, error) from None
+        ask(url, "put_object", Body=json.dumps(record, indent=1).encode(), ContentType="application/json")
 
     def for_snakemake(self, paths):
         return []  # Snakemake would take a URL for a local file name
@@ -314,13 +295,9 @@ class ObjectLock:
 
     def _current(self):
         """(text, ETag, seconds since written, by the store's clock) of the lock object, or None."""
-        bucket, key = objects.bucket_and_key(self.path, "output")
-        try:
-            got = objects.client().get_object(Bucket=bucket, Key=key)
-        except objects.request_errors() as error:
-            if objects.not_found(error) and error_code(error) != "NoSuchBucket":
-                return None
-            raise output_failure(self.path, error) from None
+        got = ask(self.path, "get_object", if_missing=None)
+        if got is None:
+            return None
         date = got["ResponseMetadata"].get("HTTPHeaders", {}).get("date")
         now = email.utils.parsedate_to_datetime(date) if date else datetime.now(timezone.utc)
         text = got["Body"].read(4096).decode(errors="replace")
@@ -419,34 +396,28 @@ class Upload:
 
     def __init__(self, path, url, metadata):
         self.path, self.url, self.metadata = path, url, metadata
-        self.bucket, self.key = objects.bucket_and_key(url, "output")
         self.size = os.path.getsize(path)
         self.part = max(PART_BYTES, -(-self.size // MAX_PARTS))
         self.upload_id, self.parts = None, []
 
     def send_parts(self):
-        client = objects.client()
-        with self.failing():
-            self.upload_id = client.create_multipart_upload(Bucket=self.bucket, Key=self.key,
-                                                            Metadata=self.metadata)["UploadId"]
-            starts = range(0, max(self.size, 1), self.part)  # an empty file is one empty part
-            with ThreadPoolExecutor(UPLOADS_AT_ONCE) as pool:
-                etags = list(pool.map(self.send_part, starts))
+        self.upload_id = ask(self.url, "create_multipart_upload", Metadata=self.metadata)["UploadId"]
+        starts = range(0, max(self.size, 1), self.part)  # an empty file is one empty part
+        with ThreadPoolExecutor(UPLOADS_AT_ONCE) as pool:
+            etags = list(pool.map(self.send_part, starts))
         self.parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, 1)]
 
     def send_part(self, start):
         from s3transfer.utils import ReadFileChunk  # boto3's: a window of a file, read as it is sent
 
         with ReadFileChunk.from_filename(self.path, start, self.part) as body:
-            return objects.client().upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                                PartNumber=start // self.part + 1, Body=body)["ETag"]
+            return ask(self.url, "upload_part", UploadId=self.upload_id, PartNumber=start // self.part + 1,
+                       Body=body)["ETag"]
 
     def finish(self):
         """Make the object; its ETag."""
-        with self.failing():
-            done = objects.client().complete_multipart_upload(Bucket=self.bucket, Key=self.key,
-                                                              UploadId=self.upload_id,
-                                                              MultipartUpload={"Parts": self.parts})
+        done = ask(self.url, "complete_multipart_upload", UploadId=self.upload_id,
+                   MultipartUpload={"Parts": self.parts})
         self.upload_id = None
         return done["ETag"].strip('"')
 
@@ -454,16 +425,9 @@ class Upload:
         """Give up the upload, if one was started (best effort: the next run aborts what is left)."""
         if self.upload_id is not None:
             try:
-                objects.client().abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
-            except objects.request_errors():
+                ask(self.url, "abort_multipart_upload", UploadId=self.upload_id)
+            except OutputError:
                 pass
-
-    @contextmanager
-    def failing(self):
-        try:
-            yield
-        except objects.request_errors() as error:
-            raise output_failure(self.url, error) from None
 
 
 def abort_unfinished(urls):
@@ -481,6 +445,22 @@ def abort_unfinished(urls):
             client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
     except objects.request_errors():
         pass
+
+
+RAISE = object()  # ask(): no default for a missing object
+
+
+def ask(url, operation, if_missing=RAISE, **params):
+    """boto3's `operation` on the output object `url` (its summary or
+    lock), with `params`; `if_missing` where there is no such object (a
+    missing bucket is an error all the same); a failure as output_failure."""
+    bucket, key = objects.bucket_and_key(url, "output")
+    try:
+        return getattr(objects.client(), operation)(Bucket=bucket, Key=key, **params)
+    except objects.request_errors() as error:
+        if if_missing is not RAISE and objects.not_found(error) and error_code(error) != "NoSuchBucket":
+            return if_missing
+        raise output_failure(url, error) from None
 
 
 def error_code(error):
