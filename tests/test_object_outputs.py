@@ -263,6 +263,41 @@ def test_a_part_failing_leaves_no_object_of_the_set_and_no_unfinished_upload(tmp
     assert not s3(store).list_multipart_uploads(Bucket=name).get("Uploads")
 
 
+def test_no_object_is_made_before_the_summary_that_describes_it(tmp_path, store, monkeypatch):
+    """Found by a hostile pass from the README: a run killed after its
+    objects were made and before its summary was written left the new
+    bytes under the old summary (another seed, other checksums). As with
+    files, the summary now comes first and the objects after it; their
+    ETags are added once they exist."""
+    from snakeshuf.outputs import destinations
+    from snakeshuf.sources import objects
+    from snakeshuf.stages.scratch import Scratch
+
+    name = bucket(store, "summary-first")
+    for key, value in store.env.items():
+        monkeypatch.setenv(key, value)
+    objects.forget_clients()
+    monkeypatch.setattr(destinations, "check_still_held", lambda spec: None)  # no run's lock here
+    urls = [f"s3://{name}/o.0000{i}-of-00002.txt" for i in range(2)]
+    spec = SimpleNamespace(scratch=str(tmp_path), outputs=urls, output=f"s3://{name}/o.txt", paths=Scratch(str(tmp_path)))
+    for i in range(2):
+        staged = destinations.OBJECTS.staged(spec, i)
+        os.makedirs(os.path.dirname(staged), exist_ok=True)
+        with open(staged, "wb") as handle:
+            handle.write(b"record\n" * (i + 1))
+    try:
+        entries = destinations.OBJECTS.deliver(spec, ["t0", "t1"])
+        assert sorted(store.objects_under(name)) == [".keep"], "an object was made before its summary"
+        destinations.OBJECTS.write_record(spec.output + ".summary.json", {"outputs": dict(zip(urls, entries))})
+        destinations.OBJECTS.move_into_place(spec)
+    finally:
+        objects.forget_clients()
+    summary = json.loads(store.get(f"{name}/o.txt.summary.json"))
+    for url in urls:
+        key = url.split("/", 3)[3]
+        assert summary["outputs"][url]["etag"] == s3(store).head_object(Bucket=name, Key=key)["ETag"].strip('"')
+
+
 def test_a_store_that_ignores_conditional_writes_is_refused(store, monkeypatch):
     """Found by a review: where If-None-Match is ignored, every run takes
     the lock and two write one output."""

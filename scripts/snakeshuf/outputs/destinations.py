@@ -40,6 +40,7 @@ from snakeshuf.stages.scratch import NAME_CHARS
 MADE_BY = "user.snakeshuf.made-by"  # the extended attribute on every published file: its output set
 # An object's metadata (S3 sends it as HTTP headers: ASCII only, hence the quoted URL).
 OUTPUT_SET, TOKEN = "snakeshuf-output", "snakeshuf-token"
+SUMMARY = ".summary.json"  # beside the configured output
 STAGED = "publishing"  # in the run's scratch directory: the outputs to upload
 PART_BYTES = 64 << 20  # an upload's part: S3 allows 10,000 parts of 5 MiB to 5 GiB
 MAX_PARTS = 10_000
@@ -153,13 +154,14 @@ class Objects:
     def sign(self, staged, output):
         return secrets.token_hex(8)  # set as the object's metadata when it is uploaded
 
+    def __init__(self):
+        self.sending = {}  # output: its Uploads, from deliver (gather then writes the summary) to move_into_place
+
     def deliver(self, spec, tokens):
-        """Upload every staged output under its final key, signed with its
-        token, all parts of all files first and then each object at once (the
-        moment a reader could see some files new and others old); what the
-        summary records of each. The last step is not atomic: a failure in it
-        (each object is one request) may leave some objects new, others old,
-        and the summary old, until the next run."""
+        """Send every part of every staged output, signed with its token;
+        what the summary records of each, but its ETag: as with files, the
+        summary is written before the objects are made (move_into_place),
+        so that new objects never stand under an old summary."""
         check_still_held(spec)
         abort_unfinished(spec.outputs)
         meta = [{OUTPUT_SET: urllib.parse.quote(spec.output), TOKEN: token} for token in tokens]
@@ -167,16 +169,30 @@ class Objects:
         try:
             for upload in sent:
                 upload.send_parts()
+        except BaseException:
+            abort_all(sent)
+            raise
+        self.sending[spec.output] = sent
+        return [{"bytes": u.size, "token": m[TOKEN]} for u, m in zip(sent, meta)]
+
+    def move_into_place(self, spec):
+        """Make every object at once (the moment a reader could see some
+        new and others old: each is one request, and a failure among them
+        leaves the rest old, which the summary's tokens tell), then record
+        their ETags in the summary and remove the staged files."""
+        sent = self.sending.pop(spec.output)
+        try:
             check_still_held(spec)
             with ThreadPoolExecutor(objects.REQUESTS_AT_ONCE) as pool:
                 etags = list(pool.map(Upload.finish, sent))
         except BaseException:
-            for upload in sent:
-                upload.abort()
+            abort_all(sent)
             raise
-        return [{"bytes": u.size, "etag": etag, "token": m[TOKEN]} for u, etag, m in zip(sent, etags, meta)]
-
-    def move_into_place(self, spec):
+        summary = spec.output + SUMMARY
+        record = self.read_record(summary)
+        for upload, etag in zip(sent, etags):
+            record["outputs"][upload.url]["etag"] = etag
+        self.write_record(summary, record)
         for i in range(len(spec.outputs)):
             os.remove(self.staged(spec, i))
 
@@ -428,6 +444,11 @@ class Upload:
                 ask(self.url, "abort_multipart_upload", UploadId=self.upload_id)
             except OutputError:
                 pass
+
+
+def abort_all(uploads):
+    for upload in uploads:
+        upload.abort()
 
 
 def abort_unfinished(urls):

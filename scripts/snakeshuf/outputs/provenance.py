@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from snakeshuf.errors import ConfigError
 from snakeshuf.outputs import destinations
+from snakeshuf.outputs.destinations import SUMMARY
 from snakeshuf.sources import objects
 from snakeshuf.sources.reading import for_each, location
 
@@ -34,7 +35,6 @@ from snakeshuf.sources.reading import for_each, location
 # 2: compressed members cut by the one order (every MEMBER_RECORDS records);
 # 3: a Parquet row group written from one chunk, its dictionaries its own
 FORMAT = 3
-SUMMARY = ".summary.json"  # beside the configured output
 
 
 def made_by(spec):
