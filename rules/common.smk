@@ -340,11 +340,18 @@ def report_failure():
 # A killed run (SIGKILL, power loss) leaves Snakemake's locks, which would
 # make this run ask for --unlock: the output's lock, which the kernel freed,
 # shows that run is dead, so its locks go (not in a module: the including
-# workflow's locks are its own).
+# workflow's locks are its own). A live run's lock is named, as Snakemake's
+# refusal that follows would advise --unlock (a dry run goes on).
 if workflow.is_main_process and not IN_MODULE and os.path.isdir(".snakemake/locks"):
     # Every run of this output asks for a receipt there (rules/gather.smk).
     receipts = os.path.join(os.path.dirname(RECEIPT), "published-")
-    if try_output_lock() is None and clear_dead_runs_locks(receipts):
+    live_run = try_output_lock()
+    if live_run:
+        console.note(
+            f"output '{config['output']}' is being written by another run ({live_run}): "
+            "Snakemake's lock of this directory is that run's; wait for it, do not --unlock"
+        )
+    elif clear_dead_runs_locks(receipts):
         console.note("cleared the locks of a run of this output that was killed")
 
 

@@ -108,6 +108,12 @@ def test_a_second_run_on_the_same_output_is_refused_at_once(tmp_path):
         assert second.returncode != 0
         assert f"output '{output}' is being written by another run (snakeshuf PID {first.pid} on" in second.stderr
         assert not (tmp_path / f"second-{seed}" / "logs").exists(), "the second run started a job"
+    # In the first run's directory Snakemake's own lock refuses it first, and
+    # says to --unlock it; the run that holds it is named, alive.
+    same_directory = run_workflow(tmp_path / "first", first_config, env=env, check=False)
+    assert same_directory.returncode != 0
+    assert f"is being written by another run (snakeshuf PID {first.pid} on" in same_directory.stderr
+    assert first.poll() is None
     release.touch()
     assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
     assert_published_as_the_reference(tmp_path, first_config)
