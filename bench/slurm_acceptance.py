@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from snakeshuf.planning.memory import CLUSTER_JOB_OVERHEAD_MB  # noqa: E402
 
-Job = collections.namedtuple("Job", "id comment state step_state mem_mb")
+Job = collections.namedtuple("Job", "id comment state step_state mem_mb nodes")
 
 
 def sacct_jobs(workdir, since="now-3hours"):
@@ -32,18 +32,18 @@ def sacct_jobs(workdir, since="now-3hours"):
     where srun runs the rule: when a rule is killed for memory, that step ends
     OUT_OF_MEMORY and the job as a whole FAILED (the jobstep wrapper around it
     exits 1). The first task of an array job runs its rule without srun, so it
-    has no step 0."""
+    has no step 0. nodes is where it ran (SLURM's node list)."""
     result = subprocess.run(
-        ["sacct", "-n", "-P", "--starttime", since, "-o", "JobID,Comment,State,ReqMem,WorkDir"],
+        ["sacct", "-n", "-P", "--starttime", since, "-o", "JobID,Comment,State,ReqMem,WorkDir,NodeList"],
         capture_output=True, text=True, check=True,
     )
     jobs, step_states = [], {}
     for line in result.stdout.splitlines():
-        job_id, comment, state, requested, job_dir = line.split("|")
+        job_id, comment, state, requested, job_dir, nodes = line.split("|")
         if job_id.endswith(".0"):
             step_states[job_id.removesuffix(".0")] = state.split()[0]
         elif "." not in job_id and Path(job_dir) == Path(workdir):
-            jobs.append(Job(job_id, comment, state.split()[0], None, int(requested.rstrip("M"))))
+            jobs.append(Job(job_id, comment, state.split()[0], None, int(requested.rstrip("M")), nodes))
     jobs.sort(key=lambda job: [int(part) for part in job.id.split("_")])  # array tasks: JOB_TASK
     return [job._replace(step_state=step_states.get(job.id, "NO STEP")) for job in jobs]
 

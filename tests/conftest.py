@@ -236,3 +236,28 @@ def installed(tmp_path_factory):
 
 def snakeshuf(workdir, env, *args):
     return subprocess.run(["snakeshuf", *args], cwd=workdir, env=env, capture_output=True, text=True)
+
+
+SLURM_SEED = 5
+SLURM_MEMORY_MB = 160
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    if state.returncode != 0 or not state.stdout.strip():
+        message = "no SLURM cluster answers; start one: sudo python tests/slurm/cluster.py start"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def slurm_reference(tmp_path_factory):
+    """A ~24 MB corpus and its local shuffle: several buckets, and three
+    chunks, whose split jobs run at once, one on each node of the test cluster."""
+    root = tmp_path_factory.mktemp("slurm-reference")
+    corpus = corpus_file(root / "corpus.txt", 24 << 20, seed=SLURM_SEED)
+    config = {"inputs": [corpus], "output": "out.txt", "seed": SLURM_SEED, "memory_mb": SLURM_MEMORY_MB, "chunk_mb": 8}
+    run_workflow(root / "local", config)
+    return config, (root / "local" / "out.txt").read_bytes()

@@ -1,8 +1,9 @@
-"""The workflow on a real SLURM cluster, through profiles/slurm.
+"""The workflow on a real three-node SLURM cluster, through profiles/slurm.
 
 The cluster is the one tests/slurm/cluster.py starts (`make test` does it):
-jobs go through sbatch and srun, sacct reads slurmdbd, and memory is enforced
-by cgroups, so a job that outgrows its request really is killed.
+jobs go through sbatch and srun to nodes n1, n2 and n3, sacct reads slurmdbd,
+and memory is enforced by cgroups, so a job that outgrows its request really
+is killed. Nodes that fail: tests/test_slurm_nodes.py.
 """
 
 import json
@@ -13,15 +14,13 @@ import time
 
 import pytest
 
-from conftest import REPO, corpus_file, job_reports, run_workflow, snakemake_command
+from conftest import REPO, SLURM_MEMORY_MB as MEMORY_MB, job_reports, snakemake_command
 from slurm_acceptance import rule_of, sacct_jobs
 from snakeshuf.planning.memory import CLUSTER_JOB_OVERHEAD_MB
 from test_stopping import run_and_signal
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
-SEED = 5
-MEMORY_MB = 160
 # Every cluster run is bounded: a Snakemake that lost track of its jobs would
 # otherwise wait forever (and it ignores SIGTERM then, hence -k).
 # Only around runs no test signals: SIGTERM sent to `timeout` goes on to its
@@ -35,28 +34,6 @@ SESSION_START = time.strftime("%Y-%m-%dT%H:%M:%S")
 
 def jobs_of(workdir):
     return sacct_jobs(workdir, since=SESSION_START)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def slurm_cluster():
-    state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
-    if state.returncode != 0 or not state.stdout.strip():
-        message = "no SLURM cluster answers; start one: sudo python tests/slurm/cluster.py start"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """A ~24 MB corpus and its local shuffle: several chunks, several buckets.
-    Two chunks, so that the split jobs run at once on the test cluster's two
-    CPUs (jobs waiting in SLURM's queue: the large plan's)."""
-    root = tmp_path_factory.mktemp("slurm-reference")
-    corpus = corpus_file(root / "corpus.txt", 24 << 20, seed=SEED)
-    config = {"inputs": [corpus], "output": "out.txt", "seed": SEED, "memory_mb": MEMORY_MB, "chunk_mb": 12}
-    run_workflow(root / "local", config)
-    return config, (root / "local" / "out.txt").read_bytes()
 
 
 def requeue_of(job):
@@ -84,15 +61,16 @@ def run_on_slurm(workdir, config, *args, env_extra=None, check=True):
     return result
 
 
-def test_slurm_run_matches_the_local_run_and_asks_for_the_planned_memory(tmp_path, reference):
-    config, expected = reference
+def test_slurm_run_matches_the_local_run_and_asks_for_the_planned_memory(tmp_path, slurm_reference):
+    config, expected = slurm_reference
     run_on_slurm(tmp_path, config)
     assert (tmp_path / "out.txt").read_bytes() == expected
 
     jobs = jobs_of(tmp_path)
+    assert {job.nodes for job in jobs} == {"n1", "n2", "n3"}, "the run's jobs did not spread over the cluster"
     rules = sorted(rule_of(job) for job in jobs)
     assert rules.count("gather") == 1 and "tally_buckets" not in rules  # a small plan: no tally job
-    assert rules.count("split_chunk") == 2 and rules.count("shuffle_bucket") > 1, rules
+    assert rules.count("split_chunk") == 3 and rules.count("shuffle_bucket") > 1, rules
     assert {(job.state, job.step_state) for job in jobs} == {("COMPLETED", "COMPLETED")}
     assert {job.mem_mb for job in jobs} == {MEMORY_MB + CLUSTER_JOB_OVERHEAD_MB}
     assert {requeue_of(job) for job in jobs} == {"0"}, "SLURM may requeue the profile's jobs behind Snakemake's back"
@@ -101,8 +79,8 @@ def test_slurm_run_matches_the_local_run_and_asks_for_the_planned_memory(tmp_pat
     assert budgets == {MEMORY_MB}
 
 
-def test_rerun_after_a_failed_bucket_submits_only_that_bucket_and_gather(tmp_path, reference):
-    config, expected = reference
+def test_rerun_after_a_failed_bucket_submits_only_that_bucket_and_gather(tmp_path, slurm_reference):
+    config, expected = slurm_reference
     failed = run_on_slurm(tmp_path, config, "--retries", "0",
                           env_extra={"SNAKESHUF_FAIL_BUCKETS": "1"}, check=False)
     assert failed.returncode != 0
@@ -115,8 +93,8 @@ def test_rerun_after_a_failed_bucket_submits_only_that_bucket_and_gather(tmp_pat
     assert (tmp_path / "out.txt").read_bytes() == expected
 
 
-def test_a_job_killed_for_memory_is_retried_with_more_and_succeeds(tmp_path, reference):
-    config, expected = reference
+def test_a_job_killed_for_memory_is_retried_with_more_and_succeeds(tmp_path, slurm_reference):
+    config, expected = slurm_reference
     config = {**config, "memory_mb": 200}
     # Each split/shuffle job holds 300 MB beyond its model: more than attempt 1
     # asks for (200 + overhead), less than attempt 2 (400 + overhead).
@@ -131,11 +109,11 @@ def test_a_job_killed_for_memory_is_retried_with_more_and_succeeds(tmp_path, ref
     assert {job.mem_mb for job in retried} == {400 + CLUSTER_JOB_OVERHEAD_MB}
 
 
-def test_bucket_jobs_of_a_large_plan_as_a_slurm_array_give_the_same_bytes(tmp_path, reference):
+def test_bucket_jobs_of_a_large_plan_as_a_slurm_array_give_the_same_bytes(tmp_path, slurm_reference):
     """A plan large enough for a tally job (at a memory unit of 41 KiB: 6
     split jobs, 6 bucket jobs; 44 KiB has none): the bucket jobs read its
     table on the cluster."""
-    config, expected = reference
+    config, expected = slurm_reference
     large_plan = {"SNAKESHUF_MIB_BYTES": str(41 << 10)}
     run_on_slurm(tmp_path, {**config, "chunk_mb": "auto"}, "--slurm-array-jobs", "shuffle_bucket", env_extra=large_plan)
     assert (tmp_path / "out.txt").read_bytes() == expected
@@ -148,8 +126,8 @@ def test_bucket_jobs_of_a_large_plan_as_a_slurm_array_give_the_same_bytes(tmp_pa
     assert len(jobs) == summary["chunks"] + 1 + summary["buckets"] + 1, jobs
 
 
-def test_sigterm_cancels_the_runs_slurm_jobs_and_the_same_command_resumes(tmp_path, reference):
-    config, expected = reference
+def test_sigterm_cancels_the_runs_slurm_jobs_and_the_same_command_resumes(tmp_path, slurm_reference):
+    config, expected = slurm_reference
     moment = ("rule_shuffle_bucket/0/", 1, 1.0)  # a second after the slow bucket 0 was submitted
     seconds, returncode, stderr = run_and_signal(slurm_command(tmp_path, config), signal.SIGTERM, moment)
     assert seconds is not None and returncode != 0, stderr[-3000:]

@@ -1,17 +1,26 @@
-"""Bring up (or take down) a real single-node SLURM cluster on this host for the tests.
+"""Bring up (or take down) a real three-node SLURM cluster on this host for the tests.
 
     python tests/slurm/cluster.py start [--timeout 120]
+    python tests/slurm/cluster.py fail NODE      # NODE crashes, as a machine would
     python tests/slurm/cluster.py stop
     python tests/slurm/cluster.py status
+    python tests/slurm/cluster.py on NODE COMMAND...   # run COMMAND as if on NODE
 
 `start` installs Debian's munge, slurmctld, slurmd, slurm-client, slurmdbd and
 mariadb-server when they are missing, writes a configuration for this host, starts
-whatever is not running yet and waits until the node is idle. Memory is enforced
-with cgroups, so a job that outgrows its request ends OUT_OF_MEMORY as on a real
+whatever is not running yet (a failed node included) and waits until every node is
+idle. The compute nodes n1, n2 and n3 are three slurmd daemons (`slurmd -N`, which
+Debian's build allows), each in a UTS namespace of its own whose hostname is the
+node's name: what runs on n2 says `hostname` n2, and a node's crash is the SIGKILL
+of every process in its namespace, slurmd and jobs alike. Memory is enforced with
+cgroups, so a job that outgrows its request ends OUT_OF_MEMORY as on a real
 cluster, and accounting goes through slurmdbd, so `sacct` (which the Snakemake
-executor polls) works. The daemons are started directly: these machines have no
-systemd. Every daemon this script starts is recorded with its process start time;
-`stop` stops exactly those and nothing else. Needs root.
+executor polls) works. SLURM's own defaults stand where a site would keep them
+(JobRequeue=1: a job of a failed node is requeued unless it asked not to be); a
+node is declared down within seconds (short SlurmdTimeout and MessageTimeout).
+The daemons are started directly: these machines have no systemd. Every daemon
+this script starts is recorded with its process start time; `stop` stops exactly
+those (and what runs in the nodes' namespaces) and nothing else. Needs root.
 """
 
 import argparse
@@ -32,8 +41,11 @@ CLUSTER = "snakeshuf"
 PARTITION = "debug"
 ACCOUNT = "snakeshuf"
 DB = {"name": "slurm_acct_db", "user": "slurm", "password": "local-test-only"}
+NODES = ["n1", "n2", "n3"]
+NODE_PORT = 6820  # n1 answers on 6821, n2 on 6822, ...
+CPUS_PER_NODE = 2
 # Stopped last to first.
-DAEMONS = ["munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd"]
+DAEMONS = ["munged", "mariadbd", "slurmdbd", "slurmctld", *(f"slurmd-{node}" for node in NODES)]
 
 
 class ClusterError(Exception):
@@ -98,12 +110,21 @@ def record(name, pid_file, log):
 
     wait_until(20, f"{name} (pid file {pid_file})", started, log)
     pid = int(Path(pid_file).read_text().split()[0])
-    (STATE / f"{name}.pid").write_text(f"{pid} {start_time(pid)}\n")
+    (STATE / f"{name}.pid").write_text(f"{pid} {start_time(pid)} {os.readlink(f'/proc/{pid}/ns/uts')}\n")
     say(f"started {name} (pid {pid})")
 
 
+def recorded(name):
+    """(pid, start time, UTS namespace) of the daemon we started as `name`, if it still runs."""
+    try:
+        pid, started, namespace = (STATE / f"{name}.pid").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return (int(pid), started, namespace) if start_time(pid) == started else None
+
+
 def start_daemon(name, command, pid_file, log, foreground=False):
-    if running_pids(name):
+    if recorded(name) if name.startswith("slurmd-") else running_pids(name):
         say(f"{name} already running")
         return
     Path(pid_file).unlink(missing_ok=True)
@@ -121,7 +142,7 @@ def stop_recorded(name, timeout=30):
     path = STATE / f"{name}.pid"
     if not path.exists():
         return
-    pid, recorded_start = path.read_text().split()
+    pid, recorded_start = path.read_text().split()[:2]
     path.unlink()
     if start_time(pid) != recorded_start:
         return  # exited already, or the pid now belongs to another process
@@ -164,13 +185,17 @@ def write_if_changed(path, text, owner=None, mode=0o644):
     return changed
 
 
-def node_line():
+def node_lines():
+    """The three nodes share this host's memory (the tests' jobs are small) and
+    its cores (oversubscribed: each node has two CPUs)."""
     hardware = dict(item.split("=", 1) for item in sh("slurmd", "-C").stdout.splitlines()[0].split())
     memory = int(hardware["RealMemory"])
-    hardware["RealMemory"] = str(memory - max(memory // 20, 512))  # or slurmctld drains the node
-    hardware.pop("NodeName", None)
-    fields = " ".join(f"{key}={value}" for key, value in hardware.items())
-    return f"NodeName={socket.gethostname()} NodeAddr=127.0.0.1 {fields} State=UNKNOWN"
+    memory = (memory - max(memory // 20, 512)) // len(NODES)  # or slurmctld drains the node
+    return "\n".join(
+        f"NodeName={node} NodeHostname={node} NodeAddr=127.0.0.1 Port={NODE_PORT + number} "
+        f"CPUs={CPUS_PER_NODE} RealMemory={memory} State=UNKNOWN"
+        for number, node in enumerate(NODES, 1)
+    )
 
 
 def slurm_conf():
@@ -183,16 +208,21 @@ AuthType=auth/munge
 MpiDefault=none
 ProctrackType=proctrack/cgroup
 TaskPlugin=task/cgroup
+# a failed node is back in service once its slurmd registers again
 ReturnToService=2
+# a node that stops answering is down, and its jobs NODE_FAIL, within ~20 s
+SlurmdTimeout=5
+MessageTimeout=5
 SlurmctldPidFile=/run/slurm/slurmctld.pid
-SlurmdPidFile=/run/slurm/slurmd.pid
+SlurmdPidFile=/run/slurm/slurmd-%n.pid
 StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
+SlurmdSpoolDir=/var/spool/slurmd-%n
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
+SlurmdLogFile=/var/log/slurm/slurmd-%n.log
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
+# jobs go to the least loaded node, as they spread over a busy cluster's free nodes
+SelectTypeParameters=CR_Core_Memory,CR_LLN
 DefMemPerCPU=512
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
@@ -204,7 +234,7 @@ JobAcctGatherFrequency=2
 MinJobAge=600
 KillWait=5
 InactiveLimit=0
-{node_line()}
+{node_lines()}
 PartitionName={PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -237,7 +267,7 @@ def make_dirs():
         ("/var/log/munge", "munge", 0o700), ("/run/munge", "munge", 0o755),
         ("/run/mysqld", "mysql", 0o755), ("/var/log/mysql", "mysql", 0o750),
         ("/run/slurm", "slurm", 0o755), ("/var/spool/slurmctld", "slurm", 0o755),
-        ("/var/log/slurm", "slurm", 0o755), ("/var/spool/slurmd", "root", 0o755),
+        ("/var/log/slurm", "slurm", 0o755),
         (str(SLURM_ETC), "root", 0o755), (str(STATE), "root", 0o755),
     ]:
         os.makedirs(path, exist_ok=True)
@@ -287,7 +317,9 @@ def write_slurm_config():
     changed |= write_if_changed(SLURM_ETC / "cgroup.conf", CGROUP_CONF)
     if changed:
         for name in ("slurmd", "slurmctld"):
-            stop_recorded(name)
+            for daemon in DAEMONS:
+                if daemon.split("-")[0] == name:
+                    stop_recorded(daemon)
             if running_pids(name):
                 raise ClusterError(f"the configuration changed but {name} was not started by this "
                                    "script; stop it, then run this again")
@@ -297,7 +329,54 @@ def start_slurm():
     start_daemon("slurmctld", ["slurmctld"], "/run/slurm/slurmctld.pid", "/var/log/slurm/slurmctld.log")
     wait_until(30, "slurmctld", lambda: "is UP" in sh("scontrol", "ping", check=False).stdout,
                "/var/log/slurm/slurmctld.log")
-    start_daemon("slurmd", ["slurmd"], "/run/slurm/slurmd.pid", "/var/log/slurm/slurmd.log")
+    for node in NODES:
+        start_node(node)
+
+
+def start_node(node):
+    """slurmd -N NODE in a UTS namespace of its own, whose hostname is NODE."""
+    os.makedirs(f"/var/spool/slurmd-{node}", exist_ok=True)
+    in_namespace = f'[ "$(readlink /proc/self/ns/uts)" != "{os.readlink("/proc/self/ns/uts")}" ] || exit 99; ' \
+                   f'hostname {node} && exec slurmd -N {node}'
+    start_daemon(f"slurmd-{node}", ["unshare", "--uts", "--", "sh", "-c", in_namespace],
+                 f"/run/slurm/slurmd-{node}.pid", f"/var/log/slurm/slurmd-{node}.log")
+
+
+def processes_of(node):
+    """Every process in NODE's namespace: its slurmd, the jobs' slurmstepd and the jobs."""
+    daemon = recorded(f"slurmd-{node}")
+    if daemon is None:
+        return []
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.readlink(entry / "ns" / "uts") == daemon[2]:
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+def fail(node):
+    """NODE crashes: SIGKILL to everything in its namespace, slurmctld not told."""
+    if node not in NODES:
+        raise ClusterError(f"no node {node!r}; the nodes are {', '.join(NODES)}")
+    victims = processes_of(node)
+    for pid in victims:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_until(10, f"the processes of {node} to end", lambda: not any(start_time(pid) for pid in victims))
+    say(f"{node} failed: killed {len(victims)} processes")
+
+
+def run_on(node, command):
+    """Run `command` in NODE's namespace, as a process of that machine."""
+    daemon = recorded(f"slurmd-{node}")
+    if daemon is None:
+        raise ClusterError(f"{node} is not running")
+    os.execvp("nsenter", ["nsenter", "-t", str(daemon[0]), "-u", "--", *command])
 
 
 def add_account():
@@ -309,16 +388,15 @@ def add_account():
             sh("sacctmgr", "-i", "add", "user", user, f"Account={ACCOUNT}", f"DefaultAccount={ACCOUNT}")
 
 
-def wait_for_idle_node(timeout):
-    host = socket.gethostname()
-
-    def idle():
-        state = sh("sinfo", "-h", "-n", host, "-o", "%T", check=False).stdout.strip()
+def wait_for_idle_nodes(timeout):
+    def idle(node):
+        state = sh("sinfo", "-h", "-n", node, "-o", "%T", check=False).stdout.strip()
         if "drain" in state or state.startswith(("down", "fail")):
-            sh("scontrol", "update", f"NodeName={host}", "State=RESUME", check=False)
+            sh("scontrol", "update", f"NodeName={node}", "State=RESUME", check=False)
         return state in ("idle", "mixed", "allocated")
 
-    wait_until(timeout, f"node {host}", idle, "/var/log/slurm/slurmd.log")
+    for node in NODES:
+        wait_until(timeout, f"node {node}", lambda: idle(node), f"/var/log/slurm/slurmd-{node}.log")
 
 
 def start(timeout):
@@ -329,8 +407,8 @@ def start(timeout):
     start_accounting()
     start_slurm()
     add_account()
-    wait_for_idle_node(timeout)
-    say(f"up: partition {PARTITION}, account {ACCOUNT}, memory enforced by cgroups")
+    wait_for_idle_nodes(timeout)
+    say(f"up: nodes {', '.join(NODES)}, partition {PARTITION}, account {ACCOUNT}, memory enforced by cgroups")
 
 
 def stop():
@@ -338,14 +416,22 @@ def stop():
         jobs = sh("squeue", "-h", "-o", "%i", check=False, timeout=10).stdout.split()
         if jobs:
             sh("scancel", *jobs, check=False, timeout=10)
+    left = [pid for node in NODES for pid in processes_of(node)]
     for name in reversed(DAEMONS):
         stop_recorded(name)
+    for pid in left:  # job steps of a node outlive its slurmd
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["start", "stop", "status"])
-    parser.add_argument("--timeout", type=int, default=120, help="seconds to wait for an idle node")
+    parser.add_argument("action", choices=["start", "stop", "status", "fail", "on"])
+    parser.add_argument("node", nargs="?", help="fail, on: the node")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="on: the command")
+    parser.add_argument("--timeout", type=int, default=120, help="seconds to wait for idle nodes")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("slurm-cluster: needs root (daemons, /etc/slurm, /etc/munge)")
@@ -354,6 +440,10 @@ def main():
             start(args.timeout)
         elif args.action == "stop":
             stop()
+        elif args.action == "fail":
+            fail(args.node)
+        elif args.action == "on":
+            run_on(args.node, args.command)
         else:
             print(sh("sinfo", check=False).stdout or "no cluster answering")
     except ClusterError as error:
