@@ -26,16 +26,22 @@ $(TEST_VENV)/.installed: requirements.txt requirements-run.txt requirements-slur
 run: setup
 	$(VENV)/bin/snakemake --cores $(CORES)
 
-# A local single-node SLURM cluster for the tests (needs root; installs the
+# A local three-node SLURM cluster for the tests (needs root; installs the
 # Debian packages when missing). Stop it with: python3 tests/slurm/cluster.py stop
 cluster:
 	timeout -k 10 300 $(PYTHON) tests/slurm/cluster.py start
 
-# Everything, the SLURM tests included: what CI runs.
+# Everything, the SLURM tests included: what CI runs. The SLURM tests spend
+# their time waiting for the cluster, so they run beside the others (their
+# own temporary directory; their report comes after the others').
 test: $(TEST_VENV)/.installed cluster
 	$(TEST_VENV)/bin/snakemake --lint
 	$(TEST_VENV)/bin/snakefmt --check .
-	$(TEST_VENV)/bin/pytest
+	@slurm=$$(mktemp -d); \
+	$(TEST_VENV)/bin/pytest -m slurm -p no:cacheprovider --basetemp=$$slurm/tmp > $$slurm/log 2>&1 & \
+	$(TEST_VENV)/bin/pytest -m "not slurm"; others=$$?; \
+	wait $$!; slurm_tests=$$?; cat $$slurm/log; rm -rf $$slurm; \
+	test $$others = 0 && test $$slurm_tests = 0
 
 # Without root: everything but the SLURM tests.
 test-local: setup
