@@ -32,16 +32,19 @@ cluster:
 	timeout -k 10 300 $(PYTHON) tests/slurm/cluster.py start
 
 # Everything, the SLURM tests included: what CI runs. The SLURM tests spend
-# their time waiting for the cluster, so they run beside the others (their
-# own temporary directory; their report comes after the others').
+# their time waiting for the cluster, so they run beside the others, in a
+# session of their own that Ctrl-C stops too, with their own temporary
+# directory and no cache (the other pytest writes it); their report follows.
 test: $(TEST_VENV)/.installed cluster
 	$(TEST_VENV)/bin/snakemake --lint
 	$(TEST_VENV)/bin/snakefmt --check .
-	@slurm=$$(mktemp -d); \
-	$(TEST_VENV)/bin/pytest -m slurm -p no:cacheprovider --basetemp=$$slurm/tmp > $$slurm/log 2>&1 & \
+	@slurm=$$(mktemp -d) || exit 1; \
+	setsid $(TEST_VENV)/bin/pytest -m slurm -p no:cacheprovider --basetemp=$$slurm/tmp > $$slurm/log 2>&1 & \
+	slurm_tests=$$!; trap 'kill -TERM -- -$$slurm_tests 2>/dev/null' INT TERM; \
 	$(TEST_VENV)/bin/pytest -m "not slurm"; others=$$?; \
-	wait $$!; slurm_tests=$$?; cat $$slurm/log; rm -rf $$slurm; \
-	test $$others = 0 && test $$slurm_tests = 0
+	wait $$slurm_tests; slurm_status=$$?; cat $$slurm/log; \
+	test $$slurm_status = 0 && rm -rf $$slurm; \
+	test $$others = 0 && test $$slurm_status = 0
 
 # Without root: everything but the SLURM tests.
 test-local: setup

@@ -17,6 +17,7 @@ from snakeshuf.control.resume import (
     clear_dead_runs_locks,
     clear_stale_markers,
     incomplete_markers,
+    locks_of_runs_of,
     remove_leftovers,
 )
 from snakeshuf.control.stopping import RunStopper, cancel_scheduler_wakeups
@@ -116,12 +117,15 @@ def try_output_lock():
     return holder
 
 
+def written_by_another_run(holder):
+    return f"output '{config['output']}' is being written by another run ({holder})"
+
+
 def take_output_lock():
     holder = try_output_lock()
     if holder:
         console.fail(
-            f"output '{config['output']}' is being written by another run ({holder}): "
-            "wait for it to finish, or choose another output path"
+            f"{written_by_another_run(holder)}: wait for it to finish, or choose another output path"
         )
 
 
@@ -340,18 +344,18 @@ def report_failure():
 # A killed run (SIGKILL, power loss) leaves Snakemake's locks, which would
 # make this run ask for --unlock: the output's lock, which the kernel freed,
 # shows that run is dead, so its locks go (not in a module: the including
-# workflow's locks are its own). A live run's lock is named, as Snakemake's
+# workflow's locks are its own). A live run's locks are named, as Snakemake's
 # refusal that follows would advise --unlock (a dry run goes on).
 if workflow.is_main_process and not IN_MODULE and os.path.isdir(".snakemake/locks"):
     # Every run of this output asks for a receipt there (rules/gather.smk).
     receipts = os.path.join(os.path.dirname(RECEIPT), "published-")
     live_run = try_output_lock()
-    if live_run:
+    if live_run and locks_of_runs_of(receipts):
         console.note(
-            f"output '{config['output']}' is being written by another run ({live_run}): "
-            "Snakemake's lock of this directory is that run's; wait for it, do not --unlock"
+            f"{written_by_another_run(live_run)}, which holds Snakemake's lock of "
+            "this directory: wait for it, do not --unlock"
         )
-    elif clear_dead_runs_locks(receipts):
+    elif not live_run and clear_dead_runs_locks(receipts):
         console.note("cleared the locks of a run of this output that was killed")
 
 

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -152,6 +153,7 @@ def final_bucket_states(workdir, seconds=30):
 
 
 def queued_jobs(workdir):
-    """The run's jobs SLURM still has (their logs are under the run's directory)."""
-    jobs = subprocess.run(["squeue", "-h", "-o", "%i %o"], capture_output=True, text=True, check=True)
-    return [line for line in jobs.stdout.splitlines() if str(workdir) in line]
+    """The IDs of the run's jobs SLURM still has, pending or running (those working in workdir)."""
+    jobs = subprocess.run(["squeue", "-h", "-o", "%i|%Z"], capture_output=True, text=True, check=True)
+    return [job for job, job_dir in (line.split("|") for line in jobs.stdout.splitlines())
+            if Path(job_dir) == Path(workdir)]

@@ -17,13 +17,15 @@ cgroups, so a job that outgrows its request ends OUT_OF_MEMORY as on a real
 cluster, and accounting goes through slurmdbd, so `sacct` (which the Snakemake
 executor polls) works. SLURM's own defaults stand where a site would keep them
 (JobRequeue=1: a job of a failed node is requeued unless it asked not to be); a
-node is declared down within seconds (short SlurmdTimeout and MessageTimeout).
+node that stops answering is down in about 20 s (short SlurmdTimeout and
+MessageTimeout).
 The daemons are started directly: these machines have no systemd. Every daemon
 this script starts is recorded with its process start time; `stop` stops exactly
 those (and what runs in the nodes' namespaces) and nothing else. Needs root.
 """
 
 import argparse
+import collections
 import os
 import shutil
 import signal
@@ -100,6 +102,9 @@ def running_pids(name):
     return [int(p) for p in result.stdout.split() if start_time(p)]
 
 
+Daemon = collections.namedtuple("Daemon", "pid started namespace")  # namespace: its UTS namespace
+
+
 def record(name, pid_file, log):
     """Remember the daemon we just started, from the pid file it writes."""
     def started():
@@ -115,16 +120,21 @@ def record(name, pid_file, log):
 
 
 def recorded(name):
-    """(pid, start time, UTS namespace) of the daemon we started as `name`, if it still runs."""
+    """The Daemon we started as `name`, alive or not, or None."""
     try:
         pid, started, namespace = (STATE / f"{name}.pid").read_text().split()
     except (OSError, ValueError):
         return None
-    return (int(pid), started, namespace) if start_time(pid) == started else None
+    return Daemon(int(pid), started, namespace)
 
 
-def start_daemon(name, command, pid_file, log, foreground=False):
-    if recorded(name) if name.startswith("slurmd-") else running_pids(name):
+def alive(daemon):
+    return daemon is not None and start_time(daemon.pid) == daemon.started
+
+
+def start_daemon(name, command, pid_file, log, foreground=False, running=None):
+    """Start `name` unless it runs (`running`: a check of our own, else any process of that name)."""
+    if running() if running else running_pids(name):
         say(f"{name} already running")
         return
     Path(pid_file).unlink(missing_ok=True)
@@ -139,20 +149,19 @@ def start_daemon(name, command, pid_file, log, foreground=False):
 
 
 def stop_recorded(name, timeout=30):
-    path = STATE / f"{name}.pid"
-    if not path.exists():
+    daemon = recorded(name)
+    if daemon is None:
         return
-    pid, recorded_start = path.read_text().split()[:2]
-    path.unlink()
-    if start_time(pid) != recorded_start:
+    (STATE / f"{name}.pid").unlink()
+    if not alive(daemon):
         return  # exited already, or the pid now belongs to another process
-    say(f"stopping {name} (pid {pid})")
-    os.kill(int(pid), signal.SIGTERM)
+    say(f"stopping {name} (pid {daemon.pid})")
+    os.kill(daemon.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while start_time(pid) == recorded_start and time.monotonic() < deadline:
+    while alive(daemon) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if start_time(pid) == recorded_start:
-        os.kill(int(pid), signal.SIGKILL)
+    if alive(daemon):
+        os.kill(daemon.pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- configuration
@@ -210,7 +219,7 @@ ProctrackType=proctrack/cgroup
 TaskPlugin=task/cgroup
 # a failed node is back in service once its slurmd registers again
 ReturnToService=2
-# a node that stops answering is down, and its jobs NODE_FAIL, within ~20 s
+# a node that stops answering is down, and its jobs NODE_FAIL, in about 20 s
 SlurmdTimeout=5
 MessageTimeout=5
 SlurmctldPidFile=/run/slurm/slurmctld.pid
@@ -318,7 +327,7 @@ def write_slurm_config():
     if changed:
         for name in ("slurmd", "slurmctld"):
             for daemon in DAEMONS:
-                if daemon.split("-")[0] == name:
+                if daemon == name or daemon.startswith(f"{name}-"):
                     stop_recorded(daemon)
             if running_pids(name):
                 raise ClusterError(f"the configuration changed but {name} was not started by this "
@@ -334,49 +343,77 @@ def start_slurm():
 
 
 def start_node(node):
-    """slurmd -N NODE in a UTS namespace of its own, whose hostname is NODE."""
+    """slurmd -N NODE in a UTS namespace of its own, whose hostname is NODE
+    (the check first: `hostname` in the host's namespace would rename the host)."""
     os.makedirs(f"/var/spool/slurmd-{node}", exist_ok=True)
     in_namespace = f'[ "$(readlink /proc/self/ns/uts)" != "{os.readlink("/proc/self/ns/uts")}" ] || exit 99; ' \
                    f'hostname {node} && exec slurmd -N {node}'
     start_daemon(f"slurmd-{node}", ["unshare", "--uts", "--", "sh", "-c", in_namespace],
-                 f"/run/slurm/slurmd-{node}.pid", f"/var/log/slurm/slurmd-{node}.log")
+                 f"/run/slurm/slurmd-{node}.pid", f"/var/log/slurm/slurmd-{node}.log",
+                 running=lambda: alive(recorded(f"slurmd-{node}")))
 
 
-def processes_of(node):
-    """Every process in NODE's namespace: its slurmd, the jobs' slurmstepd and the jobs."""
+def host_namespaces():
+    """This process's UTS namespace, and init's where it may be read."""
+    found = {os.readlink("/proc/self/ns/uts")}
+    try:
+        found.add(os.readlink("/proc/1/ns/uts"))
+    except OSError:
+        pass
+    return found
+
+
+def namespace_of(node):
+    """NODE's UTS namespace, from its slurmd's record (dead or alive): never the host's."""
     daemon = recorded(f"slurmd-{node}")
-    if daemon is None:
-        return []
+    if daemon is None or daemon.namespace in host_namespaces():
+        return None
+    return daemon.namespace
+
+
+def processes_in(namespace):
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and os.readlink(entry / "ns" / "uts") == daemon[2]:
+            if entry.name.isdigit() and os.readlink(entry / "ns" / "uts") == namespace:
                 found.append(int(entry.name))
         except OSError:
             pass
     return found
 
 
+def kill_all_in(namespace, seconds=10):
+    """SIGKILL every process in `namespace` until none is left (a process may
+    fork while the others die); returns how many were killed."""
+    killed = set()
+    deadline = time.monotonic() + seconds
+    while victims := [pid for pid in processes_in(namespace) if start_time(pid)]:
+        if time.monotonic() > deadline:
+            raise ClusterError(f"processes {victims} of namespace {namespace} outlived SIGKILL")
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    return len(killed)
+
+
 def fail(node):
     """NODE crashes: SIGKILL to everything in its namespace, slurmctld not told."""
-    if node not in NODES:
-        raise ClusterError(f"no node {node!r}; the nodes are {', '.join(NODES)}")
-    victims = processes_of(node)
-    for pid in victims:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    wait_until(10, f"the processes of {node} to end", lambda: not any(start_time(pid) for pid in victims))
-    say(f"{node} failed: killed {len(victims)} processes")
+    namespace = namespace_of(node)
+    if not alive(recorded(f"slurmd-{node}")) or namespace is None:
+        raise ClusterError(f"{node} is not running")
+    say(f"{node} failed: killed {kill_all_in(namespace)} processes")
 
 
 def run_on(node, command):
     """Run `command` in NODE's namespace, as a process of that machine."""
     daemon = recorded(f"slurmd-{node}")
-    if daemon is None:
+    if not alive(daemon):
         raise ClusterError(f"{node} is not running")
-    os.execvp("nsenter", ["nsenter", "-t", str(daemon[0]), "-u", "--", *command])
+    os.execvp("nsenter", ["nsenter", "-t", str(daemon.pid), "-u", "--", *command])
 
 
 def add_account():
@@ -416,22 +453,24 @@ def stop():
         jobs = sh("squeue", "-h", "-o", "%i", check=False, timeout=10).stdout.split()
         if jobs:
             sh("scancel", *jobs, check=False, timeout=10)
-    left = [pid for node in NODES for pid in processes_of(node)]
+    namespaces = [namespace_of(node) for node in NODES]
     for name in reversed(DAEMONS):
         stop_recorded(name)
-    for pid in left:  # job steps of a node outlive its slurmd
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    for namespace in filter(None, namespaces):  # job steps of a node outlive its slurmd
+        kill_all_in(namespace)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["start", "stop", "status", "fail", "on"])
-    parser.add_argument("node", nargs="?", help="fail, on: the node")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="on: the command")
-    parser.add_argument("--timeout", type=int, default=120, help="seconds to wait for idle nodes")
+    actions = parser.add_subparsers(dest="action", required=True)
+    start_parser = actions.add_parser("start")
+    start_parser.add_argument("--timeout", type=int, default=120, help="seconds to wait for idle nodes")
+    actions.add_parser("stop")
+    actions.add_parser("status")
+    actions.add_parser("fail").add_argument("node", choices=NODES)
+    on_parser = actions.add_parser("on")
+    on_parser.add_argument("node", choices=NODES)
+    on_parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("slurm-cluster: needs root (daemons, /etc/slurm, /etc/munge)")

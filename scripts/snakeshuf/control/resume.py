@@ -49,12 +49,10 @@ def remove_leftovers(scratch, outputs, summary):
         shutil.rmtree(scratch)
 
 
-def clear_dead_runs_locks(own):
-    """Remove Snakemake's locks left by a killed run of this output: those
-    that list a file whose path starts with `own` (where only a run of this
-    output writes). Called with the output's lock held, which a live run
-    would hold: the run that left them is dead. Returns how many were removed."""
-    removed = 0
+def locks_of_runs_of(own):
+    """Snakemake's output locks in this directory that list a file whose path
+    starts with `own` (where only a run of this output writes)."""
+    found = []
     for output_lock in glob.glob(os.path.join(LOCK_DIR, "*.output.lock")):
         try:
             with open(output_lock) as handle:
@@ -62,8 +60,17 @@ def clear_dead_runs_locks(own):
         except OSError:
             continue
         if any(path.startswith(own) for path in listed):
-            for path in (output_lock, output_lock.replace(".output.lock", ".input.lock")):
-                if os.path.exists(path):
-                    os.remove(path)
-            removed += 1
-    return removed
+            found.append(output_lock)
+    return found
+
+
+def clear_dead_runs_locks(own):
+    """Remove Snakemake's locks left by a killed run of this output (see
+    locks_of_runs_of). Called with the output's lock held, which a live run
+    would hold: the run that left them is dead. Returns how many were removed."""
+    removed = locks_of_runs_of(own)
+    for output_lock in removed:
+        for path in (output_lock, output_lock.replace(".output.lock", ".input.lock")):
+            if os.path.exists(path):
+                os.remove(path)
+    return len(removed)
