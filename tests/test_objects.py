@@ -166,6 +166,15 @@ def test_an_endpoint_that_is_not_one_is_refused_naming_where_it_came_from(tmp_pa
     assert "pw-in-url" not in run.stderr + logged(tmp_path)
 
 
+@pytest.mark.parametrize("setting", [{"AWS_MAX_ATTEMPTS": "abc"}, {"AWS_RETRY_MODE": "sometimes"}])
+def test_aws_settings_that_do_not_parse_are_a_configuration_error(tmp_path, store, setting):
+    """Found in review: botocore refused them with a traceback."""
+    run = subprocess.run(snakemake_command(tmp_path, {"inputs": ["s3://settings/a.txt"], "output": "out.txt"}),
+                         capture_output=True, text=True, env={**store.env, **setting})
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert "the AWS settings of this environment do not parse" in run.stderr and "AWS_*" in run.stderr
+
+
 def test_denied_access_is_an_error_naming_the_object_and_never_the_secret(tmp_path):
     """A server that checks credentials against its (empty) user list denies ours."""
     server = ObjectStore()

@@ -137,6 +137,7 @@ def made_client():
     try:
         import boto3
         from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
     except ImportError:
         raise ConfigError("s3:// URLs need boto3, a dependency of snakeshuf that this environment lacks: "
                           "reinstall snakeshuf (pip install snakeshuf), or pip install boto3") from None
@@ -144,8 +145,12 @@ def made_client():
     endpoint = endpoint_url()
     style = {"s3": {"addressing_style": "path"}} if endpoint else {}  # as pyarrow addresses a custom endpoint
     config = Config(connect_timeout=CONNECT_SECONDS, max_pool_connections=REQUESTS_AT_ONCE, **style)
-    # A session of its own: boto3's default one is not safe to share between threads.
-    return boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region(), config=config)
+    try:
+        # A session of its own: boto3's default one is not safe to share between threads.
+        return boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region(), config=config)
+    except (ValueError, BotoCoreError) as error:
+        raise ConfigError(f"the AWS settings of this environment do not parse ({error}): check the AWS_* "
+                          "variables and the AWS config file (AWS_CONFIG_FILE, else ~/.aws/config)") from None
 
 
 def forget_clients():
