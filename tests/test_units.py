@@ -512,6 +512,21 @@ def test_a_header_over_its_limit_is_named_as_the_header(tmp_path, first_line):
     assert f"one of its lines alone is {longest:,} bytes" in message
 
 
+# --- the output's lock (control.lock) ----------------------------------------
+
+
+def test_a_lock_just_taken_is_named_once_its_holder_has_written_its_name(tmp_path):
+    """Found by CI under load: a run that lost the race read the lock in the
+    instant between the winner's flock and its write, and named 'another process'."""
+    from snakeshuf.control.lock import OutputLock
+
+    path = tmp_path / "out.txt.lock"
+    with open(path, "w") as winner:  # another open file: flock excludes it even in this process
+        fcntl.flock(winner, fcntl.LOCK_EX)
+        threading.Timer(0.3, lambda: (winner.write("snakeshuf PID 7 on n2"), winner.flush())).start()
+        assert OutputLock(str(path)).acquire() == "snakeshuf PID 7 on n2"
+
+
 # --- a job's own lock (jobs.claim) -------------------------------------------
 
 

@@ -11,9 +11,13 @@ finds that the path no longer names its file and opens it again.
 import fcntl
 import os
 import socket
+import time
 
 LOCK = ".lock"  # beside the configured output: <output>.lock
 HOLDER = "snakeshuf PID {pid} on {host}"  # what a lock file says
+# A holder writes its name just after it takes the lock: one found without a
+# name is given this long to write it.
+NAMING_SECONDS = 2
 HELD_HERE = {}  # path: the OutputLock of this process that holds it (the command takes it before Snakemake)
 
 
@@ -49,9 +53,9 @@ class OutputLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+                holder = holder_of(fd)
                 os.close(fd)
-                return holder or "another process"
+                return holder
             if self._still_names(fd):
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, HOLDER.format(pid=os.getpid(), host=socket.gethostname()).encode(), 0)
@@ -99,6 +103,16 @@ def live_holder(path):
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return None
     except BlockingIOError:
-        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        return holder_of(fd)
     finally:
         os.close(fd)
+
+
+def holder_of(fd):
+    """Who holds the lock of the open lock file `fd`, as the holder wrote it."""
+    deadline = time.monotonic() + NAMING_SECONDS
+    while not (holder := os.pread(fd, 200, 0).decode(errors="replace").strip()):
+        if time.monotonic() > deadline:
+            return "another process"
+        time.sleep(0.05)
+    return holder

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from snakeshuf.control.lock import HOLDER
+from snakeshuf.control.lock import HOLDER, holder_of
 from snakeshuf.errors import ConfigError, InjectedFault, InputError, IntegrityError, JobClash, OutputError
 from snakeshuf.sources import objects
 from snakeshuf.stages.directio import DirectWriter
@@ -143,7 +143,7 @@ def claim(scratch, job):
     deadline = time.monotonic() + wait
     while not took_lock(fd):
         if time.monotonic() >= deadline:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            holder = holder_of(fd)
             os.close(fd)
             raise JobClash(
                 f"job {job} of this run is held by {holder} (a requeued cluster job, or its command "
