@@ -152,8 +152,14 @@ def final_bucket_states(workdir, seconds=30):
         time.sleep(1)
 
 
-def queued_jobs(workdir):
-    """The IDs of the run's jobs SLURM still has, pending or running (those working in workdir)."""
-    jobs = subprocess.run(["squeue", "-h", "-o", "%i|%Z"], capture_output=True, text=True, check=True)
-    return [job for job, job_dir in (line.split("|") for line in jobs.stdout.splitlines())
-            if Path(job_dir) == Path(workdir)]
+def queued_jobs(workdir, seconds=30):
+    """The IDs of the run's jobs (those working in workdir) SLURM still has
+    once those that are ending (cancelled, completing) have had `seconds` to go."""
+    deadline = time.monotonic() + seconds
+    while True:
+        listed = subprocess.run(["squeue", "-h", "-o", "%i|%Z"], capture_output=True, text=True, check=True)
+        jobs = [job for job, job_dir in (line.split("|") for line in listed.stdout.splitlines())
+                if Path(job_dir) == Path(workdir)]
+        if not jobs or time.monotonic() > deadline:
+            return jobs
+        time.sleep(1)

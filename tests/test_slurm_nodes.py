@@ -53,7 +53,7 @@ def start_run(tmp_path):
     for run in runs:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
-    for job in queued_jobs(tmp_path):
+    for job in queued_jobs(tmp_path, seconds=0):
         subprocess.run(["scancel", job], check=False)
     cluster("start")
 
