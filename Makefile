@@ -6,6 +6,10 @@ VENV ?= .venv
 TEST_VENV ?= .venv-test
 CORES ?= 2
 PYTHON ?= python3
+# The tests other than SLURM's on two processes, a file each at a time (its
+# fixtures are the file's): most wait on Snakemake's start-up and on their
+# runs' stages, which leave a core idle (load 1.0 on two cores, one process).
+PARALLEL = -n 2 --dist loadfile
 
 .PHONY: run test test-local setup cluster
 setup: $(VENV)/.installed
@@ -41,7 +45,7 @@ test: $(TEST_VENV)/.installed cluster
 	@slurm=$$(mktemp -d) || exit 1; \
 	setsid $(TEST_VENV)/bin/pytest -m slurm -p no:cacheprovider --basetemp=$$slurm/tmp > $$slurm/log 2>&1 & \
 	slurm_tests=$$!; trap 'kill -TERM -- -$$slurm_tests 2>/dev/null' INT TERM; \
-	$(TEST_VENV)/bin/pytest -m "not slurm"; others=$$?; \
+	$(TEST_VENV)/bin/pytest -m "not slurm" $(PARALLEL); others=$$?; \
 	wait $$slurm_tests; slurm_status=$$?; cat $$slurm/log; \
 	test $$slurm_status = 0 && rm -rf $$slurm; \
 	test $$others = 0 && test $$slurm_status = 0
@@ -50,4 +54,4 @@ test: $(TEST_VENV)/.installed cluster
 test-local: setup
 	$(VENV)/bin/snakemake --lint
 	$(VENV)/bin/snakefmt --check .
-	$(VENV)/bin/pytest -m "not slurm"
+	$(VENV)/bin/pytest -m "not slurm" $(PARALLEL)
