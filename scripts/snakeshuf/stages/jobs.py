@@ -4,9 +4,11 @@ import errno
 import fcntl
 import json
 import os
+import re
 import resource
 import signal
 import socket
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -136,6 +138,12 @@ def claim(scratch, job):
     shuffle_bucket-0,gather makes those jobs take SLOW_JOB_SECONDS more here,
     like the jobs of a large corpus, or less, once the file SNAKESHUF_RELEASE
     names exists."""
+    restarts = slurm_restarts()
+    if restarts:
+        raise JobClash(
+            f"job {job} is a copy SLURM requeued ({restarts} restart(s), after its launch failed on a node "
+            "that died); Snakemake retries its jobs itself, so this copy stopped without writing anything"
+        )
     path = scratch.job_lock(job)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -155,6 +163,24 @@ def claim(scratch, job):
     _claims.append(fd)
     if job in listed("SNAKESHUF_SLOW_JOBS", str):
         slow_down(os.environ.get("SNAKESHUF_RELEASE"))
+
+
+def slurm_restarts():
+    """How often SLURM restarted this job though it was submitted not to be
+    requeued: 0 outside SLURM, where scontrol cannot say, or where the job
+    asked for SLURM's requeues. profiles/slurm asks for none, but SLURM still
+    requeues a job whose launch failed as its node died, and that copy may
+    start after the run has given up on the job, or exited."""
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        return 0
+    try:
+        shown = subprocess.run(["scontrol", "show", "job", "-o", job_id],
+                               capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    restarts = re.search(r"\bRestarts=(\d+)", shown)
+    return int(restarts.group(1)) if restarts and re.search(r"\bRequeue=0\b", shown) else 0
 
 
 def took_lock(fd):
