@@ -180,7 +180,10 @@ def slurm_restarts():
     except (OSError, subprocess.SubprocessError):
         return 0
     restarts = re.search(r"\bRestarts=(\d+)", shown)
-    return int(restarts.group(1)) if restarts and re.search(r"\bRequeue=0\b", shown) else 0
+    # Comment=rule_...: a job the SLURM executor submitted for one rule, not
+    # an allocation a whole run works in.
+    submitted = re.search(r"\bRequeue=0\b", shown) and re.search(r"\bComment=rule_", shown)
+    return int(restarts.group(1)) if restarts and submitted else 0
 
 
 def took_lock(fd):
